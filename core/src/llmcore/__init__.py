@@ -1,0 +1,92 @@
+"""llmcore: one API and one CLI in front of every LLM server and terminal coding agent.
+
+Importing this package is cheap: it imports no plugin and no HTTP stack. The names below
+are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Client": "client", "AsyncClient": "client",
+    "Provider": "provider", "OpenAIProvider": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
+    "hookimpl": "hookspecs", "HOOK_API_VERSION": "hookspecs",
+    "Config": "config", "ProviderConfig": "config", "AgentConfig": "config",
+    "load_config": "config",
+    "GenerationCall": "hooks", "AgentCall": "hooks",
+    "MetricsEvent": "metrics", "MetricsSink": "metrics",
+    "Message": "types", "ChatRequest": "types", "ChatResponse": "types",
+    "StreamChunk": "types", "Usage": "types", "ModelInfo": "types", "AgentTask": "types",
+    "AgentResult": "types", "EmbeddingResponse": "types", "Attempt": "types",
+    "Health": "types",
+    "LLMCoreError": "errors", "ConfigError": "errors", "PluginError": "errors",
+    "ProviderError": "errors", "ProviderConnectionError": "errors",
+    "AuthenticationError": "errors", "RateLimitError": "errors",
+    "ModelNotFoundError": "errors", "ProviderTimeoutError": "errors",
+    "ResponseError": "errors", "BadRequestError": "errors", "StreamInterrupted": "errors",
+    "AgentError": "errors", "AgentNotFoundError": "errors", "AgentTimeoutError": "errors",
+    "AgentFailedError": "errors", "AllProvidersFailed": "errors",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmcore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"llmcore.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .agents import Agent, Invocation, RunOutput
+    from .client import AsyncClient, Client
+    from .config import AgentConfig, Config, ProviderConfig, load_config
+    from .errors import (
+        AgentError,
+        AgentFailedError,
+        AgentNotFoundError,
+        AgentTimeoutError,
+        AllProvidersFailed,
+        AuthenticationError,
+        BadRequestError,
+        ConfigError,
+        LLMCoreError,
+        ModelNotFoundError,
+        PluginError,
+        ProviderConnectionError,
+        ProviderError,
+        ProviderTimeoutError,
+        RateLimitError,
+        ResponseError,
+        StreamInterrupted,
+    )
+    from .hooks import AgentCall, GenerationCall
+    from .hookspecs import HOOK_API_VERSION, hookimpl
+    from .metrics import MetricsEvent, MetricsSink
+    from .openai_compat import OpenAIProvider
+    from .provider import Provider
+    from .types import (
+        AgentResult,
+        AgentTask,
+        Attempt,
+        ChatRequest,
+        ChatResponse,
+        EmbeddingResponse,
+        Health,
+        Message,
+        ModelInfo,
+        StreamChunk,
+        Usage,
+    )

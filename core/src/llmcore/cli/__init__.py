@@ -1,0 +1,97 @@
+"""The ``llmcore`` command. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from . import base
+from .base import State, handle_errors
+
+
+def _print_version(ctx: click.Context, _param: Any, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from ..plugins import installed_distributions
+
+    click.echo(f"llmcore {__version__}")
+    for name, version in installed_distributions():
+        click.echo(f"  {name} {version}")
+    ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version of llmcore and its plugins.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=None,
+              help="Config file (default: $LLMCORE_CONFIG, ./llmcore.yaml, user config dir).")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """One CLI in front of every LLM server and terminal coding agent."""
+    ctx.obj = State(config_path=config_path, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _load_commands() -> None:
+    from . import agent_cmds, chat_cmds, core_cmds, ops_cmds  # noqa: F401
+
+
+_load_commands()
+
+
+def _plugin_commands() -> None:
+    """Let plugins add commands; a plugin that breaks here is reported, never fatal."""
+    if "uninstall" in sys.argv[1:2]:
+        return  # removing a broken plugin must always work
+    try:
+        from ..config import load_config
+        from ..plugins import PluginManager
+
+        cfg_path = None
+        if "--config" in sys.argv:
+            i = sys.argv.index("--config")
+            cfg_path = sys.argv[i + 1] if i + 1 < len(sys.argv) else None
+        disabled = load_config(cfg_path).plugins.disabled
+        pm = PluginManager(disabled=disabled)
+        base.SHARED_PM = pm
+        pm.hook.llmcore_register_commands(cli=cli)
+    except Exception as exc:
+        print(f"llmcore: a plugin failed to add its commands: {exc}", file=sys.stderr)
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Accept ``--config PATH`` and ``--debug`` anywhere, as users type them."""
+    out: list[str] = []
+    front: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            out.extend(argv[i:])
+            break
+        if a == "--config" and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 2
+            continue
+        if a.startswith("--config=") or a == "--debug":
+            front.append(a)
+        else:
+            out.append(a)
+        i += 1
+    return front + out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``llmcore`` script."""
+    argv = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    sys.argv[1:] = argv
+    _plugin_commands()
+    with handle_errors("--debug" in argv):
+        cli.main(args=argv, prog_name="llmcore", standalone_mode=True)
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,1 @@
+"""Agent commands: agents, agent run (completed by the agent issue)."""

@@ -1,0 +1,133 @@
+"""What every command shares: lazy runtime, output helpers, error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..config import Config
+    from ..runtime import Runtime
+
+
+#: The plugin manager the CLI built at start-up (to add plugin commands), reused by commands.
+SHARED_PM: Any = None
+
+
+class State:
+    """Built on first use so that ``--help`` never loads plugins or config."""
+
+    def __init__(self, config_path: str | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: Config | None = None
+        self._client: Client | None = None
+        self._runtime: Runtime | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from ..config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            if self._client is not None:
+                self._runtime = self._client.runtime
+            else:
+                from ..runtime import Runtime
+
+                pm = SHARED_PM
+                if pm is not None and pm._disabled != list(self.config.plugins.disabled):
+                    pm = None
+                self._runtime = Runtime(self.config, pm)
+        return self._runtime
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            from ..client import Client
+
+            runtime = self.runtime
+            self._client = Client(runtime.config, plugin_manager=runtime.pm)
+            self._client.runtime = runtime
+            self._client.router.runtime = runtime
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        elif self._runtime is not None:
+            self._runtime.close()
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    console().print(t)
+
+
+@contextlib.contextmanager
+def handle_errors(debug: bool) -> Iterator[None]:
+    """Print llmcore errors as one clear message on stderr, with the right exit code."""
+    from ..errors import LLMCoreError
+
+    try:
+        yield
+    except LLMCoreError as exc:
+        if debug:
+            raise
+        from ..errors import AllProvidersFailed
+
+        if isinstance(exc, AllProvidersFailed):
+            print_attempts(exc)
+        else:
+            click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def print_attempts(exc: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="every provider failed", title_justify="left")
+    for c in ("provider", "model", "error", "time", "what to do"):
+        t.add_column(c)
+    for a in exc.attempts:
+        what = "cooling down" if a.skipped else f"{a.error_type} {a.status or ''}".strip()
+        t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
+                  f"{a.duration_s * 1000:.0f} ms", a.hint or "")
+    c = console(stderr=True)
+    if not exc.attempts:
+        c.print(f"error: {exc.message}")
+    else:
+        c.print(t)

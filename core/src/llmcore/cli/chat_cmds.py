@@ -1,0 +1,1 @@
+"""Model commands: chat, embed, models (completed by the provider issue)."""

@@ -1,0 +1,1 @@
+"""Operations commands: usage, doctor, install, plugin new (later issues)."""

@@ -1,0 +1,43 @@
+"""Keep API keys out of every message, repr and log line.
+
+Keys enter llmcore in one place (config resolution) and are registered here; every
+error message and event passes through :func:`redact` before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+_lock = threading.Lock()
+_known: set[str] = set()
+# Shapes of well-known keys, caught even when they never passed through config.
+_PATTERNS = re.compile(
+    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,})"
+    r"|((?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+    r"|(AIza[0-9A-Za-z_\-]{20,})"
+)
+REDACTED = "***"
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` so that :func:`redact` removes it from any text."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret and key-shaped token replaced."""
+    if not text:
+        return text
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _PATTERNS.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(2):
+        return "Bearer " + REDACTED
+    return REDACTED
