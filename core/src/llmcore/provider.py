@@ -92,6 +92,11 @@ class Provider:
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(name=m, provider=self.name) for m in self.config.models]
 
+    def pull(self, model: str, progress: Any = None) -> None:
+        """Download ``model`` onto the backend; ``progress(status, done, total)`` is called
+        as it goes. Backends that cannot pull raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{self.type_name} cannot pull models")
+
     def health(self) -> Health:
         """One quick probe: is the backend reachable, and what version is it?"""
         raise NotImplementedError
