@@ -37,7 +37,14 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
 
 def _load_commands() -> None:
-    from . import agent_cmds, chat_cmds, core_cmds, ops_cmds  # noqa: F401
+    from . import (  # noqa: F401
+        agent_cmds,
+        chat_cmds,
+        core_cmds,
+        install_cmds,
+        ops_cmds,
+        plugin_cmds,
+    )
 
 
 _load_commands()

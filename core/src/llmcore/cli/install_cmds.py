@@ -1,0 +1,1 @@
+"""install / uninstall plugins by short name (packaging issue)."""

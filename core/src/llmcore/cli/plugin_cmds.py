@@ -1,0 +1,1 @@
+"""Plugin author commands: plugin new (documentation issue)."""
