@@ -7,18 +7,21 @@ directory. With no file, every installed plugin runs with its defaults.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import attrs
-import cattrs
-import yaml
 
 from .errors import ConfigError
 from .secrets import register_secret
+
+if TYPE_CHECKING:
+    import cattrs
+    import yaml
 
 CONFIG_ENV = "LLMCORE_CONFIG"
 FILE_NAME = "llmcore.yaml"
@@ -217,8 +220,10 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
             if isinstance(body, dict):
                 body.setdefault("name", name)
                 body.setdefault("plugin", name)
+    import cattrs
+
     try:
-        config = _converter.structure(data, Config)
+        config = _converter().structure(data, Config)
     except cattrs.BaseValidationError as exc:
         raise _first_error(exc, probe) from None
     config.source = source
@@ -228,6 +233,8 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
 
 
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -349,7 +356,11 @@ def _dotted(path: tuple[str, ...]) -> str:
     return ".".join(path) if path else "(top level)"
 
 
-def _make_converter() -> cattrs.Converter:
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """Built on first use: cattrs costs ~60 ms to import, and most runs read no file."""
+    import cattrs
+
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 
     def timeouts(value: Any, _: Any) -> Timeouts:
@@ -388,10 +399,8 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-_converter = _make_converter()
-
-
 def _first_error(exc: BaseException, cfg: Config) -> ConfigError:
+    import cattrs
     from cattrs.v import format_exception
 
     def fmt(e: BaseException, tp: Any) -> str:
@@ -478,8 +487,10 @@ def check_plugin_options(
                 (section, name, key), "unknown key" + suggest(key, allowed | core_keys)
             )
     if options_cls:
+        import cattrs
+
         try:
-            _converter.structure(dict(entry.options), options_cls)
+            _converter().structure(dict(entry.options), options_cls)
         except cattrs.BaseValidationError as exc:
             err = _first_error(exc, config)
             raise config.error((section, name, *(err.path or "").split(".")), err.message) from None
@@ -487,7 +498,7 @@ def check_plugin_options(
 
 def structure_options(cls: type, options: Mapping[str, Any]) -> Any:
     """Build a plugin's ``Options`` attrs instance from the free keys of its section."""
-    return _converter.structure(dict(options), cls)
+    return _converter().structure(dict(options), cls)
 
 
 def redacted_dict(config: Config) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
@@ -106,9 +105,13 @@ class Provider:
 
     # -- async, by default through a worker thread -----------------------------------
     async def achat(self, request: ChatRequest) -> ChatResponse:
+        import asyncio
+
         return await asyncio.to_thread(self.chat, request)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        import asyncio
+
         iterator = await asyncio.to_thread(lambda: iter(self.stream(request)))
         sentinel = object()
         while True:
@@ -118,12 +121,18 @@ class Provider:
             yield chunk  # type: ignore[misc]
 
     async def agenerate(self, request: ChatRequest) -> ChatResponse:
+        import asyncio
+
         return await asyncio.to_thread(self.generate, request)
 
     async def aembed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
+        import asyncio
+
         return await asyncio.to_thread(self.embed, texts, model)
 
     async def amodels(self) -> list[ModelInfo]:
+        import asyncio
+
         return await asyncio.to_thread(self.models)
 
     async def aclose(self) -> None:
