@@ -54,15 +54,19 @@ def _plugin_commands() -> None:
     """Let plugins add commands; a plugin that breaks here is reported, never fatal."""
     if "uninstall" in sys.argv[1:2]:
         return  # removing a broken plugin must always work
-    try:
-        from ..config import load_config
-        from ..plugins import PluginManager
+    from ..config import load_config
+    from ..errors import LLMCoreError
+    from ..plugins import PluginManager
 
-        cfg_path = None
-        if "--config" in sys.argv:
-            i = sys.argv.index("--config")
-            cfg_path = sys.argv[i + 1] if i + 1 < len(sys.argv) else None
+    cfg_path = None
+    if "--config" in sys.argv:
+        i = sys.argv.index("--config")
+        cfg_path = sys.argv[i + 1] if i + 1 < len(sys.argv) else None
+    try:
         disabled = load_config(cfg_path).plugins.disabled
+    except LLMCoreError:
+        return  # the command itself reports the config error, with exit code 2
+    try:
         pm = PluginManager(disabled=disabled)
         base.SHARED_PM = pm
         pm.hook.llmcore_register_commands(cli=cli)
