@@ -128,9 +128,9 @@ def test_unknown_model_is_a_clear_error(llama_server: str, plugin: str) -> None:
     """llama.cpp answers *any* model name with its one model (see the next test), so the
     server never reports an unknown model: llmcore refuses a model the config does not list,
     and the error names the model."""
-    with llmcore.Client(parse_config(config_text(plugin, llama_server))) as c:
-        with pytest.raises((ModelNotFoundError, AllProvidersFailed)) as info:
-            c.chat("hi", model="no-such-model", max_tokens=2)
+    cfg = parse_config(config_text(plugin, llama_server))
+    with llmcore.Client(cfg) as c, pytest.raises((ModelNotFoundError, AllProvidersFailed)) as info:
+        c.chat("hi", model="no-such-model", max_tokens=2)
     assert "no-such-model" in str(info.value)
 
 
@@ -149,9 +149,8 @@ def test_llama_cpp_serves_any_model_name(llama_server: str) -> None:
 def test_wrong_path_is_a_provider_error(llama_server: str, plugin: str) -> None:
     """A base URL without ``/v1`` reaches llama.cpp's 404 page: a typed error, not a crash."""
     text = config_text(plugin, llama_server).replace(f"{llama_server}/v1", f"{llama_server}/v9")
-    with llmcore.Client(parse_config(text)) as c:
-        with pytest.raises(AllProvidersFailed) as info:
-            c.chat("hi", max_tokens=2)
+    with llmcore.Client(parse_config(text)) as c, pytest.raises(AllProvidersFailed) as info:
+        c.chat("hi", max_tokens=2)
     attempt = info.value.attempts[0]
     assert attempt.provider == "llama" and not attempt.ok
     assert attempt.status == 404
