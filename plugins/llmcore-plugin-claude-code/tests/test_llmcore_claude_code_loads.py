@@ -10,4 +10,4 @@ def test_plugin_registers_its_type() -> None:
     assert record.status == "loaded", record.error
     types = rt.agent_types
     assert "claude-code" in types
-    assert types["claude-code"].__module__ == "llmcore_claude_code"
+    assert types["claude-code"].__module__ == "llmcore_claude_code.agent"

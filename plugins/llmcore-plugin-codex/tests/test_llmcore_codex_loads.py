@@ -10,4 +10,4 @@ def test_plugin_registers_its_type() -> None:
     assert record.status == "loaded", record.error
     types = rt.agent_types
     assert "codex" in types
-    assert types["codex"].__module__ == "llmcore_codex"
+    assert types["codex"].__module__ == "llmcore_codex.agent"

@@ -1,4 +1,7 @@
-"""llmcore plugin: OpenAI's Codex CLI agent, run with `codex exec`."""
+"""llmcore plugin: OpenAI's Codex CLI agent, run with ``codex exec``.
+
+Registers the agent type ``codex`` (see :mod:`llmcore_codex.agent`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,16 @@ import llmcore
 LLMCORE_HOOK_API = "1"
 
 
-class CodexAgent(llmcore.Agent):
-    type_name = "codex"
-    program = "codex"
-
-
 @llmcore.hookimpl
 def llmcore_register_agents() -> list[Any]:
+    from .agent import CodexAgent
+
     return [CodexAgent]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CodexAgent":
+        from .agent import CodexAgent
+
+        return CodexAgent
+    raise AttributeError(name)

@@ -6,7 +6,18 @@ context managers or through the pytest fixtures in :mod:`llmcore.testing.pytest_
 
 from __future__ import annotations
 
+from .anthropic import AnthropicFake
 from .base import FakeServer, RecordedRequest, Reply
+from .gemini import GeminiFake
 from .openai import OpenAIFake
+from .responses import ResponsesFake
 
-__all__ = ["FakeServer", "OpenAIFake", "RecordedRequest", "Reply"]
+__all__ = [
+    "AnthropicFake",
+    "FakeServer",
+    "GeminiFake",
+    "OpenAIFake",
+    "RecordedRequest",
+    "Reply",
+    "ResponsesFake",
+]

@@ -1,0 +1,202 @@
+"""Claude Code (``claude -p``) as an llmcore agent.
+
+``build`` turns a task into a non-interactive ``claude`` command line that prints
+``stream-json`` events (one JSON object per line, the last one the ``result``);
+``finish`` reads that result object to judge the run, because ``claude`` reports an API
+failure inside it (``is_error``) rather than only through its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import llmcore
+
+#: llmcore mode -> Claude Code ``--permission-mode``.
+PERMISSION_MODES = {
+    "read_only": "plan",  # plans, reads; never edits or runs commands
+    "suggest": "default",  # in -p mode every tool needing approval is refused
+    "auto_edit": "acceptEdits",  # edits files; commands still refused
+    "full_auto": "bypassPermissions",  # everything, no questions
+}
+
+
+@attrs.define
+class Options:
+    """Keys under ``agents.NAME.options`` for a ``claude-code`` agent."""
+
+    #: Stop after this many agentic turns (``--max-turns``); ``None``: Claude's own limit.
+    max_turns: int | None = None
+    #: ``CLAUDE_CODE_MAX_RETRIES``: 0 makes a refused key or a dead server fail at once
+    #: (llmcore does its own fallback); Claude's default retries for minutes.
+    max_retries: int = 0
+    #: Extra ``--allowedTools`` entries (e.g. ``"Bash(git diff:*)"``).
+    allowed_tools: list[str] = attrs.field(factory=list)
+
+
+class ClaudeCodeAgent(llmcore.Agent):
+    """Runs ``claude -p PROMPT --output-format stream-json --verbose``."""
+
+    type_name = "claude-code"
+    program = "claude"
+    Options = Options
+
+    # -- detection ---------------------------------------------------------------------
+    def version(self) -> str | None:
+        """Read the version from the npm package next to the program (no Node start-up);
+        fall back to ``claude --version``."""
+        if self._version is None:
+            exe = self.executable()
+            found = _npm_version(exe, "@anthropic-ai/claude-code") if exe else None
+            if found:
+                self._version = found
+            else:
+                full = super().version()
+                self._version = (full or "").split(" ")[0]
+        return self._version or None
+
+    # -- command line ------------------------------------------------------------------
+    def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
+        exe = self.executable() or self.program
+        mode = PERMISSION_MODES.get(task.mode)
+        if mode is None:
+            raise llmcore.AgentError(
+                f"{self.name}: unknown mode {task.mode!r}", agent=self.name,
+                hint="use one of: " + ", ".join(PERMISSION_MODES))
+        argv = [exe, "-p", "--output-format", "stream-json", "--verbose",
+                "--permission-mode", mode]
+        model = task.model or self.config.model
+        if model:
+            argv += ["--model", model]
+        if task.resume:
+            argv += ["--resume", task.resume]
+        opts: Options = self.options
+        if opts.max_turns:
+            argv += ["--max-turns", str(opts.max_turns)]
+        if opts.allowed_tools:
+            argv += ["--allowedTools", *opts.allowed_tools]
+        argv += [*task.args, "--", task.prompt]  # after "--" the prompt is never a flag
+        env = {**self.config.env, **task.env, **self._endpoint_env()}
+        env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        env.setdefault("DISABLE_AUTOUPDATER", "1")
+        env.setdefault("CLAUDE_CODE_MAX_RETRIES", str(opts.max_retries))
+        if mode == "bypassPermissions" and _is_root():
+            # Claude refuses bypassPermissions as root unless told it runs in a sandbox;
+            # full_auto is the user's explicit request for exactly that.
+            env.setdefault("IS_SANDBOX", "1")
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+
+    def _endpoint_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.config.base_url:
+            # Claude appends /v1/messages itself: a base URL ending in /v1 would double it.
+            base = self.config.base_url.rstrip("/")
+            env["ANTHROPIC_BASE_URL"] = base[:-3] if base.endswith("/v1") else base
+        if self.config.api_key_env:
+            key = os.environ.get(self.config.api_key_env)
+            if not key:
+                raise llmcore.AgentError(
+                    f"{self.name}: environment variable {self.config.api_key_env} "
+                    "(agents.{0}.api_key_env) is not set".format(self.name),
+                    agent=self.name,
+                    hint=f"export {self.config.api_key_env}=<your key>, or remove api_key_env "
+                         "to use Claude Code's own login")
+            env["ANTHROPIC_API_KEY"] = key
+        return env
+
+    # -- output ------------------------------------------------------------------------
+    def parse_line(self, line: str) -> dict[str, Any] | None:
+        if not line.startswith("{"):
+            return None
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+    def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
+        result = next((e for e in reversed(run.events) if e.get("type") == "result"), None)
+        if result is None:
+            raise llmcore.AgentFailedError(
+                f"{self.name}: claude exited with status {run.exit_code} without a result"
+                + _tail(run.stderr_tail or run.stdout_tail),
+                agent=self.name,
+                hint="run the same prompt with `claude -p` in that directory to see why")
+        text = str(result.get("result") or "")
+        session = result.get("session_id")
+        if result.get("is_error"):
+            _raise_api_error(self.name, result, text)
+        usage = _usage(result.get("usage") or {})
+        models = list((result.get("modelUsage") or {}).keys())
+        subtype = str(result.get("subtype") or "")
+        ok = subtype == "success" and run.exit_code == 0
+        return llmcore.AgentResult(
+            agent=self.name, success=ok, output=text, files_modified=run.files_modified,
+            duration_s=run.duration_s, exit_code=run.exit_code, usage=usage,
+            cost_usd=_float(result.get("total_cost_usd")), session_id=session,
+            events=len(run.events), model=models[0] if models else task.model,
+            error=None if ok else f"claude stopped: {subtype or 'exit ' + str(run.exit_code)}")
+
+
+def _raise_api_error(agent: str, result: dict[str, Any], text: str) -> None:
+    status = result.get("api_error_status")
+    low = text.lower()
+    if status in (401, 403) or "authentication" in low or "api key" in low or "401" in low:
+        raise llmcore.AgentFailedError(
+            f"{agent}: the API refused the key: {text[:300]}", agent=agent,
+            hint="check the key in the variable named by agents.NAME.api_key_env "
+                 "(or ANTHROPIC_API_KEY) and agents.NAME.base_url")
+    if status == 429 or "rate limit" in low or "429" in low:
+        raise llmcore.AgentFailedError(
+            f"{agent}: rate limited by the API: {text[:300]}", agent=agent,
+            hint="wait and retry, or route to another agent/provider")
+    raise llmcore.AgentFailedError(
+        f"{agent}: Claude Code reported an error: {text[:300]}", agent=agent,
+        hint="check that agents.NAME.base_url is reachable and serves the Anthropic "
+             "Messages API, and that the model exists there")
+
+
+def _usage(u: dict[str, Any]) -> llmcore.Usage:
+    cached = int(u.get("cache_read_input_tokens") or 0)
+    created = int(u.get("cache_creation_input_tokens") or 0)
+    # Anthropic's input_tokens leaves out the cached part; llmcore counts all input.
+    return llmcore.Usage(input_tokens=int(u.get("input_tokens") or 0) + cached + created,
+                         output_tokens=int(u.get("output_tokens") or 0),
+                         cached_tokens=cached or None)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _tail(text: str, limit: int = 400) -> str:
+    text = text.strip()
+    return f": {text[-limit:]}" if text else ""
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _npm_version(exe: str, package: str) -> str | None:
+    """The ``version`` of npm ``package`` whose files contain ``exe`` (symlinks followed)."""
+    try:
+        path = Path(os.path.realpath(exe))
+        for parent in path.parents:
+            manifest = parent / "package.json"
+            if manifest.is_file():
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                if data.get("name") == package:
+                    return str(data.get("version") or "") or None
+            if parent.name == "node_modules":
+                break
+    except (OSError, ValueError):
+        return None
+    return None

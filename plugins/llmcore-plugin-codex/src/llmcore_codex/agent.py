@@ -1,0 +1,220 @@
+"""OpenAI Codex (``codex exec --json``) as an llmcore agent.
+
+An endpoint from config (``base_url``, ``api_key_env``) becomes a custom Codex model provider
+given with ``-c`` flags (Codex ignores ``OPENAI_BASE_URL``), and Codex then keeps its state in
+a ``CODEX_HOME`` owned by llmcore, so the user's own ``~/.codex`` (login, config) is neither
+read nor changed. The run is judged from Codex's JSONL events: ``thread.started`` (session id),
+``item.completed`` (messages, commands, file changes), ``turn.completed`` (usage) and
+``turn.failed`` / ``error`` (failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import llmcore
+
+#: llmcore mode -> Codex sandbox flags. ``exec`` never asks for approval, so the sandbox
+#: alone decides what the agent may touch.
+SANDBOX_FLAGS = {
+    "read_only": ["-s", "read-only"],
+    "suggest": ["-s", "read-only"],  # Codex cannot propose without applying: read only
+    "auto_edit": ["-s", "workspace-write"],
+    "full_auto": ["--dangerously-bypass-approvals-and-sandbox"],
+}
+PROVIDER_ID = "llmcore"
+
+
+@attrs.define
+class Options:
+    """Keys under ``agents.NAME.options`` for a ``codex`` agent."""
+
+    #: Wire API of the endpoint: ``responses`` (``/v1/responses``; what Codex speaks best)
+    #: or ``chat`` (``/v1/chat/completions``, older Codex releases only).
+    wire_api: str = "responses"
+    #: Codex state directory. ``None``: llmcore's own one when an endpoint is configured
+    #: (``base_url``/``api_key_env``), else Codex's default (``~/.codex``).
+    home: str | None = None
+    #: Request and stream retries Codex makes before failing (0: fail at once).
+    max_retries: int = 0
+    #: Extra ``-c key=value`` overrides, values as TOML (``{"model_reasoning_effort": "\"low\""}``).
+    config: dict[str, str] = attrs.field(factory=dict)
+
+
+class CodexAgent(llmcore.Agent):
+    """Runs ``codex exec --json --skip-git-repo-check … -- PROMPT``."""
+
+    type_name = "codex"
+    program = "codex"
+    Options = Options
+
+    def version(self) -> str | None:
+        """From the npm package next to the program when possible (no Node start-up)."""
+        if self._version is None:
+            exe = self.executable()
+            found = _npm_version(exe, "@openai/codex") if exe else None
+            if found:
+                self._version = found
+            else:
+                full = super().version() or ""
+                self._version = full.split()[-1] if full else ""
+        return self._version or None
+
+    def home_dir(self) -> Path | None:
+        """The ``CODEX_HOME`` llmcore uses for this agent, or ``None`` for Codex's own."""
+        opts: Options = self.options
+        if opts.home:
+            return Path(opts.home).expanduser()
+        if not (self.config.base_url or self.config.api_key_env):
+            return None
+        import platformdirs
+
+        return Path(platformdirs.user_state_dir("llmcore")) / "agents" / self.name / "codex-home"
+
+    # -- command line ------------------------------------------------------------------
+    def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
+        sandbox = SANDBOX_FLAGS.get(task.mode)
+        if sandbox is None:
+            raise llmcore.AgentError(
+                f"{self.name}: unknown mode {task.mode!r}", agent=self.name,
+                hint="use one of: " + ", ".join(SANDBOX_FLAGS))
+        opts: Options = self.options
+        exe = self.executable() or self.program
+        argv = [exe, "exec", "--json", "--skip-git-repo-check", "-C", task.cwd, *sandbox]
+        model = task.model or self.config.model
+        if model:
+            argv += ["-m", model]
+        env = {**self.config.env, **task.env}
+        overrides = {"analytics.enabled": "false", "check_for_update_on_startup": "false",
+                     **self._provider_overrides(env), **opts.config}
+        for key, value in overrides.items():
+            argv += ["-c", f"{key}={value}"]
+        argv += list(task.args)
+        if task.resume:
+            argv += ["resume", task.resume]
+        argv += ["--", task.prompt]  # after "--" the prompt is never read as a flag
+        home = self.home_dir()
+        if home is not None:
+            home.mkdir(parents=True, exist_ok=True)
+            env["CODEX_HOME"] = str(home)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+
+    def _provider_overrides(self, env: dict[str, str]) -> dict[str, str]:
+        """``-c`` overrides that define and select a provider for the configured endpoint."""
+        cfg = self.config
+        if not (cfg.base_url or cfg.api_key_env):
+            return {}
+        opts: Options = self.options
+        if opts.wire_api not in ("responses", "chat"):
+            raise llmcore.AgentError(
+                f"{self.name}: options.wire_api must be 'responses' or 'chat', "
+                f"not {opts.wire_api!r}", agent=self.name)
+        base = (cfg.base_url or "https://api.openai.com/v1").rstrip("/")
+        if not base.endswith("/v1"):
+            base += "/v1"  # Codex appends /responses to the provider's base URL
+        p = f"model_providers.{PROVIDER_ID}"
+        out = {"model_provider": _toml(PROVIDER_ID), f"{p}.name": _toml("llmcore"),
+               f"{p}.base_url": _toml(base), f"{p}.wire_api": _toml(opts.wire_api),
+               f"{p}.request_max_retries": str(opts.max_retries),
+               f"{p}.stream_max_retries": str(opts.max_retries)}
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env) or env.get(cfg.api_key_env)
+            if not key:
+                raise llmcore.AgentError(
+                    f"{self.name}: environment variable {cfg.api_key_env} "
+                    f"(agents.{self.name}.api_key_env) is not set", agent=self.name,
+                    hint=f"export {cfg.api_key_env}=<your key>")
+            # Codex reads the key itself from the variable named here; pass it explicitly so
+            # it survives the runner's filtering of other providers' keys.
+            out[f"{p}.env_key"] = _toml(cfg.api_key_env)
+            env[cfg.api_key_env] = key
+        return out
+
+    # -- output ------------------------------------------------------------------------
+    def parse_line(self, line: str) -> dict[str, Any] | None:
+        if not line.startswith("{"):
+            return None
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+    def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
+        session: str | None = task.resume
+        messages: list[str] = []
+        usage: llmcore.Usage | None = None
+        failure: str | None = None
+        completed = False
+        for e in run.events:
+            kind = e.get("type")
+            if kind == "thread.started":
+                session = e.get("thread_id") or session
+            elif kind == "item.completed":
+                item = e.get("item") or {}
+                if item.get("type") == "agent_message":
+                    messages.append(str(item.get("text") or ""))
+            elif kind == "turn.completed":
+                completed = True
+                u = e.get("usage") or {}
+                usage = llmcore.Usage(
+                    input_tokens=int(u.get("input_tokens") or 0),
+                    output_tokens=int(u.get("output_tokens") or 0),
+                    cached_tokens=u.get("cached_input_tokens") or None,
+                    reasoning_tokens=u.get("reasoning_output_tokens") or None)
+            elif kind == "turn.failed":
+                failure = str((e.get("error") or {}).get("message") or "turn failed")
+            elif kind == "error" and not completed:
+                failure = str(e.get("message") or failure or "error")
+        if failure is not None or not completed:
+            _raise_failure(self.name, failure, run)
+        ok = run.exit_code == 0
+        return llmcore.AgentResult(
+            agent=self.name, success=ok, output=messages[-1] if messages else "",
+            files_modified=run.files_modified, duration_s=run.duration_s,
+            exit_code=run.exit_code, usage=usage, session_id=session,
+            events=len(run.events), model=task.model or self.config.model,
+            error=None if ok else f"codex exited with status {run.exit_code}")
+
+
+def _raise_failure(agent: str, failure: str | None, run: llmcore.RunOutput) -> None:
+    text = failure or (run.stderr_tail.strip()[-400:] or f"exit status {run.exit_code}")
+    low = text.lower()
+    if "401" in low or "unauthorized" in low or "api key" in low or "403" in low:
+        raise llmcore.AgentFailedError(
+            f"{agent}: the API refused the key: {text[:300]}", agent=agent,
+            hint="check the key in the variable named by agents.NAME.api_key_env and "
+                 "agents.NAME.base_url (or run `codex login` when no endpoint is configured)")
+    if "429" in low or "rate limit" in low or "quota" in low:
+        raise llmcore.AgentFailedError(
+            f"{agent}: rate limited by the API: {text[:300]}", agent=agent,
+            hint="wait and retry, or route to another agent/provider")
+    raise llmcore.AgentFailedError(
+        f"{agent}: Codex did not complete the turn: {text[:300]}", agent=agent,
+        hint="check that agents.NAME.base_url serves the OpenAI Responses API "
+             "(POST /v1/responses) and that the model exists there")
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string (JSON escapes are valid TOML escapes for these characters)."""
+    return json.dumps(value)
+
+
+def _npm_version(exe: str, package: str) -> str | None:
+    """The ``version`` of npm ``package`` whose files contain ``exe`` (symlinks followed)."""
+    try:
+        for parent in Path(os.path.realpath(exe)).parents:
+            manifest = parent / "package.json"
+            if manifest.is_file():
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                if data.get("name") == package:
+                    return str(data.get("version") or "") or None
+            if parent.name == "node_modules":
+                break
+    except (OSError, ValueError):
+        return None
+    return None
