@@ -1,9 +1,17 @@
-"""Metrics events, the sink interface, and the dispatcher that hands events to sinks."""
+"""Metrics events, the sink interface, and the dispatcher that hands events to sinks.
+
+The built-in sinks live in :mod:`llmcore.sinks` (``sqlite``, ``jsonl``, ``prometheus``,
+``log``); third-party sinks come through the ``llmcore_register_metrics_sinks`` hook. A sink
+is built from ``metrics.<type_name>`` in ``llmcore.yaml`` (``metrics.options[name]`` after
+parsing); its ``Options`` attrs class, when it has one, checks those keys.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -50,16 +58,71 @@ class MetricsEvent:
         return d
 
 
+#: The columns every sink can rely on, in a stable order (the SQLite schema, CSV exports).
+FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(MetricsEvent))
+
+
+def parse_sink_options(name: str, options_cls: type, options: Mapping[str, Any]) -> Any:
+    """Build a sink's ``Options`` from ``metrics.<name>``; unknown or ill-typed keys raise a
+    ``ConfigError`` naming the key (and the nearest valid one)."""
+    from .config import structure_options, suggest
+    from .errors import ConfigError
+
+    allowed = [f.name for f in attrs.fields(options_cls)]
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"metrics.{name} must be a mapping of options",
+                          hint="valid keys: " + ", ".join(allowed))
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                f"metrics.{name}.{key}: unknown key{suggest(str(key), allowed)}",
+                hint="valid keys: " + ", ".join(allowed),
+            )
+    try:
+        return structure_options(options_cls, options)
+    except Exception as exc:
+        import cattrs
+
+        if isinstance(exc, cattrs.BaseValidationError):
+            lines = cattrs.transform_error(exc)
+            raise ConfigError(f"metrics.{name}: {lines[0] if lines else exc}",
+                              hint="valid keys: " + ", ".join(allowed)) from None
+        raise
+
+
 class MetricsSink:
-    """Receives every event. Built from ``metrics.<type_name>`` options as a dict."""
+    """Receives every event. Built from ``metrics.<type_name>`` options as a dict.
+
+    Subclasses set ``type_name``, optionally an attrs ``Options`` class (then ``self.opts``
+    holds the checked options), and implement :meth:`emit`. ``emit`` runs on the request
+    path: do slow work (disk, network) elsewhere or keep it tiny.
+    """
 
     type_name: ClassVar[str] = ""
+    Options: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = options or {}
+        self.opts: Any = (
+            parse_sink_options(self.type_name, self.Options, self.options)
+            if self.Options is not None else None
+        )
+        self._reported = False
+        self._report_lock = threading.Lock()
 
     def emit(self, event: MetricsEvent) -> None:
         raise NotImplementedError
+
+    def report(self, exc: BaseException, what: str = "failed") -> None:
+        """Tell the user once that this sink is not working; later failures stay quiet.
+
+        For failures the dispatcher cannot see (a background writer thread)."""
+        with self._report_lock:
+            if self._reported:
+                return
+            self._reported = True
+        print(f"llmcore: metrics sink {self.type_name} {what} and is ignored: "
+              f"{redact(str(exc))}", file=sys.stderr)
 
     def flush(self) -> None:
         """Write out anything buffered."""
@@ -69,7 +132,13 @@ class MetricsSink:
 
 
 def builtin_sinks() -> list[type[MetricsSink]]:
-    return []
+    """The sinks the core ships (their modules import their heavy libraries lazily)."""
+    from .sinks.jsonl import JsonlSink
+    from .sinks.log import LogSink
+    from .sinks.prometheus import PrometheusSink
+    from .sinks.sqlite import SqliteSink
+
+    return [SqliteSink, JsonlSink, PrometheusSink, LogSink]
 
 
 class Metrics:

@@ -1,0 +1,317 @@
+"""The ``sqlite`` sink (the default): every event in a local SQLite database.
+
+Options (``metrics.sqlite``): ``path`` (default ``<user data dir>/metrics.db``),
+``batch_size`` (events per transaction at most, default 500), ``queue_size`` (events held
+in memory while the writer is behind, default 10000; beyond that events are dropped and
+that is reported once), ``compute_cost`` (default true: price events that carry tokens
+but no cost from the model registry, at write time).
+
+Why it is built this way:
+
+* ``emit`` only puts the event on a queue; a background thread writes batches in one
+  transaction each, so a request never waits for the disk.
+* WAL journal + ``busy_timeout``: several processes (two CLIs, a server) write the same
+  file safely; readers (``llmcore usage``) never block writers.
+* A ``schema_migrations`` table records the schema version; migrations run once, under
+  ``BEGIN IMMEDIATE`` so two processes starting together do not both apply them.
+* ``close()`` (and ``atexit``) drains the queue, so a short CLI run loses nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from ..errors import ConfigError
+from ..metrics import MetricsEvent, MetricsSink
+from . import data_dir
+
+if TYPE_CHECKING:
+    import sqlite3
+
+#: Columns of ``events`` as of schema version 1; fields added to MetricsEvent later land
+#: in ``extra`` (JSON) until a migration gives them a column.
+COLUMNS: tuple[str, ...] = (
+    "time", "kind", "provider", "plugin", "model", "operation", "outcome", "status",
+    "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
+    "latency_s", "ttft_s", "tokens_per_s", "attempt", "attempts", "request_id", "message",
+    "cooldown_until", "agent", "duration_s", "files_changed", "session_id",
+)
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            kind TEXT NOT NULL,
+            provider TEXT, plugin TEXT, model TEXT, operation TEXT,
+            outcome TEXT NOT NULL DEFAULT 'ok',
+            status INTEGER,
+            input_tokens INTEGER, output_tokens INTEGER,
+            cached_tokens INTEGER, reasoning_tokens INTEGER,
+            cost_usd REAL, latency_s REAL, ttft_s REAL, tokens_per_s REAL,
+            attempt INTEGER, attempts INTEGER, request_id TEXT, message TEXT,
+            cooldown_until REAL, agent TEXT, duration_s REAL, files_changed INTEGER,
+            session_id TEXT,
+            pid INTEGER,
+            extra TEXT
+        )""",
+        "CREATE INDEX ix_events_time ON events(time)",
+        "CREATE INDEX ix_events_kind_time ON events(kind, time)",
+        "CREATE INDEX ix_events_provider_time ON events(provider, time)",
+        "CREATE INDEX ix_events_model_time ON events(model, time)",
+        "CREATE INDEX ix_events_agent_time ON events(agent, time)",
+    ]),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_INSERT = (f"INSERT INTO events ({', '.join((*COLUMNS, 'pid', 'extra'))}) "
+           f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})")
+
+
+def default_path() -> Path:
+    return data_dir() / "metrics.db"
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating if needed) the metrics database, in WAL mode, migrated."""
+    import sqlite3
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=10000")
+    # WAL lets `llmcore usage` read while other processes write; NORMAL sync is durable
+    # against process crashes, which is what metrics need.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    migrate(conn)
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks; return the schema version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                 "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    if schema_version(conn) >= SCHEMA_VERSION:
+        return schema_version(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)  # again, under the write lock
+        for version, statements in MIGRATIONS:
+            if version > current:
+                for sql in statements:
+                    conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)",
+                             (version, time.time()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return schema_version(conn)
+
+
+def event_row(d: dict[str, Any]) -> tuple[Any, ...]:
+    extra = {k: v for k, v in d.items() if k not in COLUMNS and v is not None}
+    return (*(d.get(c) for c in COLUMNS), os.getpid(),
+            json.dumps(extra) if extra else None)
+
+
+def read_events(path: str | os.PathLike[str], since: float | None = None,
+                until: float | None = None,
+                kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Events from the database as dicts, oldest first (``[]`` when there is no file)."""
+    if not Path(path).is_file():
+        return []
+    conn = connect(path)
+    try:
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("time < ?")
+            args.append(until)
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
+            args.extend(kinds)
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        cur = conn.execute(sql + " ORDER BY time, id", args)
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur:
+            d = dict(zip(names, row, strict=True))
+            if d.get("extra"):
+                d.update(json.loads(d.pop("extra")))
+            else:
+                d.pop("extra", None)
+            out.append(d)
+        return out
+    finally:
+        conn.close()
+
+
+@attrs.define
+class SqliteOptions:
+    path: str | None = None
+    batch_size: int = 500
+    queue_size: int = 10000
+    compute_cost: bool = True
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class SqliteSink(MetricsSink):
+    type_name: ClassVar[str] = "sqlite"
+    Options: ClassVar[type | None] = SqliteOptions
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        if self.opts.batch_size < 1 or self.opts.queue_size < 1:
+            raise ConfigError("metrics.sqlite: batch_size and queue_size must be at least 1")
+        self.path = Path(self.opts.path).expanduser() if self.opts.path else default_path()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.opts.queue_size)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.written = 0
+        self.dropped = 0
+        ref = weakref.ref(self)
+        atexit.register(_close_at_exit, ref)
+
+    # -- the request path: one queue put -------------------------------------------------
+    def emit(self, event: MetricsEvent) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            self.report(RuntimeError(f"{self.opts.queue_size} events waiting; the writer "
+                                     "cannot keep up, so events are being dropped"),
+                        "fell behind")
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="llmcore-sqlite-sink",
+                                                daemon=True)
+                self._thread.start()
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        registry: Any = None
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.opts.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            events = [e for e in batch if isinstance(e, MetricsEvent)]
+            if events:
+                try:
+                    if conn is None:
+                        conn = connect(self.path)
+                    if self.opts.compute_cost and registry is None:
+                        from ..registry import get_registry
+
+                        registry = get_registry(None)
+                    self._write(conn, events, registry)
+                    self.written += len(events)
+                except Exception as exc:  # disk full, locked too long, unwritable dir
+                    self.dropped += len(events)
+                    self.report(exc)
+                    if conn is not None:
+                        try:
+                            conn.close()
+                        except Exception:
+                            pass
+                        conn = None
+            stop = False
+            for item in batch:
+                if isinstance(item, _Flush):
+                    item.done.set()
+                elif item is _STOP:
+                    stop = True
+            if stop:
+                if conn is not None:
+                    conn.close()
+                return
+
+    def _write(self, conn: sqlite3.Connection, events: list[MetricsEvent],
+               registry: Any) -> None:
+        rows = []
+        for e in events:
+            d = e.to_dict()
+            if registry is not None and d.get("cost_usd") is None:
+                d["cost_usd"] = price_event(registry, d)
+            rows.append(event_row(d))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- draining ----------------------------------------------------------------------------
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every event emitted so far is written (or ``timeout`` passes)."""
+        t = self._thread
+        if t is None or not t.is_alive():
+            return
+        marker = _Flush()
+        self._queue.put(marker)
+        marker.done.wait(timeout)
+
+    def close(self) -> None:
+        t = self._thread
+        if t is None or not t.is_alive():
+            return
+        self._queue.put(_STOP)
+        t.join(10.0)
+        self._thread = None
+
+
+def price_event(registry: Any, d: dict[str, Any]) -> float | None:
+    """The cost of a request or agent run that carries tokens but no cost of its own."""
+    if d.get("kind") not in ("request", "agent_run") or d.get("outcome") != "ok":
+        return None
+    if d.get("input_tokens") is None and d.get("output_tokens") is None:
+        return None
+    try:
+        cost: float | None = registry.cost(d.get("model"), d.get("plugin") or "", d)
+    except Exception:
+        return None
+    return cost
+
+
+def _close_at_exit(ref: weakref.ref[SqliteSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        try:
+            sink.close()
+        except Exception:
+            pass
