@@ -9,15 +9,19 @@ from __future__ import annotations
 from .anthropic import AnthropicFake
 from .base import FakeServer, RecordedRequest, Reply
 from .gemini import GeminiFake
-from .openai import OpenAIFake
+from .ollama import OllamaFake
+from .openai import LMStudioFake, OpenAIFake, VLLMFake
 from .responses import ResponsesFake
 
 __all__ = [
     "AnthropicFake",
     "FakeServer",
     "GeminiFake",
+    "LMStudioFake",
+    "OllamaFake",
     "OpenAIFake",
     "RecordedRequest",
     "Reply",
     "ResponsesFake",
+    "VLLMFake",
 ]
