@@ -52,7 +52,7 @@ _load_commands()
 
 def _plugin_commands() -> None:
     """Let plugins add commands; a plugin that breaks here is reported, never fatal."""
-    if "uninstall" in sys.argv[1:2]:
+    if _command_name(sys.argv[1:]) == "uninstall":
         return  # removing a broken plugin must always work
     from ..config import load_config
     from ..errors import LLMCoreError
@@ -72,6 +72,14 @@ def _plugin_commands() -> None:
         pm.hook.llmcore_register_commands(cli=cli)
     except Exception as exc:
         print(f"llmcore: a plugin failed to add its commands: {exc}", file=sys.stderr)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The subcommand, after the global options that main() moved to the front."""
+    i = 0
+    while i < len(argv) and (argv[i] in ("--debug", "--config") or argv[i].startswith("--config=")):
+        i += 2 if argv[i] == "--config" else 1
+    return argv[i] if i < len(argv) else None
 
 
 def _hoist_global_options(argv: list[str]) -> list[str]:
