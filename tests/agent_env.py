@@ -97,3 +97,35 @@ def git_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
     subprocess.run(["git", "commit", "-q", "-m", "start"], **run)  # type: ignore[call-overload]
     return path
+
+
+# -- a tiny fake agent for runner tests ----------------------------------------------------
+def script_agent(script: Path, *, name: str = "fake", own_env_keys: tuple[str, ...] = (),
+                 ignored: tuple[str, ...] = (), **config: object) -> object:
+    """An :class:`llmcore.Agent` that runs ``python SCRIPT -- PROMPT``.
+
+    Its ``finish`` keeps the :class:`RunOutput` on ``agent.last_run`` so tests can look at what
+    the runner kept (tails, events, byte counts).
+    """
+    import sys
+
+    import llmcore
+    from llmcore.config import AgentConfig
+
+    class ScriptAgent(llmcore.Agent):
+        type_name = "script"
+        program = "python3"
+        last_run: object = None
+
+        def build(self, task: object) -> object:
+            return llmcore.Invocation(argv=[sys.executable, str(script), *task.args,  # type: ignore[attr-defined]
+                                            "--", task.prompt])  # type: ignore[attr-defined]
+
+        def finish(self, task: object, run: object) -> object:
+            self.last_run = run
+            return super().finish(task, run)  # type: ignore[arg-type]
+
+    ScriptAgent.own_env_keys = own_env_keys
+    ScriptAgent.ignored_files = ignored
+    cfg = AgentConfig(name=name, plugin="script", command=sys.executable, **config)  # type: ignore[arg-type]
+    return ScriptAgent(cfg)

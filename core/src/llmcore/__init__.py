@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "client", "AsyncClient": "client",
+    "raise_for_status": "openai_compat", "parse_retry_after": "openai_compat",
     "Provider": "provider", "OpenAIProvider": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
     "hookimpl": "hookspecs", "HOOK_API_VERSION": "hookspecs",
     "Config": "config", "ProviderConfig": "config", "AgentConfig": "config",
@@ -29,6 +30,9 @@ _LAZY = {
     "ResponseError": "errors", "BadRequestError": "errors", "StreamInterrupted": "errors",
     "AgentError": "errors", "AgentNotFoundError": "errors", "AgentTimeoutError": "errors",
     "AgentFailedError": "errors", "AllProvidersFailed": "errors",
+    "AgentAuthError": "errors", "AgentRateLimitError": "errors",
+    "AgentConnectionError": "errors", "AgentUntrustedError": "errors",
+    "AgentCancelledError": "errors",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -54,8 +58,13 @@ if TYPE_CHECKING:
     from .client import AsyncClient, Client
     from .config import AgentConfig, Config, ProviderConfig, load_config
     from .errors import (
+        AgentAuthError,
+        AgentCancelledError,
+        AgentConnectionError,
         AgentError,
         AgentFailedError,
+        AgentRateLimitError,
+        AgentUntrustedError,
         AgentNotFoundError,
         AgentTimeoutError,
         AllProvidersFailed,
@@ -75,7 +84,7 @@ if TYPE_CHECKING:
     from .hooks import AgentCall, GenerationCall
     from .hookspecs import HOOK_API_VERSION, hookimpl
     from .metrics import MetricsEvent, MetricsSink
-    from .openai_compat import OpenAIProvider
+    from .openai_compat import OpenAIProvider, parse_retry_after, raise_for_status
     from .provider import Provider
     from .types import (
         AgentResult,

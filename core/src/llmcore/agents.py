@@ -1,34 +1,71 @@
-"""The base class of agent plugins and the subprocess runner they all use."""
+"""The base class of agent plugins: what to start, how to read its output, how to judge it.
+
+A plugin subclasses :class:`Agent` and implements :meth:`Agent.build` (argv + env for one
+task), optionally :meth:`Agent.parse_line` (one output line to an event) and
+:meth:`Agent.finish` (success, final text, usage, session id; or raise an
+:class:`~llmcore.errors.AgentError` subclass that says what to do). The process itself is run
+by :mod:`llmcore.runner`, the same for every agent.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
 from .config import AgentConfig, structure_options
-from .errors import AgentNotFoundError
+from .errors import (
+    AgentAuthError,
+    AgentConnectionError,
+    AgentFailedError,
+    AgentNotFoundError,
+    AgentRateLimitError,
+)
 from .types import AgentResult, AgentTask
 
 EventCallback = Callable[[dict[str, Any]], None]
 
+#: Flags seen by ``--version`` probes are cached per executable path for the process.
+_VERSION_CACHE: dict[str, str] = {}
+_VERSION_LOCK = threading.Lock()
+
+
+class CancelToken(Protocol):
+    """Anything with ``is_set()`` (a :class:`threading.Event` is one)."""
+
+    def is_set(self) -> bool: ...
+
 
 @attrs.define
 class Invocation:
-    """What to start: argv (never a shell string), extra environment, working directory."""
+    """What to start: argv (never a shell string), extra environment, working directory.
+
+    ``env`` is added on top of the user's (filtered) environment; ``unset_env`` names
+    variables to remove. ``cwd`` defaults to the task's working directory.
+    """
 
     argv: list[str]
     env: dict[str, str] = attrs.field(factory=dict)
     cwd: str = "."
+    unset_env: list[str] = attrs.field(factory=list)
 
 
 @attrs.define
 class RunOutput:
-    """What the runner saw of one run, handed to :meth:`Agent.finish`."""
+    """What the runner saw of one run, handed to :meth:`Agent.finish`.
+
+    Memory is bounded: ``events`` keeps the first and the last parsed events up to a cap
+    (``events_total`` counts them all); the tails keep the last lines up to a byte budget. The
+    whole output is in the log file at ``log_path``.
+    """
 
     exit_code: int | None
     events: list[dict[str, Any]]
@@ -37,15 +74,43 @@ class RunOutput:
     duration_s: float
     files_modified: list[str]
     timed_out: bool = False
+    cancelled: bool = False
+    events_total: int = 0
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    log_path: str | None = None
+    worktree: str | None = None
+    cwd: str = ""
+
+
+# Generic shapes of the failures every agent meets; plugins add their own before these.
+_AUTH = re.compile(r"\b401\b|\b403\b|unauthori[sz]ed|invalid[ _-]?api[ _-]?key|incorrect api key|"
+                   r"authentication[ _-]?(error|failed)|api key not valid|permission denied.*key",
+                   re.I)
+_RATE = re.compile(r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _-]?exhausted",
+                   re.I)
+_CONN = re.compile(r"ECONNREFUSED|connection refused|connect(ion)? ?error|failed to connect|"
+                   r"fetch failed|unable to connect|\b50[0234]\b|service unavailable|"
+                   r"internal server error|bad gateway|APIConnectionError|ENOTFOUND", re.I)
 
 
 class Agent:
-    """One configured coding agent. Subclass it, set ``type_name`` and ``program``."""
+    """One configured coding agent. Subclass it, set ``type_name`` and ``program``.
+
+    ``own_env_keys`` names the secret variables of the user's environment this agent is
+    allowed to see (its own provider's keys); every other ``*_API_KEY``/``*_TOKEN``-like
+    variable is removed unless the config says ``inherit_env: true``.
+    """
 
     type_name: ClassVar[str] = ""
     program: ClassVar[str] = ""
     kind: ClassVar[str] = "cli"
     Options: ClassVar[type | None] = None
+    own_env_keys: ClassVar[tuple[str, ...]] = ()
+    #: Files the program writes for itself (its history, caches): never reported as modified.
+    ignored_files: ClassVar[tuple[str, ...]] = ()
+    #: How ``--version`` is asked; some programs are slow to start, so it is cached.
+    version_args: ClassVar[tuple[str, ...]] = ("--version",)
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -58,57 +123,158 @@ class Agent:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
+    # -- discovery ---------------------------------------------------------------------
     def executable(self) -> str | None:
-        """The program's path, from ``command:`` in config or PATH; ``None`` when missing."""
-        cmd = self.config.command or self.program
+        """The program's path, from ``command:`` in config or PATH; ``None`` when missing.
+
+        PATH is the one the agent will run with (the configured ``env: {PATH: ...}`` wins).
+        """
+        cmd = os.path.expanduser(self.config.command or self.program)
         if os.sep in cmd:
-            return cmd if os.access(cmd, os.X_OK) else None
-        return shutil.which(cmd)
+            return cmd if os.path.isfile(cmd) and os.access(cmd, os.X_OK) else None
+        return shutil.which(cmd, path=self.config.env.get("PATH") or os.environ.get("PATH"))
 
     def available(self) -> bool:
+        """Whether the program is there. Never raises."""
         try:
             return self.executable() is not None
         except Exception:
             return False
 
     def version(self) -> str | None:
+        """The program's version text (first line of ``--version``), or ``None``. Never raises."""
         if self._version is None:
-            exe = self.executable()
+            try:
+                exe = self.executable()
+            except Exception:
+                exe = None
             if not exe:
                 return None
-            try:
-                out = subprocess.run(
-                    [exe, "--version"], capture_output=True, text=True, timeout=15, check=False
-                )
-                self._version = (out.stdout or out.stderr).strip().splitlines()[0:1][0] or ""
-            except (OSError, subprocess.SubprocessError, IndexError):
-                self._version = ""
+            with _VERSION_LOCK:
+                cached = _VERSION_CACHE.get(exe)
+            if cached is None:
+                cached = self._probe_version(exe)
+                with _VERSION_LOCK:
+                    _VERSION_CACHE[exe] = cached
+            self._version = cached
         return self._version or None
 
+    def _probe_version(self, exe: str) -> str:
+        env = dict(os.environ)
+        env.update(self.config.env)
+        try:
+            out = subprocess.run([exe, *self.version_args], capture_output=True, text=True,
+                                 timeout=30, check=False, env=env, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        lines = [ln.strip() for ln in (out.stdout or out.stderr or "").splitlines() if ln.strip()]
+        return self.clean_version(lines[-1] if lines else "")
+
+    def clean_version(self, text: str) -> str:
+        """Pull ``1.2.3`` out of a version line (``codex-cli 1.2.3`` → ``1.2.3``)."""
+        m = re.search(r"\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?", text)
+        return m.group(0) if m else text
+
+    # -- what a plugin implements --------------------------------------------------------
     def build(self, task: AgentTask) -> Invocation:
         """Return the argv and environment that run ``task`` non-interactively."""
         raise NotImplementedError
 
     def parse_line(self, line: str) -> dict[str, Any] | None:
-        """Turn one line of output into an event, or ``None`` when it is not one."""
-        return None
+        """Turn one line of output into an event, or ``None``. Default: a JSON object line."""
+        if not line.startswith("{"):
+            return None
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def finish(self, task: AgentTask, run: RunOutput) -> AgentResult:
-        """Judge the run: success, final text, usage, session id, error."""
+        """Judge the run: success, final text, usage, session id, error.
+
+        Raise an :class:`~llmcore.errors.AgentError` subclass for a failure the user must fix
+        (auth, rate limit, endpoint down); return ``success=False`` for a run that simply
+        did not do the job.
+        """
+        ok = run.exit_code == 0 and not run.timed_out
         return AgentResult(
             agent=self.name,
-            success=run.exit_code == 0 and not run.timed_out,
+            success=ok,
+            error=None if ok else self.exit_error(run),
             output=run.stdout_tail.strip(),
             files_modified=run.files_modified,
             duration_s=run.duration_s,
             exit_code=run.exit_code,
-            events=len(run.events),
+            events=run.events_total,
+            model=task.model,
         )
 
-    def run(self, task: AgentTask, on_event: EventCallback | None = None) -> AgentResult:
+    # -- helpers plugins share -----------------------------------------------------------
+    def run(self, task: AgentTask, on_event: EventCallback | None = None,
+            cancel: CancelToken | None = None) -> AgentResult:
+        """Run ``task`` through :func:`llmcore.runner.run_agent_process`."""
         from .runner import run_agent_process
 
-        return run_agent_process(self, task, on_event=on_event)
+        return run_agent_process(self, task, on_event=on_event, cancel=cancel)
+
+    def api_key(self) -> str | None:
+        """The key named by ``api_key_env`` in this agent's config, from the environment."""
+        env_name = self.config.api_key_env
+        if not env_name:
+            return None
+        value = self.config.env.get(env_name) or os.environ.get(env_name)
+        if value:
+            from .secrets import register_secret
+
+            register_secret(value)
+        return value
+
+    def private_home(self) -> Path:
+        """A HOME of this agent's own under llmcore's state dir (kept, so sessions resume).
+
+        Used when llmcore points the agent at an endpoint: the program's settings go there,
+        and the user's own ``~/.config`` of that program is never touched.
+        """
+        import platformdirs
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
+        home = Path(platformdirs.user_state_dir("llmcore")) / "agents" / safe / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    def exit_error(self, run: RunOutput) -> str:
+        """``"claude exited with code 1: <last stderr line>"``: a failed run's one-line story."""
+        code = run.exit_code
+        how = (f"was killed by signal {-code}" if code is not None and code < 0
+               else f"exited with code {code}")
+        last = next((ln.strip() for ln in reversed(run.stderr_tail.splitlines()) if ln.strip()),
+                    "")
+        text = f"{self.program or self.name} {how}"
+        return f"{text}: {last[:300]}" if last else text
+
+    def error_from_text(self, text: str, *, what: str = "") -> AgentFailedError | None:
+        """Map an error text the agent printed onto an error class with a hint, or ``None``."""
+        where = self.config.base_url or "its model endpoint"
+        snippet = " ".join(text.split())[:300]
+        prefix = f"{self.name}: {what or 'the run failed'}: {snippet}"
+        if _AUTH.search(text):
+            key = self.config.api_key_env
+            return AgentAuthError(
+                prefix, agent=self.name,
+                hint=(f"check the key in ${key} for {where}" if key else
+                      f"set agents.{self.name}.api_key_env to the variable holding the key "
+                      f"for {where}, or log in with {self.program} itself"))
+        if _RATE.search(text):
+            return AgentRateLimitError(
+                prefix, agent=self.name,
+                hint="the endpoint is rate limiting or out of quota: wait and retry, or use "
+                     "another model/provider")
+        if _CONN.search(text):
+            return AgentConnectionError(
+                prefix, agent=self.name,
+                hint=f"check that {where} is up and that agents.{self.name}.base_url is right")
+        return None
 
 
 def missing_program(agent: Agent) -> AgentNotFoundError:
@@ -117,4 +283,3 @@ def missing_program(agent: Agent) -> AgentNotFoundError:
         agent=agent.name,
         hint=f"install it, or set agents.{agent.name}.command to its path",
     )
-

@@ -78,8 +78,13 @@ class _Base:
         )
 
     def _agent_run(self, agent: Agent, task: AgentTask,
-                   on_event: EventCallback | None) -> AgentResult:
-        call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t, on_event))
+                   on_event: EventCallback | None, cancel: Any = None) -> AgentResult:
+        def proceed(t: AgentTask) -> AgentResult:
+            if cancel is None:
+                return agent.run(t, on_event)
+            return agent.run(t, on_event, cancel=cancel)
+
+        call = AgentCall(task=task, agent=agent, proceed=proceed)
         t0 = time.monotonic()
         outcome = "ok"
         result: AgentResult | None = None
@@ -197,10 +202,24 @@ class AsyncClient(_Base):
                         on_event: EventCallback | None = None) -> AgentResult:
         """Run an agent without blocking the loop; cancelling the task stops the agent."""
         import asyncio
+        import contextlib
+        import functools
+        import threading
 
         a = self.runtime.agent(agent)
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
-        return await asyncio.to_thread(self._agent_run, a, task, on_event)
+        cancel = threading.Event()
+        fut = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self._agent_run, a, task, on_event, cancel))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # The runner sees the event, stops the agent's whole process group and returns;
+            # wait for that so no process outlives the cancelled task.
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await fut
+            raise
 
     async def aclose(self) -> None:
         for p in self.runtime.providers.values():

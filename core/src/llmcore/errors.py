@@ -135,7 +135,10 @@ class StreamInterrupted(ProviderError):
 
 
 class AgentError(LLMCoreError):
-    """An agent run failed."""
+    """An agent run failed. ``result`` holds what the run did before failing, when it ran."""
+
+    #: The partial :class:`~llmcore.types.AgentResult` (files changed, log path), set by the runner.
+    result: Any = None
 
     def __init__(self, message: str, *, agent: str | None = None, hint: str | None = None) -> None:
         self.agent = agent
@@ -152,6 +155,26 @@ class AgentTimeoutError(AgentError):
 
 class AgentFailedError(AgentError):
     """The agent ran but reported failure (auth, rate limit, untrusted directory, crash)."""
+
+
+class AgentAuthError(AgentFailedError):
+    """The agent's model endpoint refused its credentials (401/403)."""
+
+
+class AgentRateLimitError(AgentFailedError):
+    """The agent's model endpoint answered 429 / quota exhausted."""
+
+
+class AgentConnectionError(AgentFailedError):
+    """The agent could not reach its model endpoint, or the endpoint answered 5xx."""
+
+
+class AgentUntrustedError(AgentFailedError):
+    """The agent refused to work in a directory it does not trust."""
+
+
+class AgentCancelledError(AgentError):
+    """The run was cancelled by the caller; the agent's whole process group was stopped."""
 
 
 class AllProvidersFailed(LLMCoreError):

@@ -1,119 +1,562 @@
-"""Run an agent's program: own process group, streamed lines, timeout that kills the group."""
+"""Run an agent's program: own process group, streamed lines, bounded memory, files changed.
+
+The one place every agent plugin's process runs. Steps of :func:`run_agent_process`:
+
+1. check the working directory and the program; optionally make a fresh git worktree;
+2. record the directory's state (git status + content hashes, or a file snapshot);
+3. start ``agent.build(task).argv`` (a list, never a shell string) in a new session/process
+   group, with the user's environment less other providers' secrets, plus the agent's env;
+4. read stdout and stderr as they come, line by line: parsed events go to ``on_event``; the
+   last lines and a capped number of events are kept; everything is written to a log file;
+5. on exit, timeout or cancel: SIGTERM to the whole group, SIGKILL after a grace period, so
+   no process of the run survives it;
+6. compute the files changed and let ``agent.finish`` judge the run.
+"""
 
 from __future__ import annotations
 
-import json
+import collections
+import hashlib
+import logging
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .errors import AgentError, AgentTimeoutError
+from .errors import AgentCancelledError, AgentError, AgentTimeoutError
 
 if TYPE_CHECKING:
-    from .agents import Agent, EventCallback
+    from .agents import Agent, CancelToken, EventCallback, RunOutput
     from .types import AgentResult, AgentTask
 
-TAIL_LINES = 200
+log = logging.getLogger("llmcore.runner")
+
+#: Seconds between SIGTERM and SIGKILL for the process group.
 GRACE_S = 3.0
+#: Bytes of the last stdout (and, separately, stderr) lines kept in memory.
+TAIL_BYTES = 256 * 1024
+#: Longest line handed to ``parse_line``; the rest of a longer line goes only to the log.
+MAX_LINE = 4 * 1024 * 1024
+#: Parsed events kept in memory: the first ``EVENTS_HEAD`` and the last ``MAX_EVENTS - head``.
+MAX_EVENTS = 2000
+EVENTS_HEAD = 100
+#: The log file stops growing past this many bytes (a note says so); memory never grows.
+LOG_MAX_BYTES = 256 * 1024 * 1024
+#: Outside git: directories never walked, and the most files a snapshot looks at.
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv",
+                       ".tox", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".cache",
+                       "dist", "build", "target", ".next", ".gradle"})
+SNAPSHOT_MAX_FILES = 20000
+HASH_MAX_BYTES = 8 * 1024 * 1024
+_SECRET_NAME = re.compile(r"(API_?KEY|_TOKEN|TOKEN_|_SECRET|SECRET_|PASSWORD|ACCESS_KEY|"
+                          r"PRIVATE_KEY|CREDENTIALS?)\b|^(AWS|AZURE|GCP|GOOGLE_APPLICATION)_",
+                          re.I)
 
 
-def run_agent_process(
-    agent: Agent, task: AgentTask, on_event: EventCallback | None = None
-) -> AgentResult:
-    from .agents import RunOutput, missing_program
+# -- environment --------------------------------------------------------------------------
+def agent_environment(agent: Agent, extra: dict[str, str] | None = None,
+                      unset: list[str] | None = None,
+                      base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the agent's process gets.
 
-    cwd = Path(task.cwd)
-    if not cwd.is_dir():
-        raise AgentError(
-            f"working directory does not exist: {cwd}", agent=agent.name,
-            hint="pass an existing directory with --cwd",
-        )
-    if not agent.available():
-        raise missing_program(agent)
-    inv = agent.build(task)
-    env = dict(os.environ)
-    env.update(inv.env)
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        inv.argv,
-        cwd=inv.cwd or str(cwd),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    events: list[dict[str, Any]] = []
-    out_tail: deque[str] = deque(maxlen=TAIL_LINES)
-    err_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    The user's environment, less secret-looking variables (``*_API_KEY``, ``*_TOKEN``,
+    ``*_SECRET``…) that are not this agent's own (``own_env_keys``, ``api_key_env`` or keys
+    named in its configured ``env``) unless ``inherit_env: true``; then ``extra`` (what the
+    plugin's build asked for), then the configured ``env`` (the user's word wins).
+    """
+    cfg = agent.config
+    env = dict(os.environ if base is None else base)
+    if not cfg.inherit_env:
+        keep = {*agent.own_env_keys, *cfg.env}
+        if cfg.api_key_env:
+            keep.add(cfg.api_key_env)
+        for name in list(env):
+            if name not in keep and _SECRET_NAME.search(name):
+                del env[name]
+    for name in unset or ():
+        env.pop(name, None)
+    env.update(extra or {})
+    env.update(cfg.env)
+    return env
 
-    def pump_err() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            err_tail.append(raw.decode("utf-8", "replace"))
 
-    t = threading.Thread(target=pump_err, daemon=True)
-    t.start()
-    timeout = task.timeout or agent.config.timeout
-    timer = threading.Timer(timeout, _kill_group, args=(proc,))
-    timer.start()
+# -- files changed ------------------------------------------------------------------------
+def _git(cwd: str, *args: str, check: bool = True) -> bytes:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False,
+                         stdin=subprocess.DEVNULL)
+    if check and out.returncode != 0:
+        raise OSError(out.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
+    return out.stdout
+
+
+def git_toplevel(path: str) -> str | None:
+    """The root of the git work tree holding ``path``, or ``None`` outside git."""
     try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            out_tail.append(line)
-            event = agent.parse_line(line.strip())
-            if event is None:
-                event = _json_line(line)
-            if event is not None:
-                events.append(event)
-                if on_event:
-                    on_event(event)
-        proc.wait()
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path,
+                             capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
+class GitState:
+    """HEAD, the dirty paths and their content hashes: enough to tell what a run changed."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.head = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).decode().strip()
+        self.dirty = self._dirty()
+        self.hashes = self._hash(self.dirty)
+
+    def _dirty(self) -> list[str]:
+        raw = _git(self.root, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                   "--no-renames")
+        return [entry[3:] for entry in raw.decode("utf-8", "surrogateescape").split("\0")
+                if len(entry) > 3]
+
+    def _hash(self, paths: list[str]) -> dict[str, str]:
+        """Content hash of each path in the work tree; ``""`` when it does not exist."""
+        present = [p for p in paths if os.path.isfile(os.path.join(self.root, p))]
+        out: dict[str, str] = dict.fromkeys(paths, "")
+        if present:
+            raw = subprocess.run(["git", "hash-object", "--no-filters", "--stdin-paths"],
+                                 cwd=self.root, input="\n".join(present).encode(),
+                                 capture_output=True, check=False).stdout.decode().split()
+            out.update(zip(present, raw, strict=False))
+        return out
+
+    def changed_since(self) -> list[str]:
+        """Paths whose content differs from before (new, modified, deleted, committed)."""
+        now = GitState(self.root)
+        candidates = set(self.dirty) | set(now.dirty)
+        if self.head and now.head and now.head != self.head:
+            candidates |= {p for p in _git(self.root, "diff", "--name-only", "-z", "--no-renames",
+                                           self.head, now.head).decode().split("\0") if p}
+        before: dict[str, str] = {}
+        clean_before = [p for p in candidates if p not in self.hashes]
+        if clean_before and self.head:
+            # A path clean before the run had HEAD's content (or did not exist).
+            spec = "\n".join(f"{self.head}:{p}" for p in clean_before).encode()
+            raw = subprocess.run(["git", "cat-file", "--batch-check=%(objectname)"],
+                                 cwd=self.root, input=spec + b"\n", capture_output=True,
+                                 check=False).stdout.decode().splitlines()
+            for p, line in zip(clean_before, raw, strict=False):
+                before[p] = "" if line.endswith("missing") else line.strip()
+        before.update(self.hashes)
+        after = now._hash(sorted(candidates))
+        return sorted(p for p in candidates if before.get(p, "") != after.get(p, ""))
+
+
+class FileSnapshot:
+    """Names, sizes and hashes of the files under a directory that is not a git repository."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.files = self._scan()
+
+    def _scan(self) -> dict[str, tuple[int, str]]:
+        files: dict[str, tuple[int, str]] = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+            for fn in filenames:
+                full = os.path.join(dirpath, fn)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                rel = os.path.relpath(full, self.root)
+                files[rel] = (st.st_size, _file_digest(full, st))
+                if len(files) >= SNAPSHOT_MAX_FILES:
+                    log.info("snapshot of %s stopped at %d files", self.root, len(files))
+                    return files
+        return files
+
+    def changed_since(self) -> list[str]:
+        now = self._scan()
+        keys = set(self.files) | set(now)
+        return sorted(k for k in keys if self.files.get(k) != now.get(k))
+
+
+def _file_digest(path: str, st: os.stat_result) -> str:
+    if st.st_size > HASH_MAX_BYTES:
+        return f"mtime:{st.st_mtime_ns}"
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return "unreadable"
+    return h.hexdigest()
+
+
+def make_worktree(agent: Agent, cwd: str) -> tuple[str, str]:
+    """A fresh detached git worktree of ``cwd``'s HEAD; returns (worktree cwd, worktree root)."""
+    import platformdirs
+
+    root = git_toplevel(cwd)
+    if root is None:
+        raise AgentError(f"{agent.name}: isolation: worktree needs a git repository, and {cwd} "
+                         "is not in one", agent=agent.name,
+                         hint="run in a git repository or set isolation: none")
+    base = Path(platformdirs.user_state_dir("llmcore")) / "worktrees"
+    base.mkdir(parents=True, exist_ok=True)
+    dest = base / _unique_name(agent)
+    _git(root, "worktree", "add", "--detach", "-q", str(dest), "HEAD")
+    sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
+    return str(dest / sub) if sub != "." else str(dest), str(dest)
+
+
+# -- output -------------------------------------------------------------------------------
+class _Tail:
+    """The last lines of a stream, up to a byte budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.lines: collections.deque[str] = collections.deque()
+        self.size = 0
+        self.budget = budget
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line)
+        while self.size > self.budget and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft())
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class _Collector:
+    """Everything the two reader threads gather; memory bounded by construction."""
+
+    def __init__(self, agent: Agent, on_event: EventCallback | None, log_file: IO[bytes]) -> None:
+        self.agent = agent
+        self.on_event = on_event
+        self.log_file = log_file
+        self.log_bytes = 0
+        self.log_lock = threading.Lock()
+        self.out = _Tail(TAIL_BYTES)
+        self.err = _Tail(TAIL_BYTES)
+        self.head: list[dict[str, Any]] = []
+        self.tail: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=MAX_EVENTS - EVENTS_HEAD)
+        self.events_total = 0
+        self.out_bytes = 0
+        self.err_bytes = 0
+        self.callback_error: BaseException | None = None
+
+    def spill(self, data: bytes) -> None:
+        with self.log_lock:
+            if self.log_bytes >= LOG_MAX_BYTES:
+                return
+            room = LOG_MAX_BYTES - self.log_bytes
+            self.log_file.write(data[:room])
+            self.log_bytes += min(len(data), room)
+            if self.log_bytes >= LOG_MAX_BYTES:
+                self.log_file.write(b"\n[llmcore: log truncated here; the run went on]\n")
+
+    def stdout_line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace")
+        self.out.add(line)
+        event = self.agent.parse_line(line.strip())
+        if event is None:
+            return
+        self.events_total += 1
+        if len(self.head) < EVENTS_HEAD:
+            self.head.append(event)
+        else:
+            self.tail.append(event)
+        if self.on_event is not None and self.callback_error is None:
+            try:
+                self.on_event(event)
+            except Exception as exc:  # a broken progress display must not stop the run
+                self.callback_error = exc
+                log.warning("on_event callback failed; no more events sent to it: %s", exc)
+
+    def stderr_line(self, raw: bytes) -> None:
+        self.err.add(raw.decode("utf-8", "replace"))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [*self.head, *self.tail]
+
+
+def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str) -> None:
+    """Read ``stream`` in blocks; hand complete lines to ``on_line``; spill all to the log."""
+    fd = stream.fileno()
+    buf = b""
+    skipping = False  # inside an over-long line whose start was already handed on
+    total = 0
+    try:
+        while True:
+            block = os.read(fd, 1 << 16)
+            if not block:
+                break
+            total += len(block)
+            collector.spill(block)
+            buf += block
+            start = 0
+            while True:
+                nl = buf.find(b"\n", start)
+                if nl < 0:
+                    break
+                if not skipping:
+                    on_line(buf[start:nl + 1])
+                skipping = False
+                start = nl + 1
+            buf = buf[start:]
+            if len(buf) > MAX_LINE:
+                if not skipping:
+                    on_line(buf[:MAX_LINE])
+                skipping = True
+                buf = b""
+        if buf and not skipping:
+            on_line(buf)
+    except OSError:
+        pass
     finally:
-        timer.cancel()
-        _kill_group(proc)
-        t.join(timeout=1)
-    duration = time.monotonic() - start
-    timed_out = duration >= timeout
-    if timed_out:
-        raise AgentTimeoutError(
-            f"{agent.name} ran past its timeout of {timeout:g}s and was stopped",
-            agent=agent.name, hint="raise --timeout or agents.NAME.timeout",
-        )
-    run = RunOutput(
-        exit_code=proc.returncode, events=events, stdout_tail="".join(out_tail),
-        stderr_tail="".join(err_tail), duration_s=duration, files_modified=[],
-    )
-    return agent.finish(task, run)
+        if which == "out":
+            collector.out_bytes = total
+        else:
+            collector.err_bytes = total
+        stream.close()
 
 
-def _json_line(line: str) -> dict[str, Any] | None:
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
+# -- process group ------------------------------------------------------------------------
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the group."""
     try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg also sees zombies waiting for init; look for a live member.
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2:].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+        return False
+    except OSError:
+        return True
+
+
+def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None = None,
+               grace: float = GRACE_S) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace`` s."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    deadline = time.monotonic() + grace
+    delay = 0.005
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is None:
+            pass
+        elif not _group_alive(pgid):
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("process %d did not die after SIGKILL", proc.pid)
+
+
+def _log_path(agent: Agent) -> Path:
+    import platformdirs
+
+    base = Path(platformdirs.user_cache_dir("llmcore")) / "agent-logs"
+    base.mkdir(parents=True, exist_ok=True)
+    return base / f"{_unique_name(agent)}.log"
+
+
+def _unique_name(agent: Agent) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", agent.name)
+    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+# -- the run ------------------------------------------------------------------------------
+def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | None = None,
+                      cancel: CancelToken | None = None) -> AgentResult:
+    """Run one task of ``agent`` to the end and return its :class:`AgentResult`.
+
+    Raises :class:`AgentNotFoundError` (no program), :class:`AgentError` (bad working
+    directory), :class:`AgentTimeoutError`, :class:`AgentCancelledError`, or what the agent's
+    ``finish`` raised (auth, rate limit…). Each raised error carries the partial result in
+    ``.result`` when the program ran.
+    """
+    from .agents import RunOutput, missing_program
+
+    cwd = os.path.abspath(os.path.expanduser(task.cwd or "."))
+    if not os.path.isdir(cwd):
+        what = "is not a directory" if os.path.exists(cwd) else "does not exist"
+        raise AgentError(f"{agent.name}: working directory {cwd} {what}", agent=agent.name,
+                         hint="pass an existing directory (--cwd DIR / cwd=...)")
+    if not agent.available():
+        raise missing_program(agent)
+    worktree: str | None = None
+    if agent.config.isolation == "worktree":
+        cwd, worktree = make_worktree(agent, cwd)
+    elif agent.config.isolation not in ("none", "", None):
+        raise AgentError(f"{agent.name}: unknown isolation {agent.config.isolation!r}",
+                         agent=agent.name, hint="use isolation: none or isolation: worktree")
+    task = _with_cwd(task, cwd)
+
+    root = git_toplevel(cwd)
+    before: GitState | FileSnapshot
     try:
-        proc.wait(timeout=GRACE_S)
-    except subprocess.TimeoutExpired:
-        pass
+        before = GitState(root) if root else FileSnapshot(cwd)
+    except OSError as exc:
+        log.warning("git state of %s unreadable (%s); using a file snapshot", cwd, exc)
+        before = FileSnapshot(cwd)
+
+    inv = agent.build(task)
+    if not inv.argv or not all(isinstance(a, str) for a in inv.argv):
+        raise AgentError(f"{agent.name}: the plugin built an invalid argv", agent=agent.name)
+    env = agent_environment(agent, {**inv.env, **task.env}, inv.unset_env)
+    timeout = task.timeout or agent.config.timeout
+    log_path = _log_path(agent)
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    collector = _Collector(agent, on_event, log_file)
+    start = time.monotonic()
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        proc = subprocess.Popen(
+            inv.argv,
+            cwd=cwd if inv.cwd in (".", "") else inv.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own session, hence its own process group
+        )
+    except OSError as exc:
+        log_file.close()
+        from .errors import AgentNotFoundError
+
+        raise AgentNotFoundError(f"{agent.name}: could not start {inv.argv[0]!r}: {exc}",
+                                 agent=agent.name,
+                                 hint=f"check agents.{agent.name}.command") from exc
+    pgid = proc.pid
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, collector.stdout_line, collector, "out"),
+                         daemon=True, name=f"llmcore-{agent.name}-stdout"),
+        threading.Thread(target=_pump, args=(proc.stderr, collector.stderr_line, collector, "err"),
+                         daemon=True, name=f"llmcore-{agent.name}-stderr"),
+    ]
+    for t in readers:
+        t.start()
+    exited = threading.Event()
+
+    def wait_exit() -> None:
+        proc.wait()
+        exited.set()
+
+    threading.Thread(target=wait_exit, daemon=True).start()
+
+    timed_out = cancelled = False
+    try:
+        deadline = start + timeout
+        while not exited.is_set():
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            # Exit wakes us at once; cancel is looked at every 50 ms.
+            exited.wait(min(left, 0.05) if cancel is not None else left)
+    finally:
+        # Whatever happened (exit, timeout, cancel, KeyboardInterrupt): nothing survives.
+        stop_group(pgid, proc)
+        for t in readers:
+            t.join(timeout=2.0)
+        log_file.close()
+    duration = time.monotonic() - start
+
+    run = RunOutput(
+        exit_code=proc.returncode, events=collector.events(),
+        stdout_tail=collector.out.text(), stderr_tail=collector.err.text(),
+        duration_s=duration, files_modified=_changed(agent, before), timed_out=timed_out,
+        cancelled=cancelled, events_total=collector.events_total,
+        stdout_bytes=collector.out_bytes, stderr_bytes=collector.err_bytes,
+        log_path=str(log_path), worktree=worktree, cwd=cwd,
+    )
+    if timed_out or cancelled:
+        stopped: AgentError = (
+            AgentTimeoutError(f"{agent.name} ran past its timeout of {timeout:g}s and was "
+                              "stopped (its whole process group)", agent=agent.name,
+                              hint=f"raise --timeout or agents.{agent.name}.timeout; the "
+                                   f"output so far is in {log_path}")
+            if timed_out else
+            AgentCancelledError(f"{agent.name}: run cancelled; its process group was stopped",
+                                agent=agent.name))
+        stopped.result = _fill(_base_result(agent, task, run, stopped.message), run)
+        raise stopped
+    try:
+        result = agent.finish(task, run)
+    except AgentError as exc:
+        if exc.result is None:
+            exc.result = _fill(_base_result(agent, task, run, exc.message), run)
+        raise
+    return _fill(result, run)
+
+
+def _with_cwd(task: AgentTask, cwd: str) -> AgentTask:
+    import attrs
+
+    return attrs.evolve(task, cwd=cwd)
+
+
+def _changed(agent: Agent, before: GitState | FileSnapshot) -> list[str]:
+    try:
+        paths = before.changed_since()
+    except OSError as exc:
+        log.warning("could not list the files changed: %s", exc)
+        return []
+    import fnmatch
+
+    pats = agent.ignored_files
+    return [p for p in paths
+            if not any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(os.path.basename(p), pat)
+                       for pat in pats)]
+
+
+def _base_result(agent: Agent, task: AgentTask, run: RunOutput, error: str) -> AgentResult:
+    from .types import AgentResult
+
+    return AgentResult(agent=agent.name, success=False, output="", error=error,
+                       model=task.model)
+
+
+def _fill(result: AgentResult, run: RunOutput) -> AgentResult:
+    """Add what only the runner knows to a result a plugin built."""
+    result.duration_s = result.duration_s or run.duration_s
+    if result.exit_code is None:
+        result.exit_code = run.exit_code
+    if not result.files_modified:
+        result.files_modified = list(run.files_modified)  # already filtered by ignored_files
+    result.events = result.events or run.events_total
+    result.log_path = run.log_path
+    result.worktree = run.worktree
+    return result
