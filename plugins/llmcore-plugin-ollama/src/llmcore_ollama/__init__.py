@@ -5,16 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import llmcore
-from llmcore import Provider
+
+from .provider import OllamaProvider
 
 LLMCORE_HOOK_API = "1"
 
-
-class OllamaProvider(Provider):
-    type_name = "ollama"
-    default_base_url = "http://localhost:11434"
-    default_api_key_env = None
-    local = True
+__all__ = ["OllamaProvider"]
 
 
 @llmcore.hookimpl
