@@ -1,0 +1,207 @@
+"""Throughput of the OpenAI-compatible path: 100 requests in flight, and sync per-call cost.
+
+A local stub (aiohttp.web in its own process, so it does not share the client's CPU time
+slice) answers every ``POST /v1/chat/completions`` with the same small JSON. Measured in
+the same run, against that stub:
+
+* async, 100 in flight: raw aiohttp, raw ``httpx.AsyncClient``, the llmcore provider
+  called directly (``OpenAIProvider.achat``), and ``llmcore.AsyncClient.chat`` (router,
+  hooks, metrics). Ratios are against raw aiohttp; the budget is >= 0.8x for the client.
+* sync, one at a time: raw ``httpx.Client`` vs ``llmcore.Client.chat``; the ratio is time
+  per call against raw httpx; the budget is <= 1.10x.
+
+Each measurement takes the best of a few rounds (the machine is shared; the best round is
+the least disturbed one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+IN_FLIGHT = 100
+
+STUB = r"""
+import asyncio, json, sys
+from aiohttp import web
+
+BODY = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
+    "model": "bench-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
+                 "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}).encode()
+
+async def chat(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json")
+
+async def main():
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+REQUEST = {"model": "bench-model", "messages": [{"role": "user", "content": "ping"}]}
+
+
+def start_stub() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", STUB], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():
+        proc.kill()
+        raise RuntimeError(f"the stub server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line}/v1"
+
+
+async def drive(call: Callable[[], Awaitable[Any]], total: int) -> float:
+    """Run ``total`` calls with ``IN_FLIGHT`` workers; return requests per second."""
+    per_worker = total // IN_FLIGHT
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await call()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    return per_worker * IN_FLIGHT / (time.perf_counter() - t0)
+
+
+async def raw_aiohttp(url: str, total: int) -> float:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        data = json.dumps(REQUEST).encode()
+
+        async def call() -> Any:
+            async with s.post(url + "/chat/completions", data=data,
+                              headers={"Content-Type": "application/json"}) as r:
+                return json.loads(await r.read())
+
+        await drive(call, IN_FLIGHT)  # warm the pool
+        return await drive(call, total)
+
+
+async def raw_httpx(url: str, total: int) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as c:
+        async def call() -> Any:
+            r = await c.post(url + "/chat/completions", json=REQUEST)
+            return r.json()
+
+        await drive(call, IN_FLIGHT)
+        return await drive(call, total)
+
+
+def _provider(url: str) -> Any:
+    from llmcore.config import ProviderConfig
+    from llmcore.openai_compat import OpenAIProvider
+
+    return OpenAIProvider(ProviderConfig(name="stub", plugin="openai", base_url=url,
+                                         models=["bench-model"]))
+
+
+async def llmcore_provider(url: str, total: int) -> float:
+    from llmcore.types import ChatRequest, Message
+
+    p = _provider(url)
+    req = ChatRequest(messages=[Message("user", "ping")], model="bench-model")
+    try:
+        await drive(lambda: p.achat(req), IN_FLIGHT)
+        return await drive(lambda: p.achat(req), total)
+    finally:
+        await p.aclose()
+
+
+async def llmcore_client(url: str, total: int) -> float:
+    import llmcore
+
+    async with llmcore.AsyncClient(providers=[_provider(url)]) as client:
+        await drive(lambda: client.chat("ping"), IN_FLIGHT)
+        return await drive(lambda: client.chat("ping"), total)
+
+
+def sync_raw(url: str, n: int) -> float:
+    import httpx
+
+    with httpx.Client(timeout=60) as c:
+        for _ in range(20):
+            c.post(url + "/chat/completions", json=REQUEST).json()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            c.post(url + "/chat/completions", json=REQUEST).json()
+        return (time.perf_counter() - t0) / n
+
+
+def sync_llmcore(url: str, n: int) -> float:
+    import llmcore
+
+    with llmcore.Client(providers=[_provider(url)]) as client:
+        for _ in range(20):
+            client.chat("ping")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            client.chat("ping")
+        return (time.perf_counter() - t0) / n
+
+
+def best(fn: Callable[[], float], rounds: int, low: bool = False) -> float:
+    values = [fn() for _ in range(rounds)]
+    return min(values) if low else max(values)
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    total = 1000 if quick else 3000
+    rounds = 2 if quick else 3
+    sync_n = 200 if quick else 600
+    os.environ.setdefault("LLMCORE_CONFIG", os.devnull)  # never read a user config here
+    proc, url = start_stub()
+    try:
+        rates = {}
+        for name, fn in (("raw aiohttp", raw_aiohttp), ("raw httpx.AsyncClient", raw_httpx),
+                         ("llmcore provider achat", llmcore_provider),
+                         ("llmcore AsyncClient.chat", llmcore_client)):
+            rates[name] = best(lambda fn=fn: asyncio.run(fn(url, total)), rounds)  # type: ignore[misc]
+        raw_sync = best(lambda: sync_raw(url, sync_n), rounds, low=True)
+        ours_sync = best(lambda: sync_llmcore(url, sync_n), rounds, low=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    base = rates["raw aiohttp"]
+    rows: list[dict[str, Any]] = []
+    for name, rate in rates.items():
+        row: dict[str, Any] = {"group": "async", "name": f"{name}, {IN_FLIGHT} in flight",
+                               "value": rate, "unit": "req/s", "ratio": rate / base}
+        if name == "llmcore AsyncClient.chat":
+            row.update(budget=">= 0.8x raw aiohttp", met=rate / base >= 0.8)
+        rows.append(row)
+    rows.append({"group": "async", "name": "raw httpx.Client, sequential", "value":
+                 raw_sync * 1e6, "unit": "us/call", "ratio": 1.0})
+    rows.append({"group": "async", "name": "llmcore Client.chat, sequential",
+                 "value": ours_sync * 1e6, "unit": "us/call", "ratio": ours_sync / raw_sync,
+                 "budget": "<= 1.10x raw httpx", "met": ours_sync / raw_sync <= 1.10})
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(r)
