@@ -69,19 +69,34 @@ class VLLMProvider(OpenAIProvider):
     def _release(self, base: str, error: BaseException | None) -> None:
         self.replicas.release(base, error)
 
-    # Refresh replica state (health of failed ones, /metrics when stale) before a call.
-    # Only with several replicas: a single server has nothing to choose between.
+    # With several replicas: refresh their state (health of failed ones, /metrics when
+    # stale) before a call, and when a replica cannot be reached, send the call to the
+    # next healthy one (a refused connection never reached a server, so nothing ran).
     def _call_json(self, method: str, path: str, body: dict[str, Any] | None = None,
                    timeout: float | None = None, base: str | None = None) -> Any:
-        if base is None and self.replicas.multi:
+        if base is not None or not self.replicas.multi:
+            return super()._call_json(method, path, body, timeout, base)
+        for _ in range(len(self.replicas.all)):
             self.replicas.refresh()
-        return super()._call_json(method, path, body, timeout, base)
+            try:
+                return super()._call_json(method, path, body, timeout)
+            except llmcore.ProviderConnectionError:
+                if not self.replicas.any_healthy():
+                    raise
+        return super()._call_json(method, path, body, timeout)
 
     async def _acall_json(self, method: str, path: str, body: dict[str, Any] | None = None,
                           timeout: float | None = None, base: str | None = None) -> Any:
-        if base is None and self.replicas.multi:
+        if base is not None or not self.replicas.multi:
+            return await super()._acall_json(method, path, body, timeout, base)
+        for _ in range(len(self.replicas.all)):
             await self.replicas.arefresh()
-        return await super()._acall_json(method, path, body, timeout, base)
+            try:
+                return await super()._acall_json(method, path, body, timeout)
+            except llmcore.ProviderConnectionError:
+                if not self.replicas.any_healthy():
+                    raise
+        return await super()._acall_json(method, path, body, timeout)
 
     def _stream_lines(self, path: str, body: dict[str, Any], timeout: float | None) -> Any:
         if self.replicas.multi:

@@ -135,6 +135,9 @@ class ReplicaSet:
         r.down_until = time.monotonic() + self._opts.recheck_after
         r.last_error = why
 
+    def any_healthy(self) -> bool:
+        return any(not r.down for r in self.all)
+
     def any_up(self) -> Replica:
         return next((r for r in self.all if not r.down), self.all[0])
 
