@@ -75,3 +75,12 @@ def make_client(plugin_manager: PluginManager) -> Iterator[Callable[..., Any]]:
     yield make
     for c in made:
         c.runtime.close()
+
+
+@pytest.fixture
+def ollama_fake() -> Iterator[Any]:
+    """A started :class:`~llmcore.testing.fakes.OllamaFake` on 127.0.0.1, stopped afterwards."""
+    from .fakes.ollama import OllamaFake
+
+    with OllamaFake() as fake:
+        yield fake

@@ -65,6 +65,9 @@ class OllamaProvider(Provider):
         think: bool | None = None
         #: The model ``embed`` uses when the call names none.
         embed_model: str | None = None
+        #: Treat the server as Ollama Cloud (key required, no pulling); None: decided from
+        #: base_url (ollama.com).
+        cloud: bool | None = None
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -86,6 +89,8 @@ class OllamaProvider(Provider):
     # -- configuration ---------------------------------------------------------------
     @property
     def cloud(self) -> bool:
+        if self.options.cloud is not None:
+            return bool(self.options.cloud)
         host = urlsplit(self.base_url or "").hostname or ""
         return host == "ollama.com" or host.endswith(".ollama.com")
 
@@ -391,6 +396,18 @@ class OllamaProvider(Provider):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            loop = self._session_loop
+            if loop is not None and not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(session.close())
+            else:
+                # Its event loop is gone (asyncio.run ended without aclose): the sockets
+                # died with it, so only the bookkeeping is left to drop.
+                connector = session.connector
+                session.detach()
+                if connector is not None:
+                    connector._close()  # sync part of close(); no loop needed
 
     # -- async transport (aiohttp) -----------------------------------------------------
     async def _asession(self) -> Any:

@@ -13,6 +13,9 @@ wording of current Ollama releases), and ``/api/pull`` of a model in
 :attr:`OllamaFake.require_key` to act like ollama.com: every ``/api`` call then needs
 ``Authorization: Bearer <key>`` and answers 401 ``{"error": "unauthorized"}`` otherwise.
 
+As with every fake, each request takes the next scripted reply, including one answered
+404 because its model is missing and a pull.
+
 Reply fields used beyond the base ones: ``thinking`` (sent as ``message.thinking`` or
 ``thinking``, before the answer), ``tool_calls`` (Ollama's shape: arguments as an object),
 and ``extra``:
@@ -120,8 +123,11 @@ class OllamaFake(FakeServer):
 
         return guarded
 
-    def _known(self, h: Handler, name: str | None) -> str | None:
-        """The catalogue name of ``name``, or None after answering 404 like Ollama."""
+    def _known(self, h: Handler, name: str | None, load: bool = True) -> str | None:
+        """The catalogue name of ``name``, or None after answering 404 like Ollama.
+
+        ``load``: the call puts the model in memory (chat, generate, embed do; show not).
+        """
         if not name:
             h.send_json(400, {"error": "model is required"})
             return None
@@ -129,7 +135,8 @@ class OllamaFake(FakeServer):
         if key not in self.catalog:
             h.send_json(404, {"error": f"model '{name}' not found"})
             return None
-        self.loaded[key] = _now()
+        if load:
+            self.loaded[key] = _now()
         return key
 
     @staticmethod
@@ -258,10 +265,9 @@ class OllamaFake(FakeServer):
 
     def show(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
-        name = self._known(h, body.get("model") or body.get("name"))
+        name = self._known(h, body.get("model") or body.get("name"), load=False)
         if name is None:
             return
-        self.loaded.pop(name, None)  # show does not load a model
         facts = self.catalog[name]
         arch = facts["family"]
         info: dict[str, Any] = {
