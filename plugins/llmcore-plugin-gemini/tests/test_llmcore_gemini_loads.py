@@ -10,4 +10,4 @@ def test_plugin_registers_its_type() -> None:
     assert record.status == "loaded", record.error
     types = rt.agent_types
     assert "gemini" in types
-    assert types["gemini"].__module__ == "llmcore_gemini"
+    assert types["gemini"].__module__ == "llmcore_gemini.agent"

@@ -44,6 +44,7 @@ class ClaudeCodeAgent(llmcore.Agent):
     type_name = "claude-code"
     program = "claude"
     Options = Options
+    own_env_keys = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 
     # -- detection ---------------------------------------------------------------------
     def version(self) -> str | None:
@@ -97,12 +98,11 @@ class ClaudeCodeAgent(llmcore.Agent):
             base = self.config.base_url.rstrip("/")
             env["ANTHROPIC_BASE_URL"] = base[:-3] if base.endswith("/v1") else base
         if self.config.api_key_env:
-            key = os.environ.get(self.config.api_key_env)
+            key = self.api_key()
             if not key:
                 raise llmcore.AgentError(
                     f"{self.name}: environment variable {self.config.api_key_env} "
-                    "(agents.{0}.api_key_env) is not set".format(self.name),
-                    agent=self.name,
+                    f"(agents.{self.name}.api_key_env) is not set", agent=self.name,
                     hint=f"export {self.config.api_key_env}=<your key>, or remove api_key_env "
                          "to use Claude Code's own login")
             env["ANTHROPIC_API_KEY"] = key
@@ -121,15 +121,20 @@ class ClaudeCodeAgent(llmcore.Agent):
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         result = next((e for e in reversed(run.events) if e.get("type") == "result"), None)
         if result is None:
-            raise llmcore.AgentFailedError(
-                f"{self.name}: claude exited with status {run.exit_code} without a result"
-                + _tail(run.stderr_tail or run.stdout_tail),
-                agent=self.name,
+            err = self.error_from_text(run.stderr_tail[-2000:], what="claude gave no result")
+            raise err or llmcore.AgentFailedError(
+                f"{self.name}: {self.exit_error(run)} without a result", agent=self.name,
                 hint="run the same prompt with `claude -p` in that directory to see why")
         text = str(result.get("result") or "")
         session = result.get("session_id")
         if result.get("is_error"):
-            _raise_api_error(self.name, result, text)
+            status = result.get("api_error_status")
+            err = self.error_from_text(f"{status or ''} {text}".strip(),
+                                       what="Claude Code's API call failed")
+            raise err or llmcore.AgentFailedError(
+                f"{self.name}: Claude Code reported an error: {text[:300]}", agent=self.name,
+                hint="check that agents.NAME.base_url serves the Anthropic Messages API and "
+                     "that the model exists there")
         usage = _usage(result.get("usage") or {})
         models = list((result.get("modelUsage") or {}).keys())
         subtype = str(result.get("subtype") or "")
@@ -138,26 +143,8 @@ class ClaudeCodeAgent(llmcore.Agent):
             agent=self.name, success=ok, output=text, files_modified=run.files_modified,
             duration_s=run.duration_s, exit_code=run.exit_code, usage=usage,
             cost_usd=_float(result.get("total_cost_usd")), session_id=session,
-            events=len(run.events), model=models[0] if models else task.model,
+            events=run.events_total, model=models[0] if models else task.model,
             error=None if ok else f"claude stopped: {subtype or 'exit ' + str(run.exit_code)}")
-
-
-def _raise_api_error(agent: str, result: dict[str, Any], text: str) -> None:
-    status = result.get("api_error_status")
-    low = text.lower()
-    if status in (401, 403) or "authentication" in low or "api key" in low or "401" in low:
-        raise llmcore.AgentFailedError(
-            f"{agent}: the API refused the key: {text[:300]}", agent=agent,
-            hint="check the key in the variable named by agents.NAME.api_key_env "
-                 "(or ANTHROPIC_API_KEY) and agents.NAME.base_url")
-    if status == 429 or "rate limit" in low or "429" in low:
-        raise llmcore.AgentFailedError(
-            f"{agent}: rate limited by the API: {text[:300]}", agent=agent,
-            hint="wait and retry, or route to another agent/provider")
-    raise llmcore.AgentFailedError(
-        f"{agent}: Claude Code reported an error: {text[:300]}", agent=agent,
-        hint="check that agents.NAME.base_url is reachable and serves the Anthropic "
-             "Messages API, and that the model exists there")
 
 
 def _usage(u: dict[str, Any]) -> llmcore.Usage:
@@ -174,11 +161,6 @@ def _float(value: Any) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-
-
-def _tail(text: str, limit: int = 400) -> str:
-    text = text.strip()
-    return f": {text[-limit:]}" if text else ""
 
 
 def _is_root() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ SANDBOX_FLAGS = {
     "full_auto": ["--dangerously-bypass-approvals-and-sandbox"],
 }
 PROVIDER_ID = "llmcore"
+_WATCH_LOCK = threading.Lock()
 
 
 @attrs.define
@@ -41,6 +43,9 @@ class Options:
     home: str | None = None
     #: Request and stream retries Codex makes before failing (0: fail at once).
     max_retries: int = 0
+    #: "Reconnecting... waiting for network" notices tolerated before the run is stopped
+    #: as a connection failure: Codex itself waits for the network forever.
+    offline_notices: int = 1
     #: Extra ``-c key=value`` overrides, values as TOML (``{"model_reasoning_effort": "\"low\""}``).
     config: dict[str, str] = attrs.field(factory=dict)
 
@@ -51,6 +56,11 @@ class CodexAgent(llmcore.Agent):
     type_name = "codex"
     program = "codex"
     Options = Options
+    own_env_keys = ("OPENAI_API_KEY", "CODEX_API_KEY")
+
+    def __init__(self, config: llmcore.AgentConfig) -> None:
+        super().__init__(config)
+        self._watches: list[_OfflineWatch] = []
 
     def version(self) -> str | None:
         """From the npm package next to the program when possible (no Node start-up)."""
@@ -71,9 +81,7 @@ class CodexAgent(llmcore.Agent):
             return Path(opts.home).expanduser()
         if not (self.config.base_url or self.config.api_key_env):
             return None
-        import platformdirs
-
-        return Path(platformdirs.user_state_dir("llmcore")) / "agents" / self.name / "codex-home"
+        return self.private_home() / ".codex"
 
     # -- command line ------------------------------------------------------------------
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
@@ -122,7 +130,7 @@ class CodexAgent(llmcore.Agent):
                f"{p}.request_max_retries": str(opts.max_retries),
                f"{p}.stream_max_retries": str(opts.max_retries)}
         if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env) or env.get(cfg.api_key_env)
+            key = self.api_key() or env.get(cfg.api_key_env)
             if not key:
                 raise llmcore.AgentError(
                     f"{self.name}: environment variable {cfg.api_key_env} "
@@ -134,6 +142,29 @@ class CodexAgent(llmcore.Agent):
             env[cfg.api_key_env] = key
         return out
 
+    # -- running -----------------------------------------------------------------------
+    def run(self, task: llmcore.AgentTask, on_event: Any = None,
+            cancel: Any = None) -> llmcore.AgentResult:
+        """Run ``task``; stop it as a connection failure when Codex starts waiting for the
+        network (it would wait until the timeout)."""
+        watch = _OfflineWatch(cancel, self.options.offline_notices)
+        with _WATCH_LOCK:
+            self._watches.append(watch)
+        try:
+            return super().run(task, on_event, watch)
+        except llmcore.AgentCancelledError as exc:
+            if watch.offline is None:
+                raise
+            where = self.config.base_url or "its model endpoint"
+            err = llmcore.AgentConnectionError(
+                f"{self.name}: Codex cannot reach {where}: {watch.offline}", agent=self.name,
+                hint=f"check that {where} is up and that agents.{self.name}.base_url is right")
+            err.result = exc.result
+            raise err from None
+        finally:
+            with _WATCH_LOCK:
+                self._watches.remove(watch)
+
     # -- output ------------------------------------------------------------------------
     def parse_line(self, line: str) -> dict[str, Any] | None:
         if not line.startswith("{"):
@@ -142,7 +173,15 @@ class CodexAgent(llmcore.Agent):
             event = json.loads(line)
         except ValueError:
             return None
-        return event if isinstance(event, dict) else None
+        if not isinstance(event, dict):
+            return None
+        if event.get("type") == "error" and "waiting for network" in str(event.get("message")):
+            # Runs of one agent object normally do not overlap; when they do, they share
+            # the endpoint, so an unreachable one fails them all.
+            with _WATCH_LOCK:
+                for watch in self._watches:
+                    watch.notice(str(event.get("message")))
+        return event
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         session: str | None = task.resume
@@ -171,32 +210,37 @@ class CodexAgent(llmcore.Agent):
             elif kind == "error" and not completed:
                 failure = str(e.get("message") or failure or "error")
         if failure is not None or not completed:
-            _raise_failure(self.name, failure, run)
+            text = failure or run.stderr_tail.strip()[-1000:] or self.exit_error(run)
+            err = self.error_from_text(text, what="Codex did not complete the turn")
+            raise err or llmcore.AgentFailedError(
+                f"{self.name}: Codex did not complete the turn: {text[:300]}", agent=self.name,
+                hint="check that agents.NAME.base_url serves the OpenAI Responses API "
+                     "(POST /v1/responses) and that the model exists there")
         ok = run.exit_code == 0
         return llmcore.AgentResult(
             agent=self.name, success=ok, output=messages[-1] if messages else "",
             files_modified=run.files_modified, duration_s=run.duration_s,
             exit_code=run.exit_code, usage=usage, session_id=session,
-            events=len(run.events), model=task.model or self.config.model,
+            events=run.events_total, model=task.model or self.config.model,
             error=None if ok else f"codex exited with status {run.exit_code}")
 
 
-def _raise_failure(agent: str, failure: str | None, run: llmcore.RunOutput) -> None:
-    text = failure or (run.stderr_tail.strip()[-400:] or f"exit status {run.exit_code}")
-    low = text.lower()
-    if "401" in low or "unauthorized" in low or "api key" in low or "403" in low:
-        raise llmcore.AgentFailedError(
-            f"{agent}: the API refused the key: {text[:300]}", agent=agent,
-            hint="check the key in the variable named by agents.NAME.api_key_env and "
-                 "agents.NAME.base_url (or run `codex login` when no endpoint is configured)")
-    if "429" in low or "rate limit" in low or "quota" in low:
-        raise llmcore.AgentFailedError(
-            f"{agent}: rate limited by the API: {text[:300]}", agent=agent,
-            hint="wait and retry, or route to another agent/provider")
-    raise llmcore.AgentFailedError(
-        f"{agent}: Codex did not complete the turn: {text[:300]}", agent=agent,
-        hint="check that agents.NAME.base_url serves the OpenAI Responses API "
-             "(POST /v1/responses) and that the model exists there")
+class _OfflineWatch:
+    """A cancel token for the runner that also trips after Codex's offline notices."""
+
+    def __init__(self, outer: Any, limit: int) -> None:
+        self.outer = outer
+        self.limit = max(1, limit)
+        self.count = 0
+        self.offline: str | None = None
+
+    def notice(self, message: str) -> None:
+        self.count += 1
+        if self.count >= self.limit:
+            self.offline = message
+
+    def is_set(self) -> bool:
+        return self.offline is not None or bool(self.outer is not None and self.outer.is_set())
 
 
 def _toml(value: str) -> str:

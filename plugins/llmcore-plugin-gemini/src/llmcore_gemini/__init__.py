@@ -1,4 +1,7 @@
-"""llmcore plugin: Google's Gemini CLI agent, run non-interactively."""
+"""llmcore plugin: Google's Gemini CLI agent, run non-interactively.
+
+Registers the agent type ``gemini`` (see :mod:`llmcore_gemini.agent`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,16 @@ import llmcore
 LLMCORE_HOOK_API = "1"
 
 
-class GeminiAgent(llmcore.Agent):
-    type_name = "gemini"
-    program = "gemini"
-
-
 @llmcore.hookimpl
 def llmcore_register_agents() -> list[Any]:
+    from .agent import GeminiAgent
+
     return [GeminiAgent]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GeminiAgent":
+        from .agent import GeminiAgent
+
+        return GeminiAgent
+    raise AttributeError(name)
