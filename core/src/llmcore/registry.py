@@ -196,9 +196,20 @@ class Registry:
                 merged = synced.setdefault(key, {"_from": pname})
                 merged.update({k: v for k, v in fields.items() if v not in (None, [])})
         self._synced_index = synced
+        self._resolved: dict[str, str | None] = {}
 
     def resolve(self, model: str) -> str | None:
         """The registry name ``model`` refers to, or ``None`` when unknown."""
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        found = self._resolve(model)
+        if len(self._resolved) < 4096:  # names come from config and servers: few
+            self._resolved[model] = found
+        return found
+
+    def _resolve(self, model: str) -> str | None:
         m = model.strip().lower()
         candidates = [m]
         if "/" in m:  # openai/gpt-4o, models/gemini-2.5-pro, Qwen/Qwen2.5-Coder-7B
