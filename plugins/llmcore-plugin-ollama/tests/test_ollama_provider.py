@@ -370,3 +370,33 @@ providers:
         assert "qwen3:0.6b" in [m.name for m in client.models()]
     finally:
         client.runtime.close()
+
+
+# -- configuration -----------------------------------------------------------------------------
+@pytest.mark.parametrize("line", ["options: {num_ctx: 8192, top_k: 20}",
+                                  "num_ctx: 8192\n    top_k: 20"])
+def test_yaml_model_options_nested_or_flat(ollama_fake: OllamaFake, line: str) -> None:
+    config = parse_config(f"""
+providers:
+  local:
+    plugin: ollama
+    base_url: {ollama_fake.url}
+    models: [llama3.2]
+    {line}
+""")
+    p = OllamaProvider(config.providers["local"])
+    ollama_fake.push(Reply(text="ok"))
+    p.chat(ask())
+    assert body_of(ollama_fake, "/api/chat")["options"] == {"num_ctx": 8192, "top_k": 20}
+    p.close()
+
+
+def test_an_unknown_key_is_a_config_error_naming_it() -> None:
+    config = parse_config("""
+providers:
+  local: {plugin: ollama, auto_pul: true}
+""")
+    with pytest.raises(ConfigError) as info:
+        OllamaProvider(config.providers["local"])
+    assert "providers.local.auto_pul" in str(info.value)
+    assert "auto_pull" in (info.value.hint or "")

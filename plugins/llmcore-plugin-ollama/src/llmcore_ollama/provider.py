@@ -22,6 +22,7 @@ from llmcore import (
     BadRequestError,
     ChatRequest,
     ChatResponse,
+    ConfigError,
     EmbeddingResponse,
     Health,
     ModelInfo,
@@ -40,6 +41,16 @@ log = logging.getLogger("llmcore_ollama")
 Progress = Callable[[str, int | None, int | None], None]
 
 CLOUD_KEY_ENV = "OLLAMA_API_KEY"
+
+#: Ollama's model options (its Modelfile PARAMETERs and runtime settings).
+MODEL_OPTIONS = frozenset({
+    "numa", "num_ctx", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv",
+    "logits_all", "vocab_only", "use_mmap", "use_mlock", "embedding_only", "num_thread",
+    "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "tfs_z", "typical_p",
+    "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty",
+    "frequency_penalty", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline",
+    "stop",
+})
 
 
 class OllamaProvider(Provider):
@@ -70,11 +81,10 @@ class OllamaProvider(Provider):
         cloud: bool | None = None
 
     def __init__(self, config: Any) -> None:
-        super().__init__(config)
+        super().__init__(_gather_model_options(config))
         keep = self.options.keep_alive
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (str, int, float))):
-            from llmcore import ConfigError
-
+        if keep is not None and (isinstance(keep, bool)
+                                 or not isinstance(keep, (str, int, float))):
             raise ConfigError(f"keep_alive must be a duration like '5m' or a number of "
                               f"seconds, not {keep!r}",
                               path=f"providers.{self.name}.keep_alive",
@@ -572,6 +582,29 @@ class OllamaProvider(Provider):
                 and self._session_loop is asyncio.get_running_loop()):
             await session.close()
         self.close()
+
+
+def _gather_model_options(config: Any) -> Any:
+    """Move Ollama model options written among the section's keys into ``options``.
+
+    llmcore gives a plugin the free keys of its section, and a YAML ``options: {num_ctx:
+    8192}`` arrives flattened among them; so ``num_ctx`` is accepted there and at the top
+    of the section alike. Any other unknown key is a config error that names it.
+    """
+    known = {f.name for f in attrs.fields(OllamaProvider.Options)}
+    free = dict(config.options)
+    model_options = dict(free.pop("options", None) or {})
+    for key in list(free):
+        if key in MODEL_OPTIONS:
+            model_options[key] = free.pop(key)
+        elif key not in known:
+            raise ConfigError(
+                f"unknown key {key!r} for an ollama provider",
+                path=f"providers.{config.name or 'ollama'}.{key}",
+                hint=f"plugin keys: {', '.join(sorted(known - {'options'}))}; Ollama model "
+                     "options (num_ctx, temperature, ...) go under options:")
+    free["options"] = model_options
+    return attrs.evolve(config, options=free)
 
 
 def _log_progress(model: str) -> Progress:
