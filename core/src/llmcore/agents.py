@@ -56,6 +56,8 @@ class Invocation:
     env: dict[str, str] = attrs.field(factory=dict)
     cwd: str = "."
     unset_env: list[str] = attrs.field(factory=list)
+    #: Plugin-private facts for ``finish`` (e.g. a session id the plugin chose).
+    meta: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -81,6 +83,8 @@ class RunOutput:
     log_path: str | None = None
     worktree: str | None = None
     cwd: str = ""
+    #: What was started (argv, env additions, ``meta``).
+    invocation: Invocation | None = None
 
 
 # Generic shapes of the failures every agent meets; plugins add their own before these.

@@ -500,7 +500,7 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
         duration_s=duration, files_modified=_changed(agent, before), timed_out=timed_out,
         cancelled=cancelled, events_total=collector.events_total,
         stdout_bytes=collector.out_bytes, stderr_bytes=collector.err_bytes,
-        log_path=str(log_path), worktree=worktree, cwd=cwd,
+        log_path=str(log_path), worktree=worktree, cwd=cwd, invocation=inv,
     )
     if timed_out or cancelled:
         stopped: AgentError = (

@@ -202,7 +202,8 @@ class AgentResult:
     error: str | None = None
     model: str | None = None
     log_path: str | None = None
-    #: With ``isolation: worktree``: the git worktree the agent worked in (user's checkout untouched).
+    #: With ``isolation: worktree``: the git worktree the agent worked in (the checkout is
+    #: untouched).
     worktree: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
