@@ -148,3 +148,23 @@ def test_unreachable_pushgateway_reported_once(capsys: pytest.CaptureFixture[str
     sink.flush()
     sink.close()
     assert capsys.readouterr().err.count("metrics sink prometheus could not push") == 1
+
+
+def test_events_without_cost_are_priced_from_the_registry() -> None:
+    import time
+
+    sink = PrometheusSink({"serve": False})
+    deadline = time.monotonic() + 10
+    while sink._registry is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sink.emit(MetricsEvent(kind="request", provider="api", plugin="openai", model="gpt-4o",
+                           input_tokens=1000, output_tokens=100))
+    sink.emit(MetricsEvent(kind="request", provider="box", plugin="ollama", model="llama3.1",
+                           input_tokens=1000, output_tokens=100))
+    sink.emit(MetricsEvent(kind="request", provider="api", plugin="openai", model="gpt-4o",
+                           input_tokens=1, output_tokens=1, cost_usd=0.5))
+    fams = families(sink.metrics.text())
+    assert value(fams, "llmcore_cost_usd_total", provider="api") == pytest.approx(
+        (1000 * 2.5 + 100 * 10) / 1e6 + 0.5)
+    with pytest.raises(AssertionError, match="no sample"):  # local: free, nothing counted
+        value(fams, "llmcore_cost_usd_total", provider="box")

@@ -41,9 +41,12 @@ class PrometheusOptions:
 class PrometheusMetrics:
     """The metric objects, in one ``CollectorRegistry``; fed one event at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, pricer: Any = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        #: ``pricer()`` returns the model registry once it is loaded, else ``None``: events
+        #: that carry tokens but no cost are priced from it (as the sqlite sink does).
+        self.pricer = pricer
         r = self.registry = CollectorRegistry(auto_describe=True)
         pmo = ("provider", "model", "outcome")
         self.requests = Counter("llmcore_requests", "Requests as the caller saw them "
@@ -118,8 +121,15 @@ class PrometheusMetrics:
             n = d.get(f"{direction}_tokens")
             if n:
                 self.tokens.labels(who, model, direction).inc(n)
-        if d.get("cost_usd"):
-            self.cost.labels(who, model).inc(d["cost_usd"])
+        cost = d.get("cost_usd")
+        if cost is None and self.pricer is not None:
+            registry = self.pricer()
+            if registry is not None:
+                from .sqlite import price_event
+
+                cost = price_event(registry, d)
+        if cost:
+            self.cost.labels(who, model).inc(cost)
 
     def text(self) -> str:
         from prometheus_client import generate_latest
@@ -138,7 +148,12 @@ class PrometheusSink(MetricsSink):
             raise ConfigError(f"metrics.prometheus.port: {o.port} is not a TCP port")
         if o.pushgateway and o.push_interval <= 0:
             raise ConfigError("metrics.prometheus.push_interval must be positive")
-        self.metrics = PrometheusMetrics()
+        self._registry: Any = None
+        # the model registry (a YAML parse) loads off the request path; until it is there,
+        # events without a cost are counted without one
+        threading.Thread(target=self._load_registry, daemon=True,
+                         name="llmcore-prometheus-registry").start()
+        self.metrics = PrometheusMetrics(pricer=lambda: self._registry)
         self.port: int | None = None
         self._server: Any = None
         self._stop = threading.Event()
@@ -159,6 +174,14 @@ class PrometheusSink(MetricsSink):
                     hint="choose another metrics.prometheus.port (0 picks a free one)",
                 ) from exc
             self.port = self._server.server_address[1]
+
+    def _load_registry(self) -> None:
+        try:
+            from ..registry import get_registry
+
+            self._registry = get_registry(None)
+        except Exception as exc:
+            self.report(exc, "cannot price events")
 
     def emit(self, event: MetricsEvent) -> None:
         self.metrics.observe(event)
