@@ -168,3 +168,16 @@ def test_events_without_cost_are_priced_from_the_registry() -> None:
         (1000 * 2.5 + 100 * 10) / 1e6 + 0.5)
     with pytest.raises(AssertionError, match="no sample"):  # local: free, nothing counted
         value(fams, "llmcore_cost_usd_total", provider="box")
+
+
+def test_grafana_dashboard_queries_only_documented_metrics() -> None:
+    import json
+
+    dash = json.loads((DOC.parent / "grafana-dashboard.json").read_text())
+    documented = set(re.findall(r"^\| `(llmcore_[a-z_]+)` \|", DOC.read_text(), re.M))
+    used = {re.sub(r"_bucket$", "", name)
+            for panel in dash["panels"] for t in panel["targets"]
+            for name in re.findall(r"llmcore_[a-z_]+", t["expr"])}
+    assert used and used <= documented, used - documented
+    # every panel reads the data source the user picks on import
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])
