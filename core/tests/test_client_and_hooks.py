@@ -69,7 +69,10 @@ def test_chat_stream_generate_embed_models(make_client: Any) -> None:
 
 
 def test_failover_and_all_failed(make_client: Any) -> None:
-    client = make_client(CHAIN, StaticPlugin())
+    # One call per provider (no retries), so each request is one attempt per provider.
+    no_retry = CHAIN.replace('three"}', 'three", retry: {max_attempts: 1}}').replace(
+        'second"}', 'second", retry: {max_attempts: 1}}')
+    client = make_client(no_retry, StaticPlugin())
     first = client.runtime.providers["first"]
     first.fail_with = ProviderConnectionError("refused", provider="first", hint="start it")
     resp = client.chat("hi")

@@ -115,18 +115,25 @@ class Client(_Base):
 
     def chat(self, messages: Messages, *, model: str | None = None, provider: str | None = None,
              system: str | None = None, fallback: bool | None = None,
+             require: list[str] | None = None, min_context: int | None = None,
              **options: Any) -> ChatResponse:
-        """Send a chat and return the whole answer; fails over per the routing config."""
+        """Send a chat and return the whole answer; fails over per the routing config.
+
+        ``require`` (capability tags such as ``vision``, ``tools``) and ``min_context``
+        (tokens) keep only the models the registry says can serve the request."""
         request = build_request(messages, model, system, options)
-        return self.router.chat(request, provider=provider, fallback=fallback)
+        return self.router.chat(request, provider=provider, fallback=fallback,
+                                require=require, min_context=min_context)
 
     def stream(self, messages: Messages, *, model: str | None = None,
                provider: str | None = None, system: str | None = None,
-               fallback: bool | None = None, **options: Any) -> Iterator[StreamChunk]:
+               fallback: bool | None = None, require: list[str] | None = None,
+               min_context: int | None = None, **options: Any) -> Iterator[StreamChunk]:
         """Yield the answer as it is generated."""
         request = build_request(messages, model, system, options)
         request.stream = True
-        return self.router.stream(request, provider=provider, fallback=fallback)
+        return self.router.stream(request, provider=provider, fallback=fallback,
+                                  require=require, min_context=min_context)
 
     def generate(self, prompt: str, *, model: str | None = None, provider: str | None = None,
                  fallback: bool | None = None, **options: Any) -> ChatResponse:
@@ -168,16 +175,21 @@ class AsyncClient(_Base):
 
     async def chat(self, messages: Messages, *, model: str | None = None,
                    provider: str | None = None, system: str | None = None,
-                   fallback: bool | None = None, **options: Any) -> ChatResponse:
+                   fallback: bool | None = None, require: list[str] | None = None,
+                   min_context: int | None = None, **options: Any) -> ChatResponse:
         request = build_request(messages, model, system, options)
-        return await self.router.achat(request, provider=provider, fallback=fallback)
+        return await self.router.achat(request, provider=provider, fallback=fallback,
+                                       require=require, min_context=min_context)
 
     def stream(self, messages: Messages, *, model: str | None = None,
                provider: str | None = None, system: str | None = None,
-               fallback: bool | None = None, **options: Any) -> AsyncIterator[StreamChunk]:
+               fallback: bool | None = None, require: list[str] | None = None,
+               min_context: int | None = None,
+               **options: Any) -> AsyncIterator[StreamChunk]:
         request = build_request(messages, model, system, options)
         request.stream = True
-        return self.router.astream(request, provider=provider, fallback=fallback)
+        return self.router.astream(request, provider=provider, fallback=fallback,
+                                   require=require, min_context=min_context)
 
     async def generate(self, prompt: str, *, model: str | None = None,
                        provider: str | None = None, fallback: bool | None = None,

@@ -110,6 +110,8 @@ class CooldownConfig:
     rate_limit_seconds: float = 600.0
     failure_threshold: int = 3
     failure_seconds: float = 30.0
+    #: What a 429 cools down: ``model`` (that model on that provider) or ``provider``.
+    rate_limit_scope: str = "model"
 
 
 @attrs.define
@@ -430,6 +432,10 @@ def _check_values(c: Config) -> None:
           "must not be negative")
     check(r.cooldown.failure_threshold >= 1, ("routing", "cooldown", "failure_threshold"),
           "must be at least 1")
+    check(r.cooldown.rate_limit_scope in ("model", "provider"),
+          ("routing", "cooldown", "rate_limit_scope"), "must be model or provider")
+    check(0 < r.latency_decay <= 1, ("routing", "latency_decay"),
+          "must be in (0, 1]: the weight of the newest latency")
     for name, p in (c.providers or {}).items():
         base = ("providers", name)
         for i, url in enumerate([p.base_url] if p.base_url else (p.base_urls or [])):
