@@ -1,17 +1,140 @@
-"""llmcore plugin: The OpenCode agent, run with `opencode run`."""
+"""llmcore plugin: OpenCode (``opencode run --format json``).
+
+OpenCode prints JSON lines: ``step_start``, ``text`` (``part.text``), ``tool_use``,
+``step_finish`` (``part.tokens``, ``part.cost``) and ``error`` (``error.data.statusCode``),
+each with ``sessionID``; there is no summary line, so the result is assembled from them. With
+``base_url`` set, llmcore passes a whole provider config in ``OPENCODE_CONFIG_CONTENT`` and
+runs it with XDG directories of its own, so the user's OpenCode config and data stay untouched.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import attrs
 import llmcore
 
 LLMCORE_HOOK_API = "1"
 
+#: llmcore's modes onto OpenCode permissions (edit, bash) and its agent.
+PERMISSIONS = {
+    "read_only": {"edit": "deny", "bash": "deny", "webfetch": "deny"},
+    "suggest": {"edit": "deny", "bash": "deny"},
+    "auto_edit": {"edit": "allow", "bash": "deny"},
+    "full_auto": {"edit": "allow", "bash": "allow", "webfetch": "allow"},
+}
+
+
+@attrs.define
+class OpenCodeOptions:
+    """``agents.NAME.options`` of an OpenCode agent."""
+
+    #: The AI SDK package OpenCode uses for ``base_url``: an OpenAI-compatible server by
+    #: default; ``@ai-sdk/anthropic`` for an Anthropic Messages endpoint.
+    provider_npm: str = "@ai-sdk/openai-compatible"
+    #: OpenCode's own agent (``build``, ``plan``…); read_only uses ``plan`` unless set.
+    agent: str | None = None
+
 
 class OpenCodeAgent(llmcore.Agent):
+    """OpenCode, one message per run; resumable with its ``ses_…`` session id."""
+
     type_name = "opencode"
     program = "opencode"
+    Options = OpenCodeOptions
+    own_env_keys = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY")
+
+    def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
+        opts: OpenCodeOptions = self.options
+        if task.mode not in PERMISSIONS:
+            raise llmcore.ConfigError(f"unknown mode {task.mode!r}",
+                                      path=f"agents.{self.name}.mode",
+                                      hint="use one of " + ", ".join(PERMISSIONS))
+        argv = [self.executable() or self.program, "run", "--format", "json"]
+        env = {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1"}
+        config: dict[str, Any] = {"permission": PERMISSIONS[task.mode], "autoupdate": False,
+                                  "share": "disabled"}
+        model = task.model
+        if self.config.base_url:
+            name = model or "default"
+            env["LLMCORE_OPENCODE_KEY"] = self.api_key() or "none"
+            config["provider"] = {"llmcore": {
+                "npm": opts.provider_npm, "name": "llmcore",
+                "options": {"baseURL": self.config.base_url,
+                            "apiKey": "{env:LLMCORE_OPENCODE_KEY}"},
+                "models": {name: {}}}}
+            config["model"] = config["small_model"] = f"llmcore/{name}"
+            model = f"llmcore/{name}"
+            home = self.private_home()
+            env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+                       XDG_DATA_HOME=str(home / ".local/share"),
+                       XDG_STATE_HOME=str(home / ".local/state"),
+                       XDG_CACHE_HOME=str(home / ".cache"))
+        env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
+        if model:
+            argv += ["-m", model]
+        agent = opts.agent or ("plan" if task.mode == "read_only" else None)
+        if agent:
+            argv += ["--agent", agent]
+        if task.mode in ("auto_edit", "full_auto"):
+            argv.append("--auto")
+        if task.resume:
+            argv += ["-s", task.resume]
+        argv += [*task.args, "--", task.prompt]
+        return llmcore.Invocation(argv=argv, env=env)
+
+    def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
+        session = None
+        texts: list[str] = []
+        usage = llmcore.Usage()
+        cost = 0.0
+        saw_cost = False
+        errors: list[dict[str, Any]] = []
+        for ev in run.events:
+            session = ev.get("sessionID") or session
+            kind = ev.get("type")
+            part = ev.get("part") or {}
+            if kind == "step_start":
+                texts = []  # the answer is the text of the last step
+            elif kind == "text":
+                texts.append(str(part.get("text", "")))
+            elif kind == "step_finish":
+                tokens = part.get("tokens") or {}
+                usage.input_tokens += int(tokens.get("input") or 0)
+                usage.output_tokens += int(tokens.get("output") or 0)
+                cached = int((tokens.get("cache") or {}).get("read") or 0)
+                usage.cached_tokens = (usage.cached_tokens or 0) + cached
+                if part.get("cost") is not None:
+                    cost += float(part["cost"])
+                    saw_cost = True
+            elif kind == "error":
+                errors.append(ev.get("error") or {})
+        if errors:
+            raise self._error(errors[-1], run)
+        ok = run.exit_code == 0 and session is not None
+        if not ok and run.exit_code != 0:
+            mapped = self.error_from_text(run.stderr_tail[-3000:])
+            if mapped is not None:
+                raise mapped
+        return llmcore.AgentResult(
+            agent=self.name, success=ok, output="".join(texts).strip(),
+            files_modified=run.files_modified, exit_code=run.exit_code,
+            usage=usage if usage.total_tokens else None,
+            cost_usd=cost if saw_cost else None, session_id=session,
+            events=run.events_total, model=task.model,
+            error=None if ok else self.exit_error(run))
+
+    def _error(self, err: dict[str, Any], run: llmcore.RunOutput) -> llmcore.AgentError:
+        data = err.get("data") or {}
+        status = data.get("statusCode")
+        message = str(data.get("message") or err.get("name") or "error")
+        text = f"{status or ''} {err.get('name', '')}: {message}"
+        mapped = self.error_from_text(text, what="the model call failed")
+        if mapped is not None:
+            return mapped
+        return llmcore.AgentFailedError(f"{self.name}: {text.strip()}", agent=self.name,
+                                        hint=f"see the full output in {run.log_path}")
 
 
 @llmcore.hookimpl
