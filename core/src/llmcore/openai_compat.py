@@ -263,7 +263,7 @@ class OpenAIProvider(Provider):
                     self._raise_status(resp.status_code, resp.text, resp.headers, body)
                 lines = _Lines()
                 try:
-                    for data in resp.iter_raw():
+                    for data in resp.iter_bytes():  # decoded (gzip from proxies)
                         yield from lines.feed(data)
                 except httpx.TimeoutException as exc:
                     raise self._timeout(url, exc, during="reading the stream") from exc

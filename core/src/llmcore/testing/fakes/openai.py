@@ -35,7 +35,13 @@ def fake_vector(text: str, dim: int) -> list[float]:
 
 
 class OpenAIFake(FakeServer):
-    """Serves the OpenAI API under ``/v1``; :attr:`base_url` is what clients point at."""
+    """Serves the OpenAI API under ``/v1``; :attr:`base_url` is what clients point at.
+
+    Besides the common :class:`Reply` fields, these ``Reply.extra`` keys shape streams:
+    ``usage_in_stream`` (send the usage chunk even when not asked), ``no_finish`` (no
+    chunk with a ``finish_reason``), ``no_done`` (no ``data: [DONE]``); and for
+    ``/v1/completions``, ``texts`` (one text per choice, for batches).
+    """
 
     models = ["fake-model"]
     #: Length of the vectors ``/v1/embeddings`` returns.
