@@ -15,7 +15,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from llmcore.testing.fakes import AnthropicFake, GeminiFake, Reply, ResponsesFake
 
 WRITE = {"name": "Write", "id": "toolu_1",
@@ -119,7 +118,7 @@ def test_responses_plain_with_function_call(responses_fake: ResponsesFake) -> No
     responses_fake.push(Reply(text="Running.", tool_calls=[call], usage=(20, 3)))
     resp = _openai(responses_fake).responses.create(model="fake-model", input="hi")
     assert resp.status == "completed" and resp.output_text == "Running."
-    fc = [o for o in resp.output if o.type == "function_call"][0]
+    fc = next(o for o in resp.output if o.type == "function_call")
     assert fc.name == "exec_command" and fc.call_id == "call_1"  # type: ignore[union-attr]
     assert json.loads(fc.arguments) == {"cmd": "ls"}  # type: ignore[union-attr]
     assert resp.usage is not None
