@@ -1,0 +1,51 @@
+"""mkdocs hooks: pages made when the site is built, so they always match the code.
+
+* ``guide/plugins/<name>.md``: one page per plugin, from ``plugins/llmcore-plugin-<name>/
+  README.md`` (links relative to the README are turned into links to the source tree);
+* ``reference/plugin-options.md``: each installed plugin's extra config keys;
+* ``changelog.md``: the repository's ``CHANGELOG.md``.
+
+Registered in ``mkdocs.yml`` under ``hooks:``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_URL = "https://llmcore.dev/source"
+
+# A markdown link or image whose target is relative (no scheme, not an anchor).
+_REL_LINK = re.compile(r"(!?\[[^\]]*\])\((?![a-z][a-z0-9+.-]*:|#|/)([^)\s]+)\)")
+
+
+def plugin_pages() -> dict[str, str]:
+    """``guide/plugins/<short>.md`` → its page text, for every plugin in the repository."""
+    pages: dict[str, str] = {}
+    for readme in sorted(ROOT.glob("plugins/llmcore-plugin-*/README.md")):
+        dist = readme.parent.name
+        short = dist.removeprefix("llmcore-plugin-")
+        base = f"{SOURCE_URL}/plugins/{dist}"
+        text = _REL_LINK.sub(lambda m, b=base: f"{m.group(1)}({b}/{m.group(2)})",
+                             readme.read_text(encoding="utf-8"))
+        note = (f"\n\n---\n\nInstall: `llmcore install {short}` "
+                f"(or `pip install {dist}`). This page is the plugin's README.\n")
+        pages[f"guide/plugins/{short}.md"] = text.rstrip() + note
+    return pages
+
+
+def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gen_config
+
+    generated = plugin_pages()
+    generated["reference/plugin-options.md"] = gen_config.render_plugin_options()
+    generated["changelog.md"] = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    for path, text in generated.items():
+        files.append(File.generated(config, path, content=text))
+    return files
