@@ -178,6 +178,33 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     fake: FakeServer
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.open_connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.conn_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.conn_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self) -> None:
+        """A stopped server must look stopped to clients holding keep-alive connections."""
+        with self.conn_lock:
+            conns = list(self.open_connections)
+            self.open_connections.clear()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
 
 class FakeServer:
     """A real HTTP server on 127.0.0.1 (random port) running in a thread.
@@ -250,6 +277,7 @@ class FakeServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_all()
             self._server = None
 
     def __enter__(self) -> FakeServer:
