@@ -129,3 +129,51 @@ def script_agent(script: Path, *, name: str = "fake", own_env_keys: tuple[str, .
     ScriptAgent.ignored_files = ignored
     cfg = AgentConfig(name=name, plugin="script", command=sys.executable, **config)  # type: ignore[arg-type]
     return ScriptAgent(cfg)
+
+
+# -- real agents against a scripted fake endpoint -------------------------------------------
+def agent_fake(side_text: str | None = None, **kw: object) -> object:
+    """An OpenAI Chat fake for agents. ``side_text``: the answer to requests that offer no
+    tools (OpenCode's title call, Qwen's memory call), so the script only feeds the main loop.
+    """
+    from llmcore.testing.fakes import OpenAIFake, Reply
+
+    class AgentFake(OpenAIFake):
+        def next_reply(self, req: object) -> Reply:
+            body = getattr(req, "json", None) or {}
+            if side_text is not None and isinstance(body, dict) and not body.get("tools"):
+                self.record(req)  # type: ignore[arg-type]
+                return Reply(text=side_text)
+            return super().next_reply(req)  # type: ignore[arg-type]
+
+        def tool_requests(self) -> list[dict[str, object]]:
+            return [r.json for r in self.requests
+                    if r.body and isinstance(r.json, dict) and r.json.get("tools")]
+
+    return AgentFake(**kw)  # type: ignore[arg-type]
+
+
+def real_agent_yaml(name: str, plugin: str, base_url: str, *, key_env: str = "LLMCORE_TEST_KEY",
+                    model: str = "fake-model", mode: str = "auto_edit", timeout: float = 120,
+                    options: dict[str, object] | None = None) -> str:
+    """An llmcore.yaml with one agent pointed at ``base_url`` with the tests' programs."""
+    import json
+
+    ensure_agents()
+    section = {
+        "plugin": plugin, "command": str(program_path(plugin)), "base_url": base_url,
+        "api_key_env": key_env, "model": model, "mode": mode, "timeout": timeout,
+        "env": {"PATH": agent_path_value()}, "options": options or {},
+    }
+    return "agents:\n  " + json.dumps(name) + ": " + json.dumps(section) + "\n"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m llmcore ARGS`` in a subprocess (the CLI as a user runs it)."""
+    import sys
+
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
+                          text=True, env=full, cwd=cwd, timeout=timeout, check=False)
