@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": "client", "AsyncClient": "client",
     "raise_for_status": "openai_compat", "parse_retry_after": "openai_compat",
-    "Provider": "provider", "OpenAIProvider": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
+    "Provider": "provider", "OpenAIProvider": "openai_compat", "OpenAIOptions": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
     "hookimpl": "hookspecs", "HOOK_API_VERSION": "hookspecs",
     "Config": "config", "ProviderConfig": "config", "AgentConfig": "config",
     "load_config": "config",
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from .hooks import AgentCall, GenerationCall
     from .hookspecs import HOOK_API_VERSION, hookimpl
     from .metrics import MetricsEvent, MetricsSink
-    from .openai_compat import OpenAIProvider, parse_retry_after, raise_for_status
+    from .openai_compat import OpenAIOptions, OpenAIProvider, parse_retry_after, raise_for_status
     from .provider import Provider
     from .types import (
         AgentResult,
