@@ -119,7 +119,8 @@ class OllamaProvider(Provider):
         return resolved
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "llmcore-ollama/0.1"}
+        headers = {"Accept": "application/json", "Content-Type": "application/json",
+                   "User-Agent": "llmcore-ollama/0.1"}
         key = self.api_key
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -185,7 +186,8 @@ class OllamaProvider(Provider):
         client = self.http
         try:
             extra = {"timeout": self._timeout(timeout)} if timeout is not None else {}
-            req = client.build_request(method, path, json=body, **extra)
+            content = json.dumps(body).encode() if body is not None else None
+            req = client.build_request(method, path, content=content, **extra)
             resp = client.send(req, stream=stream)
         except httpx.TimeoutException as exc:
             raise self._timeout_error(exc, model, timeout) from None
@@ -226,13 +228,12 @@ class OllamaProvider(Provider):
         return self._decode(raw, model)
 
     def _decode(self, raw: bytes, model: str | None) -> dict[str, Any]:
-        text = raw.decode("utf-8", "replace")
         try:
-            data = json.loads(text)
+            data = json.loads(raw)
         except ValueError:
-            raise errors.malformed(self.name, model, text) from None
+            raise errors.malformed(self.name, model, raw.decode("utf-8", "replace")) from None
         if not isinstance(data, dict):
-            raise errors.malformed(self.name, model, text)
+            raise errors.malformed(self.name, model, raw.decode("utf-8", "replace"))
         if isinstance(data.get("error"), str):
             raise errors.in_stream(self.name, model, data["error"], cloud=self.cloud)
         return data
@@ -436,18 +437,50 @@ class OllamaProvider(Provider):
             self._session_loop = loop
         return self._session
 
-    async def _asend(self, path: str, body: dict[str, Any], *, model: str | None,
-                     timeout: float | None = None) -> Any:
+    def _aclient_timeout(self, read: float | None) -> Any:
+        if read is None:
+            return None
+        import aiohttp
+
+        t = self.config.timeout
+        return aiohttp.ClientTimeout(total=None, connect=t.connect + t.pool,
+                                     sock_connect=t.connect, sock_read=read)
+
+    async def _acall(self, path: str, body: dict[str, Any], *, model: str | None,
+                     timeout: float | None = None) -> dict[str, Any]:
+        """POST ``body`` and return the decoded JSON answer (errors mapped)."""
         import aiohttp
 
         session = await self._asession()
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"data": json.dumps(body).encode()}
         if timeout is not None:
-            t = self.config.timeout
-            kw["timeout"] = aiohttp.ClientTimeout(total=None, connect=t.connect + t.pool,
-                                                  sock_connect=t.connect, sock_read=timeout)
+            kw["timeout"] = self._aclient_timeout(timeout)
         try:
-            resp = await session.post(f"{self.base_url}{path}", json=body, **kw)
+            async with session.post(f"{self.base_url}{path}", **kw) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except aiohttp.ClientConnectorError as exc:
+            raise errors.not_reachable(self.name, self.base_url or "", str(exc),
+                                       cloud=self.cloud, refused=True) from None
+        except TimeoutError as exc:
+            raise self._atimeout(exc, model, timeout) from None
+        except aiohttp.ClientError as exc:
+            raise errors.cut(self.name, model, str(exc) or type(exc).__name__) from None
+        if status >= 400:
+            raise self._error(model, status, raw.decode("utf-8", "replace"), headers)
+        return self._decode(raw, model)
+
+    async def _asend(self, path: str, body: dict[str, Any], *, model: str | None,
+                     timeout: float | None = None) -> Any:
+        """POST ``body`` and return the open response (for streams; errors mapped)."""
+        import aiohttp
+
+        session = await self._asession()
+        kw: dict[str, Any] = {"data": json.dumps(body).encode()}
+        if timeout is not None:
+            kw["timeout"] = self._aclient_timeout(timeout)
+        try:
+            resp = await session.post(f"{self.base_url}{path}", **kw)
         except aiohttp.ClientConnectorError as exc:
             raise errors.not_reachable(self.name, self.base_url or "", str(exc),
                                        cloud=self.cloud, refused=True) from None
@@ -471,19 +504,6 @@ class OllamaProvider(Provider):
         t = self.config.timeout
         seconds = request_timeout if phase == "read" and request_timeout else getattr(t, phase)
         return errors.timed_out(self.name, model, phase, seconds)
-
-    async def _ajson(self, resp: Any, model: str | None) -> dict[str, Any]:
-        import aiohttp
-
-        try:
-            raw = await resp.read()
-        except TimeoutError as exc:
-            raise self._atimeout(exc, model, None) from None
-        except aiohttp.ClientError as exc:
-            raise errors.cut(self.name, model, str(exc) or type(exc).__name__) from None
-        finally:
-            resp.release()
-        return self._decode(raw, model)
 
     async def _alines(self, resp: Any,
                       model: str | None) -> AsyncGenerator[dict[str, Any], None]:
@@ -523,8 +543,7 @@ class OllamaProvider(Provider):
 
         async def once() -> ChatResponse:
             t0 = time.monotonic()
-            resp = await self._asend("/api/chat", body, model=model, timeout=request.timeout)
-            data = await self._ajson(resp, model)
+            data = await self._acall("/api/chat", body, model=model, timeout=request.timeout)
             return wire.chat_response(data, self.name, time.monotonic() - t0)
 
         result: ChatResponse = await self._apulling(model, once)
@@ -552,10 +571,9 @@ class OllamaProvider(Provider):
 
         async def once() -> ChatResponse:
             t0 = time.monotonic()
-            resp = await self._asend("/api/generate", body, model=model,
+            data = await self._acall("/api/generate", body, model=model,
                                      timeout=request.timeout)
-            return wire.generate_response(await self._ajson(resp, model), self.name,
-                                          time.monotonic() - t0)
+            return wire.generate_response(data, self.name, time.monotonic() - t0)
 
         result: ChatResponse = await self._apulling(model, once)
         return result
@@ -568,8 +586,8 @@ class OllamaProvider(Provider):
         body = self._embed_body(texts, name)
 
         async def once() -> EmbeddingResponse:
-            resp = await self._asend("/api/embed", body, model=name)
-            return self._embedding(await self._ajson(resp, name), name)
+            data = await self._acall("/api/embed", body, model=name)
+            return self._embedding(data, name)
 
         result: EmbeddingResponse = await self._apulling(name, once)
         return result
