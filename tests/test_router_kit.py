@@ -12,7 +12,7 @@ from llmcore.metrics import MetricsEvent
 from llmcore.types import ChatResponse, StreamChunk
 
 #: Set as every provider's key; it must never show up anywhere (see test_router_secrets).
-CANARY = "sk-canary-Q7x9Zp2Lm4Kd8Vr1Ty6"
+CANARY = "cnry-7f3a9c1e5b2d4e6f8a0b"  # not key-shaped: only registration can hide it
 
 
 class Events:
