@@ -75,6 +75,11 @@ def test_errors_name_path_and_line(text: str, path: str, line: int, needle: str)
     assert str(err).startswith(f"llmcore.yaml:{line}: {path}")
 
 
+def test_a_name_yaml_reads_as_a_boolean_is_refused() -> None:
+    err = error_of("providers:\n  off:\n    plugin: ollama\n")
+    assert err.path == "providers" and "not a string" in str(err) and "quote" in str(err)
+
+
 def test_invalid_yaml_names_the_line() -> None:
     err = error_of("providers:\n  x: [unclosed\n")
     assert "not valid YAML" in str(err) and err.line is not None

@@ -332,6 +332,12 @@ def _check_keys(data: Any, cls: type, path: tuple[str, ...], cfg: Config) -> Non
                 raise cfg.error((*path, key), f"expected a mapping, got {_kind(value)}")
             if attrs.has(val_tp):
                 for name, body in value.items():
+                    if not isinstance(name, str):
+                        raise cfg.error(
+                            (*path, key), f"the name {name!r} is not a string",
+                            hint="YAML reads on/off/yes/no/true/false and bare numbers as "
+                            "values: quote the name, e.g. 'off':",
+                        )
                     if body is None:
                         value[name] = body = {}
                     _check_keys(body, val_tp, (*path, key, str(name)), cfg)
