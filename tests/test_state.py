@@ -172,3 +172,75 @@ def test_unreachable_redis_is_reported_once_and_never_raises(
     assert "a" in store.active()
     err = capsys.readouterr().err
     assert err.count("llmcore: cooldown store") == 1
+
+
+# -- through the router ----------------------------------------------------------------------
+_CHAT_ONCE = textwrap.dedent("""
+    import sys
+    from llmcore.client import Client
+    from llmcore.config import parse_config
+    from llmcore.errors import AllProvidersFailed
+    client = Client(parse_config(open(sys.argv[1]).read()))
+    try:
+        print(client.chat("hi").provider)
+    except AllProvidersFailed as exc:
+        print("failed:", exc.attempts[-1].error_type)
+""")
+
+
+def _two_fakes_config(a_url: str, b_url: str, state: str) -> str:
+    return textwrap.dedent(f"""
+        providers:
+          a: {{plugin: openai, base_url: '{a_url}', api_key: k-test-1234, models: [m1]}}
+          b: {{plugin: openai, base_url: '{b_url}', api_key: k-test-1234, models: [m1]}}
+        agents: {{}}
+        metrics: {{sinks: []}}
+        routing: {{state: '{state}', cooldown: {{rate_limit_seconds: 600}}}}
+    """)
+
+
+def test_a_429_cooldown_survives_a_restart(tmp_path: Path) -> None:
+    from llmcore.client import Client
+    from llmcore.config import parse_config
+    from llmcore.testing.fakes.base import Reply
+    from llmcore.testing.fakes.openai import OpenAIFake
+
+    with OpenAIFake(default=Reply(status=429)) as a, OpenAIFake() as b:
+        state = tmp_path / "state.json"
+        config = tmp_path / "llmcore.yaml"
+        config.write_text(_two_fakes_config(a.base_url, b.base_url, f"file:{state}"))
+        script = tmp_path / "chat_once.py"
+        script.write_text(_CHAT_ONCE)
+        # First process: a answers 429, b answers; the process exits.
+        out = subprocess.run([sys.executable, str(script), str(config)], capture_output=True,
+                             text=True, timeout=60)
+        assert out.stdout.strip() == "b", out.stderr
+        assert len(a.requests) == 1
+        assert "a/m1" in json.loads(state.read_text())["cooldowns"]
+        # After the "restart": a is skipped without a call, for the cooldown's 600 s.
+        client = Client(parse_config(config.read_text()))
+        resp = client.chat("hi")
+        assert resp.provider == "b" and len(a.requests) == 1
+        assert resp.attempts[0].skipped and resp.attempts[0].cooldown_until is not None
+        assert resp.attempts[0].cooldown_until > time.time() + 590
+        client.close()
+
+
+@pytest.mark.redis
+def test_two_hosts_share_a_cooldown_through_redis(redis_url: str) -> None:
+    from llmcore.client import Client
+    from llmcore.config import parse_config
+    from llmcore.testing.fakes.base import Reply
+    from llmcore.testing.fakes.openai import OpenAIFake
+
+    with OpenAIFake(default=Reply(status=429, headers={"Retry-After": "30"})) as a, \
+            OpenAIFake() as b:
+        text = _two_fakes_config(a.base_url, b.base_url, redis_url)
+        host1, host2 = Client(parse_config(text)), Client(parse_config(text))
+        host2.router.store.clear()
+        assert host1.chat("hi").provider == "b" and len(a.requests) == 1
+        resp = host2.chat("hi")  # another "host": it learns of a's cooldown from Redis
+        assert resp.provider == "b" and resp.attempts[0].skipped and len(a.requests) == 1
+        host1.router.clear_cooldowns()
+        host1.close()
+        host2.close()
