@@ -55,6 +55,13 @@ def test_every_wheel_has_complete_metadata(dist: Path) -> None:
                       "Description-Content-Type: text/markdown"):
             assert field in meta, f"{name}: METADATA lacks {field!r}"
         if name != "llmcore":
+            import llmcore
+
+            major = llmcore.HOOK_API_VERSION.split(".")[0]
+            keywords = next((line for line in meta.splitlines()
+                             if line.startswith("Keywords:")), "")
+            assert f"llmcore-hook-api-{major}" in keywords, (
+                f"{name}: metadata should say which hook API it targets, got {keywords!r}")
             requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
             core = [r for r in requires if r.split()[1].startswith("llmcore")]
             assert core and "<" in core[0] and ">=" in core[0], (
