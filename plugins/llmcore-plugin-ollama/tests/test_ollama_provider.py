@@ -400,3 +400,37 @@ providers:
         OllamaProvider(config.providers["local"])
     assert "providers.local.auto_pul" in str(info.value)
     assert "auto_pull" in (info.value.hint or "")
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+def test_cli_chat_streams_and_models_pull(ollama_fake: OllamaFake,
+                                          llmcore_config: Callable[[str], Any]) -> None:
+    from click.testing import CliRunner
+    from llmcore.cli import cli
+
+    llmcore_config(f"""
+providers:
+  local:
+    plugin: ollama
+    base_url: {ollama_fake.url}
+    models: [llama3.2]
+""")
+    runner = CliRunner()
+    ollama_fake.push(Reply(text="streamed from the fake Ollama"))
+    out = runner.invoke(cli, ["chat", "hello", "--provider", "local"])
+    assert out.exit_code == 0, out.output
+    assert "streamed from the fake Ollama" in out.output
+    assert body_of(ollama_fake, "/api/chat")["stream"] is True
+    ollama_fake.push(Reply(text="json answer", usage=(2, 2)))
+    out = runner.invoke(cli, ["chat", "hello", "--json"])
+    data = json.loads(out.output)
+    assert (data["content"], data["provider"]) == ("json answer", "local")
+    assert data["usage"]["output_tokens"] == 2
+    out = runner.invoke(cli, ["models", "pull", "gemma3:270m", "--provider", "local"])
+    assert out.exit_code == 0, out.output
+    assert "gemma3:270m" in ollama_fake.catalog
+    out = runner.invoke(cli, ["models", "--provider", "local", "--json"])
+    assert out.exit_code == 0, out.output
+    listed = {m["name"]: m for m in json.loads(out.output)}
+    assert listed["qwen3:0.6b"]["context_length"] == 40960
+    assert "gemma3:270m" in listed
