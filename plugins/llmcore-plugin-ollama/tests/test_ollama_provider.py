@@ -434,3 +434,32 @@ providers:
     listed = {m["name"]: m for m in json.loads(out.output)}
     assert listed["qwen3:0.6b"]["context_length"] == 40960
     assert "gemma3:270m" in listed
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stream_that_stalls_is_a_timeout(ollama_fake: OllamaFake, mode: str) -> None:
+    from llmcore import ProviderTimeoutError
+    from llmcore.config import Timeouts
+
+    ollama_fake.push(Reply(text="first then silence", chunk_delay=1.0))
+    p = OllamaProvider(ProviderConfig(name="local", plugin="ollama", base_url=ollama_fake.url,
+                                      models=["llama3.2"],
+                                      timeout=Timeouts(connect=2, read=0.3, write=2, pool=2)))
+    got: list[str] = []
+
+    async def run() -> None:
+        try:
+            async for c in p.astream(ask()):
+                got.append(c.content)
+        finally:
+            await p.aclose()
+
+    with pytest.raises(ProviderTimeoutError) as info:
+        if mode == "sync":
+            for c in p.stream(ask()):
+                got.append(c.content)
+        else:
+            asyncio.run(run())
+    assert got == ["first "]  # what arrived before the stall, nothing invented after it
+    assert "timed out" in str(info.value) and info.value.hint
+    p.close()
