@@ -244,7 +244,10 @@ def render() -> str:
         "",
         "Every section is optional. `${VAR}` and `${VAR:-default}` in a value are read from "
         "the environment. An unknown key is an error that names its path and line and "
-        "suggests the nearest valid key (`llmcore config validate` exits 2).",
+        "suggests the nearest valid key (`llmcore config validate` exits 2). Core keys are "
+        "checked when the file is read; the keys a plugin adds are checked against the "
+        "installed plugin when its provider or agent is first built (the first request, "
+        "or `llmcore config validate`).",
         "",
         "## Core keys",
         "",

@@ -5,6 +5,10 @@
 * ``reference/plugin-options.md``: each installed plugin's extra config keys;
 * ``changelog.md``: the repository's ``CHANGELOG.md``.
 
+A page may link to a file of the repository outside ``docs/`` (``../examples/demo.yaml``):
+such links become links to the source tree, and any other broken link still fails
+``mkdocs build --strict``.
+
 Registered in ``mkdocs.yml`` under ``hooks:``.
 """
 
@@ -35,6 +39,21 @@ def plugin_pages() -> dict[str, str]:
                 f"(or `pip install {dist}`). This page is the plugin's README.\n")
         pages[f"guide/plugins/{short}.md"] = text.rstrip() + note
     return pages
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    docs = Path(config["docs_dir"]).resolve()
+    here = (docs / page.file.src_uri).parent
+
+    def fix(m: re.Match[str]) -> str:
+        target, _, anchor = m.group(2).partition("#")
+        path = (here / target).resolve()
+        if docs in path.parents or not path.is_relative_to(ROOT) or not path.exists():
+            return m.group(0)
+        url = f"{SOURCE_URL}/{path.relative_to(ROOT).as_posix()}"
+        return f"{m.group(1)}({url}{'#' + anchor if anchor else ''})"
+
+    return _REL_LINK.sub(fix, markdown)
 
 
 def on_files(files: Any, config: Any) -> Any:
