@@ -1,10 +1,11 @@
 """Sequential chat through llmcore against a raw call and the libraries users pick instead.
 
 One stub (:mod:`bench.stub`, pinned to core 0) answers every client; each client runs in a
-fresh worker process pinned to core 1 (:mod:`bench.clients`) and times non-streaming chats,
-and streamed chats (time to first chunk and total). Clients are run in rounds, in a
-different order each round, and the median over all rounds is reported, so slow phases of
-this shared machine hit every client alike. Ratios are against raw httpx in the same run
+worker process of its own pinned to core 1 (:mod:`bench.clients`) and times non-streaming
+chats and streamed chats (time to first chunk and total). The workers start together and
+are asked in turn, in a shuffled order each round, for small batches of 25 requests, and
+the median over all batches is reported, so the busy and quiet phases of this shared
+machine fall on every client alike. Ratios are against raw httpx in the same run
 (for the Ollama API: raw httpx on ``/api/chat``).
 
 Budgets (issue 7): llmcore sync chat ≤ 1.10x raw httpx; streaming time to first chunk ≤ raw
@@ -18,6 +19,7 @@ import random
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench import compare_env, stub
@@ -30,21 +32,54 @@ TTFC_SLACK_S = 0.0002
 RATIO_BUDGET = 1.10
 
 
-def _worker(python: str, name: str, url: str, n: int, warmup: int) -> dict[str, list[float]]:
-    proc = subprocess.run(
-        [python, "-m", "bench.clients", "--client", name, "--url", url, "--n", str(n),
-         "--warmup", str(warmup), "--cpu", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
-                           else f"exit {proc.returncode}")
-    data: dict[str, list[float]] = json.loads(proc.stdout)
-    return data
+class Worker:
+    """One client in its own process (:mod:`bench.clients`), measured batch by batch."""
+
+    def __init__(self, python: str, name: str, url: str, warmup: int) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [python, "-m", "bench.clients", "--client", name, "--url", url,
+             "--warmup", str(warmup), "--cpu", "1"],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.fail()
+
+    def batch(self, n: int) -> dict[str, list[float]]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.fail()
+        data: dict[str, list[float]] = json.loads(line)
+        return data
+
+    def fail(self) -> None:
+        self.close()
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read().strip().splitlines()
+        raise RuntimeError(err[-1] if err else f"worker exited with {self.proc.returncode}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("0\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
 
 
 def collect(quick: bool) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
-    rounds, n, warmup = (1, 150, 20) if quick else (3, 400, 50)
+    """Run every client in small batches, in turn and in a shuffled order each round."""
+    batches, size, warmup = (6, 25, 20) if quick else (20, 25, 50)
     pythons = {name: sys.executable for name in CLIENTS}
     errors: dict[str, str] = {}
     litellm = compare_env.python_for("litellm")
@@ -55,19 +90,31 @@ def collect(quick: bool) -> tuple[dict[str, dict[str, list[float]]], dict[str, s
     samples: dict[str, dict[str, list[float]]] = {}
     rng = random.Random(7)
     with stub.running(cpu=0) as url:
-        for r in range(rounds):
-            order = [c for c in CLIENTS if c not in errors]
-            rng.shuffle(order)
-            print(f"    round {r + 1}/{rounds}: {len(order)} clients x {n} requests",
-                  file=sys.stderr)
-            for name in order:
+        workers = [Worker(pythons[n], n, url, warmup) for n in CLIENTS if n not in errors]
+        try:
+            live = []
+            for w in workers:
                 try:
-                    got = _worker(pythons[name], name, url, n, warmup)
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    errors[name] = str(exc)
-                    continue
-                for key, values in got.items():
-                    samples.setdefault(name, {}).setdefault(key, []).extend(values)
+                    w.wait_ready()
+                    live.append(w)
+                except RuntimeError as exc:
+                    errors[w.name] = str(exc)
+            print(f"    {len(live)} clients x {batches} batches x {size} requests",
+                  file=sys.stderr)
+            for _ in range(batches):
+                rng.shuffle(live)
+                for w in list(live):
+                    try:
+                        got = w.batch(size)
+                    except RuntimeError as exc:
+                        errors[w.name] = str(exc)
+                        live.remove(w)
+                        continue
+                    for key, values in got.items():
+                        samples.setdefault(w.name, {}).setdefault(key, []).extend(values)
+        finally:
+            for w in workers:
+                w.close()
     return samples, errors
 
 
@@ -101,24 +148,7 @@ def run(quick: bool) -> list[dict]:
                     note = f"{(value - base) * 1e6:+.0f} µs vs raw httpx"
             row(group, what, value * 1e6, ratio=ratio, budget=budget, met=met, note=note)
 
-    # what each layer adds per non-streaming request (differences of medians)
-    def delta(a: str, b: str) -> float | None:
-        if a in med and b in med:
-            return (med[a]["plain"] - med[b]["plain"]) * 1e6
-        return None
-
-    layers = [
-        ("provider alone over raw httpx (request/response mapping)", "llmcore_provider",
-         "raw_httpx"),
-        ("router + hook dispatch (Client over the provider alone)", "llmcore",
-         "llmcore_provider"),
-        ("one pass-through generation hook", "llmcore_hook", "llmcore"),
-        ("metrics on, default sqlite sink", "llmcore_metrics", "llmcore"),
-    ]
-    for i, (label, a, b) in enumerate(layers):
-        row("core: layers", label, delta(a, b), "µs/request",
-            note="" if i else "each layer: difference of medians of non-streaming chats; "
-                              "tens of µs either way are noise on this shared machine")
+    rows.extend(layer_rows(quick))
     return rows
 
 
@@ -126,3 +156,83 @@ if __name__ == "__main__":
     import pprint
 
     pprint.pprint(run(quick="--quick" in sys.argv))
+
+
+def layer_rows(quick: bool) -> list[dict]:
+    """What the router, one hook and metrics each cost, without any network in the way.
+
+    The provider's ``chat`` is replaced by one that returns a ready answer, so a call is
+    pure llmcore: building the request, planning, retry bookkeeping, hooks, metrics. The
+    variants are timed in turn, in batches, in this process.
+    """
+    import os
+    import tempfile
+
+    import llmcore
+    from llmcore.config import parse_config
+    from llmcore.plugins import PluginManager
+    from llmcore.types import ChatRequest, ChatResponse, Message, Usage
+
+    from bench.clients import PassThroughHook, llmcore_config
+
+    saved = {v: os.environ.get(v) for v in ("XDG_STATE_HOME", "XDG_DATA_HOME",
+                                              "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    home = tempfile.mkdtemp(prefix="llmcore-bench-")
+    for v in saved:
+        os.environ[v] = os.path.join(home, v.lower())
+    answer = ChatResponse(content="ok", model="bench-model", usage=Usage(5, 2),
+                          finish_reason="stop")
+
+    def client(metrics: bool = False, hook: bool = False) -> llmcore.Client:
+        pm = PluginManager()
+        if hook:
+            pm.register(PassThroughHook(), name="bench-hook")
+        text = llmcore_config("http://127.0.0.1:9", "openai", metrics)
+        c = llmcore.Client(parse_config(text), plugin_manager=pm)
+        c.runtime.providers["stub"].chat = lambda request: answer  # type: ignore[method-assign]
+        return c
+
+    bare, with_hook, with_metrics = client(), client(hook=True), client(metrics=True)
+    provider = bare.runtime.providers["stub"]
+    msgs = [{"role": "user", "content": "hi"}]
+    variants = {
+        "provider": lambda: provider.chat(ChatRequest(messages=[Message("user", "hi")],
+                                                      model="bench-model")),
+        "client": lambda: bare.chat(msgs),
+        "hook": lambda: with_hook.chat(msgs),
+        "metrics": lambda: with_metrics.chat(msgs),
+    }
+    batches, size = (10, 200) if quick else (40, 250)
+    per_call: dict[str, list[float]] = {k: [] for k in variants}
+    try:
+        for fn in variants.values():
+            for _ in range(50):
+                fn()
+        clock = time.perf_counter
+        for _ in range(batches):
+            for name, fn in variants.items():
+                t0 = clock()
+                for _ in range(size):
+                    fn()
+                per_call[name].append((clock() - t0) / size)
+    finally:
+        for c in (bare, with_hook, with_metrics):
+            c.close()
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    med = {k: statistics.median(v) * 1e6 for k, v in per_call.items()}
+    note = ("no network: the provider returns a ready answer, so this is llmcore's own "
+            "work per call; median of batches")
+    return [
+        {"group": "core: layers", "name": "Client.chat, router + hooks, metrics off",
+         "value": med["client"] - med["provider"], "unit": "µs/call", "note": note},
+        {"group": "core: layers", "name": "+ one pass-through generation hook",
+         "value": med["hook"] - med["client"], "unit": "µs/call"},
+        {"group": "core: layers", "name": "+ metrics on (default sqlite sink)",
+         "value": med["metrics"] - med["client"], "unit": "µs/call"},
+        {"group": "core: layers", "name": "the provider's own call (reference)",
+         "value": med["provider"], "unit": "µs/call"},
+    ]

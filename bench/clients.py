@@ -1,11 +1,12 @@
 """The clients bench_core compares, each run in a fresh worker process pinned to one core.
 
-``python -m bench.clients --client NAME --url URL --n N --warmup W`` builds one client,
-warms it up, then times ``N`` sequential non-streaming chats and ``N`` streamed chats against
-the stub (:mod:`bench.stub`) and prints JSON: ``{"plain": [s...], "ttfc": [s...],
-"total": [s...]}``. Every client sends the same request and parses the whole answer (the
-JSON body; every streamed event up to the end); "time to first chunk" is when the first
-piece of answer text is in the caller's hands.
+``python -m bench.clients --client NAME --url URL`` builds one client, warms it up and
+prints ``ready``; then for each number ``N`` read from stdin it times ``N`` sequential
+non-streaming chats and ``N`` streamed chats against the stub (:mod:`bench.stub`) and
+prints one JSON line: ``{"plain": [s...], "ttfc": [s...], "total": [s...]}``. Every
+client sends the same request and parses the whole answer (the JSON body; every streamed
+event up to the end); "time to first chunk" is when the first piece of answer text is in
+the caller's hands.
 
 Workers run in their own processes so that every library starts equally cold, is measured
 on the same core, and LiteLLM can come from its own venv (see :mod:`bench.compare_env`).
@@ -14,8 +15,10 @@ on the same core, and LiteLLM can come from its own venv (see :mod:`bench.compar
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -316,7 +319,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.clients")
     ap.add_argument("--client", required=True, choices=sorted(CLIENTS))
     ap.add_argument("--url", required=True)
-    ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--cpu", type=int, default=1)
     args = ap.parse_args()
@@ -325,12 +327,20 @@ def main() -> None:
     pin(args.cpu)
     # keep llmcore's state, metrics and config in a throwaway place
     home = tempfile.mkdtemp(prefix="llmcore-bench-")
+    atexit.register(shutil.rmtree, home, True)
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
         os.environ[var] = os.path.join(home, var.lower())
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     plain, stream = make(args.client, args.url)
-    result = measure(plain, stream, args.n, args.warmup)
-    json.dump(result, sys.stdout)
+    measure(plain, stream, 0, args.warmup)
+    print("ready", flush=True)
+    # The coordinator asks for small batches in turn from every worker, so that the busy and
+    # quiet phases of a shared machine fall on every client alike.
+    for line in sys.stdin:
+        n = int(line)
+        if n <= 0:
+            break
+        print(json.dumps(measure(plain, stream, n, 0)), flush=True)
 
 
 if __name__ == "__main__":
