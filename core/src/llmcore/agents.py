@@ -95,7 +95,8 @@ _RATE = re.compile(r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _
                    re.I)
 _CONN = re.compile(r"ECONNREFUSED|connection refused|connect(ion)? ?error|failed to connect|"
                    r"fetch failed|unable to connect|\b50[0234]\b|service unavailable|"
-                   r"internal server error|bad gateway|APIConnectionError|ENOTFOUND", re.I)
+                   r"internal server error|bad gateway|APIConnectionError|ENOTFOUND|"
+                   r"servers are down|overloaded", re.I)
 
 
 class Agent:

@@ -124,10 +124,11 @@ class AiderAgent(llmcore.Agent):
         applied = [m.strip() for m in _APPLIED.findall(out)]
         usage = _usage(out)
         cost_m = _COST.findall(out)
-        error_lines = [ln.strip() for ln in (out + "\n" + run.stderr_tail).splitlines()
-                       if _ERROR_LINE.search(ln)]
-        if error_lines and not applied and usage is None:
-            text = " ".join(error_lines[-3:])
+        both = (out + "\n" + run.stderr_tail).splitlines()
+        first_error = next((i for i, ln in enumerate(both) if _ERROR_LINE.search(ln)), None)
+        if first_error is not None and not applied and usage is None:
+            # Aider wraps long lines: read from the first error line on, not line by line.
+            text = " ".join(ln.strip() for ln in both[first_error:first_error + 12])
             raise (self.error_from_text(text, what="the model call failed") or
                    llmcore.AgentFailedError(f"{self.name}: {text[:300]}", agent=self.name,
                                             hint=f"see the full output in {run.log_path}"))
