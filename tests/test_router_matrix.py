@@ -209,3 +209,21 @@ async def test_all_cooling_says_when_the_first_is_back(fakes: Any, make_client: 
     text = str(info.value)
     assert "every candidate is cooling down; the first back is a in" in text
     assert "skipped (cooling down)" in text
+
+
+@pytest.mark.parametrize("is_async", MODES)
+@pytest.mark.parametrize("max_attempts", [1, 3])
+async def test_retry_count_and_exponential_waits(max_attempts: int, is_async: bool,
+                                                 fakes: Any, make_client: Any) -> None:
+    a, _ = fakes
+    a.default = Reply(status=503)
+    text = chain([("a", a.base_url)], max_attempts=max_attempts).replace(
+        "wait: fixed, delay: 0.001", "wait: exponential, delay: 0.01, max_delay: 0.015")
+    api, events = _client(make_client, text, is_async)
+    with pytest.raises(AllProvidersFailed) as info:
+        await api.chat()
+    assert [x.retry for x in info.value.attempts] == list(range(max_attempts))
+    assert len(a.requests) == max_attempts
+    waits = [e.duration_s for e in events.kinds("retry")]
+    assert waits == pytest.approx([0.01, 0.015][:max_attempts - 1])  # 0.01, then 0.02 capped
+    await api.close()

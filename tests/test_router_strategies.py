@@ -280,3 +280,31 @@ def test_hot_path_does_not_read_the_state_file(make_client: Any, tmp_path: Path,
     # At most one stat per recheck interval (0.25 s), however many requests.
     assert len(stats) <= elapsed / 0.25 + 1
     assert not path.exists()  # nothing cooled: nothing written
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_a_stream_left_early_releases_the_provider(is_async: bool,
+                                                         make_client: Any) -> None:
+    client = make_client(_yaml(THREE, "state: memory, strategy: least_busy"), Plugin(),
+                         async_=is_async)
+    a = client.runtime.providers["a"]
+    closed: list[bool] = []
+
+    def words(request: Any) -> Any:
+        try:
+            for w in ["one ", "two ", "three"]:
+                yield llmcore.StreamChunk(content=w)
+        finally:
+            closed.append(True)
+
+    a.stream = words
+    it = client.stream("hi")
+    if is_async:
+        first = await it.__anext__()
+        await it.aclose()
+    else:
+        first = next(it)
+        it.close()
+    assert first.content == "one "
+    assert closed == [True]  # the provider's stream was closed, not left hanging
+    assert client.router._in_flight["a"] == 0

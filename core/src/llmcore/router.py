@@ -26,9 +26,8 @@ import os
 import re
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
 
 #: Failures that say "this server is in trouble" and count towards ``failure_threshold``.
 _SERVER_TROUBLE = (ProviderConnectionError, ProviderTimeoutError, ResponseError)
+_T = TypeVar("_T")
 _PARAMS = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])")
 
 
@@ -113,7 +113,7 @@ class _Run:
     op: str
     request: Any
     plan: list[Candidate]
-    rid: str = attrs.field(factory=lambda: uuid.uuid4().hex[:12])
+    rid: str = attrs.field(factory=lambda: os.urandom(6).hex())
     start: float = attrs.field(factory=time.monotonic)
     attempts: list[Attempt] = attrs.field(factory=list)
     index: int = 0  # position in the plan of the candidate being tried
@@ -174,6 +174,8 @@ class _Run:
         """May the same candidate be called again after ``exc``?"""
         if not isinstance(exc, ProviderError) or isinstance(exc, StreamInterrupted):
             return False
+        if cand.kind == "cli" or self.tries >= _retry_cfg(cand).max_attempts:
+            return False  # agents are never retried: a run can take minutes
         if not exc.retryable or _refused(exc):
             return False  # a refused connection will not be accepted 0.25 s later
         if cand.name in self.cooled or cand.model_key in self.cooled:
@@ -215,6 +217,8 @@ class _Run:
         resp.provider = resp.provider or cand.name
         resp.attempts = self.attempts
         resp.latency_s = time.monotonic() - self.start
+        if not self.router.listening:
+            return resp
         u = resp.usage or Usage()
         self.router._emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
@@ -254,6 +258,8 @@ class _Run:
 
     def _record(self, a: Attempt, cand: Candidate) -> None:
         self.attempts.append(a)
+        if not self.router.listening:
+            return
         self.router._emit(MetricsEvent(
             kind="attempt", provider=a.provider, plugin=cand.type_name, model=a.model,
             operation=self.op,
@@ -391,6 +397,12 @@ class Router:
         with self._lock:
             self._in_flight[cand.name] = self._in_flight.get(cand.name, 1) - 1
 
+    @property
+    def listening(self) -> bool:
+        """Does anyone receive metrics events? If not, the hot path does not build them."""
+        m = self.runtime.metrics
+        return bool(m.sinks) or bool(getattr(m, "_has_hook_impls", True))
+
     def _emit(self, event: MetricsEvent) -> None:
         self.runtime.metrics.emit(event)
 
@@ -437,7 +449,7 @@ class Router:
                 hint="enabled: " + (", ".join(known) or "none"),
             )
         plan: list[Candidate] = []
-        if routing.prefer != "cli" or provider in providers:
+        if routing.prefer != "cli" or provider in providers or op not in ("chat", "stream"):
             chosen = [providers[provider]] if provider in providers else (
                 [] if provider is not None else list(providers.values()))
             groups = []
@@ -608,29 +620,88 @@ class Router:
             return asyncio.to_thread(run)
         return run()
 
+    def _attempts(self, run: _Run, cand: Candidate, once: Callable[[], _T]) -> _T:
+        """Call ``once``; after a retryable failure, retry it under tenacity.
+
+        The first call runs outside tenacity so that the common case (it answers) pays
+        nothing for the retry machinery.
+        """
+        try:
+            return once()
+        except ProviderError as first:
+            if not run.should_retry(cand, first):
+                raise
+            time.sleep(self._before_retry(run, cand, first))
+        for attempt in self._retrying(run, cand, False):
+            with attempt:
+                return once()
+        raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
+
+    async def _aattempts(self, run: _Run, cand: Candidate,
+                         once: Callable[[], Awaitable[_T]]) -> _T:
+        """The async :meth:`_attempts`."""
+        try:
+            return await once()
+        except ProviderError as first:
+            if not run.should_retry(cand, first):
+                raise
+            await asyncio.sleep(self._before_retry(run, cand, first))
+        async for attempt in self._retrying(run, cand, True):
+            with attempt:
+                return await once()
+        raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
+
     def _retrying(self, run: _Run, cand: Candidate, is_async: bool) -> Any:
+        """tenacity for the retries after the first failed call (already waited for)."""
         import tenacity
 
         cfg = _retry_cfg(cand)
-        max_tries = 1 if cand.kind == "cli" else max(1, cfg.max_attempts)
+        wait = _Wait(cfg, offset=1)
         kw: dict[str, Any] = dict(
-            stop=tenacity.stop_after_attempt(max_tries),
-            wait=_Wait(cfg),
+            stop=tenacity.stop_after_attempt(max(1, cfg.max_attempts) - 1),
+            wait=wait,
             retry=tenacity.retry_if_exception(lambda e: run.should_retry(cand, e)),
-            before_sleep=lambda state: self._on_retry(run, cand, state),
+            before_sleep=lambda state: self._on_retry(
+                run, cand, state.next_action.sleep if state.next_action else 0.0),
             reraise=True,
         )
         return tenacity.AsyncRetrying(**kw) if is_async else tenacity.Retrying(**kw)
 
-    def _on_retry(self, run: _Run, cand: Candidate, state: Any) -> None:
-        wait = state.next_action.sleep if state.next_action else 0.0
+    def _before_retry(self, run: _Run, cand: Candidate, exc: ProviderError) -> float:
+        wait = _Wait(_retry_cfg(cand)).delay(exc, 1)
+        self._on_retry(run, cand, wait)
+        return wait
+
+    def _on_retry(self, run: _Run, cand: Candidate, wait: float) -> None:
         last = run.attempts[-1] if run.attempts else None
         self._emit(MetricsEvent(
             kind="retry", provider=cand.name, plugin=cand.type_name, model=cand.model,
             operation=run.op, outcome=last.error_type or "error" if last else "error",
-            status=last.status if last else None, attempt=state.attempt_number + 1,
+            status=last.status if last else None, attempt=run.tries + 1,
             duration_s=wait, request_id=run.rid, message=f"retrying in {wait:.3f}s",
         ))
+
+    def _chat_once(self, run: _Run, cand: Candidate, req: Any) -> ChatResponse:
+        t0 = time.monotonic()
+        self._enter(cand)
+        try:
+            resp: ChatResponse = self._invoke(run, cand, req, False)
+        except Exception as exc:
+            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
+        finally:
+            self._leave(cand)
+        return run.finish(resp, cand, t0)
+
+    async def _achat_once(self, run: _Run, cand: Candidate, req: Any) -> ChatResponse:
+        t0 = time.monotonic()
+        self._enter(cand)
+        try:
+            resp: ChatResponse = await self._invoke(run, cand, req, True)
+        except Exception as exc:
+            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
+        finally:
+            self._leave(cand)
+        return run.finish(resp, cand, t0)
 
     # -- chat, sync and async ----------------------------------------------------------
     def chat(self, request: ChatRequest, provider: str | None = None,
@@ -645,17 +716,7 @@ class Router:
                 continue
             req = run.request_for(cand)
             try:
-                for attempt in self._retrying(run, cand, False):
-                    with attempt:
-                        t0 = time.monotonic()
-                        self._enter(cand)
-                        try:
-                            resp: ChatResponse = self._invoke(run, cand, req, False)
-                        except Exception as exc:
-                            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
-                        finally:
-                            self._leave(cand)
-                        return run.finish(resp, cand, t0)
+                return self._attempts(run, cand, functools.partial(self._chat_once, run, cand, req))
             except _Unsupported:
                 continue
             except ProviderError as exc:
@@ -674,17 +735,8 @@ class Router:
                 continue
             req = run.request_for(cand)
             try:
-                async for attempt in self._retrying(run, cand, True):
-                    with attempt:
-                        t0 = time.monotonic()
-                        self._enter(cand)
-                        try:
-                            resp: ChatResponse = await self._invoke(run, cand, req, True)
-                        except Exception as exc:
-                            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
-                        finally:
-                            self._leave(cand)
-                        return run.finish(resp, cand, t0)
+                return await self._aattempts(run, cand,
+                                             functools.partial(self._achat_once, run, cand, req))
             except _Unsupported:
                 continue
             except ProviderError as exc:
@@ -707,17 +759,14 @@ class Router:
             if cand is None:
                 continue
             req = run.request_for(cand)
-            opened: tuple[Iterator[StreamChunk], list[StreamChunk], float] | None = None
             try:
-                for attempt in self._retrying(run, cand, False):
-                    with attempt:
-                        opened = self._open_stream(run, cand, req)
+                opened = self._attempts(
+                    run, cand, functools.partial(self._open_stream, run, cand, req))
             except _Unsupported:
                 continue
             except ProviderError as exc:
                 run.give_up(cand, exc)
                 continue
-            assert opened is not None
             it, held, t0 = opened
             parts: list[str] = []
             try:
@@ -729,6 +778,9 @@ class Router:
                 raise run.interrupted(cand, exc, t0, parts)  # noqa: B904
             finally:
                 self._leave(cand)
+                close = getattr(it, "close", None)
+                if close is not None:  # the caller stopped early: release the connection
+                    close()
             self._stream_done(run, cand, t0)
             return
         raise run.all_failed()
@@ -765,17 +817,14 @@ class Router:
             if cand is None:
                 continue
             req = run.request_for(cand)
-            opened: tuple[AsyncIterator[StreamChunk], list[StreamChunk], float] | None = None
             try:
-                async for attempt in self._retrying(run, cand, True):
-                    with attempt:
-                        opened = await self._aopen_stream(run, cand, req)
+                opened = await self._aattempts(
+                    run, cand, functools.partial(self._aopen_stream, run, cand, req))
             except _Unsupported:
                 continue
             except ProviderError as exc:
                 run.give_up(cand, exc)
                 continue
-            assert opened is not None
             it, held, t0 = opened
             parts: list[str] = []
             try:
@@ -791,6 +840,9 @@ class Router:
                 raise run.interrupted(cand, exc, t0, parts)  # noqa: B904
             finally:
                 self._leave(cand)
+                aclose = getattr(it, "aclose", None)
+                if aclose is not None:  # the caller stopped early: release the connection
+                    await aclose()
             self._stream_done(run, cand, t0)
             return
         raise run.all_failed()
@@ -838,14 +890,8 @@ class Router:
             if cand is None:
                 continue
             try:
-                for attempt in self._retrying(run, cand, False):
-                    with attempt:
-                        t0 = time.monotonic()
-                        try:
-                            resp: EmbeddingResponse = self._invoke(run, cand, texts, False)
-                        except Exception as exc:
-                            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
-                        return self._embedded(run, cand, resp, t0)
+                return self._attempts(
+                    run, cand, functools.partial(self._embed_once, run, cand, texts))
             except _Unsupported:
                 continue
             except ProviderError as exc:
@@ -863,14 +909,8 @@ class Router:
             if cand is None:
                 continue
             try:
-                async for attempt in self._retrying(run, cand, True):
-                    with attempt:
-                        t0 = time.monotonic()
-                        try:
-                            resp: EmbeddingResponse = await self._invoke(run, cand, texts, True)
-                        except Exception as exc:
-                            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
-                        return self._embedded(run, cand, resp, t0)
+                return await self._aattempts(run, cand,
+                                             functools.partial(self._aembed_once, run, cand, texts))
             except _Unsupported:
                 continue
             except ProviderError as exc:
@@ -878,6 +918,23 @@ class Router:
         if not run.attempts:
             raise AllProvidersFailed([], message="no enabled provider supports embeddings")
         raise run.all_failed()
+
+    def _embed_once(self, run: _Run, cand: Candidate, texts: list[str]) -> EmbeddingResponse:
+        t0 = time.monotonic()
+        try:
+            resp: EmbeddingResponse = self._invoke(run, cand, texts, False)
+        except Exception as exc:
+            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
+        return self._embedded(run, cand, resp, t0)
+
+    async def _aembed_once(self, run: _Run, cand: Candidate,
+                           texts: list[str]) -> EmbeddingResponse:
+        t0 = time.monotonic()
+        try:
+            resp: EmbeddingResponse = await self._invoke(run, cand, texts, True)
+        except Exception as exc:
+            raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
+        return self._embedded(run, cand, resp, t0)
 
     def _embedded(self, run: _Run, cand: Candidate, resp: EmbeddingResponse,
                   t0: float) -> EmbeddingResponse:
@@ -919,26 +976,35 @@ def _retry_cfg(cand: Candidate) -> RetryConfig:
 
 
 class _Wait:
-    """tenacity wait: ``Retry-After`` (capped) when the server sent one, else the config."""
+    """The wait before retry ``n`` (1 = the first retry), usable as a tenacity ``wait``.
 
-    def __init__(self, cfg: RetryConfig) -> None:
-        import tenacity
+    ``Retry-After`` (capped by ``max_retry_after``) when the server sent one; otherwise
+    ``delay`` (fixed) or ``delay * 2**(n-1)`` capped by ``max_delay`` (exponential), plus
+    up to ``jitter`` seconds. ``offset`` maps tenacity's attempt numbers to ``n``.
+    """
 
-        self.cap = cfg.max_retry_after
-        base: Any
+    def __init__(self, cfg: RetryConfig, offset: int = 0) -> None:
+        self.cfg = cfg
+        self.offset = offset
+
+    def delay(self, exc: BaseException | None, n: int) -> float:
+        cfg = self.cfg
+        after = getattr(exc, "retry_after", None)
+        if isinstance(after, (int, float)):
+            return float(min(max(after, 0.0), cfg.max_retry_after))
         if cfg.wait == "fixed":
-            base = tenacity.wait_fixed(cfg.delay)
+            base = cfg.delay
         else:
-            base = tenacity.wait_exponential(multiplier=cfg.delay, min=cfg.delay,
-                                             max=cfg.max_delay)
-        self.base = base + tenacity.wait_random(0, cfg.jitter) if cfg.jitter > 0 else base
+            base = min(cfg.max_delay, cfg.delay * 2.0 ** max(0, n - 1))
+        if cfg.jitter > 0:
+            import random
+
+            base += random.uniform(0, cfg.jitter)
+        return float(base)
 
     def __call__(self, state: Any) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        if isinstance(after, (int, float)):
-            return float(min(max(after, 0.0), self.cap))
-        return float(self.base(state))
+        return self.delay(exc, state.attempt_number + self.offset)
 
 
 def _as_provider_error(cand: Candidate, exc: BaseException) -> ProviderError | None:
