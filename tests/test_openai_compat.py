@@ -342,3 +342,21 @@ def test_per_request_timeout(fake: OpenAIFake, provider: OpenAIProvider) -> None
     fake.push(Reply(delay=1.0))
     with pytest.raises(ProviderTimeoutError):
         provider.chat(req(timeout=0.2))
+
+
+def test_async_per_request_timeout(fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    fake.push(Reply(delay=1.0), Reply(text="in time"))
+
+    async def run() -> tuple[BaseException | None, str]:
+        err = None
+        try:
+            await provider.achat(req(timeout=0.2))
+        except ProviderTimeoutError as exc:
+            err = exc
+        ok = await provider.achat(req(timeout=5))
+        await provider.aclose()
+        return err, ok.content
+
+    err, content = asyncio.run(run())
+    assert isinstance(err, ProviderTimeoutError)
+    assert content == "in time"

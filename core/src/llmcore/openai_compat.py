@@ -296,7 +296,7 @@ class OpenAIProvider(Provider):
             if body is not None:
                 kw["data"] = json.dumps(body).encode()
             if timeout:
-                kw["timeout"] = aiohttp.ClientTimeout(total=timeout)
+                kw["timeout"] = _aiohttp_timeout(self.config.timeout, timeout)
             try:
                 async with self.session().request(method, url, **kw) as resp:
                     raw = await resp.read()
@@ -328,7 +328,7 @@ class OpenAIProvider(Provider):
         try:
             kw: dict[str, Any] = {"data": json.dumps(body).encode()}
             if timeout:
-                kw["timeout"] = aiohttp.ClientTimeout(total=None, sock_read=timeout)
+                kw["timeout"] = _aiohttp_timeout(self.config.timeout, timeout)
             try:
                 resp = await self.session().request("POST", url, **kw)
             except asyncio.TimeoutError as exc:
@@ -780,6 +780,14 @@ def _httpx_timeout(t: Any, read: float) -> Any:
     import httpx
 
     return httpx.Timeout(connect=t.connect, read=read, write=t.write, pool=t.pool)
+
+
+def _aiohttp_timeout(t: Any, read: float) -> Any:
+    """The config's timeouts with ``read`` replaced (a request's own ``timeout``)."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, connect=t.pool + t.connect, sock_connect=t.connect,
+                                 sock_read=read)
 
 
 def _origin(url: str) -> str:
