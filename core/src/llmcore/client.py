@@ -161,6 +161,7 @@ class Client(_Base):
         return self._agent_run(a, task, on_event)
 
     def close(self) -> None:
+        self.router.close()
         self.runtime.close()
 
     def __enter__(self) -> Client:
@@ -236,6 +237,7 @@ class AsyncClient(_Base):
     async def aclose(self) -> None:
         for p in self.runtime.providers.values():
             await p.aclose()
+        self.router.close()
         self.runtime.close()
 
     async def __aenter__(self) -> AsyncClient:

@@ -963,8 +963,10 @@ class Router:
         return out
 
     def close(self) -> None:
+        """Release the cooldown store's connections (it reopens on next use)."""
         if self._store is not None:
             self._store.close()
+            self._store = None
 
 
 # -- helpers ------------------------------------------------------------------------------
