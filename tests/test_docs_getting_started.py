@@ -100,6 +100,7 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
     ollama.default = Reply(text=ANSWER)
     urls = {OLLAMA_URL: ollama.url, CLOUD_URL: cloud.base_url, OPENAI_URL: responses.base_url}
     ran: dict[str, subprocess.CompletedProcess[str]] = {}
+    files_after: dict[str, str | None] = {}  # demo/hello.py after each command
     try:
         found = blocks(PAGE.read_text(encoding="utf-8"))
         assert found, "no code blocks found"
@@ -117,6 +118,14 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
                         "arguments": {"cmd": "printf 'print(\"hello\")\\n' > hello.py",
                                       "workdir": str(work / "demo"), "tty": False}}]),
                     Reply(text="Created hello.py.", usage=(140, 4)))
+            elif directive == "codex edits hello.py":
+                responses.push(
+                    Reply(text="", usage=(150, 12), tool_calls=[{
+                        "name": "exec_command", "id": "call_2",
+                        "arguments": {"cmd": "printf '# says hello\\nprint(\"hello\")\\n'"
+                                             " > hello.py",
+                                      "workdir": str(work / "demo"), "tty": False}}]),
+                    Reply(text="Added a comment.", usage=(170, 4)))
             elif directive:
                 pytest.fail(f"unknown test directive {directive!r} in {PAGE.name}")
 
@@ -129,6 +138,8 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
                     if not line or line.startswith("#"):
                         continue
                     ran[line] = _run(line, work, env, dist)
+                    hello = work / "demo" / "hello.py"
+                    files_after[line] = hello.read_text() if hello.exists() else None
             else:
                 pytest.fail(f"a {block['lang'] or 'plain'} block cannot be run: {body[:80]}")
     finally:
@@ -168,8 +179,13 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
     agent_out = ran["python agent.py"].stdout
     assert "success: True" in agent_out, agent_out + ran["python agent.py"].stderr
     assert "files changed: ['hello.py']" in agent_out
-    assert (work / "demo" / "hello.py").read_text() == 'print("hello")\n'
+    assert files_after["python agent.py"] == 'print("hello")\n'
     assert "Created hello.py." in agent_out
+    agents = ran["llmcore agents"].stdout
+    assert re.search(r"codex\s.*\byes\b", agents), agents
+    run_line = 'llmcore agent run codex "Add a comment at the top of hello.py." --cwd demo'
+    assert "Added a comment." in ran[run_line].stdout + ran[run_line].stderr
+    assert files_after[run_line] == '# says hello\nprint("hello")\n'
 
 
 def _run(line: str, cwd: Path, env: dict[str, str],
