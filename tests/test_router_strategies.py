@@ -297,7 +297,15 @@ async def test_a_stream_left_early_releases_the_provider(is_async: bool,
         finally:
             closed.append(True)
 
+    async def awords(request: Any) -> Any:
+        try:
+            for w in ["one ", "two ", "three"]:
+                yield llmcore.StreamChunk(content=w)
+        finally:
+            closed.append(True)
+
     a.stream = words
+    a.astream = awords
     it = client.stream("hi")
     if is_async:
         first = await it.__anext__()
