@@ -115,3 +115,31 @@ def test_uninstall_works_when_every_plugin_breaks_startup(dist: Path, tmp_path: 
     assert out.returncode == 0, out.stderr
     assert "removed llmcore-plugin-broken 0.0.1" in out.stdout
     assert run_in(python, "plugins", "--json", cwd=tmp_path).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("arg", "expected"), [
+    ("aider", "llmcore-plugin-aider"),
+    ("Claude_Code", "llmcore-plugin-claude-code"),
+    ("llmcore-plugin-qwen", "llmcore-plugin-qwen"),
+    ("aider>=0.1,<0.2", "llmcore-plugin-aider>=0.1,<0.2"),
+    ("aider == 0.1.0", "llmcore-plugin-aider==0.1.0"),
+    ("llmcore[redis]", "llmcore[redis]"),
+])
+def test_short_names_become_distribution_names(arg: str, expected: str) -> None:
+    from llmcore.cli.install_cmds import requirement
+
+    assert requirement(arg) == expected
+
+
+def test_paths_are_kept_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmcore.cli.install_cmds import requirement
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plug").mkdir()
+    assert requirement("./plug") == str(tmp_path / "plug")
+    assert requirement("dist/x-1.0-py3-none-any.whl") == str(
+        tmp_path / "dist" / "x-1.0-py3-none-any.whl")
+    from llmcore.cli.install_cmds import InstallError
+
+    with pytest.raises(InstallError, match="neither a plugin name nor a path"):
+        requirement("!!bad")
