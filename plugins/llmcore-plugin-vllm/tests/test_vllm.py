@@ -253,3 +253,23 @@ def test_achat_batch(fake: VLLMFake) -> None:
     out = asyncio.run(run())
     assert len(out) == 2
     assert all(r.json["temperature"] == 0.3 for r in fake.requests)
+
+
+def test_streams_skip_an_unreachable_replica(fake: VLLMFake) -> None:
+    p = make(base_urls=[dead_url(fake.base_url), fake.base_url],
+             options={"recheck_after": 60})
+    fake.push(Reply(text="streamed anyway"))
+    chunks = list(p.stream(req()))
+    assert "".join(c.content for c in chunks) == "streamed anyway"
+    assert p.replicas.all[0].down
+
+    async def run() -> str:
+        try:
+            return "".join([c.content async for c in p.astream(req())])
+        finally:
+            await p.aclose()
+
+    p.replicas.all[0].down_until = 0  # due for a recheck: /health fails, so it stays down
+    fake.push(Reply(text="async too"))
+    assert asyncio.run(run()) == "async too"
+    assert p.replicas.all[0].down

@@ -98,17 +98,41 @@ class VLLMProvider(OpenAIProvider):
                     raise
         return await super()._acall_json(method, path, body, timeout)
 
+    # Streams fail over the same way, but only before their first line: after that the
+    # caller has text and the router reports an interrupted stream instead.
     def _stream_lines(self, path: str, body: dict[str, Any], timeout: float | None) -> Any:
-        if self.replicas.multi:
+        if not self.replicas.multi:
+            yield from super()._stream_lines(path, body, timeout)
+            return
+        for left in range(len(self.replicas.all) - 1, -1, -1):
             self.replicas.refresh()
-        return super()._stream_lines(path, body, timeout)
+            started = False
+            try:
+                for line in super()._stream_lines(path, body, timeout):
+                    started = True
+                    yield line
+                return
+            except llmcore.ProviderConnectionError:
+                if started or not left or not self.replicas.any_healthy():
+                    raise
 
     async def _astream_lines(self, path: str, body: dict[str, Any],
                              timeout: float | None) -> Any:
-        if self.replicas.multi:
+        if not self.replicas.multi:
+            async for line in super()._astream_lines(path, body, timeout):
+                yield line
+            return
+        for left in range(len(self.replicas.all) - 1, -1, -1):
             await self.replicas.arefresh()
-        async for line in super()._astream_lines(path, body, timeout):
-            yield line
+            started = False
+            try:
+                async for line in super()._astream_lines(path, body, timeout):
+                    started = True
+                    yield line
+                return
+            except llmcore.ProviderConnectionError:
+                if started or not left or not self.replicas.any_healthy():
+                    raise
 
     # -- vLLM's extras -----------------------------------------------------------------
     def health(self) -> llmcore.Health:
