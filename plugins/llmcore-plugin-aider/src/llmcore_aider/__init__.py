@@ -132,7 +132,8 @@ class AiderAgent(llmcore.Agent):
             raise (self.error_from_text(text, what="the model call failed") or
                    llmcore.AgentFailedError(f"{self.name}: {text[:300]}", agent=self.name,
                                             hint=f"see the full output in {run.log_path}"))
-        failed_edit = bool(_FAILED_EDIT.search(out)) and not applied
+        # In suggest mode (--dry-run) "Did not apply edit" is the point, not a failure.
+        failed_edit = bool(_FAILED_EDIT.search(out)) and not applied and task.mode != "suggest"
         ok = run.exit_code == 0 and usage is not None and not failed_edit
         error = None
         if not ok:
