@@ -9,6 +9,8 @@ if command -v redis-server >/dev/null 2>&1; then
   exit 0
 fi
 
+# Another setup script may hold the dpkg lock: wait for it (DPkg::Lock::Timeout) rather
+# than fail.
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
@@ -18,9 +20,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "setup-redis: apt-get update"
-$SUDO apt-get update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
 echo "setup-redis: installing redis-server (Debian package)"
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+  --no-install-recommends redis-server
 # The package may start a system service; the tests use their own server on a free port.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
   $SUDO systemctl stop redis-server || true
