@@ -187,3 +187,24 @@ def test_version_is_read_and_cached(tmp_path: Path) -> None:
 
     agent = Fake(AgentConfig(name="f", command=str(prog)))
     assert agent.available() and agent.version() == "1.2.3"
+
+
+def test_cli_reports_a_missing_program_and_a_missing_directory(tmp_path: Path) -> None:
+    import json
+
+    from agent_env import run_cli
+
+    cfg = tmp_path / "llmcore.yaml"
+    cfg.write_text("agents:\n  q:\n    plugin: qwen\n    command: /nonexistent/qwen\n")
+    listed = run_cli("--config", str(cfg), "agents", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{
+        "name": "q", "plugin": "qwen", "found": False, "version": None, "path": None,
+        "mode": "suggest", "model": None, "base_url": None}]
+    missing = run_cli("--config", str(cfg), "agent", "run", "q", "hi", "--cwd", str(tmp_path))
+    assert missing.returncode == 1
+    assert "was not found" in missing.stderr and "agents.q.command" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    nodir = run_cli("--config", str(cfg), "agent", "run", "q", "hi", "--cwd",
+                    str(tmp_path / "nope"))
+    assert nodir.returncode == 1 and "does not exist" in nodir.stderr

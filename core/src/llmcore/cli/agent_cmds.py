@@ -154,6 +154,9 @@ class _Progress:
 def describe_event(ev: dict[str, Any]) -> str:
     """One short line for an agent event of any of the known shapes."""
     kind = str(ev.get("type") or ev.get("event") or "event")
+    inner = ev.get("event")
+    if kind == "stream_event" and isinstance(inner, dict):
+        kind = str(inner.get("type") or kind)
     raw_part, raw_item = ev.get("part"), ev.get("item")
     part: dict[str, Any] = raw_part if isinstance(raw_part, dict) else {}
     item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
