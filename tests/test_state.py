@@ -166,12 +166,14 @@ def test_redis_store_shares_cooldowns_with_ttl(redis_url: str) -> None:
 @pytest.mark.redis
 def test_unreachable_redis_is_reported_once_and_never_raises(
         capsys: pytest.CaptureFixture[str]) -> None:
-    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", recheck=0.0, timeout=0.2)
+    url = f"redis://:hunter2-redis-pw@127.0.0.1:{free_port()}/0"
+    store = RedisStore(url, recheck=0.0, timeout=0.2)
     assert dict(store.active()) == {}
     store.put(Cooldown("a", time.time() + 60))  # kept in memory
     assert "a" in store.active()
     err = capsys.readouterr().err
     assert err.count("llmcore: cooldown store") == 1
+    assert "hunter2" not in err + repr(store) and "redis://***@127.0.0.1" in err
 
 
 # -- through the router ----------------------------------------------------------------------

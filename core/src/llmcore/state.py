@@ -260,7 +260,7 @@ class RedisStore(CooldownStore):
             raise ConfigError(
                 "routing.state is a Redis URL but the redis package is not installed",
                 hint="pip install 'llmcore[redis]'") from exc
-        self.url = url
+        self.url = _safe_url(url)  # for messages: the password stays out of them
         self.prefix = prefix
         self.recheck = recheck
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout,
@@ -269,7 +269,7 @@ class RedisStore(CooldownStore):
         self._checked = float("-inf")
 
     def __repr__(self) -> str:
-        return f"<RedisStore {redact(self.url)!r}>"
+        return f"<RedisStore {self.url!r}>"
 
     def active(self, now: float | None = None) -> Mapping[str, Cooldown]:
         mono = time.monotonic()
@@ -341,6 +341,13 @@ class RedisStore(CooldownStore):
             pass
 
 
+def _safe_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``."""
+    import re
+
+    return redact(re.sub(r"//[^/@]*@", "//***@", url))
+
+
 def open_store(spec: str) -> CooldownStore:
     """Build the store ``routing.state`` names."""
     spec = (spec or "file").strip()
@@ -352,5 +359,5 @@ def open_store(spec: str) -> CooldownStore:
         return MemoryStore()
     if spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(spec)
-    raise ConfigError(f"unknown routing.state {redact(spec)!r}", path="routing.state",
+    raise ConfigError(f"unknown routing.state {_safe_url(spec)!r}", path="routing.state",
                       hint="use file, file:PATH, memory or redis://HOST:PORT/DB")
