@@ -18,7 +18,6 @@ loop, once for sync and once for async code, so both behave the same.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import functools
 import itertools
@@ -617,6 +616,8 @@ class Router:
                                 cost_usd=result.cost_usd, finish_reason="stop")
 
         if is_async:
+            import asyncio
+
             return asyncio.to_thread(run)
         return run()
 
@@ -645,6 +646,8 @@ class Router:
         except ProviderError as first:
             if not run.should_retry(cand, first):
                 raise
+            import asyncio
+
             await asyncio.sleep(self._before_retry(run, cand, first))
         async for attempt in self._retrying(run, cand, True):
             with attempt:
