@@ -75,18 +75,25 @@ class _Unsupported(Exception):
     """The candidate cannot do this operation (NotImplementedError): skip it silently."""
 
 
-@attrs.define(eq=False)
 class Candidate:
     """One thing the router may try: a provider with a model, or an agent (``kind='cli'``).
 
     Iterates as ``(target, model)`` so ``for p, model in router.candidates(...)`` works.
+    (A plain class: built several times per request, and cheaper to define than attrs.)
     """
 
-    name: str
-    model: str | None
-    kind: str = "api"
-    provider: Provider | None = None
-    agent: Agent | None = None
+    __slots__ = ("agent", "kind", "model", "name", "provider")
+
+    def __init__(self, name: str, model: str | None, kind: str = "api",
+                 provider: Provider | None = None, agent: Agent | None = None) -> None:
+        self.name = name
+        self.model = model
+        self.kind = kind
+        self.provider = provider
+        self.agent = agent
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.name!r}, {self.model!r}, kind={self.kind!r})"
 
     @property
     def target(self) -> Any:
@@ -104,20 +111,23 @@ class Candidate:
         return iter((self.target, self.model))
 
 
-@attrs.define(eq=False)
 class _Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
 
-    router: Router
-    op: str
-    request: Any
-    plan: list[Candidate]
-    rid: str = attrs.field(factory=lambda: os.urandom(6).hex())
-    start: float = attrs.field(factory=time.monotonic)
-    attempts: list[Attempt] = attrs.field(factory=list)
-    index: int = 0  # position in the plan of the candidate being tried
-    tries: int = 0  # calls made to the current candidate
-    cooled: set[str] = attrs.field(factory=set)  # keys this run has just cooled down
+    __slots__ = ("attempts", "cooled", "index", "op", "plan", "request", "rid", "router",
+                 "start", "tries")
+
+    def __init__(self, router: Router, op: str, request: Any, plan: list[Candidate]) -> None:
+        self.router = router
+        self.op = op
+        self.request = request
+        self.plan = plan
+        self.rid = os.urandom(6).hex()
+        self.start = time.monotonic()
+        self.attempts: list[Attempt] = []
+        self.index = 0  # position in the plan of the candidate being tried
+        self.tries = 0  # calls made to the current candidate
+        self.cooled: set[str] = set()  # keys this run has just cooled down
 
     # -- per candidate ------------------------------------------------------------------
     def begin(self, index: int) -> Candidate | None:
