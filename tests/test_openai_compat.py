@@ -360,3 +360,24 @@ def test_async_per_request_timeout(fake: OpenAIFake, provider: OpenAIProvider) -
     err, content = asyncio.run(run())
     assert isinstance(err, ProviderTimeoutError)
     assert content == "in time"
+
+
+def test_server_rejecting_stream_options_is_asked_again_without(
+        fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    fake.push(Reply(status=400, error="Unrecognized request argument supplied: stream_options"),
+              Reply(text="fine without it"))
+    chunks = list(provider.stream(req()))
+    assert "".join(c.content for c in chunks) == "fine without it"
+    assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 3
+    first, second = (r.json for r in fake.requests[-2:])
+    assert "stream_options" in first and "stream_options" not in second
+    list(provider.stream(req()))
+    assert "stream_options" not in fake.requests[-1].json  # remembered
+
+
+def test_other_bad_requests_on_streams_are_raised(fake: OpenAIFake,
+                                                  provider: OpenAIProvider) -> None:
+    fake.push(Reply(status=400, error="temperature must be <= 2"))
+    with pytest.raises(BadRequestError, match="temperature"):
+        list(provider.stream(req()))
+    assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == 1

@@ -85,6 +85,7 @@ class OpenAIProvider(Provider):
         self._lock = threading.Lock()
         self._headers: dict[str, str] | None = None
         self._root = self.base_url or ""
+        self._stream_options_rejected = False
 
     # -- connections -------------------------------------------------------------------
     @property
@@ -191,7 +192,8 @@ class OpenAIProvider(Provider):
         })
         if stream:
             body["stream"] = True
-            if getattr(self.options, "stream_usage", True):
+            if getattr(self.options, "stream_usage", True) and \
+                    not self._stream_options_rejected:
                 body["stream_options"] = {"include_usage": True}
         if request.extra:
             body.update(request.extra)
@@ -410,9 +412,17 @@ class OpenAIProvider(Provider):
         return self.parse_chat(data, time.monotonic() - t0)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
+        body = self.chat_body(request, True)
+        try:
+            yield from self._stream(request, body)
+        except BadRequestError as exc:
+            if not self._drop_stream_options(body, exc):
+                raise
+            yield from self._stream(request, body)
+
+    def _stream(self, request: ChatRequest, body: dict[str, Any]) -> Iterator[StreamChunk]:
         state = _StreamState(self, request)
-        lines = self._stream_lines("/chat/completions", self.chat_body(request, True),
-                                   request.timeout)
+        lines = self._stream_lines("/chat/completions", body, request.timeout)
         try:
             for line in lines:
                 yield from state.line(line)
@@ -423,9 +433,20 @@ class OpenAIProvider(Provider):
         yield state.end()
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        body = self.chat_body(request, True)
+        try:
+            async for chunk in self._astream(request, body):
+                yield chunk
+        except BadRequestError as exc:
+            if not self._drop_stream_options(body, exc):
+                raise
+            async for chunk in self._astream(request, body):
+                yield chunk
+
+    async def _astream(self, request: ChatRequest,
+                       body: dict[str, Any]) -> AsyncIterator[StreamChunk]:
         state = _StreamState(self, request)
-        lines = self._astream_lines("/chat/completions", self.chat_body(request, True),
-                                    request.timeout)
+        lines = self._astream_lines("/chat/completions", body, request.timeout)
         try:
             async for line in lines:
                 for chunk in state.line(line):
@@ -435,6 +456,15 @@ class OpenAIProvider(Provider):
         finally:
             await lines.aclose()  # type: ignore[attr-defined]
         yield state.end()
+
+    def _drop_stream_options(self, body: dict[str, Any], exc: BadRequestError) -> bool:
+        """A server that rejects ``stream_options`` (a 400 naming it, before any chunk) is
+        asked again without it, and never sent it again; usage is then counted."""
+        if "stream_options" not in body or "stream_options" not in exc.message:
+            return False
+        self._stream_options_rejected = True
+        del body["stream_options"]
+        return True
 
     def parse_chat(self, data: Any, latency: float) -> ChatResponse:
         try:
