@@ -381,3 +381,11 @@ def test_other_bad_requests_on_streams_are_raised(fake: OpenAIFake,
     with pytest.raises(BadRequestError, match="temperature"):
         list(provider.stream(req()))
     assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == 1
+
+
+def test_llama_cpp_error_line_inside_a_stream_is_raised(fake: OpenAIFake,
+                                                        provider: OpenAIProvider) -> None:
+    fake.push(Reply(body=b'error: {"code":500,"message":"context overflow","type":"server"}'
+                         b"\n\n"))
+    with pytest.raises(ResponseError, match="context overflow"):
+        list(provider.stream(req()))

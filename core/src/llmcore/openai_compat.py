@@ -633,6 +633,15 @@ class _StreamState:
                 return []
             self.data.clear()
             return self.event(event)
+        if line.startswith("error:"):
+            # llama.cpp's server reports a failure inside a stream as an ``error:`` line.
+            try:
+                event = json.loads(line[6:])
+            except ValueError:
+                event = {"error": {"message": line[6:].strip()}}
+            if not isinstance(event, dict) or "error" not in event:
+                event = {"error": event}
+            return self.event(event)
         if not line.strip() and self.data:
             text = "\n".join(self.data)
             self.data.clear()
