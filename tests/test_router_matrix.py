@@ -227,3 +227,18 @@ async def test_retry_count_and_exponential_waits(max_attempts: int, is_async: bo
     waits = [e.duration_s for e in events.kinds("retry")]
     assert waits == pytest.approx([0.01, 0.015][:max_attempts - 1])  # 0.01, then 0.02 capped
     await api.close()
+
+
+@pytest.mark.parametrize("is_async", MODES)
+async def test_stream_request_event_has_ttft_and_usage(is_async: bool, fakes: Any,
+                                                       make_client: Any) -> None:
+    a, _ = fakes
+    api, events = _client(make_client, chain([("a", a.base_url)]), is_async)
+    chunks, attempts, err = await api.stream()
+    assert err is None and "".join(c.content for c in chunks) == TEXT
+    assert [(x.provider, x.ok) for x in attempts] == [("a", True)]
+    (req,) = events.kinds("request")
+    assert req.operation == "stream" and req.ttft_s is not None
+    assert 0 < req.ttft_s <= req.latency_s
+    assert req.output_tokens == 4 and req.request_id == events.kinds("attempt")[0].request_id
+    await api.close()

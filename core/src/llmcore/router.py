@@ -781,11 +781,15 @@ class Router:
                 run.give_up(cand, exc)
                 continue
             it, held, t0 = opened
+            ttft = time.monotonic() - run.start
             parts: list[str] = []
+            last: list[StreamChunk] = []  # the last chunk with usage (and the model)
             try:
                 for chunk in itertools.chain(held, it):
                     if chunk.content:
                         parts.append(chunk.content)
+                    if chunk.usage is not None:
+                        last[:] = [chunk]
                     yield chunk
             except Exception as exc:
                 raise run.interrupted(cand, exc, t0, parts)  # noqa: B904
@@ -794,7 +798,7 @@ class Router:
                 close = getattr(it, "close", None)
                 if close is not None:  # the caller stopped early: release the connection
                     close()
-            self._stream_done(run, cand, t0)
+            self._stream_done(run, cand, t0, ttft, last[0] if last else None)
             return
         raise run.all_failed()
 
@@ -839,15 +843,21 @@ class Router:
                 run.give_up(cand, exc)
                 continue
             it, held, t0 = opened
+            ttft = time.monotonic() - run.start
             parts: list[str] = []
+            last: list[StreamChunk] = []  # the last chunk with usage (and the model)
             try:
                 for chunk in held:
                     if chunk.content:
                         parts.append(chunk.content)
+                    if chunk.usage is not None:
+                        last[:] = [chunk]
                     yield chunk
                 async for chunk in it:
                     if chunk.content:
                         parts.append(chunk.content)
+                    if chunk.usage is not None:
+                        last[:] = [chunk]
                     yield chunk
             except Exception as exc:
                 raise run.interrupted(cand, exc, t0, parts)  # noqa: B904
@@ -856,7 +866,7 @@ class Router:
                 aclose = getattr(it, "aclose", None)
                 if aclose is not None:  # the caller stopped early: release the connection
                     await aclose()
-            self._stream_done(run, cand, t0)
+            self._stream_done(run, cand, t0, ttft, last[0] if last else None)
             return
         raise run.all_failed()
 
@@ -884,11 +894,19 @@ class Router:
             raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
         return it, held, t0
 
-    def _stream_done(self, run: _Run, cand: Candidate, t0: float) -> None:
-        a = run.succeeded(cand, t0, None)
+    def _stream_done(self, run: _Run, cand: Candidate, t0: float, ttft: float,
+                     last: StreamChunk | None) -> None:
+        a = run.succeeded(cand, t0, last.model if last else None)
+        if not self.listening:
+            return
+        u = last.usage if last and last.usage else None
+        latency = time.monotonic() - run.start
+        out = u.output_tokens if u else None
         self._emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=a.model,
-            operation="stream", latency_s=time.monotonic() - run.start,
+            operation="stream", latency_s=latency, ttft_s=ttft,
+            input_tokens=u.input_tokens if u else None, output_tokens=out,
+            tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
             attempts=len(run.attempts), request_id=run.rid,
         ))
 
@@ -953,6 +971,8 @@ class Router:
                   t0: float) -> EmbeddingResponse:
         run.succeeded(cand, t0, resp.model)
         resp.provider = resp.provider or cand.name
+        if not self.listening:
+            return resp
         self._emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
             operation="embed", input_tokens=resp.usage.input_tokens,
