@@ -79,6 +79,19 @@ def test_agent_plugins_pull_no_http_sdk(dist: Path) -> None:
         assert not [r for r in requires if r.startswith(sdks)], f"{name} pulls {requires}"
 
 
+def test_every_source_file_is_in_its_wheel(dist: Path) -> None:
+    """Modules, templates, bundled data: nothing under src/ may be left out of a wheel."""
+    from packaging_support import ROOT
+
+    for name in ["llmcore", *PLUGINS]:
+        src = ROOT / ("core" if name == "llmcore" else f"plugins/{name}") / "src"
+        wanted = {p.relative_to(src).as_posix() for p in src.rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts}
+        with zipfile.ZipFile(wheel(dist, name)) as z:
+            shipped = set(z.namelist())
+        assert wanted - shipped == set(), f"{name}: left out of the wheel"
+
+
 def test_wheels_ship_package_data(dist: Path) -> None:
     with zipfile.ZipFile(wheel(dist, "llmcore")) as z:
         names = z.namelist()
