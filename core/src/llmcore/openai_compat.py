@@ -92,7 +92,9 @@ class OpenAIProvider(Provider):
     def headers(self) -> dict[str, str]:
         """Headers for every request; built once (the key is read from the env once)."""
         if self._headers is None:
-            h = {"User-Agent": "llmcore", "Content-Type": "application/json"}
+            from . import __version__
+
+            h = {"User-Agent": f"llmcore/{__version__}", "Content-Type": "application/json"}
             key = self.api_key
             if key:
                 h["Authorization"] = f"Bearer {key}"
@@ -229,8 +231,10 @@ class OpenAIProvider(Provider):
                 resp = self.http.request(method, url, **kw)
             except httpx.TimeoutException as exc:
                 raise self._timeout(url, exc) from exc
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 raise self._unreachable(url, exc) from exc
+            except httpx.TransportError as exc:
+                raise self._cut(url, exc, during="while answering") from exc
             if resp.status_code >= 400:
                 self._raise_status(resp.status_code, resp.text, resp.headers, body)
             return self._decode(resp.content)
@@ -257,8 +261,10 @@ class OpenAIProvider(Provider):
                 resp = self.http.send(req, stream=True)
             except httpx.TimeoutException as exc:
                 raise self._timeout(url, exc) from exc
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 raise self._unreachable(url, exc) from exc
+            except httpx.TransportError as exc:
+                raise self._cut(url, exc, during="while answering") from exc
             try:
                 if resp.status_code >= 400:
                     resp.read()
@@ -306,8 +312,10 @@ class OpenAIProvider(Provider):
                     headers = resp.headers
             except asyncio.TimeoutError as exc:
                 raise self._timeout(url, exc) from exc
-            except aiohttp.ClientError as exc:
+            except aiohttp.ClientConnectorError as exc:
                 raise self._unreachable(url, exc) from exc
+            except aiohttp.ClientError as exc:
+                raise self._cut(url, exc, during="while answering") from exc
             if status >= 400:
                 self._raise_status(status, raw.decode("utf-8", "replace"), headers, body)
             return self._decode(raw)
@@ -335,8 +343,10 @@ class OpenAIProvider(Provider):
                 resp = await self.session().request("POST", url, **kw)
             except asyncio.TimeoutError as exc:
                 raise self._timeout(url, exc) from exc
-            except aiohttp.ClientError as exc:
+            except aiohttp.ClientConnectorError as exc:
                 raise self._unreachable(url, exc) from exc
+            except aiohttp.ClientError as exc:
+                raise self._cut(url, exc, during="while answering") from exc
             try:
                 if resp.status >= 400:
                     text = await resp.text(errors="replace")
@@ -376,10 +386,11 @@ class OpenAIProvider(Provider):
             f"{_short(exc)}", provider=self.name, hint=self.start_hint,
         )
 
-    def _cut(self, url: str, exc: BaseException) -> ProviderConnectionError:
+    def _cut(self, url: str, exc: BaseException,
+             during: str = "in the middle of a stream") -> ProviderConnectionError:
         return ProviderConnectionError(
-            f"{self.name}: the connection to {_origin(url)} broke in the middle of a stream: "
-            f"{_short(exc)}", provider=self.name,
+            f"{self.name}: the connection to {_origin(url)} broke {during}: {_short(exc)}",
+            provider=self.name,
         )
 
     def _raise_status(self, status: int, text: str, headers: Any,
