@@ -13,7 +13,7 @@ from packaging_support import ROOT, make_venv, pip_install, run_in
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    python = make_venv(tmp_path_factory.mktemp("template") / "venv")
+    python = make_venv(tmp_path_factory.mktemp("template") / "venv", pip=True)
     pip_install(python, ROOT / "core", "pytest>=8")
     return python
 
@@ -51,8 +51,13 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str) -> Non
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
-    # Installing it editable makes `llmcore plugins` show it, loaded.
-    out = run_in(venv, "install", "--editable", str(project), cwd=tmp_path)
+    # Installing it editable makes `llmcore plugins` show it, loaded: with pip as the
+    # README says for the provider, with `llmcore install --editable` for the agent.
+    if kind == "provider":
+        out = subprocess.run([str(venv), "-m", "pip", "install", "-q", "-e", str(project)],
+                             capture_output=True, text=True, timeout=300)
+    else:
+        out = run_in(venv, "install", "--editable", str(project), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     record = _records(venv, tmp_path)[f"llmcore-plugin-{name}"]
     assert record["status"] == "loaded", record["error"]
