@@ -52,6 +52,8 @@ def test_aider_applies_an_edit_then_resumes_the_chat(tmp_path: Path, fake: Any,
     assert result.session_id and result.exit_code == 0
     req = fake.requests[-1].json
     assert req["model"] == "fake-model"
+    headers = {k.lower(): v for k, v in fake.requests[-1].headers.items()}
+    assert headers.get("authorization") == f"Bearer {KEY}"  # the key arrived (by env, not argv)
     assert "print 2 instead of 1" in json.dumps(req["messages"])
     assert not list(repo.glob(".aider.chat*"))  # the chat history lives in llmcore's state
 

@@ -94,8 +94,10 @@ class AiderAgent(llmcore.Agent):
             argv.append("--restore-chat-history")
         model = task.model
         if self.config.base_url:
-            argv += ["--openai-api-base", self.config.base_url,
-                     "--openai-api-key", self.api_key() or "none"]
+            argv += ["--openai-api-base", self.config.base_url]
+            # The key goes by environment (Aider reads AIDER_OPENAI_API_KEY), never argv:
+            # argv is visible to every user of the machine in the process list.
+            env["AIDER_OPENAI_API_KEY"] = self.api_key() or "none"
             if model and "/" not in model:
                 model = f"openai/{model}"
             home = self.private_home()
