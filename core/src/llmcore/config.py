@@ -101,7 +101,7 @@ class AgentConfig:
     base_url: str | None = None
     api_key_env: str | None = None
     isolation: str = "none"
-    serve_prompts: bool = True
+    serve_prompts: bool = False
     options: dict[str, Any] = attrs.field(factory=dict)
 
 

@@ -176,6 +176,8 @@ class Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Soak tests open dozens of connections at once; the default backlog of 5 drops them.
+    request_queue_size = 256
     fake: FakeServer
 
     def __init__(self, *args: Any, **kw: Any) -> None:
