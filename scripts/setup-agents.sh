@@ -64,7 +64,8 @@ else
   PY="${AIDER_PYTHON:-}"
   if [ -z "$PY" ]; then
     for cand in python3.12 python3.11 python3.10 python3; do
-      if command -v "$cand" >/dev/null 2>&1; then PY="$(command -v "$cand")"; break; fi
+      # pyenv shims exist for versions that are not active: check the interpreter runs.
+      if "$cand" -c "import sys" >/dev/null 2>&1; then PY="$("$cand" -c "import sys; print(sys.executable)")"; break; fi
     done
   fi
   rm -rf "$AIDER_VENV"
