@@ -51,12 +51,13 @@ def time_import(python: str, module: str, n: int) -> float:
     return statistics.median(runs)
 
 
-def time_command(argv: list[str], n: int) -> float:
-    subprocess.run(argv, capture_output=True, env=_env(), check=True, cwd=ROOT)
+def time_command(argv: list[str], n: int, extra_env: dict[str, str] | None = None) -> float:
+    env = {**_env(), **(extra_env or {})}
+    subprocess.run(argv, capture_output=True, env=env, check=True, cwd=ROOT)
     runs = []
     for _ in range(n):
         t0 = time.perf_counter()
-        subprocess.run(argv, capture_output=True, env=_env(), check=True, cwd=ROOT)
+        subprocess.run(argv, capture_output=True, env=env, check=True, cwd=ROOT)
         runs.append(time.perf_counter() - t0)
     return statistics.median(runs)
 
@@ -99,6 +100,9 @@ def run(quick: bool) -> list[dict]:
         met=helps <= 0.300,
         note="-X importtime, self time by top-level package: "
              + ", ".join(f"{pkg} {ms:.0f} ms" for pkg, ms in profile))
+    bare = time_command([str(VENV_BIN / "llmcore"), "--help"], n, {"LLMCORE_PLUGINS": ""})
+    row("llmcore --help, no plugin loaded (LLMCORE_PLUGINS=)", bare, ratio=bare / helps,
+        note=f"the nine plugins add {(helps - bare) * 1e3:.0f} ms")
     openai_import = time_import(py, "openai", n)
     row("import openai", openai_import, ratio=openai_import / llmcore_import)
     litellm = compare_env.python_for("litellm")
