@@ -15,6 +15,9 @@ import subprocess
 import threading
 from pathlib import Path
 
+# Re-exported: the runner tests and bench import it from here.
+from llmcore.testing.agents import git_repo as git_repo
+
 ROOT = Path(__file__).resolve().parent.parent
 NPM_DIR = ROOT / "tests" / "agents_npm"
 NPM_BIN = NPM_DIR / "node_modules" / ".bin"
@@ -82,21 +85,11 @@ def agent_path_value() -> str:
     return agent_env()["PATH"]
 
 
-def git_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """Make ``path`` a git repository with ``files`` committed (a clean start for a run)."""
-    path.mkdir(parents=True, exist_ok=True)
-    run = dict(cwd=path, check=True, capture_output=True)
-    subprocess.run(["git", "init", "-q", "-b", "main"], **run)  # type: ignore[call-overload]
-    subprocess.run(["git", "config", "user.email", "t@example.invalid"], **run)  # type: ignore[call-overload]
-    subprocess.run(["git", "config", "user.name", "llmcore tests"], **run)  # type: ignore[call-overload]
-    subprocess.run(["git", "config", "commit.gpgsign", "false"], **run)  # type: ignore[call-overload]
-    for name, text in (files or {"README.md": "# test repo\n"}).items():
-        f = path / name
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-    subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
-    subprocess.run(["git", "commit", "-q", "-m", "start"], **run)  # type: ignore[call-overload]
-    return path
+def real_program(name: str) -> tuple[str, str]:
+    """``(absolute path of program name, PATH with Node 22 first)``, installing the programs
+    first when any is missing (never a skip)."""
+    ensure_agents()
+    return str(program_path(name)), agent_path_value()
 
 
 # -- a tiny fake agent for runner tests ----------------------------------------------------

@@ -23,6 +23,8 @@ _LAZY = {
     "StreamChunk": "types", "Usage": "types", "ModelInfo": "types", "AgentTask": "types",
     "AgentResult": "types", "EmbeddingResponse": "types", "Attempt": "types",
     "Health": "types",
+    "npm_package_version": "agent_support", "home_env": "agent_support",
+    "strip_url_suffix": "agent_support",
     "LLMCoreError": "errors", "ConfigError": "errors", "PluginError": "errors",
     "ProviderError": "errors", "ProviderConnectionError": "errors",
     "AuthenticationError": "errors", "RateLimitError": "errors",
@@ -54,6 +56,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .agent_support import home_env, npm_package_version, strip_url_suffix
     from .agents import Agent, Invocation, RunOutput
     from .client import AsyncClient, Client
     from .config import AgentConfig, Config, ProviderConfig, load_config

@@ -21,10 +21,12 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 
+from .agent_support import npm_package_version
 from .config import AgentConfig, structure_options
 from .errors import (
     AgentAuthError,
     AgentConnectionError,
+    AgentError,
     AgentFailedError,
     AgentNotFoundError,
     AgentRateLimitError,
@@ -116,6 +118,9 @@ class Agent:
     ignored_files: ClassVar[tuple[str, ...]] = ()
     #: How ``--version`` is asked; some programs are slow to start, so it is cached.
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
+    #: The npm package the program comes from (``"@openai/codex"``): its version is read
+    #: from the package's ``package.json`` next to the program, without starting Node.
+    npm_package: ClassVar[str] = ""
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -165,6 +170,10 @@ class Agent:
         return self._version or None
 
     def _probe_version(self, exe: str) -> str:
+        if self.npm_package:
+            found = npm_package_version(exe, self.npm_package)
+            if found:
+                return found
         env = dict(os.environ)
         env.update(self.config.env)
         try:
@@ -247,6 +256,41 @@ class Agent:
         home = Path(platformdirs.user_state_dir("llmcore")) / "agents" / safe / "home"
         home.mkdir(parents=True, exist_ok=True)
         return home
+
+    def endpoint_configured(self) -> bool:
+        """Whether llmcore points this agent at an endpoint (``base_url``/``api_key_env``)."""
+        return bool(self.config.base_url or self.config.api_key_env)
+
+    def endpoint_home(self, override: str | None = None, subdir: str = "") -> Path | None:
+        """The home (or state directory) the program gets, or ``None`` for the user's own.
+
+        ``override`` (an ``options.home`` the user set) wins; otherwise the agent's
+        :meth:`private_home` (plus ``subdir``, e.g. ``".codex"``) when an endpoint is
+        configured, since the user's own login and settings would point elsewhere; otherwise
+        ``None``. The directory is not created.
+        """
+        if override:
+            return Path(override).expanduser()
+        if not self.endpoint_configured():
+            return None
+        home = self.private_home()
+        return home / subdir if subdir else home
+
+    def require_api_key(self, env: dict[str, str] | None = None, *, hint: str = "") -> str:
+        """The key named by ``api_key_env`` (from config env, the environment, then ``env``).
+
+        Raises :class:`~llmcore.errors.AgentError` saying which variable to export when it
+        is unset; ``hint`` is appended to that advice. Call it only when ``api_key_env`` is
+        configured.
+        """
+        var = self.config.api_key_env or ""
+        key = self.api_key() or (env or {}).get(var)
+        if not key:
+            raise AgentError(
+                f"{self.name}: environment variable {var} (agents.{self.name}.api_key_env) "
+                "is not set", agent=self.name,
+                hint=f"export {var}=<your key>" + (f", {hint}" if hint else ""))
+        return key
 
     def exit_error(self, run: RunOutput) -> str:
         """``"claude exited with code 1: <last stderr line>"``: a failed run's one-line story."""

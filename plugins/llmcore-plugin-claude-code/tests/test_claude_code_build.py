@@ -6,6 +6,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
+from agent_env import real_program
 from llmcore.config import AgentConfig
 from llmcore_claude_code.agent import PERMISSION_MODES, ClaudeCodeAgent
 
@@ -56,8 +57,8 @@ def test_missing_key_variable_is_a_clear_error(tmp_path: Path,
     assert "NOPE_KEY" in str(info.value) and "export NOPE_KEY" in (info.value.hint or "")
 
 
-def test_version_and_availability(tmp_path: Path, npm_program) -> None:  # type: ignore[no-untyped-def]
-    exe, _ = npm_program("claude")
+def test_version_and_availability(tmp_path: Path) -> None:
+    exe, _ = real_program("claude")
     agent = _agent(command=exe)
     assert agent.available()
     assert agent.version() == "2.1.330"  # the version scripts/setup-agents.sh pins

@@ -84,3 +84,12 @@ def ollama_fake() -> Iterator[Any]:
 
     with OllamaFake() as fake:
         yield fake
+
+
+@pytest.fixture
+def agent_repo(tmp_path: Path) -> Path:
+    """A git repository (``tmp_path/"work"``) with a committed ``README.md``, for agent runs:
+    the files an agent changed are judged by git. See :mod:`llmcore.testing.agents`."""
+    from .agents import git_repo
+
+    return git_repo(tmp_path / "work")

@@ -8,9 +8,7 @@ failure inside it (``is_error``) rather than only through its exit status.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -45,20 +43,8 @@ class ClaudeCodeAgent(llmcore.Agent):
     program = "claude"
     Options = Options
     own_env_keys = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-
-    # -- detection ---------------------------------------------------------------------
-    def version(self) -> str | None:
-        """Read the version from the npm package next to the program (no Node start-up);
-        fall back to ``claude --version``."""
-        if self._version is None:
-            exe = self.executable()
-            found = _npm_version(exe, "@anthropic-ai/claude-code") if exe else None
-            if found:
-                self._version = found
-            else:
-                full = super().version()
-                self._version = (full or "").split(" ")[0]
-        return self._version or None
+    #: The version comes from this package's package.json (no Node start-up).
+    npm_package = "@anthropic-ai/claude-code"
 
     # -- command line ------------------------------------------------------------------
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
@@ -95,29 +81,13 @@ class ClaudeCodeAgent(llmcore.Agent):
         env: dict[str, str] = {}
         if self.config.base_url:
             # Claude appends /v1/messages itself: a base URL ending in /v1 would double it.
-            base = self.config.base_url.rstrip("/")
-            env["ANTHROPIC_BASE_URL"] = base[:-3] if base.endswith("/v1") else base
+            env["ANTHROPIC_BASE_URL"] = llmcore.strip_url_suffix(self.config.base_url)
         if self.config.api_key_env:
-            key = self.api_key()
-            if not key:
-                raise llmcore.AgentError(
-                    f"{self.name}: environment variable {self.config.api_key_env} "
-                    f"(agents.{self.name}.api_key_env) is not set", agent=self.name,
-                    hint=f"export {self.config.api_key_env}=<your key>, or remove api_key_env "
-                         "to use Claude Code's own login")
-            env["ANTHROPIC_API_KEY"] = key
+            env["ANTHROPIC_API_KEY"] = self.require_api_key(
+                hint="or remove api_key_env to use Claude Code's own login")
         return env
 
     # -- output ------------------------------------------------------------------------
-    def parse_line(self, line: str) -> dict[str, Any] | None:
-        if not line.startswith("{"):
-            return None
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return None
-        return event if isinstance(event, dict) else None
-
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         result = next((e for e in reversed(run.events) if e.get("type") == "result"), None)
         if result is None:
@@ -166,19 +136,3 @@ def _float(value: Any) -> float | None:
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
-
-def _npm_version(exe: str, package: str) -> str | None:
-    """The ``version`` of npm ``package`` whose files contain ``exe`` (symlinks followed)."""
-    try:
-        path = Path(os.path.realpath(exe))
-        for parent in path.parents:
-            manifest = parent / "package.json"
-            if manifest.is_file():
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                if data.get("name") == package:
-                    return str(data.get("version") or "") or None
-            if parent.name == "node_modules":
-                break
-    except (OSError, ValueError):
-        return None
-    return None
