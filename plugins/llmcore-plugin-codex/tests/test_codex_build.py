@@ -6,6 +6,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
+from agent_env import real_program
 from llmcore.config import AgentConfig
 from llmcore_codex.agent import SANDBOX_FLAGS, CodexAgent
 
@@ -64,7 +65,7 @@ def test_bad_wire_api_and_mode_are_refused(tmp_path: Path) -> None:
         _agent().build(_task(tmp_path, mode="plan"))
 
 
-def test_version_and_availability(tmp_path: Path, npm_program) -> None:  # type: ignore[no-untyped-def]
-    exe, _ = npm_program("codex")
+def test_version_and_availability(tmp_path: Path) -> None:
+    exe, _ = real_program("codex")
     assert _agent(command=exe).version() == "0.169.0"
     assert not _agent(command=str(tmp_path / "nope")).available()

@@ -135,4 +135,3 @@ def _float(value: Any) -> float | None:
 
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
-

@@ -11,7 +11,6 @@ read nor changed. The run is judged from Codex's JSONL events: ``thread.started`
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,31 +56,15 @@ class CodexAgent(llmcore.Agent):
     program = "codex"
     Options = Options
     own_env_keys = ("OPENAI_API_KEY", "CODEX_API_KEY")
+    npm_package = "@openai/codex"  # version from its package.json: no Node start-up
 
     def __init__(self, config: llmcore.AgentConfig) -> None:
         super().__init__(config)
         self._watches: list[_OfflineWatch] = []
 
-    def version(self) -> str | None:
-        """From the npm package next to the program when possible (no Node start-up)."""
-        if self._version is None:
-            exe = self.executable()
-            found = _npm_version(exe, "@openai/codex") if exe else None
-            if found:
-                self._version = found
-            else:
-                full = super().version() or ""
-                self._version = full.split()[-1] if full else ""
-        return self._version or None
-
     def home_dir(self) -> Path | None:
         """The ``CODEX_HOME`` llmcore uses for this agent, or ``None`` for Codex's own."""
-        opts: Options = self.options
-        if opts.home:
-            return Path(opts.home).expanduser()
-        if not (self.config.base_url or self.config.api_key_env):
-            return None
-        return self.private_home() / ".codex"
+        return self.endpoint_home(self.options.home, subdir=".codex")
 
     # -- command line ------------------------------------------------------------------
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
@@ -130,12 +113,7 @@ class CodexAgent(llmcore.Agent):
                f"{p}.request_max_retries": str(opts.max_retries),
                f"{p}.stream_max_retries": str(opts.max_retries)}
         if cfg.api_key_env:
-            key = self.api_key() or env.get(cfg.api_key_env)
-            if not key:
-                raise llmcore.AgentError(
-                    f"{self.name}: environment variable {cfg.api_key_env} "
-                    f"(agents.{self.name}.api_key_env) is not set", agent=self.name,
-                    hint=f"export {cfg.api_key_env}=<your key>")
+            key = self.require_api_key(env)
             # Codex reads the key itself from the variable named here; pass it explicitly so
             # it survives the runner's filtering of other providers' keys.
             out[f"{p}.env_key"] = _toml(cfg.api_key_env)
@@ -167,13 +145,8 @@ class CodexAgent(llmcore.Agent):
 
     # -- output ------------------------------------------------------------------------
     def parse_line(self, line: str) -> dict[str, Any] | None:
-        if not line.startswith("{"):
-            return None
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return None
-        if not isinstance(event, dict):
+        event = super().parse_line(line)
+        if event is None:
             return None
         if event.get("type") == "error" and "waiting for network" in str(event.get("message")):
             # Runs of one agent object normally do not overlap; when they do, they share
@@ -246,19 +219,3 @@ class _OfflineWatch:
 def _toml(value: str) -> str:
     """A TOML basic string (JSON escapes are valid TOML escapes for these characters)."""
     return json.dumps(value)
-
-
-def _npm_version(exe: str, package: str) -> str | None:
-    """The ``version`` of npm ``package`` whose files contain ``exe`` (symlinks followed)."""
-    try:
-        for parent in Path(os.path.realpath(exe)).parents:
-            manifest = parent / "package.json"
-            if manifest.is_file():
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                if data.get("name") == package:
-                    return str(data.get("version") or "") or None
-            if parent.name == "node_modules":
-                break
-    except (OSError, ValueError):
-        return None
-    return None
