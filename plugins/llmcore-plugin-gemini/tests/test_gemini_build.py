@@ -7,6 +7,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
+from agent_env import real_program
 from llmcore.config import AgentConfig
 from llmcore_gemini.agent import APPROVAL_MODES, DEFAULT_MODEL, GeminiAgent
 
@@ -47,7 +48,7 @@ def test_without_endpoint_the_users_home_is_kept(tmp_path: Path) -> None:
     assert "HOME" not in _agent().build(_task(tmp_path)).env
 
 
-def test_version_without_starting_node(tmp_path: Path, npm_program) -> None:  # type: ignore[no-untyped-def]
-    exe, _ = npm_program("gemini")
+def test_version_without_starting_node(tmp_path: Path) -> None:
+    exe, _ = real_program("gemini")
     assert _agent(command=exe).version() == "0.61.0"
     assert not _agent(command=str(tmp_path / "nope")).available()

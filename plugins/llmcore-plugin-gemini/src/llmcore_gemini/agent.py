@@ -13,7 +13,6 @@ the exit status (41: auth, 55: untrusted directory).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -58,23 +57,12 @@ class GeminiAgent(llmcore.Agent):
     program = "gemini"
     Options = Options
     own_env_keys = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
-
-    def version(self) -> str | None:
-        """From the npm package next to the program (``gemini --version`` takes ~2 s)."""
-        if self._version is None:
-            exe = self.executable()
-            found = _npm_version(exe, "@google/gemini-cli") if exe else None
-            self._version = found or super().version() or ""
-        return self._version or None
+    #: ``gemini --version`` takes ~2 s: the version comes from this package's package.json.
+    npm_package = "@google/gemini-cli"
 
     def home_dir(self) -> Path | None:
         """The ``HOME`` llmcore gives the program, or ``None`` for the user's own."""
-        opts: Options = self.options
-        if opts.home:
-            return Path(opts.home).expanduser()
-        if not (self.config.base_url or self.config.api_key_env):
-            return None
-        return self.private_home()
+        return self.endpoint_home(self.options.home)
 
     # -- command line ------------------------------------------------------------------
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
@@ -95,31 +83,18 @@ class GeminiAgent(llmcore.Agent):
         argv += [*task.args, f"--prompt={task.prompt}"]
         env = {**self.config.env, **task.env, "GEMINI_CLI_NO_RELAUNCH": "true"}
         if self.config.base_url:
-            env["GOOGLE_GEMINI_BASE_URL"] = _strip_version(self.config.base_url)
+            # Gemini CLI appends /v1beta/models/…: a base URL that has it would double it.
+            env["GOOGLE_GEMINI_BASE_URL"] = llmcore.strip_url_suffix(
+                self.config.base_url, ("/v1beta", "/v1"))
         if self.config.api_key_env:
-            key = self.api_key() or env.get(self.config.api_key_env)
-            if not key:
-                raise llmcore.AgentError(
-                    f"{self.name}: environment variable {self.config.api_key_env} "
-                    f"(agents.{self.name}.api_key_env) is not set", agent=self.name,
-                    hint=f"export {self.config.api_key_env}=<your key>")
-            env["GEMINI_API_KEY"] = key
+            env["GEMINI_API_KEY"] = self.require_api_key(env)
         home = self.home_dir()
         if home is not None:
             _write_settings(home, opts.max_attempts)
-            env["HOME"] = str(home)
+            env.update(llmcore.home_env(home))
         return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
 
-    # -- output ------------------------------------------------------------------------
-    def parse_line(self, line: str) -> dict[str, Any] | None:
-        if not line.startswith("{"):
-            return None
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return None
-        return event if isinstance(event, dict) else None
-
+    # -- output (one JSON event per line: the base class's parse_line) -----------------
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         session: str | None = None
         model: str | None = None
@@ -214,27 +189,3 @@ def _write_settings(home: Path, max_attempts: int) -> None:
     if json.dumps(data, sort_keys=True) != before:
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
-
-def _strip_version(url: str) -> str:
-    # Gemini CLI appends /v1beta/models/…: a base URL that already has it would double it.
-    url = url.rstrip("/")
-    for suffix in ("/v1beta", "/v1"):
-        if url.endswith(suffix):
-            return url[: -len(suffix)]
-    return url
-
-
-def _npm_version(exe: str, package: str) -> str | None:
-    """The ``version`` of npm ``package`` whose files contain ``exe`` (symlinks followed)."""
-    try:
-        for parent in Path(os.path.realpath(exe)).parents:
-            manifest = parent / "package.json"
-            if manifest.is_file():
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                if data.get("name") == package:
-                    return str(data.get("version") or "") or None
-            if parent.name == "node_modules":
-                break
-    except (OSError, ValueError):
-        return None
-    return None
