@@ -1,0 +1,71 @@
+"""Terminal coding agents answering plain prompts as router candidates (``kind='cli'``).
+
+Only agents configured with ``serve_prompts: true`` whose program is installed take part;
+the chat becomes one prompt, the agent runs read-only, and its result becomes a
+:class:`ChatResponse` (with the agent's own usage and cost when it reports them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ResponseError
+from ..hooks import AgentCall
+from ..types import AgentTask, ChatRequest, ChatResponse, Usage
+
+if TYPE_CHECKING:
+    from ..agents import Agent
+    from ..runtime import Runtime
+    from .candidates import Candidate
+
+
+def serving_agents(agents: Mapping[str, Agent], available: dict[str, bool]) -> dict[str, Agent]:
+    """Enabled agents with ``serve_prompts: true`` whose program is installed.
+
+    ``available`` caches the (slow: it looks for a program) installed check per name.
+    """
+    out: dict[str, Agent] = {}
+    for name, agent in agents.items():
+        if not agent.config.serve_prompts:
+            continue
+        if name not in available:
+            available[name] = agent.available()
+        if available[name]:
+            out[name] = agent
+    return out
+
+
+def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async: bool) -> Any:
+    """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one."""
+    agent = cand.agent
+    assert agent is not None
+    task = AgentTask(prompt=prompt_text(request.messages), cwd=os.getcwd(),
+                     mode="read_only", model=cand.model,
+                     timeout=request.timeout or agent.config.timeout,
+                     args=list(agent.config.args))
+
+    def run() -> ChatResponse:
+        call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t))
+        result = runtime.pm.hook.llmcore_run_agent(call=call)
+        if not result.success:
+            raise ResponseError(
+                f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",
+                provider=agent.name, model=cand.model)
+        return ChatResponse(content=result.output, model=result.model or cand.model,
+                            provider=agent.name, usage=result.usage or Usage(),
+                            cost_usd=result.cost_usd, finish_reason="stop")
+
+    if is_async:
+        import asyncio
+
+        return asyncio.to_thread(run)  # an agent run blocks on a subprocess
+    return run()
+
+
+def prompt_text(messages: list[Any]) -> str:
+    """A chat as one prompt for an agent: the lone user message, or ``role: text`` lines."""
+    if len(messages) == 1 and messages[0].role == "user":
+        return str(messages[0].content)
+    return "\n\n".join(f"{m.role}: {m.content}" for m in messages)

@@ -1,0 +1,158 @@
+"""The :class:`Router`: the one object the client talks to.
+
+It owns the per-runtime parts (plans, strategies' measurements, cooldowns, prices) and
+starts a :class:`.run.Run` per request; the loops live in :mod:`.calls` and
+:mod:`.streams`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..types import ChatRequest, ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
+from .calls import afirst_answer, first_answer
+from .candidates import Candidate, Planner
+from .policy import Cooldowns
+from .pricing import Pricing
+from .run import Run
+from .strategies import Balancer
+from .streams import AsyncRoutedStream, RoutedStream, astream, stream
+
+if TYPE_CHECKING:
+    from ..metrics import MetricsEvent
+    from ..runtime import Runtime
+    from ..state import CooldownStore
+
+
+class Router:
+    """Routes requests over the runtime's providers (and agents serving prompts)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.pricing = Pricing(runtime)
+        self.balancer = Balancer(runtime, self.pricing)
+        self.planner = Planner(runtime, self.balancer, self.pricing)
+        self.policy = Cooldowns(runtime, self.balancer.lock)
+        # The strategies' measurements, by provider name (read by tests and tools).
+        self._latency = self.balancer.latency
+        self._in_flight = self.balancer.in_flight
+
+    # -- shared state -----------------------------------------------------------------
+    @property
+    def store(self) -> CooldownStore:
+        """The cooldown store ``routing.state`` names (opened on first use)."""
+        return self.policy.store
+
+    def cooldowns(self) -> dict[str, tuple[float, str]]:
+        """The running cooldowns: key → (until as epoch seconds, reason)."""
+        return {k: (c.until, c.reason) for k, c in self.policy.active().items()}
+
+    def clear_cooldowns(self, key: str | None = None) -> None:
+        self.store.clear(key)
+
+    @property
+    def listening(self) -> bool:
+        """Does anyone receive metrics events? If not, the hot path does not build them."""
+        m = self.runtime.metrics
+        return bool(m.sinks) or bool(getattr(m, "_has_hook_impls", True))
+
+    def emit(self, event: MetricsEvent) -> None:
+        self.runtime.metrics.emit(event)
+
+    def answered(self, cand: Candidate, duration: float) -> None:
+        """A call succeeded: reset its failures in a row, measure its latency."""
+        with self.balancer.lock:
+            self.policy.succeeded(cand)
+            self.balancer.measured(cand, duration)
+
+    # -- choosing ---------------------------------------------------------------------
+    def candidates(self, request: ChatRequest, provider: str | None = None,
+                   fallback: bool | None = None, *, require: list[str] | None = None,
+                   min_context: int | None = None,
+                   include_cooling: bool = False) -> list[Candidate]:
+        """The plan for ``request`` in the order it would be tried.
+
+        Cooling candidates are left out unless ``include_cooling`` (the router itself
+        keeps them, to report them as skipped).
+        """
+        plan = self.planner.plan(request, provider, fallback, require, min_context, "chat")
+        if include_cooling:
+            return plan
+        return [c for c in plan if self.policy.cooling(c) is None]
+
+    def _begin(self, op: str, request: Any, provider: str | None, fallback: bool | None,
+               require: list[str] | None, min_context: int | None,
+               plan_request: ChatRequest | None = None) -> Run:
+        plan = self.planner.plan(plan_request or request, provider, fallback, require,
+                                 min_context, op)
+        return Run(self, op, request, plan)
+
+    # -- requests -----------------------------------------------------------------------
+    def chat(self, request: ChatRequest, provider: str | None = None,
+             fallback: bool | None = None, operation: str = "chat", *,
+             require: list[str] | None = None,
+             min_context: int | None = None) -> ChatResponse:
+        """Answer ``request`` from the first candidate that can; see the package doc."""
+        run = self._begin(operation, request, provider, fallback, require, min_context)
+        resp: ChatResponse = first_answer(run)
+        return resp
+
+    async def achat(self, request: ChatRequest, provider: str | None = None,
+                    fallback: bool | None = None, operation: str = "chat", *,
+                    require: list[str] | None = None,
+                    min_context: int | None = None) -> ChatResponse:
+        """The async :meth:`chat`: the same plan, retries, cooldowns and attempts."""
+        run = self._begin(operation, request, provider, fallback, require, min_context)
+        resp: ChatResponse = await afirst_answer(run)
+        return resp
+
+    def stream(self, request: ChatRequest, provider: str | None = None,
+               fallback: bool | None = None, *, require: list[str] | None = None,
+               min_context: int | None = None) -> Iterator[StreamChunk]:
+        """Yield the answer as it comes. Failures before the first chunk fail over;
+        after it, :class:`StreamInterrupted` carries the partial text. The returned
+        iterator's ``attempts`` fills in as candidates are tried."""
+        run = self._begin("stream", request, provider, fallback, require, min_context)
+        return RoutedStream(stream(run), run.attempts)
+
+    def astream(self, request: ChatRequest, provider: str | None = None,
+                fallback: bool | None = None, *, require: list[str] | None = None,
+                min_context: int | None = None) -> AsyncIterator[StreamChunk]:
+        """The async :meth:`stream`."""
+        run = self._begin("stream", request, provider, fallback, require, min_context)
+        return AsyncRoutedStream(astream(run), run.attempts)
+
+    def embed(self, texts: list[str], model: str | None = None,
+              provider: str | None = None) -> EmbeddingResponse:
+        """Embed ``texts`` with the first provider that supports embeddings."""
+        run = self._begin("embed", texts, provider, None, None, None,
+                          plan_request=ChatRequest(messages=[], model=model))
+        resp: EmbeddingResponse = first_answer(run)
+        return resp
+
+    async def aembed(self, texts: list[str], model: str | None = None,
+                     provider: str | None = None) -> EmbeddingResponse:
+        """The async :meth:`embed`."""
+        run = self._begin("embed", texts, provider, None, None, None,
+                          plan_request=ChatRequest(messages=[], model=model))
+        resp: EmbeddingResponse = await afirst_answer(run)
+        return resp
+
+    def models(self, provider: str | None = None) -> list[ModelInfo]:
+        out: list[ModelInfo] = []
+        for name, p in self.runtime.providers.items():
+            if provider is None or provider == name:
+                out.extend(p.models())
+        return out
+
+    async def amodels(self, provider: str | None = None) -> list[ModelInfo]:
+        out: list[ModelInfo] = []
+        for name, p in self.runtime.providers.items():
+            if provider is None or provider == name:
+                out.extend(await p.amodels())
+        return out
+
+    def close(self) -> None:
+        """Release the cooldown store's connections (it reopens on next use)."""
+        self.policy.close()

@@ -1,0 +1,289 @@
+"""One request through its plan: the attempts, and every decision about them.
+
+The sync and async loops (:mod:`.calls`, :mod:`.streams`) only call and await; what to
+record, whether to retry, when to cool down and what to emit is decided here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import AllProvidersFailed, ProviderError, RateLimitError, StreamInterrupted
+from ..metrics import MetricsEvent
+from ..types import Attempt, ChatResponse, EmbeddingResponse, StreamChunk, Usage
+from .failures import as_provider_error, hint, refused
+from .policy import retry_cfg
+
+if TYPE_CHECKING:
+    from .api import Router
+    from .candidates import Candidate
+
+
+class Run:
+    """The state of one request: its plan, its attempts, and every decision about them."""
+
+    __slots__ = ("attempts", "cooled", "index", "op", "plan", "request", "rid", "router",
+                 "start", "tries")
+
+    def __init__(self, router: Router, op: str, request: Any, plan: list[Candidate]) -> None:
+        self.router = router
+        self.op = op
+        self.request = request
+        self.plan = plan
+        self.rid = os.urandom(6).hex()
+        self.start = time.monotonic()
+        self.attempts: list[Attempt] = []
+        self.index = -1  # position in the plan of the candidate being tried
+        self.tries = 0  # calls made to the current candidate
+        self.cooled: set[str] = set()  # keys this run has just cooled down
+
+    # -- per candidate ------------------------------------------------------------------
+    def next(self) -> Candidate | None:
+        """The next candidate of the plan that is not cooling down; ``None`` at the end.
+
+        A cooling one is recorded as a skipped attempt, without a network call.
+        """
+        plan = self.plan
+        while self.index + 1 < len(plan):
+            self.index += 1
+            self.tries = 0
+            cand = plan[self.index]
+            cool = self.router.policy.cooling(cand)
+            if cool is None:
+                return cand
+            self._skip(cand, *cool)
+        return None
+
+    def _skip(self, cand: Candidate, until: float, reason: str) -> None:
+        left = max(0.0, until - time.time())
+        self._record(Attempt(
+            provider=cand.name, model=cand.model, ok=False, error_type="CoolingDown",
+            message=f"cooling down for {left:.1f}s more ({reason})" if reason
+            else f"cooling down for {left:.1f}s more",
+            hint=f"back at {clock(until)}; another provider, or wait", skipped=True,
+            cooldown_until=until,
+        ), cand)
+
+    def request_for(self, cand: Candidate) -> Any:
+        """The request as ``cand`` gets it (its model; ``stream`` set for streams)."""
+        if self.op == "embed" or cand.kind == "cli":
+            return self.request
+        if self.request.model == cand.model and (self.op != "stream" or self.request.stream):
+            return self.request
+        return attrs.evolve(self.request, model=cand.model, stream=self.op == "stream")
+
+    def has_next(self) -> bool:
+        return self.index + 1 < len(self.plan)
+
+    # -- failures -----------------------------------------------------------------------
+    def failed_try(self, cand: Candidate, exc: BaseException, t0: float) -> ProviderError:
+        """Record one failed call; return the error to retry on or fail over from.
+
+        Errors that are not about the provider (a guard hook refusing, bad config) are
+        raised as they are: failing over would not help.
+        """
+        err = as_provider_error(cand, exc)
+        if err is None:
+            raise exc
+        duration = time.monotonic() - t0
+        a = Attempt(
+            provider=cand.name, model=cand.model, ok=False, error_type=type(err).__name__,
+            status=err.status, message=err.message, hint=hint(cand, err),
+            duration_s=duration, retry=self.tries - 1,
+        )
+        due = self.router.policy.after_failure(cand, err)
+        if due is not None:
+            self._cool(cand, cand.name, due[0], due[1], a)
+        self._record(a, cand)
+        return err
+
+    def should_retry(self, cand: Candidate, exc: BaseException) -> bool:
+        """May the same candidate be called again after ``exc``?"""
+        if not isinstance(exc, ProviderError) or isinstance(exc, StreamInterrupted):
+            return False
+        if cand.kind == "cli" or self.tries >= retry_cfg(cand).max_attempts:
+            return False  # agents are never retried: a run can take minutes
+        if not exc.retryable or refused(exc):
+            return False  # a refused connection will not be accepted 0.25 s later
+        if cand.name in self.cooled or cand.model_key in self.cooled:
+            return False
+        if isinstance(exc, RateLimitError):
+            cap = retry_cfg(cand).max_retry_after
+            if exc.retry_after is not None and exc.retry_after > cap:
+                return False
+            # Waiting out a rate limit only makes sense when nobody else can answer.
+            return not self._later_candidates()
+        return True
+
+    def _later_candidates(self) -> bool:
+        active = self.router.policy.active()
+        for c in self.plan[self.index + 1:]:
+            if c.name not in active and c.model_key not in active:
+                return True
+        return False
+
+    def retrying(self, cand: Candidate, wait: float) -> None:
+        """Note that ``cand`` is called again after ``wait`` seconds."""
+        last = self.attempts[-1] if self.attempts else None
+        self.router.emit(MetricsEvent(
+            kind="retry", provider=cand.name, plugin=cand.type_name, model=cand.model,
+            operation=self.op, outcome=last.error_type or "error" if last else "error",
+            status=last.status if last else None, attempt=self.tries + 1,
+            duration_s=wait, request_id=self.rid, message=f"retrying in {wait:.3f}s",
+        ))
+
+    def give_up(self, cand: Candidate, exc: ProviderError) -> None:
+        """The candidate is done for this request: cool it down if due, note the failover."""
+        due = self.router.policy.after_rate_limit(cand, exc)
+        if due is not None:
+            self._cool(cand, due[0], due[1], "rate limited", self.attempts[-1])
+        if self.has_next():
+            self.router.emit(MetricsEvent(
+                kind="failover", provider=cand.name, plugin=cand.type_name, model=cand.model,
+                operation=self.op, outcome=type(exc).__name__, status=exc.status,
+                request_id=self.rid, message=f"to {self.plan[self.index + 1].name}",
+            ))
+
+    def _cool(self, cand: Candidate, key: str, seconds: float, reason: str,
+              a: Attempt) -> None:
+        until = time.time() + seconds
+        self.router.policy.put(key, until, reason)
+        self.cooled.add(key)
+        a.cooldown_until = until
+        self.router.emit(MetricsEvent(
+            kind="cooldown", provider=cand.name, plugin=cand.type_name, model=cand.model,
+            operation=self.op, outcome=reason, status=a.status, cooldown_until=until,
+            duration_s=seconds, request_id=self.rid, message=f"{key} until {clock(until)}",
+        ))
+
+    def interrupted(self, cand: Candidate, exc: BaseException, t0: float,
+                    parts: list[str]) -> StreamInterrupted:
+        """A stream broke after the caller got text: never restart it elsewhere."""
+        err = as_provider_error(cand, exc)
+        if err is None:
+            raise exc
+        self.failed_try(cand, err, t0)
+        self.router.emit(MetricsEvent(
+            kind="request", provider=cand.name, plugin=cand.type_name, model=cand.model,
+            operation=self.op, outcome="StreamInterrupted", attempts=len(self.attempts),
+            latency_s=time.monotonic() - self.start, request_id=self.rid,
+        ))
+        out = StreamInterrupted(
+            f"stream from {cand.name} broke after {len(parts)} chunk(s): {err.message}",
+            partial="".join(parts), provider=cand.name, model=cand.model, status=err.status,
+            hint="the partial answer is in .partial; ask again to get a whole one",
+        )
+        out.__cause__ = exc
+        return out
+
+    def all_failed(self) -> AllProvidersFailed:
+        """The error when no candidate answered (raise it)."""
+        if not self.attempts and self.op == "embed":
+            return AllProvidersFailed([], message="no enabled provider supports embeddings")
+        self.router.emit(MetricsEvent(
+            kind="request", outcome="AllProvidersFailed", operation=self.op,
+            latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
+            request_id=self.rid,
+        ))
+        return AllProvidersFailed(self.attempts, message=describe_attempts(self.attempts))
+
+    # -- successes ----------------------------------------------------------------------
+    def succeeded(self, cand: Candidate, t0: float, model: str | None) -> Attempt:
+        a = Attempt(provider=cand.name, model=model or cand.model, ok=True,
+                    duration_s=time.monotonic() - t0, retry=self.tries - 1)
+        self.router.answered(cand, a.duration_s)
+        self._record(a, cand)
+        return a
+
+    def finish(self, resp: Any, cand: Candidate, t0: float) -> Any:
+        """A call answered: complete the response (a chat or embeddings) and report it."""
+        if self.op == "embed":
+            return self._embedded(resp, cand, t0)
+        return self._answered(resp, cand, t0)
+
+    def _answered(self, resp: ChatResponse, cand: Candidate, t0: float) -> ChatResponse:
+        self.succeeded(cand, t0, resp.model)
+        resp.provider = resp.provider or cand.name
+        resp.attempts = self.attempts
+        resp.latency_s = time.monotonic() - self.start
+        if not self.router.listening:
+            return resp
+        u = resp.usage or Usage()
+        self.router.emit(MetricsEvent(
+            kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
+            operation=self.op, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cost_usd=resp.cost_usd, latency_s=resp.latency_s, ttft_s=resp.ttft_s,
+            attempts=len(self.attempts), request_id=self.rid,
+        ))
+        return resp
+
+    def _embedded(self, resp: EmbeddingResponse, cand: Candidate,
+                  t0: float) -> EmbeddingResponse:
+        self.succeeded(cand, t0, resp.model)
+        resp.provider = resp.provider or cand.name
+        if not self.router.listening:
+            return resp
+        self.router.emit(MetricsEvent(
+            kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
+            operation="embed", input_tokens=resp.usage.input_tokens,
+            latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
+            request_id=self.rid,
+        ))
+        return resp
+
+    def streamed(self, cand: Candidate, t0: float, ttft: float,
+                 last: StreamChunk | None) -> None:
+        """A stream ended well; ``last`` is its last chunk with usage (and the model)."""
+        a = self.succeeded(cand, t0, last.model if last else None)
+        if not self.router.listening:
+            return
+        u = last.usage if last and last.usage else None
+        latency = time.monotonic() - self.start
+        out = u.output_tokens if u else None
+        self.router.emit(MetricsEvent(
+            kind="request", provider=cand.name, plugin=cand.type_name, model=a.model,
+            operation="stream", latency_s=latency, ttft_s=ttft,
+            input_tokens=u.input_tokens if u else None, output_tokens=out,
+            tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
+            attempts=len(self.attempts), request_id=self.rid,
+        ))
+
+    def _record(self, a: Attempt, cand: Candidate) -> None:
+        self.attempts.append(a)
+        if not self.router.listening:
+            return
+        self.router.emit(MetricsEvent(
+            kind="attempt", provider=a.provider, plugin=cand.type_name, model=a.model,
+            operation=self.op,
+            outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),
+            status=a.status, latency_s=a.duration_s, attempt=len(self.attempts),
+            request_id=self.rid, message=a.message or None, cooldown_until=a.cooldown_until,
+        ))
+
+
+def describe_attempts(attempts: list[Attempt]) -> str:
+    """``AllProvidersFailed``'s text: one line per attempt, what to do, when one is back."""
+    if not attempts:
+        return "no provider or agent can serve this request (none enabled or none qualifies)"
+    lines = [f"all {len(attempts)} attempt(s) failed:"]
+    for a in attempts:
+        status = f" {a.status}" if a.status else ""
+        what = "skipped (cooling down)" if a.skipped else f"{a.error_type}{status}"
+        lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
+                     f"{a.duration_s * 1000:.0f} ms: {a.message}")
+        if a.hint:
+            lines.append(f"      fix: {a.hint}")
+    if all(a.skipped for a in attempts):
+        first = min(a.cooldown_until or 0.0 for a in attempts)
+        who = next(a for a in attempts if (a.cooldown_until or 0.0) == first)
+        lines.append(f"every candidate is cooling down; the first back is {who.provider} "
+                     f"in {max(0.0, first - time.time()):.0f}s (at {clock(first)})")
+    return "\n".join(lines)
+
+
+def clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
