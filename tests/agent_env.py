@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Re-exported: the runner tests and bench import it from here.
 from llmcore.testing.agents import git_repo as git_repo
+from llmcore.testing.fakes import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 NPM_DIR = ROOT / "tests" / "agents_npm"
@@ -170,3 +173,42 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
     full.update(env or {})
     return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
                           text=True, env=full, cwd=cwd, timeout=timeout, check=False)
+
+
+def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, version: str,
+                         script: Callable[[Path], None], prompt: str, files: list[str],
+                         output: str | None = None, options: dict[str, object] | None = None,
+                         repo_files: dict[str, str] | None = None,
+                         refused_key: bool = True) -> None:
+    """``llmcore agents --json`` finds agent ``name`` (plugin of the same name) at
+    ``version``; ``llmcore agent run --json`` runs it against ``fake`` (scripted by
+    ``script(repo)``) and prints a successful result that changed ``files``; with
+    ``refused_key``, a 401 from the fake makes the CLI fail with ``AgentAuthError``.
+    """
+    import json
+
+    cfg = tmp_path / "llmcore.yaml"
+    cfg.write_text(real_agent_yaml(name, name, fake.base_url, options=options))
+    env = {"LLMCORE_TEST_KEY": key}
+    listed = run_cli("--config", str(cfg), "agents", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = json.loads(listed.stdout)[0]
+    assert row["found"] and row["version"] == version and row["name"] == name
+
+    repo = git_repo(tmp_path / "repo", repo_files)
+    script(repo)
+    out = run_cli("--config", str(cfg), "agent", "run", name, prompt, "--cwd", str(repo),
+                  "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["success"] and data["files_modified"] == files and data["session_id"]
+    if output is not None:
+        assert data["output"] == output
+    for field in ("duration_s", "exit_code", "usage", "cost_usd", "error"):
+        assert field in data
+    if refused_key:
+        fake.default = Reply(status=401, error="bad key")
+        failed = run_cli("--config", str(cfg), "agent", "run", name, "hi", "--cwd", str(repo),
+                         "--json", env=env)
+        assert failed.returncode != 0
+        assert json.loads(failed.stdout)["error_type"] == "AgentAuthError"

@@ -15,9 +15,9 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
@@ -30,10 +30,12 @@ from .errors import (
     AgentFailedError,
     AgentNotFoundError,
     AgentRateLimitError,
+    ConfigError,
 )
 from .types import AgentResult, AgentTask
 
 EventCallback = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
 
 #: Flags seen by ``--version`` probes are cached per executable path for the process.
 _VERSION_CACHE: dict[str, str] = {}
@@ -256,6 +258,14 @@ class Agent:
         home = Path(platformdirs.user_state_dir("llmcore")) / "agents" / safe / "home"
         home.mkdir(parents=True, exist_ok=True)
         return home
+
+    def mode_setting(self, table: Mapping[str, T], mode: str) -> T:
+        """``table[mode]``: what llmcore's ``mode`` means for this program (its flags or
+        permissions); a :class:`~llmcore.errors.ConfigError` naming the modes otherwise."""
+        if mode not in table:
+            raise ConfigError(f"unknown mode {mode!r}", path=f"agents.{self.name}.mode",
+                              hint="use one of " + ", ".join(table))
+        return table[mode]
 
     def endpoint_configured(self) -> bool:
         """Whether llmcore points this agent at an endpoint (``base_url``/``api_key_env``)."""

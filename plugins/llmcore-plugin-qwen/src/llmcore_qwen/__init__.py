@@ -38,15 +38,12 @@ class QwenAgent(llmcore.Agent):
     program = "qwen"
     Options = QwenOptions
     own_env_keys = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY", "QWEN_API_KEY")
+    npm_package = "@qwen-code/qwen-code"  # version from its package.json: no Node start-up
 
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
         opts: QwenOptions = self.options
-        if task.mode not in MODES:
-            raise llmcore.ConfigError(f"unknown mode {task.mode!r}",
-                                      path=f"agents.{self.name}.mode",
-                                      hint="use one of " + ", ".join(MODES))
         argv = [self.executable() or self.program, "--output-format", "stream-json",
-                "--approval-mode", MODES[task.mode]]
+                "--approval-mode", self.mode_setting(MODES, task.mode)]
         env = {"QWEN_CODE_NO_RELAUNCH": "1", "QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"}
         if opts.bare:
             argv.append("--bare")
@@ -56,8 +53,7 @@ class QwenAgent(llmcore.Agent):
             argv += ["--resume", task.resume]
         if self.config.base_url:
             argv += ["--auth-type", opts.auth_type]
-            home = str(self.private_home())
-            env["HOME"] = home
+            env.update(llmcore.home_env(self.private_home()))
             key = self.api_key() or "none"
             if opts.auth_type == "anthropic":
                 env.update(ANTHROPIC_BASE_URL=self.config.base_url, ANTHROPIC_API_KEY=key)
