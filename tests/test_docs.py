@@ -207,7 +207,7 @@ def test_testing_guide_examples_pass(tmp_path: Path) -> None:
 
     render_plugin("acme", "provider", tmp_path / "acme")
     blocks = [b for b in _blocks(DOCS / "plugins" / "testing.md", "python")
-              if "def test_" in b or "class Test" in b]
+              if "def test_" in b or "(ProviderContract):" in b]
     tests = tmp_path / "tests"
     tests.mkdir()
     expected = 0
