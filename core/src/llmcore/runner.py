@@ -379,6 +379,11 @@ def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None = None,
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("process %d did not die after SIGKILL", proc.pid)
+    # SIGKILL is delivered at once but processes take a moment to die (longer on a loaded
+    # machine): the run is not over while a member of its group still runs.
+    deadline = time.monotonic() + 5.0
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _log_path(agent: Agent) -> Path:
