@@ -6,8 +6,6 @@ from typing import Any
 
 import llmcore
 
-from .provider import OllamaProvider
-
 LLMCORE_HOOK_API = "1"
 
 __all__ = ["OllamaProvider"]
@@ -15,4 +13,15 @@ __all__ = ["OllamaProvider"]
 
 @llmcore.hookimpl
 def llmcore_register_providers() -> list[Any]:
+    # Imported here, not at module level: `llmcore --help` imports every plugin module.
+    from .provider import OllamaProvider
+
     return [OllamaProvider]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OllamaProvider":
+        from .provider import OllamaProvider
+
+        return OllamaProvider
+    raise AttributeError(f"module 'llmcore_ollama' has no attribute {name!r}")
