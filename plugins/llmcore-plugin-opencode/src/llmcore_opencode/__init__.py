@@ -44,16 +44,14 @@ class OpenCodeAgent(llmcore.Agent):
     program = "opencode"
     Options = OpenCodeOptions
     own_env_keys = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENCODE_API_KEY")
+    npm_package = "opencode-ai"  # version from its package.json: no start-up
 
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
         opts: OpenCodeOptions = self.options
-        if task.mode not in PERMISSIONS:
-            raise llmcore.ConfigError(f"unknown mode {task.mode!r}",
-                                      path=f"agents.{self.name}.mode",
-                                      hint="use one of " + ", ".join(PERMISSIONS))
+        permission = self.mode_setting(PERMISSIONS, task.mode)
         argv = [self.executable() or self.program, "run", "--format", "json"]
         env = {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1"}
-        config: dict[str, Any] = {"permission": PERMISSIONS[task.mode], "autoupdate": False,
+        config: dict[str, Any] = {"permission": permission, "autoupdate": False,
                                   "share": "disabled"}
         model = task.model
         if self.config.base_url:
@@ -66,11 +64,7 @@ class OpenCodeAgent(llmcore.Agent):
                 "models": {name: {}}}}
             config["model"] = config["small_model"] = f"llmcore/{name}"
             model = f"llmcore/{name}"
-            home = self.private_home()
-            env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-                       XDG_DATA_HOME=str(home / ".local/share"),
-                       XDG_STATE_HOME=str(home / ".local/state"),
-                       XDG_CACHE_HOME=str(home / ".cache"))
+            env.update(llmcore.home_env(self.private_home(), xdg=True))
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
         if model:
             argv += ["-m", model]
