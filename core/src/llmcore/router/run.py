@@ -80,11 +80,13 @@ class Run:
         return self.index + 1 < len(self.plan)
 
     # -- failures -----------------------------------------------------------------------
-    def failed_try(self, cand: Candidate, exc: BaseException, t0: float) -> ProviderError:
+    def failed_try(self, cand: Candidate, exc: BaseException, t0: float, *,
+                   mid_stream: bool = False) -> ProviderError:
         """Record one failed call; return the error to retry on or fail over from.
 
         Errors that are not about the provider (a guard hook refusing, bad config) are
-        raised as they are: failing over would not help.
+        raised as they are: failing over would not help. Cooldowns are decided here, so
+        the attempt (and its event) says until when the candidate cools.
         """
         err = as_provider_error(cand, exc)
         if err is None:
@@ -95,9 +97,16 @@ class Run:
             status=err.status, message=err.message, hint=hint(cand, err),
             duration_s=duration, retry=self.tries - 1,
         )
-        due = self.router.policy.after_failure(cand, err)
+        policy = self.router.policy
+        due = policy.after_failure(cand, err)
         if due is not None:
             self._cool(cand, cand.name, due[0], due[1], a)
+        if isinstance(err, RateLimitError) and not mid_stream \
+                and not self.should_retry(cand, err):
+            # Given up on (the loops ask should_retry in the same state): cool it now.
+            limit = policy.after_rate_limit(cand, err)
+            if limit is not None:
+                self._cool(cand, limit[0], limit[1], "rate limited", a)
         self._record(a, cand)
         return err
 
@@ -137,10 +146,8 @@ class Run:
         ))
 
     def give_up(self, cand: Candidate, exc: ProviderError) -> None:
-        """The candidate is done for this request: cool it down if due, note the failover."""
-        due = self.router.policy.after_rate_limit(cand, exc)
-        if due is not None:
-            self._cool(cand, due[0], due[1], "rate limited", self.attempts[-1])
+        """The candidate is done for this request (cooled in :meth:`failed_try` if due):
+        note the failover."""
         if self.has_next():
             self.router.emit(MetricsEvent(
                 kind="failover", provider=cand.name, plugin=cand.type_name, model=cand.model,
@@ -166,7 +173,7 @@ class Run:
         err = as_provider_error(cand, exc)
         if err is None:
             raise exc
-        self.failed_try(cand, err, t0)
+        self.failed_try(cand, err, t0, mid_stream=True)
         self.router.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=cand.model,
             operation=self.op, outcome="StreamInterrupted", attempts=len(self.attempts),
@@ -210,6 +217,9 @@ class Run:
         resp.provider = resp.provider or cand.name
         resp.attempts = self.attempts
         resp.latency_s = time.monotonic() - self.start
+        if resp.cost_usd is None:  # an agent or a provider may report its own
+            resp.cost_usd = self.router.pricing.cost(cand, resp.model or cand.model,
+                                                     resp.usage)
         if not self.router.listening:
             return resp
         u = resp.usage or Usage()
@@ -230,6 +240,7 @@ class Run:
         self.router.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
             operation="embed", input_tokens=resp.usage.input_tokens,
+            cost_usd=self.router.pricing.cost(cand, resp.model or cand.model, resp.usage),
             latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
             request_id=self.rid,
         ))
@@ -248,6 +259,7 @@ class Run:
             kind="request", provider=cand.name, plugin=cand.type_name, model=a.model,
             operation="stream", latency_s=latency, ttft_s=ttft,
             input_tokens=u.input_tokens if u else None, output_tokens=out,
+            cost_usd=self.router.pricing.cost(cand, a.model, u),
             tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
             attempts=len(self.attempts), request_id=self.rid,
         ))
