@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .pricing import Pricing
     from .strategies import Balancer
 
-_PARAMS = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])")
+#: A parameter count in a model name (``70b``, ``270m``, ``1.5B``); compiled on first use.
+_PARAMS = r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])"
 
 
 class Candidate:
@@ -164,7 +165,7 @@ def parameter_count(text: str | None) -> float | None:
     """Billions of parameters named in ``text``: ``llama3:70b`` → 70, ``gemma-3-270m`` → 0.27."""
     if not text:
         return None
-    found = _PARAMS.findall(text)
+    found = re.findall(_PARAMS, text)  # re caches the compiled pattern
     if not found:
         return None
     value, unit = found[-1]
