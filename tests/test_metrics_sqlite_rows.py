@@ -130,3 +130,34 @@ def test_a_null_outcome_is_refused_not_defaulted(tmp_path: Path,
     sink.close()
     assert sink.written == 0 and sink.dropped == 1
     assert "NOT NULL" in capsys.readouterr().err
+
+
+def test_metrics_listening_tells_emitters_whether_to_build_events(
+        plugin_manager: Any) -> None:
+    from llmcore import hookimpl
+    from llmcore.metrics import Metrics, MetricsSink
+
+    got: list[MetricsEvent] = []
+
+    class Keep(MetricsSink):
+        type_name = "keep"
+
+        def emit(self, event: MetricsEvent) -> None:
+            got.append(event)
+
+    assert not Metrics(plugin_manager.hook, []).listening
+    with_sink = Metrics(plugin_manager.hook, [Keep()])
+    assert with_sink.listening
+    with_sink.emit(MetricsEvent(kind="request"))
+    assert [e.kind for e in got] == ["request"]
+
+    class Hook:
+        @hookimpl
+        def llmcore_metrics_event(self, event: MetricsEvent) -> None:
+            got.append(event)
+
+    plugin_manager.register(Hook())
+    with_hook = Metrics(plugin_manager.hook, [])
+    assert with_hook.listening
+    with_hook.emit(MetricsEvent(kind="attempt"))
+    assert [e.kind for e in got] == ["request", "attempt"]

@@ -150,6 +150,15 @@ class Metrics:
         self._reported: set[str] = set()
         self._has_hook_impls = bool(hook.llmcore_metrics_event.get_hookimpls())
 
+    @property
+    def listening(self) -> bool:
+        """Does anything receive events (a sink, or an ``llmcore_metrics_event`` hook impl)?
+
+        Emitters on the request path check this before building an event: a
+        ``MetricsEvent`` costs a few µs to make, and nothing is lost when nobody listens.
+        """
+        return bool(self.sinks) or self._has_hook_impls
+
     def emit(self, event: MetricsEvent) -> None:
         if self._has_hook_impls:
             try:
