@@ -73,10 +73,7 @@ class AiderAgent(llmcore.Agent):
 
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
         opts: AiderOptions = self.options
-        if task.mode not in MODES:
-            raise llmcore.ConfigError(f"unknown mode {task.mode!r}",
-                                      path=f"agents.{self.name}.mode",
-                                      hint="use one of " + ", ".join(MODES))
+        mode_flags = self.mode_setting(MODES, task.mode)
         session = task.resume or uuid.uuid4().hex
         if not re.fullmatch(r"[0-9a-f]{32}", session):
             raise llmcore.AgentError(f"{self.name}: {session!r} is not an Aider session id",
@@ -86,7 +83,7 @@ class AiderAgent(llmcore.Agent):
         if task.resume and not history.exists():
             raise llmcore.AgentError(f"{self.name}: no saved session {session}",
                                      agent=self.name, hint="start a new run without resume")
-        argv = [self.executable() or self.program, *FLAGS, *MODES[task.mode],
+        argv = [self.executable() or self.program, *FLAGS, *mode_flags,
                 "--chat-history-file", str(history),
                 "--input-history-file", str(self.sessions_dir() / f"{session}.input")]
         env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIDER_CHECK_UPDATE": "false"}
@@ -101,7 +98,7 @@ class AiderAgent(llmcore.Agent):
             if model and "/" not in model:
                 model = f"openai/{model}"
             home = self.private_home()
-            env["HOME"] = str(home)
+            env.update(llmcore.home_env(home))
             # A non-empty model-price cache: Aider would otherwise try to fetch one from the
             # internet on every start (a 5 s timeout where there is no network).
             cache = home / ".aider" / "caches" / "model_prices_and_context_window.json"
