@@ -158,3 +158,24 @@ async def test_a_429_attempt_event_says_until_when_it_cools(is_async: bool, fake
         await api.close()
     finally:
         b.stop()
+
+
+def test_cached_input_tokens_are_charged_at_the_cached_rate(fake: OpenAIFake,
+                                                             make_client: Any) -> None:
+    """The cached fast path must not lose the registry's cached-input price."""
+    from llmcore.registry import get_registry
+    from llmcore.router import Candidate
+    from llmcore.types import Usage
+
+    client = make_client(chain([("p", fake.base_url)], models=["gpt-4o-mini"]))
+    cand = Candidate("p", "gpt-4o-mini", provider=client.runtime.providers["p"])
+    pricing = client.router.pricing
+    # gpt-4o-mini: $0.075 per million cached input tokens
+    cached = Usage(input_tokens=1000, output_tokens=200, cached_tokens=400)
+    expected = (600 * 0.15 + 400 * 0.075 + 200 * 0.60) / 1e6
+    for _ in range(2):  # the first looks the price up, the second uses the cache
+        assert pricing.cost(cand, "gpt-4o-mini", cached) == pytest.approx(expected)
+        assert pricing.cost(cand, "gpt-4o-mini", Usage(1000, 200)) == pytest.approx(
+            REGISTRY_COST)
+    assert get_registry(client.runtime.config).cost(
+        "gpt-4o-mini", "openai", cached) == pytest.approx(expected)
