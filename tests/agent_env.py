@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # Re-exported: the runner tests and bench import it from here.
+from llmcore.testing.agents import RealAgentChecks
 from llmcore.testing.agents import git_repo as git_repo
 from llmcore.testing.fakes import Reply
 
@@ -93,6 +94,25 @@ def real_program(name: str) -> tuple[str, str]:
     first when any is missing (never a skip)."""
     ensure_agents()
     return str(program_path(name)), agent_path_value()
+
+
+def write_script(tmp_path: Path, body: str, name: str = "agent.py") -> Path:
+    """Write a small fake agent program (``body`` dedented) to ``tmp_path/name``."""
+    import textwrap
+
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+def alive(pid: int) -> bool:
+    """A live (non-zombie) process with this pid: what "no process survives" tests check."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
 
 
 # -- a tiny fake agent for runner tests ----------------------------------------------------
@@ -173,6 +193,40 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
     full.update(env or {})
     return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
                           text=True, env=full, cwd=cwd, timeout=timeout, check=False)
+
+
+def real_agent_client(agent_cls: type, *, name: str, program: str, base_url: str,
+                      key_env: str, key: str, model: str, monkeypatch: Any,
+                      env: dict[str, str] | None = None) -> Any:
+    """An :class:`llmcore.Client` with one ``agent_cls`` agent named ``name`` running the
+    tests' ``program`` against ``base_url`` (auto_edit, 90 s), its key in ``key_env``."""
+    import llmcore
+    from llmcore.config import AgentConfig
+
+    exe, path = real_program(program)
+    monkeypatch.setenv(key_env, key)
+    agent = agent_cls(AgentConfig(
+        name=name, plugin=agent_cls.type_name, command=exe, base_url=base_url,  # type: ignore[attr-defined]
+        api_key_env=key_env, model=model, mode="auto_edit", timeout=90,
+        env={"PATH": path, **(env or {})}))
+    return llmcore.Client(agents=[agent])
+
+
+class ChatAgentChecks(RealAgentChecks):
+    """:class:`RealAgentChecks` for agents configured by :func:`real_agent_yaml` against
+    :func:`agent_fake` (Qwen Code, OpenCode, Aider): key in ``LLMCORE_TEST_KEY``, the
+    configured mode, slower start-up, and the prompt read from the last user message."""
+
+    key_env = "LLMCORE_TEST_KEY"
+    auth_status_in_message = False  # they report the server's text, not always the status
+    fail_within, timeout_s, timeout_slack = 60, 8, 13
+    flag_prompt_mode = None  # the configured auto_edit, as a user runs it
+
+    def sent_text(self, fake: Any) -> str:
+        import json
+
+        last_user = [m for m in fake.tool_requests()[-1]["messages"] if m["role"] == "user"]
+        return json.dumps(last_user[-1])
 
 
 def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, version: str,

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import llmcore
 import pytest
-from agent_env import script_agent
+from agent_env import alive, script_agent, write_script
 from llmcore import runner
 from llmcore.config import AgentConfig
 from llmcore.types import AgentTask
-
-
-def write_script(tmp_path: Path, body: str) -> Path:
-    p = tmp_path / "agent.py"
-    p.write_text(textwrap.dedent(body))
-    return p
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
 
 
 def test_child_left_running_after_the_agent_exits_is_stopped(tmp_path: Path) -> None:

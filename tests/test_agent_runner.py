@@ -5,31 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import llmcore
 import pytest
-from agent_env import git_repo, script_agent
+from agent_env import alive, git_repo, script_agent, write_script
 from llmcore.types import AgentTask
-
-
-def write_script(tmp_path: Path, body: str, name: str = "agent.py") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(body))
-    return p
-
-
-def alive(pid: int) -> bool:
-    """A live (non-zombie) process with this pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
 
 
 def test_prompt_is_passed_as_one_value_and_events_are_parsed(tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 
 import llmcore
 import pytest
-from agent_env import real_program
-from llmcore.config import AgentConfig
-from llmcore.testing.agents import RealAgentChecks, check_resumed, check_run, header
+from agent_env import real_agent_client
+from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import AnthropicFake, Reply
 from llmcore_claude_code.agent import ClaudeCodeAgent
 
@@ -29,15 +28,11 @@ def fake() -> Iterator[AnthropicFake]:
 @pytest.fixture
 def client(fake: AnthropicFake, tmp_path: Path,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[llmcore.Client]:
-    exe, path = real_program("claude")
-    monkeypatch.setenv(KEY_VAR, KEY)
-    home = tmp_path / "home"
+    home = tmp_path / "home"  # Claude Code's own settings and sessions: not the user's
     home.mkdir()
-    agent = ClaudeCodeAgent(AgentConfig(
-        name="claude", plugin="claude-code", command=exe, base_url=fake.url,
-        api_key_env=KEY_VAR, model="claude-fake-1", mode="auto_edit", timeout=90,
-        env={"PATH": path, "HOME": str(home)}))
-    with llmcore.Client(agents=[agent]) as c:
+    with real_agent_client(ClaudeCodeAgent, name="claude", program="claude", base_url=fake.url,
+                           key_env=KEY_VAR, key=KEY, model="claude-fake-1",
+                           monkeypatch=monkeypatch, env={"HOME": str(home)}) as c:
         yield c
 
 
@@ -65,10 +60,8 @@ def test_writes_a_file_then_resumes(client: llmcore.Client, fake: AnthropicFake,
     assert [r["tool_use_id"] for r in results] == ["toolu_write_1"]
     assert not results[0].get("is_error")
 
-    fake.push(Reply(text="Still here.", usage=(300, 3)))
-    again = client.run_agent("claude", "what did you write?", cwd=agent_repo,
-                             resume=result.session_id)
-    check_resumed(again, result, output="Still here.")
+    run_resumed(client, "claude", result, fake, agent_repo, answer="Still here.",
+                prompt="what did you write?", usage=(300, 3))
     # The resumed turn carries the first run's conversation.
     history = json.dumps(fake.message_requests()[2].json["messages"])
     assert "create hello.py" in history and "toolu_write_1" in history

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import llmcore
 import pytest
-from agent_env import real_program
-from llmcore.config import AgentConfig
-from llmcore.testing.agents import RealAgentChecks, check_resumed, check_run, header
+from agent_env import real_agent_client
+from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import Reply, ResponsesFake
 from llmcore_codex.agent import CodexAgent
 
@@ -27,13 +26,9 @@ def fake() -> Iterator[ResponsesFake]:
 
 @pytest.fixture
 def client(fake: ResponsesFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[llmcore.Client]:
-    exe, path = real_program("codex")
-    monkeypatch.setenv(KEY_VAR, KEY)
-    agent = CodexAgent(AgentConfig(
-        name="codex", plugin="codex", command=exe, base_url=fake.base_url,
-        api_key_env=KEY_VAR, model="fake-model", mode="auto_edit", timeout=90,
-        env={"PATH": path}))
-    with llmcore.Client(agents=[agent]) as c:
+    with real_agent_client(CodexAgent, name="codex", program="codex", base_url=fake.base_url,
+                           key_env=KEY_VAR, key=KEY, model="fake-model",
+                           monkeypatch=monkeypatch) as c:
         yield c
 
 
@@ -61,10 +56,8 @@ def test_writes_a_file_then_resumes(client: llmcore.Client, fake: ResponsesFake,
     outputs = _function_outputs(turns[1].json)
     assert [o["call_id"] for o in outputs] == ["call_write_1"]
 
-    fake.push(Reply(text="Still here.", usage=(300, 3)))
-    again = client.run_agent("codex", "what did you write?", cwd=agent_repo,
-                             resume=result.session_id)
-    check_resumed(again, result, output="Still here.")
+    run_resumed(client, "codex", result, fake, agent_repo, answer="Still here.",
+                prompt="what did you write?", usage=(300, 3))
     history = json.dumps(fake.response_requests()[2].json["input"])
     assert "create hello.py" in history and "call_write_1" in history
 

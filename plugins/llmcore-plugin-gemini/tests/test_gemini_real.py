@@ -8,9 +8,8 @@ from pathlib import Path
 
 import llmcore
 import pytest
-from agent_env import real_program
-from llmcore.config import AgentConfig
-from llmcore.testing.agents import RealAgentChecks, check_resumed, check_run, header
+from agent_env import real_agent_client
+from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import GeminiFake, Reply
 from llmcore_gemini.agent import GeminiAgent
 
@@ -27,13 +26,9 @@ def fake() -> Iterator[GeminiFake]:
 
 @pytest.fixture
 def client(fake: GeminiFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[llmcore.Client]:
-    exe, path = real_program("gemini")
-    monkeypatch.setenv(KEY_VAR, KEY)
-    agent = GeminiAgent(AgentConfig(
-        name="gemini", plugin="gemini", command=exe, base_url=fake.url,
-        api_key_env=KEY_VAR, model="gemini-fake-1", mode="auto_edit", timeout=90,
-        env={"PATH": path}))
-    with llmcore.Client(agents=[agent]) as c:
+    with real_agent_client(GeminiAgent, name="gemini", program="gemini", base_url=fake.url,
+                           key_env=KEY_VAR, key=KEY, model="gemini-fake-1",
+                           monkeypatch=monkeypatch) as c:
         yield c
 
 
@@ -62,10 +57,8 @@ def test_writes_a_file_then_resumes(client: llmcore.Client, fake: GeminiFake,
     responses = _function_responses(turns[1].json)
     assert [r["name"] for r in responses] == ["write_file"]
 
-    fake.push(Reply(text="Still here.", usage=(300, 3)))
-    again = client.run_agent("gemini", "what did you write?", cwd=agent_repo,
-                             resume=result.session_id)
-    check_resumed(again, result, output="Still here.")
+    run_resumed(client, "gemini", result, fake, agent_repo, answer="Still here.",
+                prompt="what did you write?", usage=(300, 3))
     history = json.dumps(fake.generate_requests()[2].json["contents"])
     assert "create hello.py" in history and "write_file" in history
 

@@ -8,8 +8,8 @@ shape of its requests):
 
 * :func:`git_repo` makes a clean repository (files changed are judged by git); the
   ``agent_repo`` fixture of llmcore's pytest plugin is one with a committed ``README.md``.
-* :func:`check_run` / :func:`check_resumed`: a successful run wrote the files, reported usage
-  and a session id; a resumed run kept that session.
+* :func:`check_run` / :func:`check_resumed` / :func:`run_resumed`: a successful run wrote
+  the files, reported usage and a session id; a resumed run kept that session.
 * :func:`expect_auth_error`, :func:`expect_timeout`, :func:`expect_connection_error`: the
   failure arrives quickly, with the right :class:`~llmcore.errors.AgentError` subclass, a
   hint, and no API key in its text.
@@ -40,7 +40,7 @@ from ..types import AgentResult
 from .fakes.base import Reply
 
 __all__ = ["RealAgentChecks", "check_resumed", "check_run", "expect_auth_error",
-           "expect_connection_error", "expect_timeout", "git_repo", "header"]
+           "expect_connection_error", "expect_timeout", "git_repo", "header", "run_resumed"]
 
 E = TypeVar("E", bound=AgentError)
 
@@ -105,6 +105,21 @@ def check_resumed(again: AgentResult, first: AgentResult, *, output: str | None 
     if output_contains is not None:
         assert output_contains in again.output
     assert again.session_id == first.session_id
+
+
+def run_resumed(client: Any, agent: str, first: AgentResult, fake: Any, cwd: Path, *,
+                answer: str, prompt: str = "what did you do?", exact: bool = True,
+                usage: tuple[int, int] | None = None) -> AgentResult:
+    """Script ``answer`` on ``fake``, resume ``first``'s session with ``prompt`` and check
+    the run succeeded in that session with that answer (the whole output, or within it when
+    not ``exact``). Returns the second result; the caller checks the history it sent."""
+    fake.push(Reply(text=answer, usage=usage))
+    again: AgentResult = client.run_agent(agent, prompt, cwd=cwd, resume=first.session_id)
+    if exact:
+        check_resumed(again, first, output=answer)
+    else:
+        check_resumed(again, first, output_contains=answer)
+    return again
 
 
 def _expect(kind: type[E], run: Callable[[], object], within: float) -> E:
