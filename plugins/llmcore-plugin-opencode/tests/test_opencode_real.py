@@ -9,9 +9,9 @@ from typing import Any
 
 import llmcore
 import pytest
-from agent_env import agent_fake, check_cli_runs_agent, real_agent_yaml
+from agent_env import ChatAgentChecks, agent_fake, check_cli_runs_agent, real_agent_yaml
 from llmcore.config import parse_config
-from llmcore.testing.agents import RealAgentChecks, check_resumed, check_run, header
+from llmcore.testing.agents import check_run, header, run_resumed
 from llmcore.testing.fakes import Reply
 
 pytestmark = pytest.mark.real_agent
@@ -48,32 +48,22 @@ def test_opencode_edits_a_file_then_resumes_the_session(client: llmcore.Client, 
     assert first["model"] == "fake-model"
     assert header(fake.requests[-1], "authorization") == f"Bearer {KEY}"
 
-    fake.push(Reply(text="Resumed: hello.txt exists."))
     n = len(fake.tool_requests())
-    again = client.run_agent("opencode", "what did you do?", cwd=agent_repo,
-                             resume=result.session_id)
-    check_resumed(again, result, output="Resumed: hello.txt exists.")
+    run_resumed(client, "opencode", result, fake, agent_repo, answer="Resumed: hello.txt exists.")
     history = fake.tool_requests()[n]["messages"]
     # The earlier turn (the write call and its result) is sent again: the session continued.
     assert any(m["role"] == "tool" for m in history)
     assert any(m["role"] == "assistant" and "hello.txt" in json.dumps(m) for m in history)
 
 
-class TestOpenCodeFailures(RealAgentChecks):
+class TestOpenCodeFailures(ChatAgentChecks):
     """Refused key, slow server, flag-like prompt, server down (llmcore.testing.agents)."""
 
-    agent, key, key_env = "opencode", KEY, "LLMCORE_TEST_KEY"
-    auth_status_in_message = False
-    fail_within, timeout_s, timeout_slack = 60, 8, 13
-    flag_prompt_mode = None  # the configured auto_edit, as a user runs it
+    agent, key = "opencode", KEY
     # Not passed yet: OpenCode 1.18.33 retries a refused connection silently (it prints
     # nothing) for more than 60 s, so a dead endpoint shows as a timeout, not an
     # AgentConnectionError. Open point for the OpenCode plugin.
     test_server_down_gives_connection_error = None  # type: ignore[assignment]
-
-    def sent_text(self, fake: Any) -> str:
-        last_user = [m for m in fake.tool_requests()[-1]["messages"] if m["role"] == "user"]
-        return json.dumps(last_user[-1])
 
 
 def test_cli_lists_and_runs_opencode(tmp_path: Path, fake: Any) -> None:
