@@ -135,10 +135,29 @@ async def llmcore_provider(url: str, total: int) -> float:
         await p.aclose()
 
 
+def _default_metrics_config() -> Any:
+    """The default config (metrics on, the ``sqlite`` sink), with the database in a
+    temporary directory: a benchmark must not fill the user's own metrics with its events."""
+    import tempfile
+
+    from llmcore.config import Config, MetricsConfig
+
+    global _TMP
+    if _TMP is None:
+        _TMP = tempfile.TemporaryDirectory(prefix="llmcore-bench-")
+    db = os.path.join(_TMP.name, "metrics.db")
+    return Config(providers={}, agents={},
+                  metrics=MetricsConfig(options={"sqlite": {"path": db}}))
+
+
+_TMP: Any = None
+
+
 async def llmcore_client(url: str, total: int) -> float:
     import llmcore
 
-    async with llmcore.AsyncClient(providers=[_provider(url)]) as client:
+    cfg = _default_metrics_config()
+    async with llmcore.AsyncClient(cfg, providers=[_provider(url)]) as client:
         await drive(lambda: client.chat("ping"), IN_FLIGHT)
         return await drive(lambda: client.chat("ping"), total)
 
@@ -183,7 +202,7 @@ def sync_provider(url: str, n: int) -> float:
 def sync_llmcore(url: str, n: int) -> float:
     import llmcore
 
-    with llmcore.Client(providers=[_provider(url)]) as client:
+    with llmcore.Client(_default_metrics_config(), providers=[_provider(url)]) as client:
         return _sync_timed(lambda: client.chat("ping"), n)
 
 
@@ -224,6 +243,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     finally:
         proc.kill()
         proc.wait()
+        global _TMP
+        if _TMP is not None:
+            _TMP.cleanup()
+            _TMP = None
     base = rates["raw aiohttp"]
     rows: list[dict[str, Any]] = []
     for name, rate in rates.items():
