@@ -196,7 +196,25 @@ class Run:
             latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
             request_id=self.rid,
         ))
+        if not self.attempts:
+            return AllProvidersFailed([], message=self._nobody_serves())
         return AllProvidersFailed(self.attempts, message=describe_attempts(self.attempts))
+
+    def _nobody_serves(self) -> str:
+        """Say why no candidate was even tried: which model was asked, who serves what."""
+        model = getattr(self.request, "model", None)
+        providers = self.router.runtime.providers
+        if not providers:
+            return ("no provider is enabled: configure one in llmcore.yaml "
+                    "(see `llmcore providers`)")
+        if model:
+            served = [f"{name} ({', '.join(p.config.models)})"
+                      for name, p in providers.items() if p.config.models]
+            text = f"no enabled provider serves model {model!r}"
+            if served:
+                text += "; configured models: " + "; ".join(served)
+            return text + (". Add it to a provider's `models:` list, or ask for one of those")
+        return describe_attempts([])
 
     # -- successes ----------------------------------------------------------------------
     def succeeded(self, cand: Candidate, t0: float, model: str | None) -> Attempt:
