@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -73,6 +73,7 @@ class RecordedRequest:
 
 
 Route = Callable[["Handler", RecordedRequest, Reply], None]
+_Fake = TypeVar("_Fake", bound="FakeServer")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -248,7 +249,7 @@ class FakeServer:
                 return handler
         return None
 
-    def push(self, *replies: Reply) -> FakeServer:
+    def push(self: _Fake, *replies: Reply) -> _Fake:
         """Queue replies; each request takes the next one."""
         with self._lock:
             self.script.extend(replies)
@@ -276,7 +277,7 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeServer:
+    def start(self: _Fake) -> _Fake:
         self._server = _Server((self._host, self._port), Handler)
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -291,7 +292,7 @@ class FakeServer:
             self._server.close_all()
             self._server = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self: _Fake) -> _Fake:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
