@@ -86,7 +86,7 @@ def render(meta: dict, rows: list[dict]) -> str:
         lines.append(f"| {r['group']} | {r['name']} | {fmt(r.get('value'))} | {r.get('unit','')}"
                      f" | {fmt(r.get('ratio'))} | {r.get('budget', '')} | {met} |")
     notes = [f"- {r['group']}/{r['name']}: {r['note']}" for r in rows if r.get("note")]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
 if __name__ == "__main__":
