@@ -15,7 +15,7 @@ import llmcore
 import pytest
 from agent_env import agent_fake, check_cli_runs_agent, git_repo, real_agent_yaml
 from llmcore.config import parse_config
-from llmcore.testing.agents import RealAgentChecks, check_resumed, check_run, header
+from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import Reply
 
 pytestmark = pytest.mark.real_agent
@@ -64,10 +64,8 @@ def test_aider_applies_an_edit_then_resumes_the_chat(client: llmcore.Client, fak
     assert "print 2 instead of 1" in json.dumps(req["messages"])
     assert not list(agent_repo.glob(".aider.chat*"))  # the chat history lives in llmcore's state
 
-    fake.push(Reply(text="I changed app.py to print 2."))
-    again = client.run_agent("aider", "what did you change?", cwd=agent_repo,
-                             resume=result.session_id)
-    check_resumed(again, result, output_contains="I changed app.py to print 2.")
+    run_resumed(client, "aider", result, fake, agent_repo, answer="I changed app.py to print 2.",
+                prompt="what did you change?", exact=False)
     assert "print 2 instead of 1" in json.dumps(fake.requests[-1].json["messages"])
 
 
