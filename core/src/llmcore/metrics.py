@@ -52,10 +52,19 @@ class MetricsEvent:
     session_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = attrs.asdict(self)
+        """Every field by name (the message redacted), for sinks that write dicts."""
+        # Fields are flat values, so reading them is what attrs.asdict does, at a
+        # fraction of its cost (it runs on the request path of the jsonl and log sinks).
+        names = _NAMES.get(type(self))
+        if names is None:
+            names = _NAMES[type(self)] = tuple(a.name for a in attrs.fields(type(self)))
+        d = {n: getattr(self, n) for n in names}
         if d.get("message"):
             d["message"] = redact(d["message"])
         return d
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 #: The columns every sink can rely on, in a stable order (the SQLite schema, CSV exports).
