@@ -161,3 +161,22 @@ def test_metrics_listening_tells_emitters_whether_to_build_events(
     assert with_hook.listening
     with_hook.emit(MetricsEvent(kind="attempt"))
     assert [e.kind for e in got] == ["request", "attempt"]
+
+
+def test_to_dict_has_every_field_and_redacts_the_message() -> None:
+    import attrs
+
+    e = MetricsEvent(kind="cooldown", provider="b", status=429, cooldown_until=5.0,
+                     message=f"rate limited with {KEY}")
+    d = e.to_dict()
+    want = attrs.asdict(e)
+    assert KEY not in d["message"] and "rate limited with" in d["message"]
+    want["message"] = d["message"]
+    assert d == want and list(d) == list(FIELDS)
+
+    @attrs.define
+    class WithMore(MetricsEvent):
+        gpu: str | None = None
+
+    more = WithMore(kind="request", gpu="a100").to_dict()
+    assert more["gpu"] == "a100" and set(FIELDS) < set(more)
