@@ -7,6 +7,7 @@ makes these fail, where the editable workspace would not notice.
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -162,3 +163,26 @@ def test_incompatible_hook_api_is_reported_failed(installed: Path, tmp_path: Pat
         for f in info.iterdir():
             f.unlink()
         info.rmdir()
+
+
+def test_cli_test_suites_pass_against_the_wheels(installed: Path) -> None:
+    """The CLI's own end-to-end tests, run by the wheel environment's Python.
+
+    They start ``sys.executable -m llmcore``, so here every command runs from the installed
+    wheels: a module, template or entry point missing from a wheel fails them.
+    """
+    import subprocess
+
+    from packaging_support import ROOT, _env
+
+    pip_install(installed, "pytest>=8", "pytest-timeout>=2.3", "pytest-asyncio>=0.24")
+    where = subprocess.run([str(installed), "-c", "import llmcore; print(llmcore.__file__)"],
+                           capture_output=True, text=True, cwd=ROOT, env=_env()).stdout
+    assert "site-packages" in where and str(ROOT / "core") not in where, where
+    suites = ["core/tests/test_cli.py", "core/tests/test_plugins.py", "tests/test_cli_chat.py"]
+    out = subprocess.run([str(installed), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          *suites], capture_output=True, text=True, cwd=ROOT, env=_env(),
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    passed = int(re.search(r"(\d+) passed", out.stdout).group(1))  # type: ignore[union-attr]
+    assert passed >= 20 and " skipped" not in out.stdout, out.stdout[-500:]
