@@ -180,3 +180,14 @@ def test_to_dict_has_every_field_and_redacts_the_message() -> None:
 
     more = WithMore(kind="request", gpu="a100").to_dict()
     assert more["gpu"] == "a100" and set(FIELDS) < set(more)
+
+
+def test_stored_values_are_those_at_emit_time(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    sink = SqliteSink({"path": str(db), "flush_interval": 60})
+    e = MetricsEvent(kind="request", provider="a", latency_s=0.5)
+    sink.emit(e)
+    e.provider, e.latency_s = "changed later", 9.0  # before the writer has run
+    sink.close()
+    (row,) = read_events(db)
+    assert (row["provider"], row["latency_s"]) == ("a", 0.5)

@@ -10,7 +10,8 @@ but no cost from the model registry, at write time).
 
 Why it is built this way:
 
-* ``emit`` only appends the event to a deque; a background thread wakes every
+* ``emit`` only appends a tuple of the event's values to a deque (one C call); a
+  background thread wakes every
   ``flush_interval`` and writes what gathered in one transaction, so a request never waits
   for the disk and the writer rarely competes with it for the CPU.
 * WAL journal + ``busy_timeout``: several processes (two CLIs, a server) write the same
@@ -80,11 +81,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _INSERT = (f"INSERT INTO events ({', '.join((*COLUMNS, 'pid', 'extra'))}) "
            f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})")
-#: Reads an event's column values into a tuple in one C call (a dict per event, as
-#: ``attrs.asdict`` or a comprehension builds, costs several times more).
-_COLUMN_VALUES = operator.attrgetter(*COLUMNS)
 #: MetricsEvent fields without a column yet: they go to ``extra``.
 _EXTRA_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in COLUMNS)
+#: Reads what the sink stores of an event (its columns, then any extra fields) into a
+#: tuple in one C call; ``emit`` queues that tuple, not the event (see ``SqliteSink.emit``).
+values_of = operator.attrgetter(*COLUMNS, *_EXTRA_FIELDS)
 _KIND, _MESSAGE, _COST = (COLUMNS.index(c) for c in ("kind", "message", "cost_usd"))
 _PRICED_KINDS = ("request", "agent_run")
 #: Rows per INSERT statement at most. A multi-row ``INSERT ... VALUES (..), (..)`` is one
@@ -148,13 +149,16 @@ def event_row(d: dict[str, Any]) -> tuple[Any, ...]:
             json.dumps(extra) if extra else None)
 
 
-def rows_of(events: list[MetricsEvent], pid: int, registry: Any) -> list[tuple[Any, ...]]:
-    """The ``events`` rows of ``events``: messages redacted, and (with a ``registry``)
-    requests and agent runs that carry tokens but no cost priced. Runs on the writer thread;
-    the same rows as :func:`event_row` of ``to_dict()``, at a fraction of the cost."""
+def rows_of(values: list[tuple[Any, ...]], pid: int,
+            registry: Any) -> list[tuple[Any, ...]]:
+    """The ``events`` rows of events given as :data:`values_of` tuples: messages redacted,
+    and (with a ``registry``) requests and agent runs that carry tokens but no cost priced.
+    Runs on the writer thread; the same rows as :func:`event_row` of ``to_dict()``, at a
+    fraction of the cost."""
     rows = []
-    for e in events:
-        r = _COLUMN_VALUES(e)
+    n = len(COLUMNS)
+    for vals in values:
+        r = vals[:n] if _EXTRA_FIELDS else vals
         if r[_MESSAGE] or (registry is not None and r[_COST] is None
                            and r[_KIND] in _PRICED_KINDS):
             v = list(r)
@@ -165,7 +169,8 @@ def rows_of(events: list[MetricsEvent], pid: int, registry: Any) -> list[tuple[A
             r = tuple(v)
         extra = None
         if _EXTRA_FIELDS:
-            more = {f: getattr(e, f) for f in _EXTRA_FIELDS if getattr(e, f) is not None}
+            more = {f: v for f, v in zip(_EXTRA_FIELDS, vals[n:], strict=True)
+                    if v is not None}
             extra = json.dumps(more) if more else None
         rows.append((*r, pid, extra))
     return rows
@@ -315,7 +320,10 @@ class SqliteSink(MetricsSink):
                                      "cannot keep up, so events are being dropped"),
                         "fell behind")
             return
-        pending.append(event)
+        # A tuple of the values, not the event: what is stored is the event as emitted
+        # (later changes to it by a hook do not leak in), the event is freed at once, and
+        # a tuple of plain values is dropped from the cyclic GC's tracking at its next pass.
+        pending.append(values_of(event))
         if len(pending) >= self.opts.batch_size:
             self._urgent.set()
 
@@ -341,7 +349,7 @@ class SqliteSink(MetricsSink):
             batch: list[Any] = []
             while pending:
                 batch.append(pending.popleft())
-            events = [e for e in batch if isinstance(e, MetricsEvent)]
+            events = [e for e in batch if type(e) is tuple]
             for i in range(0, len(events), self.opts.batch_size):
                 chunk = events[i:i + self.opts.batch_size]
                 try:
