@@ -54,8 +54,7 @@ class Router:
     @property
     def listening(self) -> bool:
         """Does anyone receive metrics events? If not, the hot path does not build them."""
-        m = self.runtime.metrics
-        return bool(m.sinks) or bool(getattr(m, "_has_hook_impls", True))
+        return self.runtime.metrics.listening
 
     def emit(self, event: MetricsEvent) -> None:
         self.runtime.metrics.emit(event)

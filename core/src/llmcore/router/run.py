@@ -6,6 +6,7 @@ record, whether to retry, when to cool down and what to emit is decided here, on
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from .api import Router
     from .candidates import Candidate
 
+# Request ids: a random per-process prefix and a counter (a syscall per request was measurable).
+_RID_PREFIX = os.urandom(4).hex() + "-"
+_RID_COUNTER = itertools.count(1)
+
 
 class Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
@@ -34,7 +39,7 @@ class Run:
         self.op = op
         self.request = request
         self.plan = plan
-        self.rid = os.urandom(6).hex()
+        self.rid = f"{_RID_PREFIX}{next(_RID_COUNTER):x}"
         self.start = time.monotonic()
         self.attempts: list[Attempt] = []
         self.index = -1  # position in the plan of the candidate being tried
