@@ -36,6 +36,9 @@ IMPORT_SNIPPET = ("import time; t = time.perf_counter(); import {module}; "
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("LLMCORE_CONFIG", None)  # no user config: the plugins' defaults, as on a fresh box
+    # Users' Pythons cache bytecode; without this the warm-up run could not write it and every
+    # measured start would include compiling click, attrs... (a sandbox here sets it).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network fetch at import
     return env
 

@@ -8,4 +8,4 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV="$(command -v uv || echo "python3 -m uv")"
 echo "==> uv sync (core + 9 plugins, editable, with dev tools)"
-$UV sync --all-packages --locked --quiet
+$UV sync --all-packages --locked --quiet --compile-bytecode
