@@ -107,23 +107,37 @@ def embed(state: State, text: tuple[str, ...], provider: str | None, model: str 
 
 @cli.group(invoke_without_command=True)
 @click.option("--provider", "-p", help="List this provider's models only.")
+@click.option("--capability", "-c", "capabilities", multiple=True,
+              help="Only models with this capability (code, chat, reasoning, vision, "
+                   "embedding, tools); repeat for several.")
+@click.option("--refresh", is_flag=True,
+              help="Ask every provider again now instead of using the registry's cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def models(ctx: click.Context, provider: str | None, as_json: bool) -> None:
+def models(ctx: click.Context, provider: str | None, capabilities: tuple[str, ...],
+           refresh: bool, as_json: bool) -> None:
     """List the models each provider serves, with context length and capabilities.
 
-    A provider that cannot be reached is reported and the others are still listed
-    (with --provider, it is an error).
+    What a provider reports is completed from the model registry (bundled, your own
+    registry file, and what providers reported before). A provider that cannot be reached
+    is reported and the others are still listed (with --provider, it is an error).
     """
     if ctx.invoked_subcommand is not None:
         return
     from ..errors import ProviderError
+    from ..registry import get_registry
 
     state = ctx.find_object(State)
     assert state is not None
     providers = state.runtime.providers
     if provider is not None:
         _check_provider(provider, providers)
+    registry = get_registry(state.config)
+    if refresh:
+        chosen = {n: p for n, p in providers.items() if provider in (None, n)}
+        for name, got in registry.sync(chosen, force=True).items():
+            if isinstance(got, str):
+                click.secho(f"{name}: not refreshed: {got}", err=True, fg="yellow")
     rows: list[Any] = []
     failures: list[dict[str, Any]] = []
     for name, p in providers.items():
@@ -139,12 +153,30 @@ def models(ctx: click.Context, provider: str | None, as_json: bool) -> None:
             failures.append({"provider": name, "error": exc.message, "hint": exc.hint})
     for f in failures:  # stderr, so --json output stays one list
         click.secho(f"{f['provider']}: {f['error']}", err=True, fg="yellow")
+    types = {name: p.type_name for name, p in providers.items()}
+    for m in rows:
+        _complete(m, registry.info(m.name, types.get(m.provider or "", "")))
+    if capabilities:
+        wanted = list(capabilities)
+        rows = [m for m in rows if set(wanted) <= set(m.capabilities)
+                or registry.qualifies(m.name, types.get(m.provider or "", ""), wanted, None)]
     if as_json:
         echo_json([m.to_dict() for m in rows])
         return
     table("models", ["provider", "model", "context", "capabilities", "loaded", "quantization"],
           [(m.provider, m.name, m.context_length, ", ".join(m.capabilities),
             {True: "yes", False: "no", None: ""}[m.loaded], m.quantization) for m in rows])
+
+
+def _complete(model: Any, entry: Any) -> None:
+    """Fill what the provider did not report from the registry entry, if there is one."""
+    if entry is None:
+        return
+    if model.context_length is None:
+        model.context_length = entry.context_length
+    for cap in entry.capabilities:
+        if cap not in model.capabilities:
+            model.capabilities.append(cap)
 
 
 def _check_provider(name: str, providers: dict[str, Any]) -> None:
