@@ -171,15 +171,21 @@ def agent_fake(side_text: str | None = None, **kw: object) -> object:
 
 def real_agent_yaml(name: str, plugin: str, base_url: str, *, key_env: str = "LLMCORE_TEST_KEY",
                     model: str = "fake-model", mode: str = "auto_edit", timeout: float = 120,
-                    options: dict[str, object] | None = None) -> str:
-    """An llmcore.yaml with one agent pointed at ``base_url`` with the tests' programs."""
+                    options: dict[str, object] | None = None, program: str | None = None,
+                    env: dict[str, str] | None = None) -> str:
+    """An llmcore.yaml with one agent pointed at ``base_url`` with the tests' programs.
+
+    ``program``: the tests' program to run (default: the plugin's name, e.g. ``qwen``;
+    ``claude`` for the ``claude-code`` plugin); ``env``: more of the agent's ``env``.
+    """
     import json
 
     ensure_agents()
     section = {
-        "plugin": plugin, "command": str(program_path(plugin)), "base_url": base_url,
-        "api_key_env": key_env, "model": model, "mode": mode, "timeout": timeout,
-        "env": {"PATH": agent_path_value()}, "options": options or {},
+        "plugin": plugin, "command": str(program_path(program or plugin)),
+        "base_url": base_url, "api_key_env": key_env, "model": model, "mode": mode,
+        "timeout": timeout, "env": {"PATH": agent_path_value(), **(env or {})},
+        "options": options or {},
     }
     return "agents:\n  " + json.dumps(name) + ": " + json.dumps(section) + "\n"
 
@@ -233,18 +239,28 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
                          script: Callable[[Path], None], prompt: str, files: list[str],
                          output: str | None = None, options: dict[str, object] | None = None,
                          repo_files: dict[str, str] | None = None,
-                         refused_key: bool = True) -> None:
-    """``llmcore agents --json`` finds agent ``name`` (plugin of the same name) at
+                         refused_key: bool = True, plugin: str | None = None,
+                         program: str | None = None, base_url: str | None = None,
+                         key_env: str = "LLMCORE_TEST_KEY", model: str = "fake-model",
+                         env: dict[str, str] | None = None) -> None:
+    """``llmcore agents --json`` finds agent ``name`` (of ``plugin``, default ``name``) at
     ``version``; ``llmcore agent run --json`` runs it against ``fake`` (scripted by
-    ``script(repo)``) and prints a successful result that changed ``files``; with
-    ``refused_key``, a 401 from the fake makes the CLI fail with ``AgentAuthError``.
+    ``script(repo)``) and prints a successful result that changed ``files``, with a session
+    id and usage; with ``refused_key``, a 401 from the fake makes the CLI fail with
+    ``AgentAuthError``.
+
+    Works with any scripted fake: ``base_url`` (default ``fake.base_url``) is what the
+    agent's config points at, ``key_env`` holds ``key``, ``program`` is the tests' program
+    (default: the plugin's name) and ``env`` is added to the agent's ``env`` (e.g. a HOME).
     """
     import json
 
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text(real_agent_yaml(name, name, fake.base_url, options=options))
-    env = {"LLMCORE_TEST_KEY": key}
-    listed = run_cli("--config", str(cfg), "agents", "--json", env=env)
+    cfg.write_text(real_agent_yaml(name, plugin or name, base_url or fake.base_url,
+                                   key_env=key_env, model=model, options=options,
+                                   program=program, env=env))
+    run_env = {key_env: key}
+    listed = run_cli("--config", str(cfg), "agents", "--json", env=run_env)
     assert listed.returncode == 0, listed.stderr
     row = json.loads(listed.stdout)[0]
     assert row["found"] and row["version"] == version and row["name"] == name
@@ -252,10 +268,11 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
     repo = git_repo(tmp_path / "repo", repo_files)
     script(repo)
     out = run_cli("--config", str(cfg), "agent", "run", name, prompt, "--cwd", str(repo),
-                  "--json", env=env)
+                  "--json", env=run_env)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["success"] and data["files_modified"] == files and data["session_id"]
+    assert data["usage"] and data["usage"]["input_tokens"] > 0, data["usage"]
     if output is not None:
         assert data["output"] == output
     for field in ("duration_s", "exit_code", "usage", "cost_usd", "error"):
@@ -263,6 +280,6 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
     if refused_key:
         fake.default = Reply(status=401, error="bad key")
         failed = run_cli("--config", str(cfg), "agent", "run", name, "hi", "--cwd", str(repo),
-                         "--json", env=env)
+                         "--json", env=run_env)
         assert failed.returncode != 0
         assert json.loads(failed.stdout)["error_type"] == "AgentAuthError"

@@ -123,6 +123,9 @@ class Agent:
     #: The npm package the program comes from (``"@openai/codex"``): its version is read
     #: from the package's ``package.json`` next to the program, without starting Node.
     npm_package: ClassVar[str] = ""
+    #: Whether the runner first checks that something listens at ``base_url``
+    #: (:meth:`check_endpoint`); off for a program that does not connect there directly.
+    check_endpoint_first: ClassVar[bool] = True
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -302,6 +305,48 @@ class Agent:
                 hint=f"export {var}=<your key>" + (f", {hint}" if hint else ""))
         return key
 
+    def check_endpoint(self, timeout: float = 0.1) -> None:
+        """Raise :class:`~llmcore.errors.AgentConnectionError` at once when nothing listens
+        at the configured ``base_url``.
+
+        The runner calls it before starting the program, because some programs (Qwen Code,
+        OpenCode, Aider) retry a refused connection silently for minutes, so a dead endpoint
+        would otherwise show up only as a timeout. Only a *refused* connection counts: a
+        slow handshake (beyond ``timeout``), an unknown host name or a proxy in the way
+        leave the verdict to the program, which may know better (proxy settings, DNS of its
+        own). A plugin whose program never reaches ``base_url`` directly sets
+        ``check_endpoint_first = False``.
+        """
+        url = self.config.base_url
+        if not url or not self.check_endpoint_first:
+            return
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url if "//" in url else f"http://{url}")
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return  # a malformed URL is the program's to report, in its own words
+        if not host:
+            return
+        if port is None:
+            port = 443 if parts.scheme == "https" else 80
+        if not _is_loopback(host) and _proxy_configured(self.config.env):
+            return  # the program connects through the proxy, not directly
+        import socket
+
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except ConnectionRefusedError:
+            raise AgentConnectionError(
+                f"{self.name}: nothing is listening at {url} (connection to {host}:{port} "
+                "refused)", agent=self.name,
+                hint=f"start the server at {url}, or fix agents.{self.name}.base_url"
+            ) from None
+        except OSError:
+            return
+
     def exit_error(self, run: RunOutput) -> str:
         """``"claude exited with code 1: <last stderr line>"``: a failed run's one-line story."""
         code = run.exit_code
@@ -334,6 +379,16 @@ class Agent:
                 prefix, agent=self.name,
                 hint=f"check that {where} is up and that agents.{self.name}.base_url is right")
         return None
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+
+
+def _proxy_configured(extra: Mapping[str, str]) -> bool:
+    """Whether the agent's environment names an HTTP(S) proxy."""
+    names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+    return any(extra.get(n) or os.environ.get(n) for n in names)
 
 
 def missing_program(agent: Agent) -> AgentNotFoundError:

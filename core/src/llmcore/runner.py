@@ -418,6 +418,9 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
                          hint="pass an existing directory (--cwd DIR / cwd=...)")
     if not agent.available():
         raise missing_program(agent)
+    if agent.config.base_url:
+        # A dead endpoint fails now, not after the program's own (often silent) retries.
+        agent.check_endpoint()
     worktree: str | None = None
     if agent.config.isolation == "worktree":
         cwd, worktree = make_worktree(agent, cwd)

@@ -57,3 +57,51 @@ def test_applied_edit_tokens_and_cost_are_read(tmp_path: Path) -> None:
     assert (result.usage.input_tokens, result.usage.output_tokens) == (1200, 8)
     assert result.cost_usd == pytest.approx(0.0021)
     assert result.output.startswith("I will change it.")
+
+
+RATE_LIMITED = """\
+Aider v0.86.2
+Model: openai/fake-model with whole edit format
+litellm.RateLimitError: RateLimitError: OpenAIException - Too many requests
+Retrying in 0.2 seconds...
+"""
+
+
+@pytest.mark.parametrize(("printed", "limit", "trips_at", "kind"), [
+    (SERVER_DOWN, 1, "Retrying in 32.0", llmcore.AgentConnectionError),
+    (RATE_LIMITED, 1, "Retrying in 0.2", llmcore.AgentRateLimitError),
+    (SERVER_DOWN + "Retrying in 64.0 seconds...\n", 2, "Retrying in 64.0",
+     llmcore.AgentConnectionError),
+])
+def test_retry_notice_stops_the_run_with_the_error_being_retried(
+        printed: str, limit: int, trips_at: str, kind: type) -> None:
+    agent = AiderAgent(AgentConfig(name="aider", plugin="aider",
+                                   base_url="http://127.0.0.1:9/v1",
+                                   options={"retry_notices": limit}))
+    from llmcore_aider import _RetryWatch
+
+    watch = _RetryWatch(None, limit)
+    agent._watches.append(watch)
+    for line in printed.splitlines():
+        assert not watch.is_set(), f"tripped before {line!r}"
+        agent.parse_line(line)
+        if line.startswith(trips_at):
+            break
+    assert watch.is_set() and watch.failure
+    assert not watch.failure.startswith(("Aider v", "Model:"))  # the error, not the banner
+    err = agent.retry_error(watch.failure)
+    assert type(err) is kind
+    if kind is llmcore.AgentConnectionError:
+        assert "base_url" in (err.hint or "")
+
+
+def test_retry_watch_passes_on_the_callers_cancel() -> None:
+    import threading
+
+    from llmcore_aider import _RetryWatch
+
+    outer = threading.Event()
+    watch = _RetryWatch(outer, 1)
+    assert not watch.is_set()
+    outer.set()
+    assert watch.is_set() and watch.failure is None  # a plain cancel, not a retry

@@ -7,6 +7,7 @@ whole new content in a fence), which Aider applies to the file.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,56 @@ class TestAiderFailures(RealAgentChecks):
     auth_status_in_message = False
     fail_within, timeout_s, timeout_slack = 90, 20, 13  # Aider starts in ~5 s
     exact_output = False  # Aider's answer comes with the lines it printed around it
-    # Not passed yet: Aider 0.86.2 retries a refused connection ("Retrying in N seconds...")
-    # for more than 60 s, so a dead endpoint shows as a timeout, not an
-    # AgentConnectionError. Open point for the Aider plugin (stop at the first retry line).
-    test_server_down_gives_connection_error = None  # type: ignore[assignment]
+    # Server down: nothing listens, so the runner's pre-flight connect
+    # (llmcore.Agent.check_endpoint) reports it before Aider starts. A server that accepts
+    # and then fails is caught by the retry watch (test below).
+
+
+@pytest.fixture
+def dropping_server() -> Iterator[str]:
+    """A base_url whose server accepts each connection and closes it at once: the
+    pre-flight connect succeeds, every request fails with a connection error."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+
+
+def test_endpoint_that_drops_connections_stops_at_the_first_retry(
+        dropping_server: str, monkeypatch: pytest.MonkeyPatch, agent_repo: Path) -> None:
+    monkeypatch.setenv("LLMCORE_TEST_KEY", KEY)
+    client = llmcore.Client(parse_config(real_agent_yaml(
+        "aider", "aider", dropping_server, options=OPTIONS)))
+    t0 = time.monotonic()
+    with pytest.raises(llmcore.AgentConnectionError) as info:
+        client.run_agent("aider", "hi", cwd=agent_repo, timeout=80)
+    took = time.monotonic() - t0
+    # Aider alone would retry for over a minute (up to the timeout); the first
+    # "Retrying in 0.2 seconds" line, a few seconds after start-up, ends the run.
+    assert took < 40, f"took {took:.1f}s"
+    err = info.value
+    assert "Connection" in err.message and "base_url" in (err.hint or "")
+    assert KEY not in str(err) and KEY not in repr(err)
+    assert err.result is not None and err.result.files_modified == []
 
 
 def test_cli_lists_and_runs_aider(tmp_path: Path, fake: Any) -> None:

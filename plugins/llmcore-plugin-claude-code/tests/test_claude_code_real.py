@@ -9,7 +9,7 @@ from typing import Any
 
 import llmcore
 import pytest
-from agent_env import real_agent_client
+from agent_env import check_cli_runs_agent, real_agent_client
 from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import AnthropicFake, Reply
 from llmcore_claude_code.agent import ClaudeCodeAgent
@@ -75,3 +75,19 @@ class TestClaudeFailures(RealAgentChecks):
 
     def after_auth_error(self, err: llmcore.AgentAuthError, fake: Any) -> None:
         assert len(fake.message_requests()) == 1  # no retries
+
+
+def test_cli_lists_and_runs_claude(tmp_path: Path, fake: AnthropicFake) -> None:
+    home = tmp_path / "cli-home"
+    home.mkdir()
+
+    def script(repo: Path) -> None:
+        fake.push(Reply(text="", usage=(50, 4), tool_calls=[{
+                      "name": "Write", "id": "toolu_cli_1",
+                      "arguments": {"file_path": str(repo / "a.txt"), "content": "a\n"}}]),
+                  Reply(text="Wrote a.txt", usage=(60, 2)))
+
+    check_cli_runs_agent(tmp_path, fake, name="claude-code", key=KEY, version="2.1.330",
+                         script=script, prompt="write a.txt", files=["a.txt"],
+                         output="Wrote a.txt", program="claude", base_url=fake.url,
+                         key_env=KEY_VAR, model="claude-fake-1", env={"HOME": str(home)})

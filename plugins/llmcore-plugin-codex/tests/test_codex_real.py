@@ -8,7 +8,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
-from agent_env import real_agent_client
+from agent_env import check_cli_runs_agent, real_agent_client
 from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import Reply, ResponsesFake
 from llmcore_codex.agent import CodexAgent
@@ -67,3 +67,16 @@ class TestCodexFailures(RealAgentChecks):
 
     agent, key, key_env = "codex", KEY, KEY_VAR
     auth_error_text = "Incorrect API key provided"
+
+
+def test_cli_lists_and_runs_codex(tmp_path: Path, fake: ResponsesFake) -> None:
+    def script(repo: Path) -> None:
+        fake.push(Reply(text="", usage=(50, 4), tool_calls=[{
+                      "name": "exec_command", "id": "call_cli_1",
+                      "arguments": {"cmd": "printf 'a\\n' > a.txt", "workdir": str(repo),
+                                    "tty": False}}]),
+                  Reply(text="Wrote a.txt", usage=(60, 2)))
+
+    check_cli_runs_agent(tmp_path, fake, name="codex", key=KEY, version="0.169.0",
+                         script=script, prompt="write a.txt", files=["a.txt"],
+                         output="Wrote a.txt", key_env=KEY_VAR)

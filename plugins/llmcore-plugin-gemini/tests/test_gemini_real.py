@@ -8,7 +8,7 @@ from pathlib import Path
 
 import llmcore
 import pytest
-from agent_env import real_agent_client
+from agent_env import check_cli_runs_agent, real_agent_client
 from llmcore.testing.agents import RealAgentChecks, check_run, header, run_resumed
 from llmcore.testing.fakes import GeminiFake, Reply
 from llmcore_gemini.agent import GeminiAgent
@@ -69,3 +69,16 @@ class TestGeminiFailures(RealAgentChecks):
     agent, key, key_env = "gemini", KEY, KEY_VAR
     auth_error_text = "API key not valid. Please pass a valid API key."
     timeout_s = 6  # Gemini CLI starts slower than the others
+
+
+def test_cli_lists_and_runs_gemini(tmp_path: Path, fake: GeminiFake) -> None:
+    def script(repo: Path) -> None:
+        fake.push(Reply(text="", usage=(50, 4), tool_calls=[{
+                      "name": "write_file",
+                      "arguments": {"file_path": str(repo / "a.txt"), "content": "a\n"}}]),
+                  Reply(text="Wrote a.txt", usage=(60, 2)))
+
+    check_cli_runs_agent(tmp_path, fake, name="gemini", key=KEY, version="0.61.0",
+                         script=script, prompt="write a.txt", files=["a.txt"],
+                         output="Wrote a.txt", base_url=fake.url, key_env=KEY_VAR,
+                         model="gemini-fake-1")

@@ -60,10 +60,8 @@ class TestOpenCodeFailures(ChatAgentChecks):
     """Refused key, slow server, flag-like prompt, server down (llmcore.testing.agents)."""
 
     agent, key = "opencode", KEY
-    # Not passed yet: OpenCode 1.18.33 retries a refused connection silently (it prints
-    # nothing) for more than 60 s, so a dead endpoint shows as a timeout, not an
-    # AgentConnectionError. Open point for the OpenCode plugin.
-    test_server_down_gives_connection_error = None  # type: ignore[assignment]
+    # Server down: the program retries a refused connection silently for minutes, so the
+    # runner's pre-flight connect (llmcore.Agent.check_endpoint) is what reports it.
 
 
 def test_cli_lists_and_runs_opencode(tmp_path: Path, fake: Any) -> None:

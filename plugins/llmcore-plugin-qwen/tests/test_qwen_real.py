@@ -58,10 +58,8 @@ class TestQwenFailures(ChatAgentChecks):
     """Refused key, slow server, flag-like prompt, server down (llmcore.testing.agents)."""
 
     agent, key = "qwen", KEY
-    # Not passed yet: Qwen Code 0.24.4 retries a refused connection silently for more than
-    # 60 s (it prints only "Operation cancelled." when stopped), so a dead endpoint shows as
-    # a timeout, not an AgentConnectionError. Open point for the Qwen plugin.
-    test_server_down_gives_connection_error = None  # type: ignore[assignment]
+    # Server down: the program retries a refused connection silently for minutes, so the
+    # runner's pre-flight connect (llmcore.Agent.check_endpoint) is what reports it.
 
 
 def test_cli_lists_and_runs_qwen(tmp_path: Path, fake: Any) -> None:

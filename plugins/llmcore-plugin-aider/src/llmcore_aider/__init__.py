@@ -11,7 +11,9 @@ files.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,9 @@ _FAILED_EDIT = re.compile(r"did not conform to the edit format|Failed to apply e
 _ERROR_LINE = re.compile(r"litellm\.\w+Error|APIConnectionError|AuthenticationError|"
                          r"RateLimitError|InternalServerError|ServiceUnavailableError|"
                          r"NotFoundError|BadRequestError|Connection refused", re.I)
+#: Aider's notice before it retries a failed model call (connection, 5xx, rate limit).
+_RETRYING = re.compile(r"^Retrying in [\d.]+ seconds")
+_WATCH_LOCK = threading.Lock()
 _BANNER = ("Aider v", "Model:", "Main model:", "Weak model:", "Editor model:", "Git repo:",
            "Repo-map:", "Added ", "https://aider.chat", "Creating empty file", "Update git ",
            "Tokens:", "Cost:", "Applied edit to", "Use /help", "Restored previous",
@@ -54,6 +59,10 @@ class AiderOptions:
     edit_format: str | None = None
     #: Files added to the chat on every run (paths relative to the working directory).
     files: list[str] = attrs.field(factory=list)
+    #: "Retrying in N seconds" notices Aider may print before llmcore stops the run as a
+    #: failure of the endpoint (Aider alone retries a dead endpoint for over a minute).
+    #: ``0``: let Aider retry as long as it likes, up to the run's timeout.
+    retry_notices: int = 1
 
 
 class AiderAgent(llmcore.Agent):
@@ -65,6 +74,10 @@ class AiderAgent(llmcore.Agent):
     own_env_keys = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     #: Aider's own caches and histories in the repository are not "files the agent changed".
     ignored_files = (".aider*", ".aider.tags.cache.v4/*")
+
+    def __init__(self, config: llmcore.AgentConfig) -> None:
+        super().__init__(config)
+        self._watches: list[_RetryWatch] = []
 
     def sessions_dir(self) -> Path:
         d = self.private_home().parent / "sessions"
@@ -117,6 +130,39 @@ class AiderAgent(llmcore.Agent):
         argv += ["--", *opts.files] if opts.files else []
         return llmcore.Invocation(argv=argv, env=env, meta={"session": session})
 
+    def run(self, task: llmcore.AgentTask, on_event: Any = None,
+            cancel: Any = None) -> llmcore.AgentResult:
+        """Run ``task``; stop it at Aider's ``retry_notices``-th "Retrying in N seconds" and
+        raise the error Aider was retrying (connection, rate limit…), as it would only
+        report it after a minute of retries or not at all before the timeout."""
+        limit = self.options.retry_notices
+        if limit <= 0:
+            return super().run(task, on_event, cancel)
+        watch = _RetryWatch(cancel, limit)
+        with _WATCH_LOCK:
+            self._watches.append(watch)
+        try:
+            return super().run(task, on_event, watch)
+        except llmcore.AgentCancelledError as exc:
+            if watch.failure is None:
+                raise
+            err = self.retry_error(watch.failure)
+            err.result = exc.result
+            raise err from None
+        finally:
+            with _WATCH_LOCK:
+                self._watches.remove(watch)
+
+    def retry_error(self, text: str) -> llmcore.AgentError:
+        """The error for a model call Aider was retrying, from the lines before its notice."""
+        where = self.config.base_url or "the model endpoint"
+        return (self.error_from_text(text, what="Aider's model call failed and it was retrying")
+                or llmcore.AgentConnectionError(
+                    f"{self.name}: Aider's model call to {where} failed and it was retrying: "
+                    f"{' '.join(text.split())[:300]}", agent=self.name,
+                    hint=f"check that {where} is up and that agents.{self.name}.base_url "
+                         "is right"))
+
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         out = run.stdout_tail
         session = run.invocation.meta.get("session") if run.invocation else task.resume
@@ -146,13 +192,48 @@ class AiderAgent(llmcore.Agent):
             session_id=session, events=run.events_total, model=task.model, error=error)
 
     def parse_line(self, line: str) -> dict[str, Any] | None:
-        """Aider prints no JSON; its edit and token lines become progress events."""
+        """Aider prints no JSON; its edit and token lines become progress events, and its
+        retry notices trip the running :class:`_RetryWatch`."""
+        if self._watches:
+            # Runs of one agent object rarely overlap; when they do they share the
+            # endpoint, so a retried call counts for each.
+            with _WATCH_LOCK:
+                for watch in self._watches:
+                    watch.line(line)
         m = _APPLIED.match(line)
         if m:
             return {"type": "edit", "file": m.group(1)}
         if line.startswith("Tokens:"):
             return {"type": "usage", "text": line}
         return None
+
+
+class _RetryWatch:
+    """A cancel token for the runner that trips at Aider's ``limit``-th retry notice and
+    keeps the error lines Aider printed before it."""
+
+    def __init__(self, outer: Any, limit: int) -> None:
+        self.outer = outer
+        self.limit = limit
+        self.count = 0
+        self.recent: deque[str] = deque(maxlen=8)  # Aider wraps an error over a few lines
+        self.failure: str | None = None
+
+    def line(self, line: str) -> None:
+        if _RETRYING.match(line):
+            self.count += 1
+            if self.count >= self.limit and self.failure is None:
+                lines = list(self.recent)
+                # From the error's first line on: what came before it is Aider's banner.
+                start = max((i for i, ln in enumerate(lines) if _ERROR_LINE.search(ln)),
+                            default=0)
+                self.failure = " ".join(lines[start:]) or line
+            self.recent.clear()
+        elif line:
+            self.recent.append(line)
+
+    def is_set(self) -> bool:
+        return self.failure is not None or bool(self.outer is not None and self.outer.is_set())
 
 
 def _num(value: str, k: str) -> int:
