@@ -107,12 +107,23 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None,
                            check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
-    # WAL lets `llmcore usage` read while other processes write; NORMAL sync is durable
-    # against process crashes, which is what metrics need.
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    migrate(conn)
-    return conn
+    # Switching to WAL and the first migration need the write lock, and SQLite answers
+    # "database is locked" at once (without the busy handler) when another process opening
+    # the same new file holds it: retry for as long as the busy timeout would have waited.
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            # WAL lets `llmcore usage` read while other processes write; NORMAL sync is
+            # durable against process crashes, which is what metrics need.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(0.02)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
