@@ -151,11 +151,13 @@ def test_several_instances_of_one_plugin(tmp_path: Path) -> None:
 def test_config_show_never_prints_keys(tmp_path: Path) -> None:
     cfg = tmp_path / "llmcore.yaml"
     cfg.write_text("providers:\n  x:\n    plugin: openai\n    base_url: http://127.0.0.1:1/v1\n"
-                   "    api_key: sk-literal-secret-123456789\n    api_token: tok-abcdef\n")
+                   "    api_key: sk-literal-secret-123456789\n    api_token: tok-abcdef\n"
+                   "routing:\n  state: redis://default:redis-pass-42@127.0.0.1:6379/0\n")
     for fmt in ((), ("--json",)):
         out = run_cli("--config", str(cfg), "config", "show", *fmt)
         assert out.returncode == 0, out.stderr
         assert "sk-literal-secret" not in out.stdout and "tok-abcdef" not in out.stdout
+        assert "redis-pass-42" not in out.stdout and "127.0.0.1:6379" in out.stdout
         assert "***" in out.stdout
 
 

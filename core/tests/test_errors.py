@@ -23,6 +23,13 @@ def test_key_shapes_are_redacted(text: str) -> None:
     assert "abcdefghijklmnop" not in out and "***" in out
 
 
+def test_url_passwords_are_redacted() -> None:
+    assert redact("cannot reach redis://default:hunter2pass@127.0.0.1:6379/0") == (
+        "cannot reach redis://default:***@127.0.0.1:6379/0")
+    plain = "see http://127.0.0.1:8080/v1 and a:b@c"
+    assert redact(plain) == plain
+
+
 def test_all_providers_failed_lists_every_attempt() -> None:
     err = AllProvidersFailed([
         Attempt(provider="ollama", model="llama3", error_type="ProviderConnectionError",

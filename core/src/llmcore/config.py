@@ -516,6 +516,9 @@ def structure_options(cls: type, options: Mapping[str, Any]) -> Any:
 def redacted_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data with every literal key replaced (for ``config show``)."""
     data = attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source"))
+    from .secrets import redact
+
+    data["routing"]["state"] = redact(data["routing"]["state"])
     for section in ("providers", "agents"):
         for body in (data.get(section) or {}).values():
             if body.get("api_key"):

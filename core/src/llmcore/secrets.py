@@ -18,6 +18,8 @@ _PATTERNS = re.compile(
     r"|(AIza[0-9A-Za-z_\-]{20,})"
 )
 REDACTED = "***"
+# The password in a URL's user info (redis://user:secret@host, https://u:p@proxy).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@")
 
 
 def register_secret(value: str | None) -> None:
@@ -34,6 +36,7 @@ def redact(text: str) -> str:
     for secret in sorted(_known, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
     return _PATTERNS.sub(_mask, text)
 
 
