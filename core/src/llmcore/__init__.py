@@ -14,6 +14,7 @@ _LAZY = {
     "Client": "client", "AsyncClient": "client",
     "raise_for_status": "openai_compat", "parse_retry_after": "openai_compat",
     "Provider": "provider", "OpenAIProvider": "openai_compat", "OpenAIOptions": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
+    "register_secret": "secrets", "redact": "secrets",
     "hookimpl": "hookspecs", "HOOK_API_VERSION": "hookspecs",
     "Config": "config", "ProviderConfig": "config", "AgentConfig": "config",
     "load_config": "config",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from .metrics import MetricsEvent, MetricsSink
     from .openai_compat import OpenAIOptions, OpenAIProvider, parse_retry_after, raise_for_status
     from .provider import Provider
+    from .secrets import redact, register_secret
     from .types import (
         AgentResult,
         AgentTask,

@@ -162,7 +162,7 @@ class PluginManager:
             try:
                 offered = impl.function()
             except Exception as exc:
-                self._mark_failed(impl.plugin_name, exc)
+                self.mark_failed(impl.plugin_name, exc)
                 if strict:
                     raise
                 continue
@@ -170,7 +170,7 @@ class PluginManager:
                 out.append((impl.plugin_name, cls))
         return out
 
-    def _mark_failed(self, plugin_name: str, exc: BaseException) -> None:
+    def mark_failed(self, plugin_name: str, exc: BaseException) -> None:
         for record in self.records:
             if record.name == plugin_name:
                 record.status = "failed"

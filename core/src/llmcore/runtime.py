@@ -59,7 +59,7 @@ class Runtime:
         for plugin, cls in self.pm.call_discovery(hook):
             name: str = getattr(cls, "type_name", "") if isinstance(cls, type) else ""
             if not (isinstance(cls, type) and issubclass(cls, base) and name):
-                self.pm._mark_failed(
+                self.pm.mark_failed(
                     plugin,
                     TypeError(f"{hook} returned {cls!r}, not a {base.__name__} with a type_name"),
                 )

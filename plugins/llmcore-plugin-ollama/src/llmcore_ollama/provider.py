@@ -110,7 +110,7 @@ class OllamaProvider(AsyncCalls, Provider):
         if self.cloud and not cfg.api_key_env and not cfg.api_key:
             import os
 
-            from llmcore.secrets import register_secret
+            from llmcore import register_secret
 
             key = os.environ.get(CLOUD_KEY_ENV)
             register_secret(key)
