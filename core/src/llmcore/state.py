@@ -108,13 +108,35 @@ class MemoryStore(CooldownStore):
                 k: c for k, c in self._entries.items() if k != key}
 
 
+class _SnapshotStore(CooldownStore):
+    """A store shared with other processes: a local snapshot, refreshed at most every
+    ``recheck`` seconds, so the request path does no I/O in between."""
+
+    recheck: float
+    _checked: float
+    _entries: dict[str, Cooldown]
+
+    def active(self, now: float | None = None) -> Mapping[str, Cooldown]:
+        mono = time.monotonic()
+        if mono - self._checked >= self.recheck:
+            self._checked = mono
+            self._refresh()
+        if not self._entries:
+            return {}
+        return _live(self._entries, time.time() if now is None else now)
+
+    def _refresh(self) -> None:
+        """Replace ``_entries`` with what the shared place holds now."""
+        raise NotImplementedError
+
+
 def default_state_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("llmcore")) / "state.json"
 
 
-class FileStore(CooldownStore):
+class FileStore(_SnapshotStore):
     """A JSON file shared by every process on the machine.
 
     Writes take a file lock, merge with what is on disk, and replace the file atomically
@@ -137,14 +159,6 @@ class FileStore(CooldownStore):
         return f"<FileStore {str(self.path)!r}>"
 
     # -- reading ----------------------------------------------------------------------
-    def active(self, now: float | None = None) -> Mapping[str, Cooldown]:
-        mono = time.monotonic()
-        if mono - self._checked >= self.recheck:
-            self._checked = mono
-            self._refresh()
-        if not self._entries:
-            return {}
-        return _live(self._entries, time.time() if now is None else now)
 
     def _refresh(self) -> None:
         try:
@@ -244,7 +258,7 @@ class FileStore(CooldownStore):
                 tmp.unlink()
 
 
-class RedisStore(CooldownStore):
+class RedisStore(_SnapshotStore):
     """Cooldowns in Redis, shared by every host that points at it.
 
     Each cooldown is one key ``PREFIX<key>`` holding its JSON, with a TTL equal to the
@@ -271,14 +285,6 @@ class RedisStore(CooldownStore):
     def __repr__(self) -> str:
         return f"<RedisStore {self.url!r}>"
 
-    def active(self, now: float | None = None) -> Mapping[str, Cooldown]:
-        mono = time.monotonic()
-        if mono - self._checked >= self.recheck:
-            self._checked = mono
-            self._refresh()
-        if not self._entries:
-            return {}
-        return _live(self._entries, time.time() if now is None else now)
 
     def _refresh(self) -> None:
         try:
