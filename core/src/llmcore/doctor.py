@@ -8,6 +8,7 @@ hangs never keeps the command alive.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,37 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+def _instance(checks: list[Check], kind: str, name: str, cfg: Any,
+              types: dict[str, Any], build: Callable[[Any], Any]) -> Any:
+    """Add a check for the provider or agent ``name`` and build it; ``None`` (with the
+    check saying why) when it is disabled, its plugin is missing, or it cannot be built."""
+    check = Check(kind, name, "failed")
+    checks.append(check)
+    if not cfg.enabled:
+        check.status, check.detail = "disabled", "enabled: false"
+        return None
+    cls = types.get(cfg.plugin)
+    if cls is None:
+        check.detail = f"no installed plugin offers {kind} type {cfg.plugin!r}"
+        check.hint = f"install it: `llmcore install {cfg.plugin}`"
+        return None
+    try:
+        return build(cls)
+    except Exception as exc:
+        check.detail = f"{type(exc).__name__}: {exc}"
+        section = "providers" if kind == "provider" else "agents"
+        check.hint = getattr(exc, "hint", None) or f"fix {section}.{name} in llmcore.yaml"
+        return None
+
+
+def _build_provider(cfg: Any, timeout: float, cls: Any) -> Any:
+    return cls(_short_timeouts(cfg, timeout))
+
+
+def _build_agent(cfg: Any, cls: Any) -> Any:
+    return cls(cfg)
 
 
 def _short_timeouts(cfg: Any, seconds: float) -> Any:
@@ -127,43 +159,17 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
 
     jobs: list[tuple[Callable[[Any, Check], None], Any, Check]] = []
     for name, pcfg in runtime.provider_configs().items():
-        check = Check("provider", name, "failed")
-        checks.append(check)
-        if not pcfg.enabled:
-            check.status, check.detail = "disabled", "enabled: false"
-            continue
-        cls = provider_types.get(pcfg.plugin)
-        if cls is None:
-            check.detail = f"no installed plugin offers provider type {pcfg.plugin!r}"
-            check.hint = f"install it: `llmcore install {pcfg.plugin}`"
-            continue
-        try:
-            provider = cls(_short_timeouts(pcfg, timeout))
-        except Exception as exc:
-            check.detail = f"{type(exc).__name__}: {exc}"
-            check.hint = getattr(exc, "hint", None) or f"fix providers.{name} in llmcore.yaml"
-            continue
-        check.status, check.detail = "timeout", provider.base_url or ""
-        jobs.append((_probe_provider, provider, check))
+        provider = _instance(checks, "provider", name, pcfg, provider_types,
+                             functools.partial(_build_provider, pcfg, timeout))
+        if provider is not None:
+            checks[-1].status, checks[-1].detail = "timeout", provider.base_url or ""
+            jobs.append((_probe_provider, provider, checks[-1]))
     for name, acfg in runtime.agent_configs().items():
-        check = Check("agent", name, "failed")
-        checks.append(check)
-        if not acfg.enabled:
-            check.status, check.detail = "disabled", "enabled: false"
-            continue
-        acls = agent_types.get(acfg.plugin)
-        if acls is None:
-            check.detail = f"no installed plugin offers agent type {acfg.plugin!r}"
-            check.hint = f"install it: `llmcore install {acfg.plugin}`"
-            continue
-        try:
-            agent = acls(acfg)
-        except Exception as exc:
-            check.detail = f"{type(exc).__name__}: {exc}"
-            check.hint = f"fix agents.{name} in llmcore.yaml"
-            continue
-        check.status = "timeout"
-        jobs.append((_probe_agent, agent, check))
+        agent = _instance(checks, "agent", name, acfg, agent_types,
+                          functools.partial(_build_agent, acfg))
+        if agent is not None:
+            checks[-1].status = "timeout"
+            jobs.append((_probe_agent, agent, checks[-1]))
     checks.extend(_sink_checks(runtime, sink_types))
 
     threads = []
