@@ -26,7 +26,7 @@ from .http.endpoints import Endpoint, server_root
 from .http.limits import Limits
 from .http.messages import HTTPRequest, HTTPResponse
 from .http.status import SNIPPET, answer_error, redirect_error, status_error
-from .http.streams import StreamDecoder
+from .http.streams import SSEChunks, StreamDecoder
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -35,6 +35,10 @@ from .types import (
     ModelInfo,
     StreamChunk,
 )
+
+def _is_json(headers: Any) -> bool:
+    return str(headers.get("content-type", "")).lower().startswith("application/json")
+
 
 #: The sans-IO builders; a subclass that overrides one is served by the transports.
 _BUILDERS = {
@@ -313,7 +317,8 @@ class Provider:
         """Send ``req`` and decode the JSON answer."""
         return self.decode(self.send(req, base), req)
 
-    def open_stream(self, req: HTTPRequest) -> Iterator[bytes]:
+    def open_stream(self, req: HTTPRequest,
+                    json_is_error: bool = False) -> Iterator[bytes]:
         """The body of a streamed answer, piece by piece, after its status was checked."""
         ep = self.endpoints
         tries = ep.tries()
@@ -329,6 +334,8 @@ class Provider:
                     if answer.status >= 300:
                         body = answer.read() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
+                    if json_is_error and _is_json(answer.headers):
+                        raise self._json_not_stream(answer.read(), answer, req)
                     for piece in answer.pieces():
                         started = True
                         yield piece
@@ -378,7 +385,8 @@ class Provider:
     async def acall(self, req: HTTPRequest, base: str | None = None) -> Any:
         return self.decode(await self.asend(req, base), req)
 
-    async def aopen_stream(self, req: HTTPRequest) -> AsyncIterator[bytes]:
+    async def aopen_stream(self, req: HTTPRequest,
+                      json_is_error: bool = False) -> AsyncIterator[bytes]:
         ep = self.endpoints
         tries = ep.tries()
         for left in range(tries - 1, -1, -1):
@@ -393,6 +401,8 @@ class Provider:
                     if answer.status >= 300:
                         body = await answer.read() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
+                    if json_is_error and _is_json(answer.headers):
+                        raise self._json_not_stream(await answer.read(), answer, req)
                     async for piece in answer.pieces():
                         started = True
                         yield piece
@@ -410,6 +420,11 @@ class Provider:
                     raise
             finally:
                 ep.release(base, err)
+
+    def _json_not_stream(self, body: bytes, answer: Any, req: HTTPRequest) -> ProviderError:
+        """A stream request answered with one JSON document: an error (its own message)."""
+        data = self.decode(HTTPResponse(answer.status, answer.headers, body, answer.url), req)
+        return self.answer_error(data, "stream of events", req.model)
 
     # -- the calls ---------------------------------------------------------------------
     def _sans_io(self, op: str) -> bool:
@@ -441,7 +456,7 @@ class Provider:
         limit = self.limits.for_call(request.timeout).first_token
         deadline = time.monotonic() + limit
         first = True
-        pieces = self.open_stream(req)
+        pieces = self.open_stream(req, json_is_error=isinstance(decoder, SSEChunks))
         try:
             for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
@@ -466,7 +481,7 @@ class Provider:
         limit = self.limits.for_call(request.timeout).first_token
         deadline = time.monotonic() + limit
         first = True
-        pieces = self.aopen_stream(req)
+        pieces = self.aopen_stream(req, json_is_error=isinstance(decoder, SSEChunks))
         try:
             async for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
