@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from llmcore.http import tls
 from llmcore.config import ProviderConfig
 from llmcore.errors import ProviderConnectionError
+from llmcore.http import tls
 from llmcore.openai_compat import OpenAIProvider, ssl_context
 from llmcore.types import ChatRequest, Message
 

@@ -36,6 +36,7 @@ from .types import (
     StreamChunk,
 )
 
+
 def _is_json(headers: Any) -> bool:
     return str(headers.get("content-type", "")).lower().startswith("application/json")
 
