@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md, checked on the source: a plugin uses only llmcore's public
+"""The layering rules of docs/architecture.md, checked on the source: a plugin uses only llmcore's public
 API (``import llmcore`` and ``llmcore.testing``), never another plugin; the core never imports
 a plugin."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
 from .config import ProviderConfig, structure_options
@@ -319,7 +319,7 @@ class Provider:
         return self.decode(self.send(req, base), req)
 
     def open_stream(self, req: HTTPRequest,
-                    json_is_error: bool = False) -> Iterator[bytes]:
+                    json_is_error: bool = False) -> Generator[bytes, None, None]:
         """The body of a streamed answer, piece by piece, after its status was checked."""
         ep = self.endpoints
         tries = ep.tries()
@@ -387,7 +387,7 @@ class Provider:
         return self.decode(await self.asend(req, base), req)
 
     async def aopen_stream(self, req: HTTPRequest,
-                      json_is_error: bool = False) -> AsyncIterator[bytes]:
+                      json_is_error: bool = False) -> AsyncGenerator[bytes, None]:
         ep = self.endpoints
         tries = ep.tries()
         for left in range(tries - 1, -1, -1):
@@ -469,7 +469,7 @@ class Provider:
                 if decoder.done:
                     break
         finally:
-            pieces.close()  # type: ignore[attr-defined]  # back to the pool now
+            pieces.close()  # back to the pool now, not at garbage collection
         yield from self._close_decoder(decoder, req)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
@@ -495,7 +495,7 @@ class Provider:
                 if decoder.done:
                     break
         finally:
-            await pieces.aclose()  # type: ignore[attr-defined]
+            await pieces.aclose()
         for chunk in self._close_decoder(decoder, req):
             yield chunk
 
