@@ -123,6 +123,7 @@ HOSTILE_MEMORY_BYTES = 256 << 20
 HOSTILE_EXPECTED: dict[str, type[ProviderError]] = {
     "trickle": ProviderTimeoutError, "silence": ProviderTimeoutError,
     "endless_line": ResponseError, "endless_stream": ProviderError,
+    "keepalive_only": ProviderTimeoutError,
     "oversize": ResponseError, "gzip_bomb": ResponseError, "redirect": ResponseError,
     "bad_utf8": ResponseError, "error_in_200": ResponseError,
     "absurd_retry_after": RateLimitError, "absurd_retry_after_503": ResponseError,

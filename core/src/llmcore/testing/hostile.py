@@ -8,6 +8,7 @@
 ``silence``               accepts the connection and the request, never answers
 ``endless_line``          a 200 stream whose first line never ends
 ``endless_stream``        a 200 stream of valid chunks that never finishes
+``keepalive_only``        a 200 stream of keep-alives only (``: ping`` / blank lines), forever
 ``oversize``              a 200 body far larger than any answer
 ``gzip_bomb``             a small gzip body that inflates to 64 MiB
 ``redirect``              307 to the same path on another loopback address (127.0.0.2)
@@ -35,9 +36,9 @@ import threading
 import time
 from typing import Any
 
-FAULTS = ("trickle", "silence", "endless_line", "endless_stream", "oversize", "gzip_bomb",
-          "redirect", "bad_utf8", "error_in_200", "absurd_retry_after",
-          "absurd_retry_after_503")
+FAULTS = ("trickle", "silence", "endless_line", "endless_stream", "keepalive_only",
+          "oversize", "gzip_bomb", "redirect", "bad_utf8", "error_in_200",
+          "absurd_retry_after", "absurd_retry_after_503")
 
 #: One OpenAI-style SSE chunk; a provider with another stream format passes its own.
 OPENAI_STREAM_UNIT = (b'data: {"choices":[{"index":0,"delta":{"content":"x"},'
@@ -201,6 +202,12 @@ class HostileServer:
             send(_head(200, {"Content-Type": self.stream_type, "Transfer-Encoding": "chunked"}))
             block = _chunk(self.stream_unit * 64)
             self._forever(conn, lambda: block, pause=0.001)
+            return False
+        if fault == "keepalive_only":
+            send(_head(200, {"Content-Type": self.stream_type, "Transfer-Encoding": "chunked"}))
+            ping = _chunk(b": ping\n\n" if self.stream_type.endswith("event-stream")
+                          else b"\n")
+            self._forever(conn, lambda: ping, pause=0.05)
             return False
         if fault == "oversize":
             total = 512 << 20
