@@ -1,5 +1,5 @@
 # Shortcuts; each target runs one script under scripts/.
-.PHONY: demo test bench
+.PHONY: demo test unit lint type bench
 
 ## demo: set everything up on a fresh clone and show a failover to a real local LLM server
 demo:
@@ -8,6 +8,18 @@ demo:
 ## test: install what the tests need (scripts/setup-*.sh) and run the whole suite
 test:
 	bash scripts/test.sh
+
+## unit: the core's and the plugins' own tests, on fakes only (no setup scripts)
+unit:
+	.venv/bin/python -m pytest core/tests plugins -q
+
+## lint: ruff over everything
+lint:
+	.venv/bin/ruff check core plugins tests bench docs
+
+## type: mypy, strict on the core
+type:
+	.venv/bin/mypy
 
 ## bench: run the benchmarks (python -m bench --quick for a smoke run)
 bench:

@@ -1,6 +1,6 @@
-"""The layering rules of DESIGN.md, checked on the source: a plugin uses only llmcore's public
-API (``import llmcore`` and ``llmcore.testing``), never another plugin; the core never imports
-a plugin."""
+"""The layering rules of docs/architecture.md, checked on the source: a plugin uses only
+llmcore's public API (``import llmcore`` and ``llmcore.testing``), never another plugin; the
+core never imports a plugin."""
 
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ def test_failing_sink_reported_once_by_dispatcher(
         def emit(self, event: MetricsEvent) -> None:
             got.append(event)
 
-    m = Metrics(plugin_manager.hook, [Broken(), Fine()])
+    m = Metrics(plugin_manager.hooks, [Broken(), Fine()])
     for i in range(5):
         m.emit(ev(i))
     assert len(got) == 5  # the broken sink never stops the others

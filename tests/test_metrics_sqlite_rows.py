@@ -145,8 +145,8 @@ def test_metrics_listening_tells_emitters_whether_to_build_events(
         def emit(self, event: MetricsEvent) -> None:
             got.append(event)
 
-    assert not Metrics(plugin_manager.hook, []).listening
-    with_sink = Metrics(plugin_manager.hook, [Keep()])
+    assert not Metrics(plugin_manager.hooks, []).listening
+    with_sink = Metrics(plugin_manager.hooks, [Keep()])
     assert with_sink.listening
     with_sink.emit(MetricsEvent(kind="request"))
     assert [e.kind for e in got] == ["request"]
@@ -157,7 +157,7 @@ def test_metrics_listening_tells_emitters_whether_to_build_events(
             got.append(event)
 
     plugin_manager.register(Hook())
-    with_hook = Metrics(plugin_manager.hook, [])
+    with_hook = Metrics(plugin_manager.hooks, [])
     assert with_hook.listening
     with_hook.emit(MetricsEvent(kind="attempt"))
     assert [e.kind for e in got] == ["request", "attempt"]

@@ -260,5 +260,5 @@ def test_register_commands_hook(tmp_path: Path) -> None:
     pm = PluginManager(load_entry_points=False)
     pm.register(Commands())
     group = click.Group()
-    pm.hook.llmcore_register_commands(cli=group)
+    pm.hooks.register_commands(group)
     assert CliRunner().invoke(group, ["hello-test"]).output == "hello from plugin\n"

@@ -52,10 +52,18 @@ class _Base:
         providers: Sequence[Provider] | None = None,
         agents: Sequence[Agent] | None = None,
         plugin_manager: PluginManager | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        if config is None:
-            config = Config(providers={}, agents={}) if providers or agents else load_config()
-        self.runtime = Runtime(config, plugin_manager)
+        if runtime is not None:
+            if config is not None or plugin_manager is not None:
+                raise TypeError("pass either runtime= or config=/plugin_manager=, not both: "
+                                "a Runtime already holds its config and plugin manager")
+            self.runtime = runtime
+        else:
+            if config is None:
+                config = Config(providers={}, agents={}) if providers or agents \
+                    else load_config()
+            self.runtime = Runtime(config, plugin_manager)
         for p in providers or ():
             self.runtime.add_provider(p)
         for a in agents or ():
@@ -89,7 +97,7 @@ class _Base:
         outcome = "ok"
         result: AgentResult | None = None
         try:
-            result = self.runtime.pm.hook.llmcore_run_agent(call=call)
+            result = self.runtime.hooks.run_agent(call)
             assert result is not None
             if not result.success:
                 outcome = "failed"
@@ -235,7 +243,7 @@ class AsyncClient(_Base):
             raise
 
     async def aclose(self) -> None:
-        for p in self.runtime.providers.values():
+        for p in self.runtime.built_providers():
             await p.aclose()
         self.router.close()
         self.runtime.close()

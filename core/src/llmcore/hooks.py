@@ -1,4 +1,5 @@
-"""What the generation and agent hooks receive, and the core's own (innermost) implementations."""
+"""The hooks as llmcore calls them: the typed façade (:class:`Hooks`), what the generation
+and agent hooks receive, and the core's own (innermost) implementations."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import attrs
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    import click
+
     from .agents import Agent
+    from .metrics import MetricsEvent
+    from .plugins import PluginManager
     from .provider import Provider
-    from .types import AgentTask
+    from .types import AgentResult, AgentTask
 
 
 @attrs.define
@@ -53,3 +58,49 @@ class CoreHooks:
     @hookimpl(trylast=True)
     def llmcore_run_agent(self, call: AgentCall) -> Any:
         return call.proceed()
+
+
+class Hooks:
+    """The typed façade over the plugin hooks: one method per hook.
+
+    Everything in llmcore calls hooks through this object (``runtime.hooks``), never
+    through pluggy's untyped hook relay, so each call site is checked by the
+    type checker and the hook's calling convention (keyword arguments, first result,
+    per-plugin isolation of discovery) lives in one place.
+    """
+
+    def __init__(self, manager: PluginManager) -> None:
+        self._manager = manager
+        self._relay = manager.pm.hook
+
+    # -- discovery: per plugin, a failing plugin is recorded and skipped -----------------
+    def register_providers(self) -> list[tuple[str, Any]]:
+        """``(plugin name, offered class)`` for every provider class offered."""
+        return self._manager.call_discovery("llmcore_register_providers")
+
+    def register_agents(self) -> list[tuple[str, Any]]:
+        return self._manager.call_discovery("llmcore_register_agents")
+
+    def register_metrics_sinks(self) -> list[tuple[str, Any]]:
+        return self._manager.call_discovery("llmcore_register_metrics_sinks")
+
+    def register_commands(self, cli: click.Group) -> None:
+        self._relay.llmcore_register_commands(cli=cli)
+
+    # -- around every call and run -----------------------------------------------------
+    def generate(self, call: GenerationCall) -> Any:
+        """The result of one provider attempt, through every ``llmcore_generate`` impl."""
+        return self._relay.llmcore_generate(call=call)
+
+    def run_agent(self, call: AgentCall) -> AgentResult:
+        """The result of one agent run, through every ``llmcore_run_agent`` impl."""
+        result: AgentResult = self._relay.llmcore_run_agent(call=call)
+        return result
+
+    # -- metrics -------------------------------------------------------------------------
+    def has_metrics_listeners(self) -> bool:
+        """Does any plugin implement ``llmcore_metrics_event``?"""
+        return bool(self._relay.llmcore_metrics_event.get_hookimpls())
+
+    def metrics_event(self, event: MetricsEvent) -> None:
+        self._relay.llmcore_metrics_event(event=event)

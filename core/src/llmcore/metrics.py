@@ -12,11 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from .secrets import redact
+
+if TYPE_CHECKING:
+    from .hooks import Hooks
 
 #: Event kinds. ``request`` is one whole call as the caller saw it; ``attempt`` one try of
 #: one candidate; the others mark what the router did.
@@ -153,11 +156,11 @@ def builtin_sinks() -> list[type[MetricsSink]]:
 class Metrics:
     """Delivers events to the hook and to every enabled sink; a failing sink is reported once."""
 
-    def __init__(self, hook: Any, sinks: list[MetricsSink]) -> None:
-        self._hook = hook
+    def __init__(self, hooks: Hooks, sinks: list[MetricsSink]) -> None:
+        self._hooks = hooks
         self.sinks = sinks
         self._reported: set[str] = set()
-        self._has_hook_impls = bool(hook.llmcore_metrics_event.get_hookimpls())
+        self._has_hook_impls = hooks.has_metrics_listeners()
 
     @property
     def listening(self) -> bool:
@@ -171,7 +174,7 @@ class Metrics:
     def emit(self, event: MetricsEvent) -> None:
         if self._has_hook_impls:
             try:
-                self._hook.llmcore_metrics_event(event=event)
+                self._hooks.metrics_event(event)
             except Exception as exc:
                 self._report("llmcore_metrics_event hook", exc)
         for sink in self.sinks:

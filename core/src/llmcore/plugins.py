@@ -14,7 +14,7 @@ import re
 import sys
 import traceback
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -22,6 +22,9 @@ import pluggy
 from . import hookspecs
 from .errors import PluginError
 from .hookspecs import HOOK_API_VERSION, PROJECT
+
+if TYPE_CHECKING:
+    from .hooks import Hooks
 
 ENTRY_POINT_GROUP = "llmcore"
 STRICT_ENV = "LLMCORE_STRICT_PLUGINS"
@@ -86,6 +89,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
         self._disabled = list(disabled)
+        self._hooks: Hooks | None = None
         from .hooks import CoreHooks
 
         self.pm.register(CoreHooks(), name="llmcore.core")
@@ -96,8 +100,13 @@ class PluginManager:
             self.load_entry_points()
 
     @property
-    def hook(self) -> Any:
-        return self.pm.hook
+    def hooks(self) -> Hooks:
+        """The typed façade: one method per hook (the only way llmcore calls them)."""
+        if self._hooks is None:
+            from .hooks import Hooks
+
+            self._hooks = Hooks(self)
+        return self._hooks
 
     def load_entry_points(self) -> None:
         strict = os.environ.get(STRICT_ENV, "") not in ("", "0", "false")

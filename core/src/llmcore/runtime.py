@@ -10,6 +10,7 @@ import attrs
 from .agents import Agent
 from .config import AgentConfig, Config, ProviderConfig, check_plugin_options, load_config
 from .errors import ConfigError
+from .hooks import Hooks
 from .metrics import Metrics, MetricsSink
 from .plugins import PluginManager
 from .provider import Provider
@@ -41,22 +42,30 @@ class Runtime:
         self._agents: dict[str, Agent] | None = None
         self._metrics: Metrics | None = None
 
+    @property
+    def hooks(self) -> Hooks:
+        """The typed hook façade of this runtime's plugin manager."""
+        return self.pm.hooks
+
     # -- types offered by plugins ------------------------------------------------------
     @functools.cached_property
     def provider_types(self) -> dict[str, type[Provider]]:
-        return self._collect("llmcore_register_providers", Provider)
+        return self._collect("llmcore_register_providers",
+                             self.hooks.register_providers(), Provider)
 
     @functools.cached_property
     def agent_types(self) -> dict[str, type[Agent]]:
-        return self._collect("llmcore_register_agents", Agent)
+        return self._collect("llmcore_register_agents", self.hooks.register_agents(), Agent)
 
     @functools.cached_property
     def sink_types(self) -> dict[str, type[MetricsSink]]:
-        return self._collect("llmcore_register_metrics_sinks", MetricsSink)
+        return self._collect("llmcore_register_metrics_sinks",
+                             self.hooks.register_metrics_sinks(), MetricsSink)
 
-    def _collect(self, hook: str, base: type) -> dict[str, Any]:
+    def _collect(self, hook: str, offered: list[tuple[str, Any]],
+                 base: type) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for plugin, cls in self.pm.call_discovery(hook):
+        for plugin, cls in offered:
             name: str = getattr(cls, "type_name", "") if isinstance(cls, type) else ""
             if not (isinstance(cls, type) and issubclass(cls, base) and name):
                 self.pm.mark_failed(
@@ -103,6 +112,10 @@ class Runtime:
             }
         return self._providers
 
+    def built_providers(self) -> list[Provider]:
+        """The provider instances made so far (none are made to answer this)."""
+        return list((self._providers or {}).values())
+
     def add_provider(self, provider: Provider) -> None:
         self.providers[provider.name] = provider
 
@@ -147,7 +160,7 @@ class Runtime:
                         import sys
 
                         print(f"llmcore: metrics sink {name} disabled: {exc}", file=sys.stderr)
-            self._metrics = Metrics(self.pm.hook, sinks)
+            self._metrics = Metrics(self.hooks, sinks)
         return self._metrics
 
     def entries(self) -> list[Entry]:
@@ -166,10 +179,11 @@ class Runtime:
         return out
 
     def close(self) -> None:
-        for p in (self._providers or {}).values():
+        """Close every provider this runtime built or was given, and the metrics sinks."""
+        for p in self.built_providers():
             try:
                 p.close()
-            except Exception:
+            except Exception:  # one provider failing to close must not keep the rest open
                 pass
         if self._metrics is not None:
             self._metrics.close()

@@ -69,7 +69,7 @@ def _plugin_commands() -> None:
     try:
         pm = PluginManager(disabled=disabled)
         base.SHARED_PM = pm
-        pm.hook.llmcore_register_commands(cli=cli)
+        pm.hooks.register_commands(cli)
     except Exception as exc:
         print(f"llmcore: a plugin failed to add its commands: {exc}", file=sys.stderr)
 

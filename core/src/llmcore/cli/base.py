@@ -57,10 +57,9 @@ class State:
         if self._client is None:
             from ..client import Client
 
-            runtime = self.runtime
-            self._client = Client(runtime.config, plugin_manager=runtime.pm)
-            self._client.runtime = runtime
-            self._client.router.runtime = runtime
+            # One Runtime per command: the client, its router and the commands share it,
+            # so every provider built is closed once by close().
+            self._client = Client(runtime=self.runtime)
         return self._client
 
     def close(self) -> None:

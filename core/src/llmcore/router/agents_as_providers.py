@@ -48,7 +48,7 @@ def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async
 
     def run() -> ChatResponse:
         call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t))
-        result = runtime.pm.hook.llmcore_run_agent(call=call)
+        result = runtime.hooks.run_agent(call)
         if not result.success:
             raise ResponseError(
                 f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",

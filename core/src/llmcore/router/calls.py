@@ -46,7 +46,7 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
         }[(run.op, is_async)]
         call = GenerationCall(operation=run.op, request=req, provider=p, is_async=is_async,
                               proceed=method)
-    return router.runtime.pm.hook.llmcore_generate(call=call)
+    return router.runtime.hooks.generate(call)
 
 
 def call_once(run: Run, cand: Candidate, req: Any) -> Any:
