@@ -24,6 +24,9 @@ from .errors import PluginError
 from .hookspecs import HOOK_API_VERSION, PROJECT
 
 ENTRY_POINT_GROUP = "llmcore"
+# The core's name on the package index; the import package stays ``llmcore`` (the name
+# ``llmcore`` there belongs to an unrelated project: docs/plugins/publishing.md).
+CORE_DISTRIBUTION = "llmcore-framework"
 STRICT_ENV = "LLMCORE_STRICT_PLUGINS"
 ONLY_ENV = "LLMCORE_PLUGINS"
 

@@ -17,6 +17,7 @@ import click
 from .. import __version__
 from ..errors import LLMCoreError
 from ..hookspecs import HOOK_API_VERSION
+from ..plugins import CORE_DISTRIBUTION
 from . import cli
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -40,11 +41,11 @@ _FILES = {
 
 
 def llmcore_requirement(version: str = __version__) -> str:
-    """``llmcore>=0.1,<0.2``: this minor series, which keeps the hook API stable."""
+    """``llmcore-framework>=0.1,<0.2``: this minor series, which keeps the hook API stable."""
     major, minor = (int(p) for p in version.split(".")[:2])
     if major == 0:
-        return f"llmcore>={major}.{minor},<{major}.{minor + 1}"
-    return f"llmcore>={major}.{minor},<{major + 1}"
+        return f"{CORE_DISTRIBUTION}>={major}.{minor},<{major}.{minor + 1}"
+    return f"{CORE_DISTRIBUTION}>={major}.{minor},<{major + 1}"
 
 
 def _hook_api_spec() -> str:
