@@ -16,6 +16,8 @@ import pytest
 from packaging_support import CORE, PLUGINS, built_dists, make_venv, pip_install, run_in, wheel
 
 SHORT = [p.removeprefix("llmcore-plugin-") for p in PLUGINS]
+#: Plugins for hosted APIs only: not set up without a config section.
+HOSTED = {"anthropic"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_one_wheel_and_sdist_per_distribution_one_version(dist: Path) -> None:
     wheels = sorted(dist.glob("*.whl"))
     sdists = sorted(dist.glob("*.tar.gz"))
-    assert len(PLUGINS) >= 9, "the core and every plugin are published"
+    assert len(PLUGINS) >= 10, "the core and at least ten plugins are published"
     assert len(wheels) == len(PLUGINS) + 1 and len(sdists) == len(PLUGINS) + 1
     versions = {w.name.split("-")[1] for w in wheels} | {s.name.rsplit("-", 1)[1][:-7]
                                                          for s in sdists}
@@ -173,7 +175,15 @@ def test_providers_from_wheels(installed: Path, tmp_path: Path) -> None:
     out = run_in(installed, "providers", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     plugins = {e["plugin"] for e in json.loads(out.stdout)}
-    assert set(SHORT) <= plugins, f"missing: {set(SHORT) - plugins}"
+    # With no config file only local servers and agents are set up; a hosted API needs a
+    # key and a section of its own, checked below.
+    assert set(SHORT) - HOSTED <= plugins, f"missing: {set(SHORT) - HOSTED - plugins}"
+    (tmp_path / "llmcore.yaml").write_text(
+        "".join(f"providers:\n  {h}:\n    plugin: {h}\n" for h in HOSTED))
+    out = run_in(installed, "providers", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    api = {e["plugin"] for e in json.loads(out.stdout) if e["kind"] == "api"}
+    assert api == HOSTED, "a providers: section replaces the implicit local servers"
 
 
 def test_config_typo_exits_2(installed: Path, tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ Where wire formats differ, override the small hooks instead of the tests:
 * :meth:`ProviderContract.auth_header` is the header (lower-case name) a key is sent in.
 * :attr:`ProviderContract.stream_usage_exact`: set False when your server cannot report
   usage in a stream and the provider counts it itself (then it must still be > 0).
+* :attr:`ProviderContract.unsupported_options`: the request options your API has no
+  parameter for (``{"seed"}`` for Anthropic). The options test then checks that they are
+  *not* sent, instead of checking that they arrive.
 
 The suite uses only :meth:`FakeServer.push` with :class:`Reply` and ``fake.requests``,
 so any fake built on :class:`~llmcore.testing.fakes.FakeServer` fits. To extend the
@@ -110,6 +113,8 @@ class ProviderContract:
     not_found_error: ClassVar[str] = "model 'no-such-model' not found"
     #: False when the provider counts stream usage itself instead of reading it.
     stream_usage_exact: ClassVar[bool] = True
+    #: Request options (of temperature, top_p, seed, max_tokens, stop) the API does not have.
+    unsupported_options: ClassVar[frozenset[str]] = frozenset()
 
     # -- what a subclass provides ----------------------------------------------------
     @pytest.fixture
@@ -259,11 +264,15 @@ class ProviderContract:
         body = self._last_body(fake)
         assert body.get("model") == self.model
         sent = self.sent_options(body)
-        assert sent["temperature"] == 0.25
-        assert sent["top_p"] == 0.5
-        assert sent["seed"] == 42
-        assert sent["max_tokens"] == 17
-        assert sent["stop"] == ["END"]
+        wanted = {"temperature": 0.25, "top_p": 0.5, "seed": 42, "max_tokens": 17,
+                  "stop": ["END"]}
+        unknown = set(self.unsupported_options) - set(wanted)
+        assert not unknown, f"unsupported_options names no request option: {unknown}"
+        for key, value in wanted.items():
+            if key in self.unsupported_options:
+                assert sent.get(key) is None, f"{key} is declared unsupported but was sent"
+            else:
+                assert sent.get(key) == value, f"{key}: sent {sent.get(key)!r}, not {value!r}"
 
     def test_models_lists_model_info(self, fake: FakeServer,
                                      make_provider: MakeProvider) -> None:

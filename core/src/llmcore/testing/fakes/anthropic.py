@@ -103,6 +103,8 @@ class AnthropicFake(FakeServer):
                                                "it is not valid JSON")
             if not isinstance(body, dict) or "max_tokens" not in body:
                 return Reply(status=400, error="max_tokens: Field required")
+            if isinstance(body["max_tokens"], bool) or not isinstance(body["max_tokens"], int):
+                return Reply(status=400, error="max_tokens: Input should be a valid integer")
         return None
 
     def message_requests(self) -> list[RecordedRequest]:
