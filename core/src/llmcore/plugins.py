@@ -219,6 +219,21 @@ class PluginManager:
                 out.append((impl.plugin_name, cls))
         return out
 
+    def call_facts(self) -> list[tuple[str, Any]]:
+        """``(plugin_name, mapping)`` from every ``llmcore_register_model_facts``, in
+        precedence order (the core first, then by entry-point name); a plugin that raises
+        is marked failed."""
+        out: list[tuple[str, Any]] = []
+        for impl in self.pm.hook.llmcore_register_model_facts.get_hookimpls():
+            try:
+                doc = impl.function()
+            except Exception as exc:
+                self.mark_failed(impl.plugin_name, exc)
+                continue
+            if doc:
+                out.append((impl.plugin_name, doc))
+        return sorted(out, key=lambda item: self.rank(item[0]))
+
     def record_conflict(self, kind: str, type_name: str, winner: str, loser: str) -> None:
         """Note that ``loser`` offers a ``kind`` type ``winner`` already offers."""
         conflict = TypeConflict(kind, type_name, winner, loser)

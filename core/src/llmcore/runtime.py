@@ -131,12 +131,24 @@ class Runtime:
         """Every enabled provider, in routing order (priority, then config order)."""
         if self._providers is None:
             self.validate()
+            self.load_model_facts()
             cfgs = [c for c in self.provider_configs().values() if c.enabled]
             cfgs.sort(key=lambda c: c.priority)
             self._providers = {
                 c.name: self.provider_types[c.plugin](c) for c in cfgs
             }
         return self._providers
+
+    def load_model_facts(self) -> None:
+        """Hand the facts plugins offer (``llmcore_register_model_facts``) to the registry."""
+        from .registry import get_registry
+
+        registry = get_registry(self.config)
+        for plugin, doc in self.pm.call_facts():
+            try:
+                registry.add_facts(plugin, doc)
+            except Exception as exc:  # a plugin's bad data never breaks requests
+                self.pm.mark_failed(plugin, exc)
 
     def add_provider(self, provider: Provider) -> None:
         self.providers[provider.name] = provider

@@ -160,6 +160,18 @@ def test_prompt_caching_is_priced_at_the_cache_read_price(tmp_path: Path,
     assert r.cost_usd == pytest.approx((1000 * 3.00 + 10000 * 0.30 + 100 * 15.00) / 1e6)
 
 
+def test_the_plugin_prices_models_the_core_does_not_list(tmp_path: Path,
+                                                         fake: AnthropicFake) -> None:
+    fake.push(Reply(text="old but cheap", model="claude-3-haiku-20240307",
+                    usage=(1_000_000, 1_000_000)))
+    cfg = tmp_path / "llmcore.yaml"
+    cfg.write_text(f"providers:\n  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
+                   f"    base_url: {fake.base_url}\n    models: [claude-3-haiku-20240307]\n"
+                   "metrics:\n  enabled: false\n")
+    with llmcore.Client(load_config(cfg)) as client:
+        assert client.chat("hi").cost_usd == pytest.approx(0.25 + 1.25)
+
+
 def test_an_overloaded_error_inside_a_stream_raises_retryable(fake: AnthropicFake) -> None:
     fake.push(Reply(text="one two three", extra={"stream_error": "overloaded_error"}))
     got: list[str] = []

@@ -182,6 +182,20 @@ class AnthropicProvider(OpenAIProvider):
         raise NotImplementedError("the Anthropic API has no embeddings endpoint")
 
 
+#: Models the core's bundled registry does not list, priced here (USD per million tokens,
+#: Anthropic's published prices; ``cached_input`` is the cache-read price).
+MODEL_FACTS: dict[str, Any] = {"models": {
+    "claude-3-haiku": {"aliases": ["claude-3-haiku-20240307"], "context": 200000,
+                       "capabilities": ["chat", "vision", "tools"],
+                       "price": {"input": 0.25, "output": 1.25, "cached_input": 0.03}},
+}}
+
+
 @llmcore.hookimpl
 def llmcore_register_providers() -> list[type[llmcore.Provider]]:
     return [AnthropicProvider]
+
+
+@llmcore.hookimpl
+def llmcore_register_model_facts() -> dict[str, Any]:
+    return MODEL_FACTS
