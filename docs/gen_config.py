@@ -49,8 +49,9 @@ NOTES: dict[str, str] = {
     "ProviderConfig.fallback_models": "Tried in order on this provider when the asked "
                                       "model fails.",
     "ProviderConfig.largest_first": "Prefer the largest model that fits.",
-    "ProviderConfig.timeout": "Seconds; a number sets all four, or a mapping of "
-                              "connect/read/write/pool.",
+    "ProviderConfig.timeout": "Seconds; a number, or a mapping of connect/read/write/"
+                              "pool/first_token/total.",
+    "ProviderConfig.limits": "Byte limits on what the server may send.",
     "ProviderConfig.retry": "Retries on this provider before failing over.",
     "ProviderConfig.cost": "Prices; overrides the registry for this provider.",
     "ProviderConfig.options": "Any other key of the section goes to the plugin's options "

@@ -112,9 +112,9 @@ def test_images_are_sent_as_content_parts(fake: OpenAIFake, provider: OpenAIProv
 
 def test_one_pooled_client_per_provider(provider: OpenAIProvider) -> None:
     provider.chat(req())
-    first = provider.http
+    first = provider.transport.client
     provider.chat(req())
-    assert provider.http is first
+    assert provider.transport.client is first
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -245,15 +245,15 @@ def test_provider_works_from_several_event_loops(fake: OpenAIFake,
                                                  provider: OpenAIProvider) -> None:
     async def twice() -> tuple[Any, Any]:
         await provider.achat(req())
-        s1 = provider.session()
+        s1 = provider.atransport.session()
         await provider.achat(req())
-        return s1, provider.session()
+        return s1, provider.atransport.session()
 
     s1, s2 = asyncio.run(twice())
     assert s1 is s2, "one session per loop, reused"
     s3, _ = asyncio.run(twice())  # a new loop: a new session, the old one let go
     assert s3 is not s1
-    assert len(provider._sessions) == 1
+    assert len(provider.atransport._sessions) == 1
     provider.close()
 
 

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from llmcore import openai_compat
 from llmcore.config import ProviderConfig
 from llmcore.errors import ProviderConnectionError
+from llmcore.http import tls
 from llmcore.openai_compat import OpenAIProvider, ssl_context
 from llmcore.types import ChatRequest, Message
 
@@ -89,7 +89,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(autouse=True)
 def _fresh_contexts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(openai_compat, "_SSL_CONTEXTS", {})
+    monkeypatch.setattr(tls, "_SSL_CONTEXTS", {})
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
 

@@ -12,7 +12,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "client", "AsyncClient": "client",
-    "raise_for_status": "openai_compat", "parse_retry_after": "openai_compat",
+    "raise_for_status": "openai_compat", "parse_retry_after": "http",
+    "HTTPRequest": "http", "HTTPResponse": "http", "SSEChunks": "http", "NDJSONChunks": "http",
+    "SSEEvent": "http", "SSEDecoder": "http", "NDJSONDecoder": "http", "Endpoint": "http",
+    "Limits": "http", "StreamDecoder": "http", "status_error": "http", "answer_error": "http",
+    "server_message": "http", "token_count": "http", "retryable_status": "http",
     "Provider": "provider", "OpenAIProvider": "openai_compat", "OpenAIOptions": "openai_compat", "Agent": "agents", "Invocation": "agents", "RunOutput": "agents",
     "register_secret": "secrets", "redact": "secrets",
     "hookimpl": "hookspecs", "HOOK_API_VERSION": "hookspecs",
@@ -87,8 +91,26 @@ if TYPE_CHECKING:
     )
     from .hooks import AgentCall, GenerationCall
     from .hookspecs import HOOK_API_VERSION, hookimpl
+    from .http import (
+        Endpoint,
+        HTTPRequest,
+        HTTPResponse,
+        Limits,
+        NDJSONChunks,
+        NDJSONDecoder,
+        SSEChunks,
+        SSEDecoder,
+        SSEEvent,
+        StreamDecoder,
+        answer_error,
+        parse_retry_after,
+        retryable_status,
+        server_message,
+        status_error,
+        token_count,
+    )
     from .metrics import MetricsEvent, MetricsSink
-    from .openai_compat import OpenAIOptions, OpenAIProvider, parse_retry_after, raise_for_status
+    from .openai_compat import OpenAIOptions, OpenAIProvider, raise_for_status
     from .provider import Provider
     from .secrets import redact, register_secret
     from .types import (

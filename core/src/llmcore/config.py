@@ -33,12 +33,40 @@ ISOLATION = ("none", "worktree")
 
 @attrs.define
 class Timeouts:
-    """Granular timeouts in seconds. A single number in YAML sets all four."""
+    """Deadlines in seconds. A single number N in YAML sets read, first_token, write and
+    pool to N, connect to min(N, 5) and total to max(N, 600).
 
+    The defaults make a hung server (one that accepts and never answers, or goes silent)
+    fail over within ~30 s rather than minutes; raise ``first_token`` (or ``read``) for a
+    local server that takes long to load a model or to write a whole non-streamed answer.
+    """
+
+    #: Opening the TCP (and TLS) connection.
     connect: float = 5.0
-    read: float = 120.0
+    #: The longest silence once the answer has started arriving.
+    read: float = 30.0
+    #: Sending the request.
     write: float = 30.0
+    #: Waiting for a free pooled connection.
     pool: float = 10.0
+    #: Waiting for the first byte of the answer (for a stream: its first chunk);
+    #: unset, the same as ``read``.
+    first_token: float | None = None
+    #: The whole call, a trickling or endless stream included.
+    total: float = 600.0
+
+
+@attrs.define
+class Limits:
+    """What a provider's server may send (bytes); past a limit the call fails cleanly."""
+
+    #: The whole answer, counted after decompression (a gzip bomb stops here too).
+    max_response_bytes: int = 32 * 1024 * 1024
+    #: One line of a stream (one SSE event or NDJSON object).
+    max_line_bytes: int = 1024 * 1024
+    #: The longest Retry-After honoured, in seconds; larger, endless or NaN values clamp
+    #: to it.
+    retry_after_cap: float = 3600.0
 
 
 @attrs.define
@@ -73,6 +101,7 @@ class ProviderConfig:
     fallback_models: list[str] = attrs.field(factory=list)
     largest_first: bool = False
     timeout: Timeouts = attrs.field(factory=Timeouts)
+    limits: Limits = attrs.field(factory=Limits)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cost: CostConfig | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
@@ -376,7 +405,8 @@ def _converter() -> cattrs.Converter:
             raise ValueError("a timeout must be a number of seconds or a mapping")
         if isinstance(value, (int, float)):
             v = float(value)
-            return Timeouts(connect=min(v, 5.0), read=v, write=v, pool=v)
+            return Timeouts(connect=min(v, 5.0), read=v, write=v, pool=v, first_token=v,
+                            total=max(v, 600.0))
         return conv.structure_attrs_fromdict(value, Timeouts)
 
     def strict_float(value: Any, _: Any) -> float:
@@ -450,7 +480,11 @@ def _check_values(c: Config) -> None:
                   "write it like http://127.0.0.1:11434")
         for f in attrs.fields(Timeouts):
             v = getattr(p.timeout, f.name)
-            check(v > 0, (*base, "timeout"), f"timeouts must be positive (got {f.name}={v})")
+            check(v is None or v > 0, (*base, "timeout"),
+                  f"timeouts must be positive (got {f.name}={v})")
+        check(p.limits.max_response_bytes > 0 and p.limits.max_line_bytes > 0
+              and p.limits.retry_after_cap >= 0, (*base, "limits"),
+              "limits must be positive numbers")
         check(p.retry.max_attempts >= 1, (*base, "retry", "max_attempts"), "must be at least 1")
         check(p.retry.wait in ("fixed", "exponential"), (*base, "retry", "wait"),
               "must be fixed or exponential")

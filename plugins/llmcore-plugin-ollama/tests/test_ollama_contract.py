@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from llmcore.testing.contract import ProviderContract
 from llmcore.testing.fakes import OllamaFake
+from llmcore.testing.hostile import OLLAMA_STREAM_UNIT
 from llmcore_ollama import OllamaProvider
 
 
@@ -15,6 +16,8 @@ class TestOllamaContract(ProviderContract):
     provider_class = OllamaProvider
     model = "llama3.2:latest"
     not_found_error = "model 'no-such-model' not found"
+    hostile_stream_unit = OLLAMA_STREAM_UNIT
+    hostile_stream_type = "application/x-ndjson"
 
     @pytest.fixture
     def fake(self) -> Iterator[OllamaFake]:

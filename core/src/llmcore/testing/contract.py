@@ -49,6 +49,10 @@ Where wire formats differ, override the small hooks instead of the tests:
 * :attr:`ProviderContract.unsupported_options`: the request options your API has no
   parameter for (``{"seed"}`` for Anthropic). The options test then checks that they are
   *not* sent, instead of checking that they arrive.
+* :attr:`ProviderContract.hostile_stream_unit` / ``hostile_stream_type``: one chunk of
+  your stream format and its content type, for the malicious-server kit
+  (:mod:`llmcore.testing.hostile`), which every provider runs whole, sync and async:
+  each fault must end in a typed llmcore error within its deadline, memory bounded.
 
 The suite uses only :meth:`FakeServer.push` with :class:`Reply` and ``fake.requests``,
 so any fake built on :class:`~llmcore.testing.fakes.FakeServer` fits. To extend the
@@ -58,13 +62,16 @@ contract with backend-specific tests, add test methods to your subclass.
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
 
-from ..config import ProviderConfig, Timeouts
+from ..config import Limits, ProviderConfig, Timeouts
 from ..errors import (
     AuthenticationError,
     ModelNotFoundError,
@@ -77,6 +84,7 @@ from ..errors import (
 from ..provider import Provider
 from ..types import ChatRequest, ChatResponse, Message, ModelInfo, StreamChunk
 from .fakes.base import FakeServer, Reply
+from .hostile import FAULTS, OPENAI_STREAM_UNIT, HostileServer
 
 __all__ = ["ProviderContract", "dead_url"]
 
@@ -102,7 +110,112 @@ def _request(model: str, prompt: str = "Say hello.", **kw: Any) -> ChatRequest:
     return ChatRequest(messages=[Message("user", prompt)], model=model, **kw)
 
 
-class ProviderContract:
+# -- the malicious-server kit ------------------------------------------------------------------
+#: Deadlines and limits the kit runs under: small, so each fault ends in seconds.
+HOSTILE_TIMEOUT = Timeouts(connect=2.0, read=1.0, write=2.0, pool=2.0, first_token=1.0,
+                           total=3.0)
+HOSTILE_LIMITS = Limits(max_response_bytes=1 << 20, max_line_bytes=64 << 10,
+                        retry_after_cap=600.0)
+#: Generous: a hang detector on a loaded machine, not a speed measurement.
+HOSTILE_GRACE_S = 15.0
+#: The most the process's peak memory may grow in one case (the unbounded client grew by
+#: gigabytes on the gzip bomb and the endless line).
+HOSTILE_MEMORY_BYTES = 256 << 20
+
+#: fault -> the error class it must end in (for a chat and for a stream).
+HOSTILE_EXPECTED: dict[str, type[ProviderError]] = {
+    "trickle": ProviderTimeoutError, "silence": ProviderTimeoutError,
+    "endless_line": ResponseError, "endless_stream": ProviderError,
+    "oversize": ResponseError, "gzip_bomb": ResponseError, "redirect": ResponseError,
+    "bad_utf8": ResponseError, "error_in_200": ResponseError,
+    "absurd_retry_after": RateLimitError, "absurd_retry_after_503": ResponseError,
+}
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class HostileKit:
+    """Mixed into :class:`ProviderContract`: every fault of the kit, chat and stream, sync
+    and async."""
+
+    model: ClassVar[str]
+    hostile_stream_unit: ClassVar[bytes]
+    hostile_stream_type: ClassVar[str]
+
+    @pytest.fixture
+    def hostile(self) -> Iterator[HostileServer]:
+        with HostileServer(stream_unit=self.hostile_stream_unit,
+                           stream_type=self.hostile_stream_type) as server:
+            yield server
+
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    @pytest.mark.parametrize("call", ["chat", "stream"])
+    @pytest.mark.parametrize("fault", FAULTS)
+    def test_hostile_server(self, hostile: HostileServer, make_provider: MakeProvider,
+                            fault: str, call: str, mode: str) -> None:
+        hostile.fault = fault
+        p = make_provider(hostile, timeout=HOSTILE_TIMEOUT, limits=HOSTILE_LIMITS)
+        request = _request(self.model)
+        before = _peak_rss()
+        t0 = time.monotonic()
+        err = _run_to_error(p, request, call, mode)
+        elapsed = time.monotonic() - t0
+        expected = HOSTILE_EXPECTED[fault]
+        assert isinstance(err, expected), \
+            f"{fault}: expected {expected.__name__}, got {type(err).__name__}: {err!r}"
+        assert err.provider == p.name
+        assert elapsed < HOSTILE_TIMEOUT.total + HOSTILE_GRACE_S, \
+            f"{fault}: took {elapsed:.1f}s, past every deadline"
+        grew = _peak_rss() - before
+        assert grew < HOSTILE_MEMORY_BYTES, f"{fault}: peak memory grew by {grew >> 20} MiB"
+        _check_fault_details(fault, err, hostile)
+
+
+def _run_to_error(p: Provider, request: ChatRequest, call: str,
+                  mode: str) -> BaseException:
+    async def arun() -> None:
+        try:
+            if call == "chat":
+                await p.achat(request)
+            else:
+                async for _ in p.astream(request):
+                    pass
+        finally:
+            await p.aclose()
+
+    try:
+        if mode == "async":
+            asyncio.run(arun())
+        elif call == "chat":
+            p.chat(request)
+        else:
+            for _ in p.stream(request):
+                pass
+    except Exception as exc:  # the case passes only with the right typed error
+        return exc
+    raise AssertionError(f"{call} ({mode}) against a hostile server returned normally")
+
+
+def _check_fault_details(fault: str, err: BaseException, hostile: HostileServer) -> None:
+    text = str(err)
+    if fault == "redirect":
+        assert "127.0.0.2" in text, f"the redirect's Location is not named: {text}"
+        assert hostile.elsewhere.connections == 0, "something was sent to the other host"
+    elif fault == "bad_utf8":
+        assert "UTF-8" in text, f"invalid UTF-8 not named as such: {text}"
+    elif fault == "error_in_200":
+        assert "hostile says no" in text, f"the server's own message is hidden: {text}"
+    elif fault in ("absurd_retry_after", "absurd_retry_after_503"):
+        after = getattr(err, "retry_after", None)
+        assert after is not None and 0 <= after <= HOSTILE_LIMITS.retry_after_cap
+    elif fault in ("oversize", "gzip_bomb", "endless_line"):
+        assert "larger than" in text, f"the size limit is not named: {text}"
+
+
+class ProviderContract(HostileKit):
     """Base class of a provider's contract tests; see the module docstring for use."""
 
     #: The provider class under test.
@@ -115,6 +228,9 @@ class ProviderContract:
     stream_usage_exact: ClassVar[bool] = True
     #: Request options (of temperature, top_p, seed, max_tokens, stop) the API does not have.
     unsupported_options: ClassVar[frozenset[str]] = frozenset()
+    #: One chunk of the provider's stream format, and the stream's content type (kit).
+    hostile_stream_unit: ClassVar[bytes] = OPENAI_STREAM_UNIT
+    hostile_stream_type: ClassVar[str] = "text/event-stream"
 
     # -- what a subclass provides ----------------------------------------------------
     @pytest.fixture

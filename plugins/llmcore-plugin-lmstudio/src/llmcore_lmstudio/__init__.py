@@ -60,16 +60,19 @@ class LMStudioProvider(OpenAIProvider):
         base = self.base_url or ""
         return base[:-3] if base.endswith("/v1") else base
 
+    #: LM Studio's native model list, beside ``/v1`` at the server root.
+    NATIVE_MODELS = llmcore.HTTPRequest("GET", "/api/v0/models", root=True)
+
     def models(self) -> list[llmcore.ModelInfo]:
         try:
-            data = self._call_json("GET", "/api/v0/models", base=self.native_root)
+            data = self.call(self.NATIVE_MODELS)
         except llmcore.ModelNotFoundError:  # 404: no native API; use the OpenAI list
             return super().models()
         return self._native(data)
 
     async def amodels(self) -> list[llmcore.ModelInfo]:
         try:
-            data = await self._acall_json("GET", "/api/v0/models", base=self.native_root)
+            data = await self.acall(self.NATIVE_MODELS)
         except llmcore.ModelNotFoundError:
             return await super().amodels()
         return self._native(data)
@@ -78,7 +81,7 @@ class LMStudioProvider(OpenAIProvider):
         try:
             return [model_info(m, self.name) for m in data["data"]]
         except (KeyError, TypeError, AttributeError):
-            raise self._shape_error(data, "data[] (LM Studio's model list)") from None
+            raise self.answer_error(data, "data[] (LM Studio's model list)") from None
 
 
 def model_info(item: dict[str, Any], provider: str) -> llmcore.ModelInfo:

@@ -16,10 +16,10 @@ from llmcore import (
     ModelNotFoundError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeoutError,
     RateLimitError,
     ResponseError,
     parse_retry_after,
+    retryable_status,
 )
 
 CLOUD_KEYS_URL = "https://ollama.com/settings/keys"
@@ -43,7 +43,8 @@ def pull_hint(model: str | None, cloud: bool) -> str:
 
 
 def for_status(provider: str, model: str | None, status: int, body: str, headers: Any, *,
-               cloud: bool, key_env: str | None) -> ProviderError:
+               cloud: bool, key_env: str | None,
+               retry_after_cap: float = 3600.0) -> ProviderError:
     """The error for an HTTP error status (``headers`` needs only ``.get``)."""
     text = error_text(body)
     kw: dict[str, Any] = {"provider": provider, "model": model, "status": status}
@@ -61,12 +62,13 @@ def for_status(provider: str, model: str | None, status: int, body: str, headers
                                        "e.g. http://localhost:11434", **kw)
     if status == 429:
         return RateLimitError(f"{provider}: rate limited (429): {text}",
-                              retry_after=parse_retry_after(headers), **kw)
+                              retry_after=parse_retry_after(headers, retry_after_cap), **kw)
     if status in (400, 422):
         return BadRequestError(f"{provider}: Ollama rejected the request ({status}): {text}",
                                **kw)
+    after = parse_retry_after(headers, retry_after_cap) if status == 503 else None
     return ResponseError(f"{provider}: Ollama answered {status}: {text}",
-                         retryable=status in (500, 502, 503, 504), **kw)
+                         retryable=retryable_status(status), retry_after=after, **kw)
 
 
 def in_stream(provider: str, model: str | None, message: str, *, cloud: bool) -> ProviderError:
@@ -97,15 +99,6 @@ def not_reachable(provider: str, base_url: str, detail: str, *, cloud: bool,
     return ProviderConnectionError(
         f"{provider}: cannot talk to Ollama at {base_url}: {detail}", provider=provider,
         hint="is `ollama serve` running and reachable at that address?")
-
-
-def timed_out(provider: str, model: str | None, phase: str, seconds: float | None,
-              ) -> ProviderTimeoutError:
-    limit = f" after {seconds:g}s" if seconds else ""
-    hint = ("a first call loads the model into memory; raise timeout.read, or keep it "
-            "loaded with keep_alive") if phase == "read" else "check that Ollama is reachable"
-    return ProviderTimeoutError(f"{provider}: Ollama {phase} timed out{limit}",
-                                provider=provider, model=model, hint=hint)
 
 
 def cut(provider: str, model: str | None, detail: str) -> ProviderConnectionError:

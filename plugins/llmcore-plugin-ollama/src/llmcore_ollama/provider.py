@@ -1,44 +1,46 @@
 """The ``ollama`` provider type: Ollama's native API, local or Ollama Cloud.
 
-Sync calls go through one pooled ``httpx.Client`` per provider instance (here); async
-calls through one ``aiohttp.ClientSession`` per instance and event loop (:mod:`.aio`).
-Both are created on first use, so importing the plugin costs no HTTP stack.
+Pure wire code (:mod:`.wire` builds bodies and reads answers, :mod:`.errors` words the
+failures); :class:`llmcore.Provider` does the I/O, sync and async, with llmcore's limits
+and deadlines. Importing the plugin costs no HTTP stack.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
+import llmcore
 from llmcore import (
     AuthenticationError,
-    BadRequestError,
     ChatRequest,
     ChatResponse,
     ConfigError,
     EmbeddingResponse,
     Health,
+    HTTPRequest,
+    HTTPResponse,
     ModelInfo,
     ModelNotFoundError,
+    NDJSONChunks,
     Provider,
+    ProviderConnectionError,
     ProviderError,
     StreamChunk,
     Usage,
 )
 
 from . import errors, wire
-from .aio import AsyncCalls
 
 log = logging.getLogger("llmcore_ollama")
 
 #: ``progress(status, completed, total)``, called for every line of a pull.
 Progress = Callable[[str, int | None, int | None], None]
+T = TypeVar("T")
 
 CLOUD_KEY_ENV = "OLLAMA_API_KEY"
 
@@ -53,13 +55,15 @@ MODEL_OPTIONS = frozenset({
 })
 
 
-class OllamaProvider(AsyncCalls, Provider):
+class OllamaProvider(Provider):
     """Ollama through ``/api/chat``, ``/api/generate``, ``/api/embed`` and friends."""
 
     type_name: ClassVar[str] = "ollama"
     default_base_url: ClassVar[str | None] = "http://localhost:11434"
     default_api_key_env: ClassVar[str | None] = None
     local: ClassVar[bool] = True
+    start_hint: ClassVar[str] = ("start it with `ollama serve` (or open the Ollama app), "
+                                 "or point base_url at the machine where it runs")
 
     @attrs.define
     class Options:
@@ -89,10 +93,6 @@ class OllamaProvider(AsyncCalls, Provider):
                               f"seconds, not {keep!r}",
                               path=f"providers.{self.name}.keep_alive",
                               hint="e.g. keep_alive: 10m (or 0 to unload at once, -1 to keep)")
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self._session: Any = None
-        self._session_loop: Any = None
         #: Set by a front end (the CLI) to show pull progress; default: log lines.
         self.pull_progress: Progress | None = None
 
@@ -110,15 +110,13 @@ class OllamaProvider(AsyncCalls, Provider):
         if self.cloud and not cfg.api_key_env and not cfg.api_key:
             import os
 
-            from llmcore import register_secret
-
             key = os.environ.get(CLOUD_KEY_ENV)
-            register_secret(key)
+            llmcore.register_secret(key)
             return key
         resolved: str | None = cfg.resolved_api_key()
         return resolved
 
-    def _headers(self) -> dict[str, str]:
+    def request_headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json",
                    "User-Agent": "llmcore-ollama/0.1"}
         key = self.api_key
@@ -133,12 +131,7 @@ class OllamaProvider(AsyncCalls, Provider):
         return headers
 
     def _model(self, request: Any) -> str:
-        model = self.model_for(request)
-        if not model:
-            raise BadRequestError(f"{self.name}: no model given", provider=self.name,
-                                  hint="pass a model, or list one under `models:` in the "
-                                       "provider's config")
-        return str(model)
+        return self.require_model(request)
 
     def _body_kw(self) -> dict[str, Any]:
         o = self.options
@@ -147,113 +140,79 @@ class OllamaProvider(AsyncCalls, Provider):
     def _can_pull(self) -> bool:
         return bool(self.options.auto_pull) and not self.cloud
 
-    def _error(self, model: str | None, status: int, body: str, headers: Any) -> ProviderError:
-        return errors.for_status(self.name, model, status, body, headers, cloud=self.cloud,
+    # -- failures in Ollama's words ------------------------------------------------------
+    def error_for_status(self, response: HTTPResponse, request: HTTPRequest) -> ProviderError:
+        return errors.for_status(self.name, request.model, response.status, response.text(),
+                                 response.headers, cloud=self.cloud,
                                  key_env=self.config.api_key_env
-                                 or (CLOUD_KEY_ENV if self.cloud else None))
+                                 or (CLOUD_KEY_ENV if self.cloud else None),
+                                 retry_after_cap=self.limits.retry_after_cap)
 
-    # -- sync transport (httpx) --------------------------------------------------------
-    @property
-    def http(self) -> Any:
-        """The pooled httpx client, made on first use."""
-        if self._client is None:
-            headers = self._headers()
-            with self._lock:
-                if self._client is None:
-                    import httpx
+    def unreachable_error(self, url: str, detail: str,
+                          refused: bool = False) -> ProviderConnectionError:
+        return errors.not_reachable(self.name, self.base_url or url, detail, cloud=self.cloud,
+                                    refused=refused)
 
-                    t = self.config.timeout
-                    self._client = httpx.Client(
-                        base_url=self.base_url or "", headers=headers,
-                        timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write,
-                                              pool=t.pool))
-        return self._client
+    def decode(self, response: HTTPResponse, request: HTTPRequest) -> Any:
+        """Ollama answers JSON objects; an ``{"error": ...}`` one is raised, even in a 200."""
+        data = super().decode(response, request)
+        return self._checked(data, request.model)
 
-    def _timeout(self, request_timeout: float | None) -> Any:
-        if request_timeout is None:
-            return None
-        import httpx
-
-        t = self.config.timeout
-        return httpx.Timeout(connect=t.connect, read=request_timeout, write=t.write,
-                             pool=t.pool)
-
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-              model: str | None = None, stream: bool = False,
-              timeout: float | None = None) -> Any:
-        import httpx
-
-        client = self.http
-        try:
-            extra = {"timeout": self._timeout(timeout)} if timeout is not None else {}
-            content = json.dumps(body).encode() if body is not None else None
-            req = client.build_request(method, path, content=content, **extra)
-            resp = client.send(req, stream=stream)
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc, model, timeout) from None
-        except httpx.ConnectError as exc:
-            raise errors.not_reachable(self.name, self.base_url or "", str(exc),
-                                       cloud=self.cloud, refused=True) from None
-        except httpx.TransportError as exc:
-            raise errors.cut(self.name, model, str(exc) or type(exc).__name__) from None
-        if resp.status_code >= 400:
-            try:
-                text = resp.read().decode("utf-8", "replace")
-            except httpx.HTTPError:
-                text = ""
-            finally:
-                resp.close()
-            raise self._error(model, resp.status_code, text, resp.headers)
-        return resp
-
-    def _timeout_error(self, exc: Any, model: str | None, request_timeout: float | None,
-                       ) -> ProviderError:
-        name = type(exc).__name__.lower()
-        phase = next((p for p in ("connect", "write", "pool") if p in name), "read")
-        t = self.config.timeout
-        seconds = request_timeout if phase == "read" and request_timeout else getattr(t, phase)
-        return errors.timed_out(self.name, model, phase, seconds)
-
-    def _json(self, resp: Any, model: str | None) -> dict[str, Any]:
-        import httpx
-
-        try:
-            raw = resp.read()
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc, model, None) from None
-        except httpx.TransportError as exc:
-            raise errors.cut(self.name, model, str(exc)) from None
-        finally:
-            resp.close()
-        return self._decode(raw, model)
-
-    def _decode(self, raw: bytes, model: str | None) -> dict[str, Any]:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise errors.malformed(self.name, model, raw.decode("utf-8", "replace")) from None
+    def _checked(self, data: Any, model: str | None) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise errors.malformed(self.name, model, raw.decode("utf-8", "replace"))
-        if isinstance(data.get("error"), str):
-            raise errors.in_stream(self.name, model, data["error"], cloud=self.cloud)
+            raise errors.malformed(self.name, model, json.dumps(data))
+        if data.get("error"):
+            raise errors.in_stream(self.name, model, str(data["error"]), cloud=self.cloud)
         return data
 
-    def _lines(self, resp: Any, model: str | None) -> Iterator[dict[str, Any]]:
-        """The objects of an NDJSON stream; an ``error`` object is raised, never yielded."""
-        import httpx
+    # -- requests and answers (pure) ---------------------------------------------------
+    def chat_request(self, request: ChatRequest, stream: bool) -> HTTPRequest:
+        model = self._model(request)
+        return HTTPRequest("POST", "/api/chat", model=model, timeout=request.timeout,
+                           json=wire.chat_body(request, model, stream, **self._body_kw()))
 
-        try:
-            for line in resp.iter_lines():
-                if line.strip():
-                    yield self._decode(line.encode(), model)
-        except httpx.TimeoutException as exc:
-            raise self._timeout_error(exc, model, None) from None
-        except httpx.TransportError as exc:
-            raise errors.cut(self.name, model, str(exc) or type(exc).__name__) from None
-        finally:
-            resp.close()
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResponse:
+        if not isinstance(data.get("message"), dict):
+            raise self.answer_error(data, "message (an Ollama chat answer)",
+                                    self.model_for(request))
+        return wire.chat_response(data, self.name, 0.0)
 
-    def _pulling(self, model: str, call: Callable[[], Any]) -> Any:
+    def stream_decoder(self, request: ChatRequest) -> OllamaStream:
+        return OllamaStream(self, self.model_for(request))
+
+    def generate_request(self, request: ChatRequest) -> HTTPRequest:
+        model = self._model(request)
+        return HTTPRequest("POST", "/api/generate", model=model, timeout=request.timeout,
+                           json=wire.generate_body(request, model, False, **self._body_kw()))
+
+    def parse_generate(self, data: Any, request: ChatRequest) -> ChatResponse:
+        if not isinstance(data.get("response"), str):
+            raise self.answer_error(data, "response (an Ollama completion)",
+                                    self.model_for(request))
+        return wire.generate_response(data, self.name, 0.0)
+
+    def embed_request(self, texts: list[str], model: str | None) -> HTTPRequest:
+        name = self.require_model(model=model or self.options.embed_model,
+                                  what="embedding model (pass model=, or set "
+                                       "options.embed_model)")
+        body: dict[str, Any] = {"model": name, "input": list(texts)}
+        if self.options.keep_alive is not None:
+            body["keep_alive"] = self.options.keep_alive
+        if self.options.options:
+            body["options"] = dict(self.options.options)
+        return HTTPRequest("POST", "/api/embed", json=body, model=name)
+
+    def parse_embed(self, data: Any, texts: list[str], model: str | None) -> EmbeddingResponse:
+        vectors = data.get("embeddings")
+        name = data.get("model") or model or self.options.embed_model or self.default_model
+        if not isinstance(vectors, list):
+            raise self.answer_error(data, "embeddings", name)
+        return EmbeddingResponse(vectors=vectors, model=name, provider=self.name,
+                                 usage=Usage(input_tokens=llmcore.token_count(
+                                     data.get("prompt_eval_count"))))
+
+    # -- the calls: the base's, plus auto_pull -----------------------------------------
+    def _pulling(self, model: str, call: Callable[[], T]) -> T:
         """``call()``; with ``auto_pull``, a missing model is pulled and the call retried once."""
         try:
             return call()
@@ -263,83 +222,82 @@ class OllamaProvider(AsyncCalls, Provider):
         self.pull(model, self.pull_progress)
         return call()
 
-    # -- the calls ---------------------------------------------------------------------
+    async def _apulling(self, model: str, call: Callable[[], Any]) -> Any:
+        import asyncio
+
+        try:
+            return await call()
+        except ModelNotFoundError:
+            if not self._can_pull():
+                raise
+        await asyncio.to_thread(self.pull, model, self.pull_progress)
+        return await call()
+
     def chat(self, request: ChatRequest) -> ChatResponse:
-        model = self._model(request)
-        body = wire.chat_body(request, model, False, **self._body_kw())
+        return self._pulling(self._model(request), lambda: Provider.chat(self, request))
 
-        def once() -> ChatResponse:
-            t0 = time.monotonic()
-            resp = self._send("POST", "/api/chat", body, model=model, timeout=request.timeout)
-            data = self._json(resp, model)
-            return wire.chat_response(data, self.name, time.monotonic() - t0)
+    async def achat(self, request: ChatRequest) -> ChatResponse:
+        result: ChatResponse = await self._apulling(
+            self._model(request), lambda: Provider.achat(self, request))
+        return result
 
-        result: ChatResponse = self._pulling(model, once)
+    def generate(self, request: ChatRequest) -> ChatResponse:
+        return self._pulling(self._model(request), lambda: Provider.generate(self, request))
+
+    async def agenerate(self, request: ChatRequest) -> ChatResponse:
+        result: ChatResponse = await self._apulling(
+            self._model(request), lambda: Provider.agenerate(self, request))
+        return result
+
+    def embed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
+        name = self.embed_request(texts, model).model or ""
+        return self._pulling(name, lambda: Provider.embed(self, texts, name))
+
+    async def aembed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
+        name = self.embed_request(texts, model).model or ""
+        result: EmbeddingResponse = await self._apulling(
+            name, lambda: Provider.aembed(self, texts, name))
         return result
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         model = self._model(request)
-        body = wire.chat_body(request, model, True, **self._body_kw())
-        resp = self._pulling(model, lambda: self._send("POST", "/api/chat", body, model=model,
-                                                       stream=True, timeout=request.timeout))
-        state = wire.StreamState(self.name)
-        for data in self._lines(resp, model):
-            yield state.chunk(data)
-            if state.done:
-                return
-        raise errors.cut(self.name, model, "the stream ended before Ollama's final message")
+        started = False
+        try:
+            for chunk in Provider.stream(self, request):
+                started = True
+                yield chunk
+            return
+        except ModelNotFoundError:
+            if started or not self._can_pull():
+                raise
+        self.pull(model, self.pull_progress)
+        yield from Provider.stream(self, request)
 
-    def generate(self, request: ChatRequest) -> ChatResponse:
+    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        import asyncio
+
         model = self._model(request)
-        body = wire.generate_body(request, model, False, **self._body_kw())
-
-        def once() -> ChatResponse:
-            t0 = time.monotonic()
-            resp = self._send("POST", "/api/generate", body, model=model,
-                              timeout=request.timeout)
-            return wire.generate_response(self._json(resp, model), self.name,
-                                          time.monotonic() - t0)
-
-        result: ChatResponse = self._pulling(model, once)
-        return result
-
-    def embed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
-        name = model or self.options.embed_model or self.default_model
-        if not name:
-            raise BadRequestError(f"{self.name}: no embedding model given", provider=self.name,
-                                  hint="pass model=, or set options.embed_model")
-        body = self._embed_body(texts, name)
-
-        def once() -> EmbeddingResponse:
-            data = self._json(self._send("POST", "/api/embed", body, model=name), name)
-            return self._embedding(data, name)
-
-        result: EmbeddingResponse = self._pulling(name, once)
-        return result
-
-    def _embed_body(self, texts: list[str], model: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "input": list(texts)}
-        if self.options.keep_alive is not None:
-            body["keep_alive"] = self.options.keep_alive
-        if self.options.options:
-            body["options"] = dict(self.options.options)
-        return body
-
-    def _embedding(self, data: dict[str, Any], model: str) -> EmbeddingResponse:
-        vectors = data.get("embeddings")
-        if not isinstance(vectors, list):
-            raise errors.malformed(self.name, model, json.dumps(data))
-        return EmbeddingResponse(vectors=vectors, model=data.get("model") or model,
-                                 provider=self.name,
-                                 usage=Usage(input_tokens=int(data.get("prompt_eval_count")
-                                                              or 0)))
+        started = False
+        try:
+            async for chunk in Provider.astream(self, request):
+                started = True
+                yield chunk
+            return
+        except ModelNotFoundError:
+            if started or not self._can_pull():
+                raise
+        await asyncio.to_thread(self.pull, model, self.pull_progress)
+        async for chunk in Provider.astream(self, request):
+            yield chunk
 
     # -- models, pull, health ----------------------------------------------------------
     def models(self) -> list[ModelInfo]:
         """Every model Ollama has, with facts from ``/api/show`` (asked in parallel)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        tags = self._json(self._send("GET", "/api/tags"), None).get("models") or []
+        tags = self.call(HTTPRequest("GET", "/api/tags")).get("models") or []
+        if not isinstance(tags, list):
+            raise self.answer_error({"models": tags}, "models[] (a model list)")
         loaded = self._loaded_names()
 
         def show(tag: dict[str, Any]) -> ModelInfo:
@@ -357,13 +315,20 @@ class OllamaProvider(AsyncCalls, Provider):
         with ThreadPoolExecutor(max_workers=min(8, len(tags))) as pool:
             return list(pool.map(show, tags))
 
+    async def amodels(self) -> list[ModelInfo]:
+        import asyncio
+
+        return await asyncio.to_thread(self.models)
+
     def show(self, model: str) -> dict[str, Any]:
         """Ollama's raw ``/api/show`` answer for ``model``."""
-        return self._json(self._send("POST", "/api/show", {"model": model}, model=model), model)
+        data: dict[str, Any] = self.call(HTTPRequest("POST", "/api/show", json={"model": model},
+                                                     model=model))
+        return data
 
     def running(self) -> list[ModelInfo]:
         """The models Ollama holds in memory now (``/api/ps``)."""
-        data = self._json(self._send("GET", "/api/ps"), None)
+        data = self.call(HTTPRequest("GET", "/api/ps"))
         out = []
         for m in data.get("models") or []:
             info = wire.model_info(str(m.get("model") or m.get("name")), self.name, m, None,
@@ -382,19 +347,28 @@ class OllamaProvider(AsyncCalls, Provider):
     def pull(self, model: str, progress: Any = None) -> None:
         """Download ``model``; ``progress(status, completed, total)`` follows each step."""
         report: Progress = progress or _log_progress(model)
-        resp = self._send("POST", "/api/pull", {"model": model, "stream": True}, model=model,
-                          stream=True)
+        req = HTTPRequest("POST", "/api/pull", json={"model": model, "stream": True},
+                          model=model)
+        lines = llmcore.NDJSONDecoder(self.limits.max_line_bytes)
         status = ""
-        for data in self._lines(resp, model):
-            status = str(data.get("status") or "")
-            report(status, data.get("completed"), data.get("total"))
+        pieces = self.open_stream(req)
+        try:
+            for piece in pieces:
+                for data in lines.feed(piece):
+                    data = self._checked(data, model)
+                    status = str(data.get("status") or "")
+                    report(status, data.get("completed"), data.get("total"))
+        finally:
+            pieces.close()
         if status != "success":
             raise errors.cut(self.name, model, f"the pull stopped at {status!r}")
 
     def health(self) -> Health:
+        import time
+
         t0 = time.monotonic()
         try:
-            data = self._json(self._send("GET", "/api/version"), None)
+            data = self.call(HTTPRequest("GET", "/api/version"))
         except ProviderError as exc:
             return Health(ok=False, latency_s=time.monotonic() - t0, detail=exc.message,
                           hint=exc.hint)
@@ -402,23 +376,28 @@ class OllamaProvider(AsyncCalls, Provider):
                       version=str(data.get("version") or ""),
                       detail=f"Ollama at {self.base_url}")
 
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            loop = self._session_loop
-            if loop is not None and not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(session.close())
-            else:
-                # Its event loop is gone (asyncio.run ended without aclose): the sockets
-                # died with it, so only the bookkeeping is left to drop.
-                connector = session.connector
-                session.detach()
-                if connector is not None:
-                    connector._close()  # sync part of close(); no loop needed
+
+class OllamaStream(NDJSONChunks):
+    """The NDJSON objects of one /api/chat stream as StreamChunks; an ``error`` object is
+    raised, and a stream that stops before ``done`` is a cut connection."""
+
+    def __init__(self, provider: OllamaProvider, model: str | None) -> None:
+        super().__init__(provider.limits.max_line_bytes)
+        self.provider = provider
+        self.model = model
+        self.state = wire.StreamState(provider.name)
+
+    def item(self, obj: Any) -> list[StreamChunk]:
+        data = self.provider._checked(obj, self.model)
+        chunk = self.state.chunk(data)
+        self.done = self.state.done
+        return [chunk]
+
+    def finish(self) -> list[StreamChunk]:
+        if not self.done:
+            raise errors.cut(self.provider.name, self.model,
+                             "the stream ended before Ollama's final message")
+        return []
 
 
 def _gather_model_options(config: Any) -> Any:

@@ -57,82 +57,17 @@ class VLLMProvider(OpenAIProvider):
         "start it with `vllm serve MODEL` (default port 8000), or fix base_url/base_urls"
     )
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        urls = list(config.base_urls or []) or [self.base_url or ""]
-        self.replicas = ReplicaSet(self, urls)
+    # -- where a call goes: a replica set (the least busy healthy replica; a call that
+    # cannot connect fails over to the next one before anything reached a server) -------
+    def endpoint(self) -> ReplicaSet:
+        urls = list(self.config.base_urls or []) or [self.base_url or ""]
+        return ReplicaSet(self, urls)
 
-    # -- where a call goes -------------------------------------------------------------
-    def _pick(self) -> str:
-        return self.replicas.pick()
-
-    def _release(self, base: str, error: BaseException | None) -> None:
-        self.replicas.release(base, error)
-
-    # With several replicas: refresh their state (health of failed ones, /metrics when
-    # stale) before a call, and when a replica cannot be reached, send the call to the
-    # next healthy one (a refused connection never reached a server, so nothing ran).
-    def _call_json(self, method: str, path: str, body: dict[str, Any] | None = None,
-                   timeout: float | None = None, base: str | None = None) -> Any:
-        if base is not None or not self.replicas.multi:
-            return super()._call_json(method, path, body, timeout, base)
-        for _ in range(len(self.replicas.all)):
-            self.replicas.refresh()
-            try:
-                return super()._call_json(method, path, body, timeout)
-            except llmcore.ProviderConnectionError:
-                if not self.replicas.any_healthy():
-                    raise
-        return super()._call_json(method, path, body, timeout)
-
-    async def _acall_json(self, method: str, path: str, body: dict[str, Any] | None = None,
-                          timeout: float | None = None, base: str | None = None) -> Any:
-        if base is not None or not self.replicas.multi:
-            return await super()._acall_json(method, path, body, timeout, base)
-        for _ in range(len(self.replicas.all)):
-            await self.replicas.arefresh()
-            try:
-                return await super()._acall_json(method, path, body, timeout)
-            except llmcore.ProviderConnectionError:
-                if not self.replicas.any_healthy():
-                    raise
-        return await super()._acall_json(method, path, body, timeout)
-
-    # Streams fail over the same way, but only before their first line: after that the
-    # caller has text and the router reports an interrupted stream instead.
-    def _stream_lines(self, path: str, body: dict[str, Any], timeout: float | None) -> Any:
-        if not self.replicas.multi:
-            yield from super()._stream_lines(path, body, timeout)
-            return
-        for left in range(len(self.replicas.all) - 1, -1, -1):
-            self.replicas.refresh()
-            started = False
-            try:
-                for line in super()._stream_lines(path, body, timeout):
-                    started = True
-                    yield line
-                return
-            except llmcore.ProviderConnectionError:
-                if started or not left or not self.replicas.any_healthy():
-                    raise
-
-    async def _astream_lines(self, path: str, body: dict[str, Any],
-                             timeout: float | None) -> Any:
-        if not self.replicas.multi:
-            async for line in super()._astream_lines(path, body, timeout):
-                yield line
-            return
-        for left in range(len(self.replicas.all) - 1, -1, -1):
-            await self.replicas.arefresh()
-            started = False
-            try:
-                async for line in super()._astream_lines(path, body, timeout):
-                    started = True
-                    yield line
-                return
-            except llmcore.ProviderConnectionError:
-                if started or not left or not self.replicas.any_healthy():
-                    raise
+    @property
+    def replicas(self) -> ReplicaSet:
+        rs = self.endpoints
+        assert isinstance(rs, ReplicaSet)
+        return rs
 
     # -- vLLM's extras -----------------------------------------------------------------
     def health(self) -> llmcore.Health:
@@ -145,7 +80,8 @@ class VLLMProvider(OpenAIProvider):
         version = None
         if ok:
             try:
-                version = self._call_json("GET", "/version", base=ok[0].root).get("version")
+                version = self.call(llmcore.HTTPRequest("GET", "/version", root=True),
+                                    base=ok[0].url).get("version")
             except llmcore.ProviderError:
                 version = None
         detail = f"{len(ok)}/{len(results)} replica(s) healthy" if len(results) > 1 else (
@@ -161,14 +97,14 @@ class VLLMProvider(OpenAIProvider):
 
     def tokenize(self, text: str, model: str | None = None) -> list[int]:
         """Token ids of ``text`` as the served model's tokenizer sees it (``/tokenize``)."""
-        root = self.replicas.any_up().root
-        data = self._call_json("POST", "/tokenize",
-                               {"model": model or self.default_model, "prompt": text},
-                               base=root)
+        name = self.require_model(model=model)
+        data = self.call(llmcore.HTTPRequest("POST", "/tokenize", root=True, model=name,
+                                             json={"model": name, "prompt": text}),
+                         base=self.replicas.any_up().url)
         try:
             return [int(t) for t in data["tokens"]]
         except (KeyError, TypeError, ValueError):
-            raise self._shape_error(data, "tokens") from None
+            raise self.answer_error(data, "tokens", name) from None
 
     # -- batches -----------------------------------------------------------------------
     def batch_generate(self, prompts: list[str], model: str | None = None,
@@ -181,7 +117,7 @@ class VLLMProvider(OpenAIProvider):
         import time
 
         t0 = time.monotonic()
-        data = self._call_json("POST", "/completions", self._batch_body(prompts, model, options))
+        data = self.call(self._batch_request(prompts, model, options))
         return self.parse_completion(data, time.monotonic() - t0)
 
     async def abatch_generate(self, prompts: list[str], model: str | None = None,
@@ -189,18 +125,18 @@ class VLLMProvider(OpenAIProvider):
         import time
 
         t0 = time.monotonic()
-        data = await self._acall_json("POST", "/completions",
-                                      self._batch_body(prompts, model, options))
+        data = await self.acall(self._batch_request(prompts, model, options))
         return self.parse_completion(data, time.monotonic() - t0)
 
-    def _batch_body(self, prompts: list[str], model: str | None,
-                    options: dict[str, Any]) -> dict[str, Any]:
+    def _batch_request(self, prompts: list[str], model: str | None,
+                       options: dict[str, Any]) -> llmcore.HTTPRequest:
         if isinstance(prompts, str) or not prompts:
             raise TypeError("batch_generate takes a non-empty list of prompt strings")
-        body: dict[str, Any] = {"model": model or self.default_model, "prompt": list(prompts)}
+        name = self.require_model(model=model)
+        body: dict[str, Any] = {"model": name, "prompt": list(prompts)}
         body.update(self.options.extra_body)
         body.update(options)
-        return body
+        return llmcore.HTTPRequest("POST", "/completions", json=body, model=name)
 
     def chat_batch(self, items: list[Any], model: str | None = None,
                    concurrency: int | None = None, **options: Any

@@ -80,8 +80,11 @@ class Replica:
         return d
 
 
-class ReplicaSet:
+class ReplicaSet(llmcore.Endpoint):
+    """The endpoint strategy of a vLLM provider: which replica takes the next call."""
+
     def __init__(self, provider: VLLMProvider, urls: list[str]) -> None:
+        super().__init__(urls[0])
         self.provider = provider
         self.all = [Replica(u.rstrip("/")) for u in urls]
         self._by_url = {r.url: r for r in self.all}
@@ -92,6 +95,16 @@ class ReplicaSet:
     @property
     def _opts(self) -> Any:
         return self.provider.options
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.all]
+
+    def tries(self) -> int:
+        return len(self.all)
+
+    def can_fail_over(self) -> bool:
+        return self.any_healthy()
 
     # -- choosing ----------------------------------------------------------------------
     def pick(self) -> str:
@@ -150,22 +163,22 @@ class ReplicaSet:
                  and (force_metrics or (ttl and now - r.metrics_at > ttl))]
         return recheck, stale
 
-    def refresh(self, force_metrics: bool = False) -> None:
+    def refresh(self, transport: Any = None, force_metrics: bool = False) -> None:
         """Probe replicas whose skip time is over, and read ``/metrics`` where stale."""
         recheck, stale = self._due(force_metrics)
         for r in recheck:
-            self._set_health(r, self._probe(r.root + "/health"))
+            self._set_health(r, self._probe(r.url, "/health"))
         for r in stale:
-            self._set_metrics(r, self._probe(r.root + "/metrics", text=True))
+            self._set_metrics(r, self._probe(r.url, "/metrics", text=True))
 
-    async def arefresh(self, force_metrics: bool = False) -> None:
+    async def arefresh(self, transport: Any = None, force_metrics: bool = False) -> None:
         import asyncio
 
         recheck, stale = self._due(force_metrics)
         if not (recheck or stale):
             return
-        probes = [self._aprobe(r.root + "/health") for r in recheck]
-        probes += [self._aprobe(r.root + "/metrics", text=True) for r in stale]
+        probes = [self._aprobe(r.url, "/health") for r in recheck]
+        probes += [self._aprobe(r.url, "/metrics", text=True) for r in stale]
         results = await asyncio.gather(*probes)
         for r, res in zip(recheck, results[:len(recheck)], strict=True):
             self._set_health(r, res)
@@ -175,7 +188,7 @@ class ReplicaSet:
     def check(self) -> list[Replica]:
         """Probe ``/health`` of every replica now and record the answers."""
         for r in self.all:
-            self._set_health(r, self._probe(r.root + "/health"))
+            self._set_health(r, self._probe(r.url, "/health"))
         return list(self.all)
 
     def _set_health(self, r: Replica, result: tuple[bool, str]) -> None:
@@ -202,29 +215,20 @@ class ReplicaSet:
             r.kv_cache_usage = m.get("kv_cache_usage")
             r.metrics_at = time.monotonic()
 
-    def _probe(self, url: str, text: bool = False) -> tuple[bool, str]:
-        """GET ``url`` with a short timeout: (answered 200, body or why not)."""
-        import httpx
-
+    def _probe(self, url: str, path: str, text: bool = False) -> tuple[bool, str]:
+        """GET ``path`` at the root of replica ``url`` with a short timeout: (answered
+        200, body or why not)."""
+        req = llmcore.HTTPRequest("GET", path, root=True, timeout=_PROBE_TIMEOUT)
         try:
-            resp = self.provider.http.get(url, timeout=_PROBE_TIMEOUT)
-        except httpx.HTTPError as exc:
-            return False, f"{url}: {type(exc).__name__}: {exc}"
-        if resp.status_code != 200:
-            return False, f"{url} answered {resp.status_code}"
-        return True, resp.text if text else ""
+            resp = self.provider.send(req, base=url)
+        except llmcore.ProviderError as exc:
+            return False, f"{url[:-3] if url.endswith('/v1') else url}{path}: {exc.message}"
+        return True, resp.text() if text else ""
 
-    async def _aprobe(self, url: str, text: bool = False) -> tuple[bool, str]:
-        import asyncio
-
-        import aiohttp
-
+    async def _aprobe(self, url: str, path: str, text: bool = False) -> tuple[bool, str]:
+        req = llmcore.HTTPRequest("GET", path, root=True, timeout=_PROBE_TIMEOUT)
         try:
-            async with self.provider.session().get(
-                    url, timeout=aiohttp.ClientTimeout(total=_PROBE_TIMEOUT)) as resp:
-                body = await resp.text() if text else ""
-                if resp.status != 200:
-                    return False, f"{url} answered {resp.status}"
-                return True, body
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return False, f"{url}: {type(exc).__name__}: {exc}"
+            resp = await self.provider.asend(req, base=url)
+        except llmcore.ProviderError as exc:
+            return False, f"{url[:-3] if url.endswith('/v1') else url}{path}: {exc.message}"
+        return True, resp.text() if text else ""

@@ -1,0 +1,1 @@
+"""The provider types that ship with the core (today: ``openai``)."""
