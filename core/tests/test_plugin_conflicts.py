@@ -67,14 +67,14 @@ def test_plugins_reports_each_conflict_and_the_winner(site: Path, tmp_path: Path
 def test_the_winner_is_the_class_used(site: Path, tmp_path: Path) -> None:
     code = ("from llmcore.runtime import Runtime; from llmcore.config import Config; "
             "rt = Runtime(Config()); t = rt.provider_types; "
-            "print(t['openai'].__module__, t['echo'].__module__)")
+            "import llmcore; print(t['openai'] is llmcore.OpenAIProvider, t['echo'].__module__)")
     import os
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path)
-    assert out.stdout.split() == ["llmcore.openai_compat", "echo_a"], out.stderr
+    assert out.stdout.split() == ["True", "echo_a"], out.stderr
 
 
 def test_config_validate_and_doctor_report_conflicts(site: Path, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ class TestAnthropicContract(ProviderContract):
     model = "claude-fake-1"
     not_found_error = "model: no-such-model"
     unsupported_options = frozenset({"seed"})
+    hostile_stream_unit = (b'event: content_block_delta\ndata: {"type": "content_block_delta", '
+                           b'"index": 0, "delta": {"type": "text_delta", "text": "x"}}\n\n')
 
     @pytest.fixture
     def fake(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[AnthropicFake]:

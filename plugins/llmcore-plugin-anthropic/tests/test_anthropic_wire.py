@@ -132,11 +132,13 @@ def test_an_error_object_is_not_taken_for_a_message() -> None:
         wire.parse_message({"type": "error", "error": {"type": "api_error"}}, "c")
 
 
-def sse(*events: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for ev in events:
-        lines += [f"event: {ev['type']}", f"data: {json.dumps(ev)}", ""]
-    return lines
+def sse(*events: dict[str, Any]) -> list[bytes]:
+    """Each event as the API frames it, one network piece per event."""
+    return [f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode() for ev in events]
+
+
+def decoder() -> wire.EventStream:
+    return wire.EventStream("claude", 1 << 20)
 
 
 STREAM = sse(
@@ -170,13 +172,15 @@ STREAM = sse(
 
 
 def test_stream_decoder_reads_the_whole_event_sequence() -> None:
-    d = wire.StreamDecoder("claude")
-    chunks = [c for line in STREAM for c in d.line(line)]
+    d = decoder()
+    # Split the bytes at awkward places: framing must not depend on network pieces.
+    raw = b"".join(STREAM)
+    chunks = [c for i in range(0, len(raw), 7) for c in d.feed(raw[i:i + 7])]
     assert d.done
     assert [c.thinking for c in chunks if c.thinking] == ["weighing it"]
     assert [c.content for c in chunks if c.content] == ["On ", "it."]
     assert all(c.finish_reason is None for c in chunks)
-    last = d.end()
+    [last] = d.close()
     assert last.finish_reason == "tool_calls" and last.model == "claude-x"
     assert last.tool_calls == [{"id": "toolu_2", "type": "function", "function": {
         "name": "get_weather", "arguments": '{"city": "Oslo"}'}}]
@@ -185,22 +189,22 @@ def test_stream_decoder_reads_the_whole_event_sequence() -> None:
 
 
 def test_an_error_event_raises_and_overloaded_is_retryable() -> None:
-    d = wire.StreamDecoder("claude")
-    lines = STREAM[:9] + sse({"type": "error", "error": {"type": "overloaded_error",
-                                                         "message": "Overloaded"}})
+    d = decoder()
+    pieces = STREAM[:3] + sse({"type": "error", "error": {"type": "overloaded_error",
+                                                          "message": "Overloaded"}})
     with pytest.raises(ResponseError) as info:
-        for line in lines:
-            d.line(line)
+        for piece in pieces:
+            d.feed(piece)
     assert info.value.retryable and info.value.status == 529
     assert "overloaded_error" in str(info.value)
 
 
 def test_a_stream_without_message_stop_is_an_error_not_a_short_answer() -> None:
-    d = wire.StreamDecoder("claude")
-    for line in STREAM[:-3]:
-        d.line(line)
+    d = decoder()
+    for piece in STREAM[:-1]:
+        d.feed(piece)
     with pytest.raises(ResponseError, match="before message_stop") as info:
-        d.end()
+        d.close()
     assert info.value.retryable
 
 

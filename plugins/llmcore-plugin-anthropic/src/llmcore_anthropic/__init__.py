@@ -1,9 +1,9 @@
 """llmcore plugin: Anthropic's Messages API (Claude), natively.
 
 The wire format (request bodies, answers, the SSE event stream, errors) lives in
-:mod:`llmcore_anthropic.wire`, which does no I/O. The provider class below only moves bytes:
-it uses the core's pooled HTTP transport (httpx for sync calls, aiohttp for async ones) and
-hands every body to ``wire``.
+:mod:`llmcore_anthropic.wire`, which does no I/O. The provider class below only connects
+it to llmcore's sans-IO provider base, whose transports (httpx sync, aiohttp async) move
+the bytes with one set of limits, deadlines and error rules for every provider.
 
 Config: ``plugin: anthropic``; ``base_url`` defaults to https://api.anthropic.com (the API
 root, *without* ``/v1``); the key comes from ``ANTHROPIC_API_KEY`` unless ``api_key_env``
@@ -13,21 +13,11 @@ or ``api_key`` says otherwise. Hosted, so requests are priced from the model reg
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import attrs
 import llmcore
-from llmcore import (
-    ChatRequest,
-    ChatResponse,
-    EmbeddingResponse,
-    ModelInfo,
-    OpenAIProvider,
-    ResponseError,
-    StreamChunk,
-)
+from llmcore import ChatRequest, ChatResponse, HTTPRequest, HTTPResponse, ModelInfo
 
 from . import wire
 
@@ -60,12 +50,11 @@ class AnthropicOptions:
     max_connections: int = 100
 
 
-class AnthropicProvider(OpenAIProvider):
+class AnthropicProvider(llmcore.Provider):
     """Claude through ``POST /v1/messages`` (plain and streamed) and ``GET /v1/models``.
 
-    Subclasses the core's OpenAI-compatible provider only for its transport (pooled
-    connections, timeouts, refused/cut connections mapped to llmcore's errors); every
-    request and answer goes through :mod:`llmcore_anthropic.wire`.
+    Only the wire format is written here (all in :mod:`llmcore_anthropic.wire`); chat,
+    stream, their async twins, models and health come from :class:`llmcore.Provider`.
     """
 
     type_name: ClassVar[str] = "anthropic"
@@ -80,106 +69,42 @@ class AnthropicProvider(OpenAIProvider):
         super().__init__(config)
         self._warned: set[str] = set()
 
-    @property
-    def headers(self) -> dict[str, str]:
-        if self._headers is None:
-            o = self.options
-            h = wire.request_headers(self.api_key, o.anthropic_version, o.beta)
-            h.update(o.headers)
-            self._headers = h
-        return self._headers
+    def request_headers(self) -> dict[str, str]:
+        o = self.options
+        return {**wire.request_headers(self.api_key, o.anthropic_version, o.beta), **o.headers}
 
-    def body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
-        dropped = [k for k in wire.UNSUPPORTED if getattr(request, k) is not None]
-        for k in dropped:
-            if k not in self._warned:  # once per provider: a log line per call is noise
-                self._warned.add(k)
+    def chat_request(self, request: ChatRequest, stream: bool) -> HTTPRequest:
+        for k in wire.UNSUPPORTED:
+            if getattr(request, k) is not None and k not in self._warned:
+                self._warned.add(k)  # once per provider: a log line per call is noise
                 log.warning("%s: the Anthropic API has no %r parameter; it is not sent",
                             self.name, k)
         o = self.options
-        return wire.request_body(request, self.model_for(request),
+        body = wire.request_body(request, self.require_model(request),
                                  default_max_tokens=o.default_max_tokens, stream=stream,
                                  top_k=o.top_k, thinking_budget=o.thinking_budget,
                                  extra_body=o.extra_body)
+        return HTTPRequest("POST", "/v1/messages", json=body, model=body.get("model"),
+                           timeout=request.timeout)
 
-    # -- the transport's hooks -----------------------------------------------------------
-    def _raise_status(self, status: int, text: str, headers: Any,
-                      body: dict[str, Any] | None) -> NoReturn:
-        model = body.get("model") if body else None
-        raise wire.error_for(self.name, model, status, text, headers, self.base_url)
+    def parse_chat(self, data: Any, request: ChatRequest) -> ChatResponse:
+        if not wire.is_message(data):
+            raise self.answer_error(data, "an Anthropic message", self.model_for(request))
+        return wire.parse_message(data, self.name)
 
-    def _decode(self, raw: bytes) -> Any:
-        import json
+    def stream_decoder(self, request: ChatRequest) -> wire.EventStream:
+        return wire.EventStream(self.name, self.limits.max_line_bytes, self.model_for(request))
 
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ResponseError(
-                f"{self.name}: the server's answer is not valid JSON: "
-                f"{raw[:wire.SNIPPET].decode('utf-8', 'replace')!r}", provider=self.name,
-                hint="is base_url the Anthropic API root (https://api.anthropic.com, "
-                     "without /v1)?") from None
+    def models_request(self) -> HTTPRequest:
+        return HTTPRequest("GET", "/v1/models?limit=1000")
 
-    # -- chat ----------------------------------------------------------------------------
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        t0 = time.monotonic()
-        data = self._call_json("POST", "/v1/messages", self.body(request, False),
-                               request.timeout)
-        return wire.parse_message(data, self.name, time.monotonic() - t0)
-
-    async def achat(self, request: ChatRequest) -> ChatResponse:
-        t0 = time.monotonic()
-        data = await self._acall_json("POST", "/v1/messages", self.body(request, False),
-                                      request.timeout)
-        return wire.parse_message(data, self.name, time.monotonic() - t0)
-
-    def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
-        body = self.body(request, True)
-        decoder = wire.StreamDecoder(self.name, body.get("model"))
-        lines = self._stream_lines("/v1/messages", body, request.timeout)
-        try:
-            for line in lines:
-                yield from decoder.line(line)
-                if decoder.done:
-                    break
-        finally:
-            lines.close()  # the connection goes back to the pool now
-        yield decoder.end()
-
-    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
-        body = self.body(request, True)
-        decoder = wire.StreamDecoder(self.name, body.get("model"))
-        lines = self._astream_lines("/v1/messages", body, request.timeout)
-        try:
-            async for line in lines:
-                for chunk in decoder.line(line):
-                    yield chunk
-                if decoder.done:
-                    break
-        finally:
-            await lines.aclose()  # type: ignore[attr-defined]
-        yield decoder.end()
-
-    # -- models --------------------------------------------------------------------------
-    def models(self) -> list[ModelInfo]:
-        return wire.parse_models(self._call_json("GET", "/v1/models?limit=1000"), self.name)
-
-    async def amodels(self) -> list[ModelInfo]:
-        data = await self._acall_json("GET", "/v1/models?limit=1000")
+    def parse_models(self, data: Any) -> list[ModelInfo]:
         return wire.parse_models(data, self.name)
 
-    # -- what the Messages API does not have ----------------------------------------------
-    def generate(self, request: ChatRequest) -> ChatResponse:
-        raise NotImplementedError("the Anthropic API has no raw text completion; use chat")
-
-    async def agenerate(self, request: ChatRequest) -> ChatResponse:
-        raise NotImplementedError("the Anthropic API has no raw text completion; use chat")
-
-    def embed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
-        raise NotImplementedError("the Anthropic API has no embeddings endpoint")
-
-    async def aembed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
-        raise NotImplementedError("the Anthropic API has no embeddings endpoint")
+    def error_for_status(self, response: HTTPResponse,
+                         request: HTTPRequest) -> llmcore.ProviderError:
+        return wire.error_for(self.name, request.model, response.status, response.body,
+                              response.headers, self.base_url, self.limits.retry_after_cap)
 
 
 #: Models the core's bundled registry does not list, priced here (USD per million tokens,

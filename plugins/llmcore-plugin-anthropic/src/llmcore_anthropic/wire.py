@@ -4,9 +4,10 @@ Everything here is a pure function (or a small state machine fed lines), so it i
 without a server and stays the same whichever transport carries the bytes:
 
 * :func:`request_body` and :func:`request_headers` build ``POST /v1/messages``;
-* :func:`parse_message` reads a non-streamed answer, :class:`StreamDecoder` a streamed one
+* :func:`parse_message` reads a non-streamed answer, :class:`MessageStream` a streamed one
   (server-sent events: ``message_start``, ``content_block_start/delta/stop``,
-  ``message_delta``, ``message_stop``, ``ping``, ``error``);
+  ``message_delta``, ``message_stop``, ``ping``, ``error``), framed from bytes by
+  :class:`EventStream` (llmcore's SSE decoder);
 * :func:`error_for` maps an error answer (status, body, headers) onto llmcore's errors;
 * :func:`parse_models` reads ``GET /v1/models``.
 
@@ -34,6 +35,8 @@ from llmcore import (
     ProviderError,
     RateLimitError,
     ResponseError,
+    SSEChunks,
+    SSEEvent,
     StreamChunk,
     Usage,
 )
@@ -227,13 +230,19 @@ def tool_call(block: Mapping[str, Any], arguments: str | None = None) -> dict[st
             "function": {"name": block.get("name") or "", "arguments": args}}
 
 
+def is_message(data: Any) -> bool:
+    """Is ``data`` a ``message`` object (not an error object or anything else)?"""
+    return isinstance(data, dict) and data.get("type") != "error" and \
+        isinstance(data.get("content"), list)
+
+
 def parse_message(data: Any, provider: str, latency: float = 0.0) -> ChatResponse:
     """A non-streamed ``message`` object → ``ChatResponse``."""
-    if not isinstance(data, dict) or data.get("type") == "error" or \
-            not isinstance(data.get("content"), list):
+    if not is_message(data):
+        kind, msg = error_detail(json.dumps(data))
         raise ResponseError(
             f"{provider}: the answer is not an Anthropic message: "
-            f"{json.dumps(data)[:SNIPPET]!r}", provider=provider,
+            f"{msg if kind else json.dumps(data)[:SNIPPET]!r}", provider=provider,
             hint="is base_url an Anthropic Messages API root (https://api.anthropic.com)?")
     text: list[str] = []
     thinking: list[str] = []
@@ -254,8 +263,8 @@ def parse_message(data: Any, provider: str, latency: float = 0.0) -> ChatRespons
                         latency_s=latency, raw=data)
 
 
-class StreamDecoder:
-    """Feed it the lines of a Messages stream; it returns the chunks to yield.
+class MessageStream:
+    """The state of one streamed answer, fed decoded events; returns the chunks to yield.
 
     Text and thinking are yielded as they come; the closing chunk (from :meth:`end`) has
     ``finish_reason``, the usage of the whole answer and the tool calls, assembled from
@@ -271,28 +280,6 @@ class StreamDecoder:
         self.usage: dict[str, Any] = {}
         self.blocks: dict[int, dict[str, Any]] = {}
         self.pieces = 0
-        self._event: str | None = None
-        self._data: list[str] = []
-
-    def line(self, line: str) -> list[StreamChunk]:
-        """One line of the SSE stream (without its newline)."""
-        if line.startswith("event:"):
-            self._event = line[6:].strip()
-            return []
-        if line.startswith("data:"):
-            self._data.append(line[5:].lstrip())
-            return []
-        if line.strip() or not self._data:
-            return []  # comments and other fields; a blank line with nothing pending
-        raw = "\n".join(self._data)
-        self._data.clear()
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            raise ResponseError(f"{self.provider}: a stream event is not valid JSON: "
-                                f"{raw[:SNIPPET]!r}", provider=self.provider) from None
-        name = event.get("type") if isinstance(event, dict) else None
-        return self.event(name or self._event or "", event if isinstance(event, dict) else {})
 
     def event(self, name: str, ev: dict[str, Any]) -> list[StreamChunk]:
         """One decoded event."""
@@ -348,6 +335,30 @@ class StreamDecoder:
                            model=self.model, provider=self.provider)
 
 
+class EventStream(SSEChunks):
+    """The bytes of a streamed answer → chunks: llmcore's SSE framing (bounded lines,
+    UTF-8 checked) around a :class:`MessageStream`."""
+
+    def __init__(self, provider: str, max_event: int, model: str | None = None) -> None:
+        super().__init__(max_event)
+        self.state = MessageStream(provider, model)
+
+    def event(self, ev: SSEEvent) -> list[StreamChunk]:
+        try:
+            data = ev.json()
+        except ValueError:
+            raise ResponseError(f"{self.state.provider}: a stream event is not valid JSON: "
+                                f"{ev.data[:SNIPPET]!r}", provider=self.state.provider) from None
+        if not isinstance(data, dict):
+            return []
+        out = self.state.event(str(data.get("type") or ev.event), data)
+        self.done = self.state.done
+        return out
+
+    def finish(self) -> list[StreamChunk]:
+        return [self.state.end()]
+
+
 def stream_error(provider: str, model: str | None, err: Mapping[str, Any]) -> ProviderError:
     """An ``error`` event inside a stream (``overloaded_error`` mid-answer) as an error."""
     kind = str(err.get("type") or "error")
@@ -370,9 +381,11 @@ def error_detail(text: str) -> tuple[str | None, str]:
     return None, text[:SNIPPET].strip()
 
 
-def error_for(provider: str, model: str | None, status: int, text: str,
-              headers: Mapping[str, str], base_url: str | None = None) -> ProviderError:
+def error_for(provider: str, model: str | None, status: int, body: bytes | str,
+              headers: Mapping[str, str], base_url: str | None = None,
+              retry_after_cap: float = 3600.0) -> ProviderError:
     """The llmcore error for an error answer of the Messages API (status >= 400)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     kind, msg = error_detail(text)
     kw: dict[str, Any] = {"provider": provider, "model": model, "status": status}
     if status in (401, 403) or kind in ("authentication_error", "permission_error"):
@@ -391,13 +404,17 @@ def error_for(provider: str, model: str | None, status: int, text: str,
         return ModelNotFoundError(f"{provider}: {what}not found (404): {msg}", hint=hint, **kw)
     if status == 429:
         return RateLimitError(f"{provider}: rate limited (429): {msg}",
-                              retry_after=llmcore.parse_retry_after(headers), **kw)
+                              retry_after=llmcore.parse_retry_after(headers, retry_after_cap),
+                              **kw)
     if status in (400, 413, 422):
         return BadRequestError(f"{provider}: the API rejected the request ({status}, "
                                f"{kind or 'error'}): {msg}", **kw)
-    retryable = kind in RETRYABLE_TYPES or (status >= 500 and status not in (501, 505))
+    retryable = kind in RETRYABLE_TYPES or llmcore.retryable_status(status)
     what = "overloaded" if kind == "overloaded_error" or status == 529 else "server error"
-    return ResponseError(f"{provider}: {what} {status}: {msg}", retryable=retryable, **kw)
+    after = llmcore.parse_retry_after(headers, retry_after_cap) if status in (503, 529) \
+        else None
+    return ResponseError(f"{provider}: {what} {status}: {msg}", retryable=retryable,
+                         retry_after=after, **kw)
 
 
 # -- models --------------------------------------------------------------------------------
