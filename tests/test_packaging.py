@@ -175,9 +175,13 @@ def test_providers_from_wheels(installed: Path, tmp_path: Path) -> None:
     out = run_in(installed, "providers", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     plugins = {e["plugin"] for e in json.loads(out.stdout)}
+    records = json.loads(run_in(installed, "plugins", "--json", cwd=tmp_path).stdout)
+    offering = {r["name"].removeprefix("llmcore-plugin-") for r in records
+                if {"llmcore_register_providers", "llmcore_register_agents"} & set(r["hooks"])}
+    assert offering - HOSTED, "no plugin offers a provider or an agent"
     # With no config file only local servers and agents are set up; a hosted API needs a
     # key and a section of its own, checked below.
-    assert set(SHORT) - HOSTED <= plugins, f"missing: {set(SHORT) - HOSTED - plugins}"
+    assert offering - HOSTED <= plugins, f"missing: {offering - HOSTED - plugins}"
     (tmp_path / "llmcore.yaml").write_text(
         "".join(f"providers:\n  {h}:\n    plugin: {h}\n" for h in HOSTED))
     out = run_in(installed, "providers", "--json", cwd=tmp_path)
