@@ -14,6 +14,7 @@ Registered in ``mkdocs.yml`` under ``hooks:``.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -50,10 +51,22 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         path = (here / target).resolve()
         if docs in path.parents or not path.is_relative_to(ROOT) or not path.exists():
             return m.group(0)
+        plugin = _plugin_readme(path)
+        if plugin is not None:  # a plugin's README is its page on the site
+            page = docs / "guide" / "plugins" / f"{plugin}.md"
+            rel = Path(os.path.relpath(page, here)).as_posix()
+            return f"{m.group(1)}({rel}{'#' + anchor if anchor else ''})"
         url = f"{SOURCE_URL}/{path.relative_to(ROOT).as_posix()}"
         return f"{m.group(1)}({url}{'#' + anchor if anchor else ''})"
 
     return _REL_LINK.sub(fix, markdown)
+
+
+def _plugin_readme(path: Path) -> str | None:
+    """``claude-code`` for ``plugins/llmcore-plugin-claude-code/README.md``, else None."""
+    rel = path.relative_to(ROOT).as_posix()
+    m = re.fullmatch(r"plugins/llmcore-plugin-([a-z0-9-]+)/README\.md", rel)
+    return m.group(1) if m else None
 
 
 def on_files(files: Any, config: Any) -> Any:
@@ -66,5 +79,9 @@ def on_files(files: Any, config: Any) -> Any:
     generated["reference/plugin-options.md"] = gen_config.render_plugin_options()
     generated["changelog.md"] = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     for path, text in generated.items():
+        # A committed stand-in (so links work when reading the checkout) gives way.
+        old = files.get_file_from_path(path)
+        if old is not None:
+            files.remove(old)
         files.append(File.generated(config, path, content=text))
     return files

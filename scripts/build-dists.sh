@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build a wheel and an sdist of llmcore and of each of its nine plugins (twenty artifacts),
+# Build a wheel and an sdist of the core (llmcore-framework) and of each plugin in plugins/,
 # then check them with `twine check --strict`.
 # Usage: bash scripts/build-dists.sh [OUT_DIR]   (default: dist/)
 set -euo pipefail

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The core's distribution name (the index's `llmcore` is another project).
+CORE = "llmcore-framework"
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if p.name.startswith("llmcore-"))
 CACHE = ROOT / ".ci-cache"
 # Read before the autouse fixture points XDG_CACHE_HOME at a temporary directory: uv keeps
@@ -38,7 +40,8 @@ def _source_hash() -> str:
 
 
 def built_dists() -> Path:
-    """A folder with the twenty artifacts built from the current sources (built once)."""
+    """A folder with a wheel and an sdist of every distribution, built once from the
+    current sources."""
     from filelock import FileLock
 
     CACHE.mkdir(exist_ok=True)
@@ -53,7 +56,7 @@ def built_dists() -> Path:
 
 
 def wheel(dist: Path, name: str) -> Path:
-    """The wheel of distribution ``name`` (``llmcore``, ``llmcore-plugin-aider``)."""
+    """The wheel of distribution ``name`` (``llmcore-framework``, ``llmcore-plugin-aider``)."""
     stem = name.replace("-", "_")
     found = [w for w in dist.glob(f"{stem}-*.whl") if w.name.split("-")[0] == stem]
     assert len(found) == 1, f"expected one wheel for {name} in {dist}, found {found}"

@@ -20,7 +20,7 @@ import attrs
 import click
 import pytest
 import yaml
-from packaging_support import ROOT, built_dists, make_venv, pip_install, run_in, wheel
+from packaging_support import CORE, ROOT, built_dists, make_venv, pip_install, run_in, wheel
 
 DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "llmcore-plugin-openrouter"
@@ -234,7 +234,7 @@ def test_example_plugin_passes_its_tests() -> None:
 def test_example_plugin_installs_and_loads(tmp_path: Path) -> None:
     """The README's install command works in a fresh environment with the core's wheel."""
     python = make_venv(tmp_path / "venv")
-    pip_install(python, wheel(built_dists(), "llmcore"))
+    pip_install(python, wheel(built_dists(), CORE))
     out = run_in(python, "install", str(EXAMPLE), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     records = json.loads(run_in(python, "plugins", "--json", cwd=tmp_path).stdout)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from agent_env import agent_path_value, ensure_agents
 from llmcore.testing.fakes import OllamaFake, OpenAIFake, Reply, ResponsesFake
-from packaging_support import PLUGINS, ROOT, built_dists, make_venv, pip_install, wheel
+from packaging_support import CORE, PLUGINS, ROOT, built_dists, make_venv, pip_install, wheel
 
 PAGE = ROOT / "docs" / "getting-started.md"
 OLLAMA_URL = "http://localhost:11434"
@@ -70,7 +70,7 @@ def blocks(text: str) -> list[dict[str, str]]:
 def _requirements(dist: Path) -> list[str]:
     """Every third-party dependency of the wheels, so `pip install --no-index` can work."""
     reqs: set[str] = set()
-    for name in ["llmcore", *PLUGINS]:
+    for name in [CORE, *PLUGINS]:
         with zipfile.ZipFile(wheel(dist, name)) as z:
             meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
         for line in meta.splitlines():

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from packaging_support import ROOT, built_dists, make_venv, pip_install, run_in, wheel
+from packaging_support import CORE, ROOT, built_dists, make_venv, pip_install, run_in, wheel
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def dist() -> Path:
 
 def _core_only(dist: Path, where: Path, *, pip: bool = False) -> Path:
     python = make_venv(where / "venv", pip=pip)
-    pip_install(python, wheel(dist, "llmcore"))
+    pip_install(python, wheel(dist, CORE))
     return python
 
 
@@ -97,7 +97,7 @@ def test_uninstall_works_when_every_plugin_breaks_startup(dist: Path, tmp_path: 
         [project]
         name = "llmcore-plugin-broken"
         version = "0.0.1"
-        dependencies = ["llmcore"]
+        dependencies = ["llmcore-framework"]
 
         [project.entry-points.llmcore]
         broken = "llmcore_broken"
@@ -123,7 +123,8 @@ def test_uninstall_works_when_every_plugin_breaks_startup(dist: Path, tmp_path: 
     ("llmcore-plugin-qwen", "llmcore-plugin-qwen"),
     ("aider>=0.1,<0.2", "llmcore-plugin-aider>=0.1,<0.2"),
     ("aider == 0.1.0", "llmcore-plugin-aider==0.1.0"),
-    ("llmcore[redis]", "llmcore[redis]"),
+    ("llmcore[redis]", "llmcore-framework[redis]"),
+    ("llmcore-framework", "llmcore-framework"),
 ])
 def test_short_names_become_distribution_names(arg: str, expected: str) -> None:
     from llmcore.cli.install_cmds import requirement

@@ -1,4 +1,4 @@
-"""The ten distributions as users get them: built wheels in a fresh environment, not editable.
+"""Every distribution as users get it: built wheels in a fresh environment, not editable.
 
 A file missing from a wheel, a wrong entry point or a dependency left out of a pyproject
 makes these fail, where the editable workspace would not notice.
@@ -13,9 +13,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from packaging_support import PLUGINS, built_dists, make_venv, pip_install, run_in, wheel
+from packaging_support import CORE, PLUGINS, built_dists, make_venv, pip_install, run_in, wheel
 
 SHORT = [p.removeprefix("llmcore-plugin-") for p in PLUGINS]
+#: Plugins for hosted APIs only: not set up without a config section.
+HOSTED = {"anthropic"}
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +27,22 @@ def dist() -> Path:
 
 @pytest.fixture(scope="module")
 def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv holding the core and the nine plugins from their wheels."""
+    """A fresh venv holding the core and every plugin from their wheels."""
     python = make_venv(tmp_path_factory.mktemp("wheels") / "venv")
-    pip_install(python, wheel(dist, "llmcore"), *(wheel(dist, p) for p in PLUGINS))
+    pip_install(python, wheel(dist, CORE), *(wheel(dist, p) for p in PLUGINS))
     return python
 
 
-def test_twenty_artifacts_one_version(dist: Path) -> None:
+def test_one_wheel_and_sdist_per_distribution_one_version(dist: Path) -> None:
     wheels = sorted(dist.glob("*.whl"))
     sdists = sorted(dist.glob("*.tar.gz"))
-    assert len(wheels) == 10 and len(sdists) == 10
+    assert len(PLUGINS) >= 10, "the core and at least ten plugins are published"
+    assert len(wheels) == len(PLUGINS) + 1 and len(sdists) == len(PLUGINS) + 1
     versions = {w.name.split("-")[1] for w in wheels} | {s.name.rsplit("-", 1)[1][:-7]
                                                          for s in sdists}
     import llmcore
 
-    assert versions == {llmcore.__version__}, "all ten are released with one version"
+    assert versions == {llmcore.__version__}, "all are released with one version"
 
 
 def _metadata(whl: Path) -> str:
@@ -49,13 +52,13 @@ def _metadata(whl: Path) -> str:
 
 
 def test_every_wheel_has_complete_metadata(dist: Path) -> None:
-    for name in ["llmcore", *PLUGINS]:
+    for name in [CORE, *PLUGINS]:
         meta = _metadata(wheel(dist, name))
         for field in ("Summary: ", "Requires-Python: >=3.10", "License-Expression: ",
                       "Project-URL: ", "Classifier: Programming Language :: Python :: 3.13",
                       "Description-Content-Type: text/markdown"):
             assert field in meta, f"{name}: METADATA lacks {field!r}"
-        if name != "llmcore":
+        if name != CORE:
             import llmcore
 
             major = llmcore.HOOK_API_VERSION.split(".")[0]
@@ -67,6 +70,51 @@ def test_every_wheel_has_complete_metadata(dist: Path) -> None:
             core = [r for r in requires if r.split()[1].startswith("llmcore")]
             assert core and "<" in core[0] and ">=" in core[0], (
                 f"{name} must pin a range of llmcore versions, got {core}")
+
+
+def test_plugins_depend_on_the_core_by_its_published_name(dist: Path) -> None:
+    """The index's ``llmcore`` is an unrelated project: no wheel may ask for it."""
+    import llmcore
+
+    assert _metadata(wheel(dist, CORE)).splitlines()[1:3] == [
+        f"Name: {CORE}", f"Version: {llmcore.__version__}"]
+    for name in PLUGINS:
+        requires = [line.split()[1] for line in _metadata(wheel(dist, name)).splitlines()
+                    if line.startswith("Requires-Dist:")]
+        core = [r for r in requires if r.lower().startswith("llmcore")]
+        assert [r.split(">")[0].split("<")[0] for r in core] == [CORE], (name, requires)
+
+
+def test_installing_one_plugin_brings_the_core(dist: Path, tmp_path: Path) -> None:
+    """``pip install llmcore-plugin-aider`` from the wheels (third-party dependencies from
+    the index) resolves the core by its published name and works."""
+    python = make_venv(tmp_path / "venv", pip=True)
+    import subprocess
+
+    from packaging_support import _env
+
+    out = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--find-links",
+                          str(dist), "llmcore-plugin-aider"], capture_output=True, text=True,
+                         env=_env(), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"],
+                            capture_output=True, text=True, env=_env(), check=True).stdout
+    names = {p["name"].lower(): p["version"] for p in json.loads(listed)}
+    import llmcore
+
+    assert names.get(CORE) == llmcore.__version__, sorted(names)
+    assert "llmcore" not in names, "the unrelated `llmcore` project must not come along"
+    version = run_in(python, "--version", cwd=tmp_path)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.splitlines() == [f"llmcore {llmcore.__version__}",
+                                           f"  llmcore-plugin-aider {llmcore.__version__}"]
+    plugins = run_in(python, "plugins", "--json", cwd=tmp_path)
+    assert [(r["name"], r["status"]) for r in json.loads(plugins.stdout)] == [
+        ("llmcore-plugin-aider", "loaded")]
+    meta = subprocess.run([str(python), "-c", "import importlib.metadata as m, llmcore; "
+                           f"print(m.version({CORE!r}) == llmcore.__version__)"],
+                          capture_output=True, text=True, env=_env(), check=True)
+    assert meta.stdout.strip() == "True"
 
 
 def test_agent_plugins_pull_no_http_sdk(dist: Path) -> None:
@@ -84,8 +132,8 @@ def test_every_source_file_is_in_its_wheel(dist: Path) -> None:
     """Modules, templates, bundled data: nothing under src/ may be left out of a wheel."""
     from packaging_support import ROOT
 
-    for name in ["llmcore", *PLUGINS]:
-        src = ROOT / ("core" if name == "llmcore" else f"plugins/{name}") / "src"
+    for name in [CORE, *PLUGINS]:
+        src = ROOT / ("core" if name == CORE else f"plugins/{name}") / "src"
         wanted = {p.relative_to(src).as_posix() for p in src.rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts}
         with zipfile.ZipFile(wheel(dist, name)) as z:
@@ -94,12 +142,12 @@ def test_every_source_file_is_in_its_wheel(dist: Path) -> None:
 
 
 def test_wheels_ship_package_data(dist: Path) -> None:
-    with zipfile.ZipFile(wheel(dist, "llmcore")) as z:
+    with zipfile.ZipFile(wheel(dist, CORE)) as z:
         names = z.namelist()
     assert "llmcore/testing/fakes/openai.py" in names
     assert any(n.startswith("llmcore/templates/provider/") for n in names), \
         "the `llmcore plugin new` templates must ship in the wheel"
-    with tarfile.open(next(dist.glob("llmcore-*.tar.gz"))) as t:
+    with tarfile.open(next(dist.glob("llmcore_framework-*.tar.gz"))) as t:
         assert any(n.endswith("/README.md") for n in t.getnames())
 
 
@@ -127,7 +175,19 @@ def test_providers_from_wheels(installed: Path, tmp_path: Path) -> None:
     out = run_in(installed, "providers", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     plugins = {e["plugin"] for e in json.loads(out.stdout)}
-    assert set(SHORT) <= plugins, f"missing: {set(SHORT) - plugins}"
+    records = json.loads(run_in(installed, "plugins", "--json", cwd=tmp_path).stdout)
+    offering = {r["name"].removeprefix("llmcore-plugin-") for r in records
+                if {"llmcore_register_providers", "llmcore_register_agents"} & set(r["hooks"])}
+    assert offering - HOSTED, "no plugin offers a provider or an agent"
+    # With no config file only local servers and agents are set up; a hosted API needs a
+    # key and a section of its own, checked below.
+    assert offering - HOSTED <= plugins, f"missing: {offering - HOSTED - plugins}"
+    (tmp_path / "llmcore.yaml").write_text(
+        "".join(f"providers:\n  {h}:\n    plugin: {h}\n" for h in HOSTED))
+    out = run_in(installed, "providers", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    api = {e["plugin"] for e in json.loads(out.stdout) if e["kind"] == "api"}
+    assert api == HOSTED, "a providers: section replaces the implicit local servers"
 
 
 def test_config_typo_exits_2(installed: Path, tmp_path: Path) -> None:

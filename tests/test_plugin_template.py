@@ -18,9 +18,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def _new(venv: Path, where: Path, name: str, kind: str) -> Path:
+def _new(venv: Path, where: Path, name: str, kind: str, *extra: str) -> Path:
     out = run_in(venv, "plugin", "new", name, "--kind", kind, "--dir", str(where / name),
-                 cwd=where)
+                 *extra, cwd=where)
     assert out.returncode == 0, out.stderr
     return where / name
 
@@ -36,10 +36,12 @@ def _pytest(venv: Path, project: Path) -> subprocess.CompletedProcess[str]:
                           cwd=project, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("kind", ["provider", "agent"])
-def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str) -> None:
-    name = f"acme-{kind}"
-    project = _new(venv, tmp_path, name, kind)
+@pytest.mark.parametrize(("kind", "wire"), [("provider", None), ("provider", "custom"),
+                                           ("agent", None)])
+def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str,
+                                   wire: str | None) -> None:
+    name = f"acme-{kind}" + (f"-{wire}" if wire else "")
+    project = _new(venv, tmp_path, name, kind, *(["--wire", wire] if wire else []))
     files = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
     module = "llmcore_" + name.replace("-", "_")
     assert "pyproject.toml" in files and "README.md" in files
@@ -50,6 +52,13 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str) -> Non
     result = _pytest(venv, project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+    if wire == "custom":
+        # A sans-IO skeleton: a pure wire module, a fake server, the whole contract suite
+        # (with the malicious-server kit) passing as generated.
+        assert f"src/{module}/wire.py" in files and "tests/fake_server.py" in files
+        assert "test_hostile_server" in _pytest_names(venv, project)
+        source = (project / "src" / module / "__init__.py").read_text()
+        assert "import httpx" not in source and "OpenAIProvider" not in source
 
     # Installing it editable makes `llmcore plugins` show it, loaded: with pip as the
     # README says for the provider, with `llmcore install --editable` for the agent.
@@ -78,6 +87,19 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str) -> Non
 
     out = run_in(venv, "uninstall", name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+
+
+def _pytest_names(venv: Path, project: Path) -> str:
+    return subprocess.run([str(venv), "-m", "pytest", "-q", "--collect-only",
+                           "-p", "no:cacheprovider"], cwd=project, capture_output=True,
+                          text=True, timeout=300).stdout
+
+
+def test_wire_custom_is_for_providers_only(venv: Path, tmp_path: Path) -> None:
+    out = run_in(venv, "plugin", "new", "x", "--kind", "agent", "--wire", "custom",
+                 cwd=tmp_path)
+    assert out.returncode == 1 and "--wire custom is for providers" in out.stderr
+    assert not (tmp_path / "llmcore-plugin-x").exists()
 
 
 def test_bad_names_and_existing_dirs_are_refused(venv: Path, tmp_path: Path) -> None:

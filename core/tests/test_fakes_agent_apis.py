@@ -74,6 +74,7 @@ def test_anthropic_stream_accumulates_text_thinking_and_tool_json(
     assert final.usage.output_tokens == 6
     # The raw SSE carries Anthropic's event names, in order.
     raw = httpx.post(anthropic_fake.url + "/v1/messages?beta=true",
+                     headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
                      json={"model": "m", "max_tokens": 5, "stream": True,
                            "messages": [{"role": "user", "content": "x"}]}).text
     names = [ln[7:] for ln in raw.splitlines() if ln.startswith("event: ")]

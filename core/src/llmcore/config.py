@@ -557,7 +557,24 @@ def redacted_dict(config: Config) -> dict[str, Any]:
         for body in (data.get(section) or {}).values():
             if body.get("api_key"):
                 body["api_key"] = "***"
-            for k in list(body.get("options", {})):
-                if any(s in k.lower() for s in ("key", "token", "secret", "password")):
-                    body["options"][k] = "***"
+            body["options"] = _redact_options(body.get("options") or {})
     return data
+
+
+_SECRET_NAMES = ("key", "token", "secret", "password", "authorization", "cookie")
+
+
+def _redact_options(value: Any, secret_name: bool = False) -> Any:
+    """Hide option values that are secrets: a text value under a secret-sounding key name
+    (``api_token``, ``headers: {Authorization: ...}``), and any text shaped like a key.
+    Numbers and flags stay visible whatever the name (``default_max_tokens: 4096``)."""
+    from .secrets import redact
+
+    if isinstance(value, dict):
+        return {k: _redact_options(v, any(s in str(k).lower() for s in _SECRET_NAMES))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_options(v, secret_name) for v in value]
+    if isinstance(value, str):
+        return "***" if secret_name and value else redact(value)
+    return value

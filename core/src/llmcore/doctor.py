@@ -40,7 +40,8 @@ class Check:
 
 
 def _instance(checks: list[Check], kind: str, name: str, cfg: Any,
-              types: dict[str, Any], build: Callable[[Any], Any]) -> Any:
+              types: dict[str, Any], build: Callable[[Any], Any],
+              disabled_hint: Callable[[str], str | None] | None = None) -> Any:
     """Add a check for the provider or agent ``name`` and build it; ``None`` (with the
     check saying why) when it is disabled, its plugin is missing, or it cannot be built."""
     check = Check(kind, name, "failed")
@@ -50,6 +51,12 @@ def _instance(checks: list[Check], kind: str, name: str, cfg: Any,
         return None
     cls = types.get(cfg.plugin)
     if cls is None:
+        disabled = disabled_hint(cfg.plugin) if disabled_hint else None
+        if disabled:
+            check.status = "disabled"
+            check.detail = f"the plugin offering {kind} type {cfg.plugin!r} is disabled"
+            check.hint = disabled
+            return None
         check.detail = f"no installed plugin offers {kind} type {cfg.plugin!r}"
         check.hint = f"install it: `llmcore install {cfg.plugin}`"
         return None
@@ -156,17 +163,21 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
         checks.append(Check("plugin", short_name(rec.name), status, version=rec.version,
                             detail=rec.error or ", ".join(h.removeprefix("llmcore_")
                                                           for h in rec.hooks), hint=hint))
+    for conflict in pm.conflicts:
+        checks.append(Check("plugin", conflict.type_name, "conflict", detail=conflict.message(),
+                            hint="uninstall one of them, or disable it in plugins.disabled"))
 
     jobs: list[tuple[Callable[[Any, Check], None], Any, Check]] = []
     for name, pcfg in runtime.provider_configs().items():
         provider = _instance(checks, "provider", name, pcfg, provider_types,
-                             functools.partial(_build_provider, pcfg, timeout))
+                             functools.partial(_build_provider, pcfg, timeout),
+                             runtime.disabled_hint)
         if provider is not None:
             checks[-1].status, checks[-1].detail = "timeout", provider.base_url or ""
             jobs.append((_probe_provider, provider, checks[-1]))
     for name, acfg in runtime.agent_configs().items():
         agent = _instance(checks, "agent", name, acfg, agent_types,
-                          functools.partial(_build_agent, acfg))
+                          functools.partial(_build_agent, acfg), runtime.disabled_hint)
         if agent is not None:
             checks[-1].status = "timeout"
             jobs.append((_probe_agent, agent, checks[-1]))

@@ -84,6 +84,10 @@ class Hooks:
     def register_metrics_sinks(self) -> list[tuple[str, Any]]:
         return self._manager.call_discovery("llmcore_register_metrics_sinks")
 
+    def register_model_facts(self) -> list[tuple[str, Any]]:
+        """``(plugin name, facts mapping)`` in precedence order (the core first)."""
+        return self._manager.call_facts()
+
     def register_commands(self, cli: click.Group) -> None:
         self._relay.llmcore_register_commands(cli=cli)
 

@@ -134,6 +134,34 @@ def llmcore_register_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec
+def llmcore_register_model_facts() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Offer facts about models: prices, context lengths and capabilities.
+
+    Called once per process, when the first provider instances are built (a ``Client``, or
+    a CLI command that routes or lists models), so a plugin for a hosted API can price its
+    models without anyone editing llmcore's bundled data.
+
+    Return a mapping in the format of the bundled ``llmcore/data/models.yaml`` (and of a
+    user's ``registry.path`` file)::
+
+        {"models": {
+            "acme-large": {
+                "aliases": ["acme-large-latest"],
+                "context": 128000,
+                "capabilities": ["chat", "tools", "vision"],
+                "price": {"input": 2.0, "output": 8.0, "cached_input": 0.2},
+            }}}
+
+    Prices are USD per million tokens; ``cached_input`` is charged for ``cached_tokens``.
+    A ``local_provider_types`` list may name provider types whose models cost nothing.
+    These facts sit above the bundled data and below what providers report and the user's
+    own file, field by field. A mapping that does not follow the format marks the plugin
+    failed (``llmcore plugins`` shows why) and its facts are ignored; return ``{}`` or
+    ``None`` to offer nothing.
+    """
+
+
 ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_register_providers,
     llmcore_register_agents,
@@ -142,4 +170,5 @@ ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_run_agent,
     llmcore_metrics_event,
     llmcore_register_commands,
+    llmcore_register_model_facts,
 )

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .hooks import Hooks
 
 ENTRY_POINT_GROUP = "llmcore"
+# The core's name on the package index; the import package stays ``llmcore`` (the name
+# ``llmcore`` there belongs to an unrelated project: docs/plugins/publishing.md).
+CORE_DISTRIBUTION = "llmcore-framework"
 STRICT_ENV = "LLMCORE_STRICT_PLUGINS"
 ONLY_ENV = "LLMCORE_PLUGINS"
 
@@ -42,9 +45,43 @@ class PluginRecord:
     hooks: list[str] = attrs.field(factory=list)
     entry_point: str | None = None
     module: str | None = None
+    #: Why a disabled plugin is disabled: ``plugins.disabled`` or ``LLMCORE_PLUGINS``.
+    disabled_by: str | None = None
+    #: Type names this plugin offers that another plugin offers too (see TypeConflict).
+    conflicts: list[str] = attrs.field(factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+#: The registration name of the core's own types (the ``openai`` provider, the sinks).
+BUILTIN = "llmcore.builtin"
+
+
+@attrs.define
+class TypeConflict:
+    """Two plugins offer the same provider, agent or sink type name.
+
+    Which one wins is fixed: the core's own types (``openai``) win over any plugin's; between
+    plugins, the one registered first, and plugins are registered in the order of their
+    entry-point names (``a`` before ``b``). The loser's class is never used.
+    """
+
+    kind: str  # provider | agent | sink
+    type_name: str
+    winner: str
+    loser: str
+
+    def message(self) -> str:
+        return (f"{self.kind} type {self.type_name!r} is offered by both {_shown(self.winner)} "
+                f"and {_shown(self.loser)}; {_shown(self.winner)} wins")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**attrs.asdict(self), "message": self.message()}
+
+
+def _shown(plugin: str) -> str:
+    return "llmcore itself" if plugin == BUILTIN else plugin
 
 
 def short_name(dist_name: str) -> str:
@@ -88,6 +125,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
+        self.conflicts: list[TypeConflict] = []
         self._disabled = list(disabled)
         self._hooks: Hooks | None = None
         from .hooks import CoreHooks
@@ -95,7 +133,7 @@ class PluginManager:
         self.pm.register(CoreHooks(), name="llmcore.core")
         from .builtin import BuiltinPlugin
 
-        self.pm.register(BuiltinPlugin(), name="llmcore.builtin")
+        self.pm.register(BuiltinPlugin(), name=BUILTIN)
         if load_entry_points:
             self.load_entry_points()
 
@@ -119,10 +157,11 @@ class PluginManager:
                 name=dist, version=version, status="loaded", entry_point=ep.name, module=ep.value
             )
             self.records.append(record)
-            if (only is not None and not _matches(only, dist, ep.name)) or _matches(
-                self._disabled, dist, ep.name
-            ):
-                record.status = "disabled"
+            if only is not None and not _matches(only, dist, ep.name):
+                record.status, record.disabled_by = "disabled", ONLY_ENV
+                continue
+            if _matches(self._disabled, dist, ep.name):
+                record.status, record.disabled_by = "disabled", "plugins.disabled"
                 continue
             module: Any = None
             try:
@@ -134,7 +173,7 @@ class PluginManager:
                 if module is not None and self.pm.is_registered(module):
                     self.pm.unregister(module)
                 record.status = "failed"
-                record.error = f"{type(exc).__name__}: {exc}"
+                record.error = f"{type(exc).__name__}: {exc}{_hook_suggestion(exc)}"
                 if strict:
                     raise PluginError(
                         f"plugin {dist} failed to load: {record.error}",
@@ -147,8 +186,18 @@ class PluginManager:
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register an in-process plugin object (tests, embedding applications)."""
+        if self.pm.is_registered(plugin):
+            shown = name or getattr(plugin, "__name__", None) or repr(plugin)
+            raise PluginError(
+                f"plugin {shown!r} is already registered with this plugin manager",
+                hint="register each plugin module or object once (a module that is also "
+                     "installed through its entry point is already loaded)")
         self.pm.register(plugin, name=name)
-        self.pm.check_pending()
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(plugin)
+            raise PluginError(f"{exc}{_hook_suggestion(exc)}") from exc
         self.records.append(
             PluginRecord(
                 name=name or repr(plugin),
@@ -179,6 +228,48 @@ class PluginManager:
                 out.append((impl.plugin_name, cls))
         return out
 
+    def call_facts(self) -> list[tuple[str, Any]]:
+        """``(plugin_name, mapping)`` from every ``llmcore_register_model_facts``, in
+        precedence order (the core first, then by entry-point name); a plugin that raises
+        is marked failed."""
+        out: list[tuple[str, Any]] = []
+        for impl in self.pm.hook.llmcore_register_model_facts.get_hookimpls():
+            try:
+                doc = impl.function()
+            except Exception as exc:
+                self.mark_failed(impl.plugin_name, exc)
+                continue
+            if doc:
+                out.append((impl.plugin_name, doc))
+        return sorted(out, key=lambda item: self.rank(item[0]))
+
+    def record_conflict(self, kind: str, type_name: str, winner: str, loser: str) -> None:
+        """Note that ``loser`` offers a ``kind`` type ``winner`` already offers."""
+        conflict = TypeConflict(kind, type_name, winner, loser)
+        if conflict in self.conflicts:
+            return
+        self.conflicts.append(conflict)
+        for record in self.records:
+            if record.name in (winner, loser):
+                record.conflicts.append(conflict.message())
+
+    def rank(self, plugin_name: str) -> int:
+        """Precedence when two plugins offer one type name (lower wins): the core first,
+        then plugins in registration order (entry points sorted by name)."""
+        if plugin_name in (BUILTIN, "llmcore.core"):
+            return -1
+        names = [r.name for r in self.records]
+        return names.index(plugin_name) if plugin_name in names else len(names)
+
+    def disabled_record(self, type_name: str) -> PluginRecord | None:
+        """The disabled plugin that would offer ``type_name``, judged by its names (a
+        disabled plugin is never imported, so the types it offers are not known)."""
+        for record in self.records:
+            if record.status == "disabled" and _matches(
+                    [type_name], record.name, record.entry_point or ""):
+                return record
+        return None
+
     def mark_failed(self, plugin_name: str, exc: BaseException) -> None:
         for record in self.records:
             if record.name == plugin_name:
@@ -186,6 +277,24 @@ class PluginManager:
                 record.error = f"{type(exc).__name__}: {exc}"
         if os.environ.get("LLMCORE_DEBUG"):
             traceback.print_exception(exc, file=sys.stderr)
+
+
+def hook_names() -> list[str]:
+    """Every hook name a plugin may implement."""
+    return sorted(n for n in dir(hookspecs) if n.startswith(PROJECT + "_")
+                  and callable(getattr(hookspecs, n)))
+
+
+def _hook_suggestion(exc: BaseException) -> str:
+    """``; did you mean llmcore_generate?`` for pluggy's "unknown hook" error."""
+    m = re.search(r"unknown hook '([^']+)'", str(exc))
+    if not m:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(m.group(1), hook_names(), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else \
+        f"; hooks are: {', '.join(hook_names())}"
 
 
 def installed_distributions() -> list[tuple[str, str]]:

@@ -164,6 +164,9 @@ class Registry:
         self._bundled = _parse_entries(bundled_doc, "bundled models.yaml")
         self.local_types: set[str] = set(bundled_doc.get("local_provider_types") or [])
         self._user: dict[str, dict[str, Any]] = {}
+        #: Facts offered by plugins (the model-facts hook), merged; and who offered them.
+        self._plugin: dict[str, dict[str, Any]] = {}
+        self._plugin_sources: set[str] = set()
         if user_path:
             p = Path(user_path).expanduser()
             if not p.is_file():
@@ -183,7 +186,7 @@ class Registry:
     # -- lookup ------------------------------------------------------------------------
     def _index(self) -> None:
         names: dict[str, str] = {}
-        for layer in (self._bundled, self._user):
+        for layer in (self._bundled, self._plugin, self._user):
             for name, fields in layer.items():
                 names[name] = name
                 for a in fields.get("aliases", []):
@@ -236,6 +239,8 @@ class Registry:
         entry = ModelEntry(name=name or model)
         if name is not None and name in self._bundled:
             _apply(entry, self._bundled[name], "bundled")
+        if name is not None and name in self._plugin:
+            _apply(entry, self._plugin[name], "plugin")
         if synced is not None:
             _apply(entry, {k: v for k, v in synced.items() if k != "_from"},
                    f"synced:{synced['_from']}")
@@ -245,7 +250,7 @@ class Registry:
 
     def entries(self) -> list[ModelEntry]:
         """Every bundled and user entry (synced facts merged in for their provider types)."""
-        names = sorted(set(self._bundled) | set(self._user))
+        names = sorted(set(self._bundled) | set(self._plugin) | set(self._user))
         out = []
         for n in names:
             e = self.info(n, "")
@@ -271,6 +276,24 @@ class Registry:
         if min_context:
             return entry.context_length is not None and entry.context_length >= min_context
         return True
+
+    def add_facts(self, source: str, doc: Any) -> None:
+        """Merge the model facts ``source`` (a plugin) offers, in the bundled file's format.
+
+        Raises ``ConfigError`` when ``doc`` does not follow the format. Adding the same
+        source twice does nothing; a model two plugins describe keeps the first one's fields.
+        """
+        if source in self._plugin_sources or not doc:
+            return
+        entries = _parse_entries(doc, f"model facts from {source}")
+        with self._lock:
+            self._plugin_sources.add(source)
+            for name, fields in entries.items():
+                merged = self._plugin.setdefault(name, {})
+                for k, v in fields.items():
+                    merged.setdefault(k, v)
+            self.local_types |= set(doc.get("local_provider_types") or [])
+            self._index()
 
     # -- money -------------------------------------------------------------------------
     def is_local(self, provider_type: str) -> bool:

@@ -65,6 +65,7 @@ class Runtime:
     def _collect(self, hook: str, offered: list[tuple[str, Any]],
                  base: type) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        owner: dict[str, str] = {}
         for plugin, cls in offered:
             name: str = getattr(cls, "type_name", "") if isinstance(cls, type) else ""
             if not (isinstance(cls, type) and issubclass(cls, base) and name):
@@ -73,6 +74,15 @@ class Runtime:
                     TypeError(f"{hook} returned {cls!r}, not a {base.__name__} with a type_name"),
                 )
                 continue
+            if name in owner and owner[name] != plugin:
+                winner, loser = sorted((owner[name], plugin), key=self.pm.rank)
+                kind = hook.removeprefix("llmcore_register_").removesuffix("s")
+                self.pm.record_conflict(kind.replace("metrics_sink", "sink"), name,
+                                        winner, loser)
+                if winner == plugin:  # same place in the table, the winner's class
+                    out[name], owner[name] = cls, plugin
+                continue
+            owner.setdefault(name, plugin)
             out.setdefault(name, cls)
         return out
 
@@ -95,16 +105,42 @@ class Runtime:
         """Check every provider and agent section against the installed plugins."""
         for name in self.provider_configs():
             if self.config.providers is not None:
+                self._check_not_disabled("providers", name, self.provider_types)
                 check_plugin_options(self.config, "providers", name, self.provider_types)
         for name in self.agent_configs():
             if self.config.agents is not None:
+                self._check_not_disabled("agents", name, self.agent_types)
                 check_plugin_options(self.config, "agents", name, self.agent_types)
+
+    def _check_not_disabled(self, section: str, name: str, types: dict[str, Any]) -> None:
+        """A section naming the type of an installed but disabled plugin says so."""
+        body: Any = self.config.providers if section == "providers" else self.config.agents
+        plugin = body[name].plugin
+        if plugin in types:
+            return
+        hint = self.disabled_hint(plugin)
+        if hint is not None:
+            raise self.config.error((section, name, "plugin"),
+                                    f"plugin {plugin!r} is installed but disabled", hint=hint)
+
+    def disabled_hint(self, type_name: str) -> str | None:
+        """Where the plugin offering ``type_name`` is disabled, or ``None`` if it is not."""
+        record = self.pm.disabled_record(type_name)
+        if record is None:
+            return None
+        if record.disabled_by == "plugins.disabled":
+            where = self.config.source or "the configuration"
+            return (f"{record.name} is listed in plugins.disabled in {where}; "
+                    "remove it there to use it")
+        return (f"{record.name} is left out by the LLMCORE_PLUGINS environment variable; "
+                "add it there or unset the variable")
 
     @property
     def providers(self) -> dict[str, Provider]:
         """Every enabled provider, in routing order (priority, then config order)."""
         if self._providers is None:
             self.validate()
+            self.load_model_facts()
             cfgs = [c for c in self.provider_configs().values() if c.enabled]
             cfgs.sort(key=lambda c: c.priority)
             self._providers = {
@@ -115,6 +151,17 @@ class Runtime:
     def built_providers(self) -> list[Provider]:
         """The provider instances made so far (none are made to answer this)."""
         return list((self._providers or {}).values())
+
+    def load_model_facts(self) -> None:
+        """Hand the facts plugins offer (``llmcore_register_model_facts``) to the registry."""
+        from .registry import get_registry
+
+        registry = get_registry(self.config)
+        for plugin, doc in self.hooks.register_model_facts():
+            try:
+                registry.add_facts(plugin, doc)
+            except Exception as exc:  # a plugin's bad data never breaks requests
+                self.pm.mark_failed(plugin, exc)
 
     def add_provider(self, provider: Provider) -> None:
         self.providers[provider.name] = provider

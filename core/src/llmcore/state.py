@@ -263,7 +263,7 @@ class RedisStore(_SnapshotStore):
 
     Each cooldown is one key ``PREFIX<key>`` holding its JSON, with a TTL equal to the
     cooldown, so Redis forgets it when it ends. Needs the ``redis`` package
-    (``pip install 'llmcore[redis]'``).
+    (``pip install 'llmcore-framework[redis]'``).
     """
 
     def __init__(self, url: str, *, prefix: str = "llmcore:cooldown:", recheck: float = 0.25,
@@ -273,7 +273,7 @@ class RedisStore(_SnapshotStore):
         except ImportError as exc:
             raise ConfigError(
                 "routing.state is a Redis URL but the redis package is not installed",
-                hint="pip install 'llmcore[redis]'") from exc
+                hint="pip install 'llmcore-framework[redis]'") from exc
         self.url = _safe_url(url)  # for messages: the password stays out of them
         self.prefix = prefix
         self.recheck = recheck

@@ -20,11 +20,19 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 
 @attrs.define
 class Message:
+    """One turn of a conversation."""
+
+    #: ``system``, ``user``, ``assistant`` or ``tool``.
     role: str
+    #: The text of the turn.
     content: str = ""
+    #: An optional name of the speaker (OpenAI's ``name``).
     name: str | None = None
+    #: On an assistant turn: the tool calls it made (OpenAI-shaped, see "Tool calls").
     tool_calls: list[dict[str, Any]] | None = None
+    #: On a ``tool`` turn: the id of the call this is the result of.
     tool_call_id: str | None = None
+    #: Images sent with the turn: URLs, ``data:`` URLs or bare base64.
     images: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,9 +56,15 @@ def as_messages(messages: str | list[Message] | list[dict[str, Any]]) -> list[Me
 
 @attrs.define
 class Usage:
+    """Tokens one call used."""
+
+    #: Prompt tokens, cache reads and writes included (OpenAI's convention).
     input_tokens: int = 0
+    #: Tokens of the answer (thinking included).
     output_tokens: int = 0
+    #: Of ``input_tokens``, those read from the provider's prompt cache (priced lower).
     cached_tokens: int | None = None
+    #: Of ``output_tokens``, those spent thinking, when the server says.
     reasoning_tokens: int | None = None
 
     @property
@@ -67,18 +81,31 @@ class Usage:
 class ChatRequest:
     """One model call. ``extra`` is passed to the server untouched."""
 
+    #: The conversation, oldest first.
     messages: list[Message]
+    #: The model; ``None``: the provider's first configured model.
     model: str | None = None
+    #: Sampling temperature.
     temperature: float | None = None
+    #: Most tokens in the answer.
     max_tokens: int | None = None
+    #: Nucleus sampling.
     top_p: float | None = None
+    #: Stop sequences.
     stop: list[str] | None = None
+    #: Sampling seed, where the API has one.
     seed: int | None = None
+    #: OpenAI's ``response_format`` (JSON mode), where the API has one.
     response_format: dict[str, Any] | None = None
+    #: Tools the model may call (OpenAI-shaped, see "Tool calls").
     tools: list[dict[str, Any]] | None = None
+    #: ``auto``, ``required``, ``none`` or a named function.
     tool_choice: Any = None
+    #: Whether the caller asked for a stream (``stream()`` sets it).
     stream: bool = False
+    #: Seconds this call may take, replacing the provider's read and first-token timeouts.
     timeout: float | None = None
+    #: Keys passed to the server's body untouched.
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,17 +134,31 @@ class Attempt:
 
 @attrs.define
 class ChatResponse:
+    """A complete answer."""
+
+    #: The text of the answer (thinking kept apart).
     content: str
+    #: The model that answered, as the server names it.
     model: str | None = None
+    #: The configured provider name that answered.
     provider: str | None = None
+    #: Tokens used.
     usage: Usage = attrs.field(factory=Usage)
+    #: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
     finish_reason: str | None = None
+    #: Tool calls the model made (OpenAI-shaped, see "Tool calls").
     tool_calls: list[dict[str, Any]] | None = None
+    #: Reasoning text, when the model thinks aloud and the server sends it apart.
     thinking: str | None = None
+    #: Seconds the call took (set by the provider base and the router).
     latency_s: float = 0.0
+    #: Seconds to the first streamed piece, for streamed answers.
     ttft_s: float | None = None
+    #: USD, from the registry or the provider's ``cost:`` (set by the router).
     cost_usd: float | None = None
+    #: Every try the router made for this answer (set by the router).
     attempts: list[Attempt] = attrs.field(factory=list)
+    #: The server's decoded answer, for debugging (not in ``to_dict()``).
     raw: Any = attrs.field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,12 +172,19 @@ class ChatResponse:
 class StreamChunk:
     """A piece of a streamed answer. The last chunk carries ``finish_reason`` and ``usage``."""
 
+    #: A piece of the answer's text.
     content: str = ""
+    #: A piece of the reasoning text.
     thinking: str = ""
+    #: On the last chunk only: why the answer ended.
     finish_reason: str | None = None
+    #: On the last chunk: the tokens of the whole answer.
     usage: Usage | None = None
+    #: On the last chunk: the tool calls, assembled from the stream's pieces.
     tool_calls: list[dict[str, Any]] | None = None
+    #: The model that answers.
     model: str | None = None
+    #: The configured provider name that answers.
     provider: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

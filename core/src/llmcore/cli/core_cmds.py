@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from . import cli
 from .base import State, echo_json, pass_state, table
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 @cli.command()
@@ -25,6 +30,14 @@ def plugins(state: State, as_json: bool) -> None:
                                                            for h in r.hooks), r.error)
         for r in records
     ])
+    _warn_conflicts(rt)
+
+
+def _warn_conflicts(rt: Runtime) -> None:
+    """Two plugins offering one type name: say so on stderr, and which one is used."""
+    for c in rt.pm.conflicts:
+        click.echo(f"warning: {c.message()} (disable the other in plugins.disabled)",
+                   err=True)
 
 
 def _status(s: str) -> str:
@@ -67,7 +80,10 @@ def config_path(state: State) -> None:
 @pass_state
 def config_validate(state: State) -> None:
     """Check the config against the schema and the installed plugins; exit 2 on an error."""
-    state.runtime.validate()
+    rt = state.runtime
+    rt.validate()
+    _ = rt.provider_types, rt.agent_types, rt.sink_types  # conflicts show up when collected
+    _warn_conflicts(rt)
     click.echo(f"ok: {state.config.source or '(defaults, no config file)'}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from ..errors import LLMCoreError
+from ..plugins import CORE_DISTRIBUTION
 from . import cli
 
 PREFIX = "llmcore-plugin-"
@@ -42,9 +43,12 @@ def is_path(spec: str) -> bool:
 
 
 def distribution_name(name: str) -> str:
-    """``aider`` → ``llmcore-plugin-aider``; full names (``llmcore…``) are kept as they are."""
+    """``aider`` → ``llmcore-plugin-aider``; ``llmcore`` → the core's distribution name (the
+    index's ``llmcore`` is another project); full names (``llmcore-…``) are kept as they are."""
     n = name.strip().lower().replace("_", "-")
-    if n == "llmcore" or n.startswith("llmcore-"):
+    if n == "llmcore":
+        return CORE_DISTRIBUTION
+    if n.startswith("llmcore-"):
         return n
     return PREFIX + n
 
@@ -173,9 +177,9 @@ def uninstall(names: tuple[str, ...]) -> None:
     Never loads a plugin or reads the config, so it works even when every plugin is broken.
     """
     dists = [distribution_name(n) for n in names]
-    if "llmcore" in dists:
+    if CORE_DISTRIBUTION in dists:
         raise InstallError("refusing to uninstall llmcore itself from llmcore",
-                           hint=f"run `{sys.executable} -m pip uninstall llmcore`")
+                           hint=f"run `{sys.executable} -m pip uninstall {CORE_DISTRIBUTION}`")
     present = _installed()
     missing = [d for d in dists if d not in present]
     if missing:

@@ -17,6 +17,7 @@ import click
 from .. import __version__
 from ..errors import LLMCoreError
 from ..hookspecs import HOOK_API_VERSION
+from ..plugins import CORE_DISTRIBUTION
 from . import cli
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -29,6 +30,15 @@ _FILES = {
         "provider/__init__.py.tmpl": "src/{module}/__init__.py",
         "provider/test_plugin.py.tmpl": "tests/test_{module}.py",
     },
+    # A provider for an API with its own wire format: sans-IO wire module + fake server.
+    "provider-custom": {
+        "pyproject.toml.tmpl": "pyproject.toml",
+        "provider_custom/README.md.tmpl": "README.md",
+        "provider_custom/__init__.py.tmpl": "src/{module}/__init__.py",
+        "provider_custom/wire.py.tmpl": "src/{module}/wire.py",
+        "provider_custom/test_plugin.py.tmpl": "tests/test_{module}.py",
+        "provider_custom/fake_server.py.tmpl": "tests/fake_server.py",
+    },
     "agent": {
         "pyproject.toml.tmpl": "pyproject.toml",
         "agent/README.md.tmpl": "README.md",
@@ -40,11 +50,11 @@ _FILES = {
 
 
 def llmcore_requirement(version: str = __version__) -> str:
-    """``llmcore>=0.1,<0.2``: this minor series, which keeps the hook API stable."""
+    """``llmcore-framework>=0.1,<0.2``: this minor series, which keeps the hook API stable."""
     major, minor = (int(p) for p in version.split(".")[:2])
     if major == 0:
-        return f"llmcore>={major}.{minor},<{major}.{minor + 1}"
-    return f"llmcore>={major}.{minor},<{major + 1}"
+        return f"{CORE_DISTRIBUTION}>={major}.{minor},<{major}.{minor + 1}"
+    return f"{CORE_DISTRIBUTION}>={major}.{minor},<{major + 1}"
 
 
 def _hook_api_spec() -> str:
@@ -54,8 +64,11 @@ def _hook_api_spec() -> str:
 
 
 def render_plugin(name: str, kind: str, directory: Path, *, summary: str | None = None,
-                  base_url: str = "http://127.0.0.1:8000/v1") -> list[Path]:
-    """Write the package for plugin ``name`` into ``directory``; returns the files written."""
+                  base_url: str = "http://127.0.0.1:8000/v1", wire: str = "openai") -> list[Path]:
+    """Write the package for plugin ``name`` into ``directory``; returns the files written.
+
+    ``wire`` (providers): ``openai`` builds on :class:`llmcore.OpenAIProvider`; ``custom``
+    writes a sans-IO skeleton (a pure wire module, a fake server, the contract suite)."""
     name = name.strip().lower().removeprefix("llmcore-plugin-")
     if not _NAME.match(name):
         raise LLMCoreError(
@@ -63,8 +76,14 @@ def render_plugin(name: str, kind: str, directory: Path, *, summary: str | None 
             hint="lower-case letters, digits and single dashes, starting with a letter "
             "(e.g. acme or acme-cloud)",
         )
-    if kind not in _FILES:
+    if kind not in ("provider", "agent"):
         raise LLMCoreError(f"unknown kind {kind!r}", hint="one of: provider, agent")
+    if wire not in ("openai", "custom"):
+        raise LLMCoreError(f"unknown wire format {wire!r}", hint="one of: openai, custom")
+    if wire == "custom" and kind != "provider":
+        raise LLMCoreError("--wire custom is for providers",
+                           hint="an agent plugin runs a program; leave --wire out")
+    files = _FILES["provider-custom" if wire == "custom" else kind]
     if directory.exists() and any(directory.iterdir()):
         raise LLMCoreError(f"{directory} already exists and is not empty",
                            hint="choose another --dir, or remove it first")
@@ -79,10 +98,11 @@ def render_plugin(name: str, kind: str, directory: Path, *, summary: str | None 
         "base_url": base_url,
         "llmcore_requirement": llmcore_requirement(),
         "hook_api": _hook_api_spec(),
+        "key_header": f"x-{name}-key",
     }
     root = resources.files("llmcore") / "templates"
     written: list[Path] = []
-    for template, target in _FILES[kind].items():
+    for template, target in files.items():
         text = (root / template).read_text(encoding="utf-8")
         for key, value in values.items():
             text = text.replace("{{" + key + "}}", value)
@@ -108,12 +128,18 @@ def plugin() -> None:
 @click.option("--description", help="One line saying what it is for.")
 @click.option("--base-url", default="http://127.0.0.1:8000/v1", show_default=True,
               help="Provider: the server's default base URL.")
+@click.option("--wire", type=click.Choice(["openai", "custom"]), default="openai",
+              show_default=True,
+              help="Provider: openai builds on the OpenAI-compatible client; custom writes a "
+              "sans-IO skeleton for an API with its own wire format (request builder, "
+              "parser, stream decoder, a fake server and the contract suite).")
 def plugin_new(name: str, kind: str, directory: str | None, description: str | None,
-               base_url: str) -> None:
+               base_url: str, wire: str) -> None:
     """Write a new plugin package NAME, ready to `pip install -e` and test."""
     short = name.strip().lower().removeprefix("llmcore-plugin-")
     target = Path(directory) if directory else Path.cwd() / f"llmcore-plugin-{short}"
-    files = render_plugin(name, kind, target, summary=description, base_url=base_url)
+    files = render_plugin(name, kind, target, summary=description, base_url=base_url,
+                          wire=wire)
     click.echo(f"wrote llmcore-plugin-{short} ({kind}) in {target}:")
     for f in files:
         click.echo(f"  {f.relative_to(target)}")

@@ -46,6 +46,9 @@ Where wire formats differ, override the small hooks instead of the tests:
 * :meth:`ProviderContract.auth_header` is the header (lower-case name) a key is sent in.
 * :attr:`ProviderContract.stream_usage_exact`: set False when your server cannot report
   usage in a stream and the provider counts it itself (then it must still be > 0).
+* :attr:`ProviderContract.unsupported_options`: the request options your API has no
+  parameter for (``{"seed"}`` for Anthropic). The options test then checks that they are
+  *not* sent, instead of checking that they arrive.
 * :attr:`ProviderContract.hostile_stream_unit` / ``hostile_stream_type``: one chunk of
   your stream format and its content type, for the malicious-server kit
   (:mod:`llmcore.testing.hostile`), which every provider runs whole, sync and async:
@@ -224,6 +227,8 @@ class ProviderContract(HostileKit):
     not_found_error: ClassVar[str] = "model 'no-such-model' not found"
     #: False when the provider counts stream usage itself instead of reading it.
     stream_usage_exact: ClassVar[bool] = True
+    #: Request options (of temperature, top_p, seed, max_tokens, stop) the API does not have.
+    unsupported_options: ClassVar[frozenset[str]] = frozenset()
     #: One chunk of the provider's stream format, and the stream's content type (kit).
     hostile_stream_unit: ClassVar[bytes] = OPENAI_STREAM_UNIT
     hostile_stream_type: ClassVar[str] = "text/event-stream"
@@ -376,11 +381,15 @@ class ProviderContract(HostileKit):
         body = self._last_body(fake)
         assert body.get("model") == self.model
         sent = self.sent_options(body)
-        assert sent["temperature"] == 0.25
-        assert sent["top_p"] == 0.5
-        assert sent["seed"] == 42
-        assert sent["max_tokens"] == 17
-        assert sent["stop"] == ["END"]
+        wanted = {"temperature": 0.25, "top_p": 0.5, "seed": 42, "max_tokens": 17,
+                  "stop": ["END"]}
+        unknown = set(self.unsupported_options) - set(wanted)
+        assert not unknown, f"unsupported_options names no request option: {unknown}"
+        for key, value in wanted.items():
+            if key in self.unsupported_options:
+                assert sent.get(key) is None, f"{key} is declared unsupported but was sent"
+            else:
+                assert sent.get(key) == value, f"{key}: sent {sent.get(key)!r}, not {value!r}"
 
     def test_models_lists_model_info(self, fake: FakeServer,
                                      make_provider: MakeProvider) -> None:

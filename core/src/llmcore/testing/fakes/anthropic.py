@@ -4,6 +4,18 @@ Serves ``POST /v1/messages`` (plain JSON and SSE; the ``?beta=true`` query Claud
 accepted), ``POST /v1/messages/count_tokens`` and ``GET /v1/models``. Only ``/v1/messages``
 takes a reply from the script: the side routes never consume one, so a script of N replies
 drives exactly N model turns whatever else the client asks first.
+
+It refuses what the real API refuses, before taking a reply from the script: a request
+without ``x-api-key`` (or ``Authorization: Bearer``, which OAuth clients send) gets 401
+``authentication_error``; without ``anthropic-version`` or ``max_tokens``, 400
+``invalid_request_error`` with the API's wording. Replies use Anthropic's stop reasons
+(``end_turn``, ``max_tokens``, ``tool_use``, ``stop_sequence``): a :class:`Reply` may give
+llmcore's names (``stop``, ``length``, ``tool_calls``) and they are translated.
+``Reply.extra`` may hold ``cache_read``/``cache_creation`` (prompt-caching token counts) and
+``stream_error`` (an error ``type`` sent as an ``error`` event after the first text piece).
+
+Base URL convention: :attr:`AnthropicFake.base_url` is the server root, without ``/v1``,
+as ``anthropic.Anthropic(base_url=...)`` and ``ANTHROPIC_BASE_URL`` expect.
 """
 
 from __future__ import annotations
@@ -29,6 +41,9 @@ ERROR_TYPES = {
     529: "overloaded_error",
 }
 
+#: llmcore's finish reasons -> Anthropic's stop reasons (Anthropic's own pass through).
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
 
 def _text_of(content: Any) -> str:
     """Plain text of a message's ``content`` (a string or a list of blocks)."""
@@ -47,6 +62,11 @@ class AnthropicFake(FakeServer):
     models = ["claude-fake-1"]
     scripted_paths = ("/v1/messages",)
 
+    def __init__(self, default: Reply | None = None, *, models: list[str] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(default, **kw)
+        self.models = list(models if models is not None else type(self).models)
+
     def setup_routes(self) -> None:
         self.route("POST", "/v1/messages", self.messages)
         self.route("POST", "/v1/messages/count_tokens", self.count_tokens)
@@ -58,10 +78,34 @@ class AnthropicFake(FakeServer):
         return self.url
 
     def next_reply(self, req: RecordedRequest) -> Reply:
+        refusal = self.refusal(req)
+        if refusal is not None:  # refused before the model runs: the script is untouched
+            self.record(req)
+            return refusal
         if req.path in self.scripted_paths:
             return super().next_reply(req)
         self.record(req)
         return Reply()
+
+    @staticmethod
+    def refusal(req: RecordedRequest) -> Reply | None:
+        """The error the real API gives a request missing what it requires, or ``None``."""
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        if not headers.get("x-api-key") and not headers.get("authorization"):
+            return Reply(status=401, error="x-api-key header is required")
+        if not headers.get("anthropic-version"):
+            return Reply(status=400, error="anthropic-version: header is required")
+        if req.method == "POST" and req.path == "/v1/messages":
+            try:
+                body = req.json
+            except ValueError:
+                return Reply(status=400, error="There was an issue with your request body: "
+                                               "it is not valid JSON")
+            if not isinstance(body, dict) or "max_tokens" not in body:
+                return Reply(status=400, error="max_tokens: Field required")
+            if isinstance(body["max_tokens"], bool) or not isinstance(body["max_tokens"], int):
+                return Reply(status=400, error="max_tokens: Input should be a valid integer")
+        return None
 
     def message_requests(self) -> list[RecordedRequest]:
         """The recorded model turns (``POST /v1/messages``), in order."""
@@ -104,14 +148,18 @@ class AnthropicFake(FakeServer):
     def messages(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
         model = reply.model or body.get("model") or self.models[0]
+        if model not in self.models:
+            self.models.append(model)  # what it has answered for, it lists
         prompt = _text_of(body.get("system")) + " " + " ".join(
             _text_of(m.get("content")) for m in body.get("messages", []))
         pin, pout = reply.token_usage(prompt)
         blocks = self._blocks(reply)
         stop = reply.finish_reason or ("tool_use" if reply.tool_calls else "end_turn")
+        stop = STOP_REASONS.get(stop, stop)
         msg_id = "msg_" + uuid.uuid4().hex[:24]
         usage = {"input_tokens": pin, "output_tokens": pout,
-                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                 "cache_creation_input_tokens": int(reply.extra.get("cache_creation", 0)),
+                 "cache_read_input_tokens": int(reply.extra.get("cache_read", 0)),
                  "server_tool_use": None, "service_tier": "standard"}
         headers = {"request-id": "req_" + uuid.uuid4().hex[:20]}
         if not body.get("stream"):
@@ -135,9 +183,14 @@ class AnthropicFake(FakeServer):
                     yield sse("content_block_start", {"index": index,
                                                       "content_block": {"type": "text",
                                                                         "text": ""}})
-                    for piece in reply.pieces():
+                    for n, piece in enumerate(reply.pieces()):
                         yield sse("content_block_delta", {
                             "index": index, "delta": {"type": "text_delta", "text": piece}})
+                        if n == 0 and reply.extra.get("stream_error"):
+                            kind = str(reply.extra["stream_error"])
+                            yield sse("error", {"error": {
+                                "type": kind, "message": kind.replace("_error", "").title()}})
+                            return
                 elif kind == "thinking":
                     yield sse("content_block_start", {"index": index, "content_block": {
                         "type": "thinking", "thinking": "", "signature": ""}})

@@ -277,6 +277,13 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def base_url(self) -> str:
+        """What a provider's or agent's ``base_url`` should be set to: the API's own
+        convention. The server root here; fakes of APIs whose clients include a version
+        path (OpenAI's ``/v1``) override it."""
+        return self.url
+
     def start(self: _Fake) -> _Fake:
         self._server = _Server((self._host, self._port), Handler)
         self._server.fake = self
