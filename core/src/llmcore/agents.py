@@ -62,6 +62,11 @@ class Invocation:
     unset_env: list[str] = attrs.field(factory=list)
     #: Plugin-private facts for ``finish`` (e.g. a session id the plugin chose).
     meta: dict[str, Any] = attrs.field(factory=dict)
+    #: Bytes written to the program's stdin, which is then closed (a long prompt); ``None``:
+    #: stdin is ``/dev/null``.
+    stdin: bytes | None = None
+    #: Files the runner deletes when the run is over (a prompt file the plugin wrote).
+    temp_files: list[str] = attrs.field(factory=list)
 
 
 @attrs.define

@@ -103,6 +103,10 @@ class AgentConfig:
     isolation: str = "none"
     serve_prompts: bool = False
     options: dict[str, Any] = attrs.field(factory=dict)
+    #: Agent logs older than this many days are removed (0: never by age).
+    logs_keep_days: float = 14.0
+    #: Agent logs, all together, are kept under this many MiB, oldest removed first (0: no cap).
+    logs_max_mb: float = 1024.0
 
 
 @attrs.define
