@@ -37,6 +37,9 @@ from .types import AgentResult, AgentTask
 EventCallback = Callable[[dict[str, Any]], None]
 T = TypeVar("T")
 
+#: Longest prompt passed as one argument. Linux refuses any single argument over 128 KiB
+#: (MAX_ARG_STRLEN); a longer prompt goes by stdin or a file, the way each program takes it.
+ARGV_PROMPT_MAX = 96 * 1024
 #: Flags seen by ``--version`` probes are cached per executable path for the process.
 _VERSION_CACHE: dict[str, str] = {}
 _VERSION_LOCK = threading.Lock()
@@ -266,6 +269,21 @@ class Agent:
         home = Path(platformdirs.user_state_dir("llmcore")) / "agents" / safe / "home"
         home.mkdir(parents=True, exist_ok=True)
         return home
+
+    def prompt_fits_argv(self, prompt: str) -> bool:
+        """Whether ``prompt`` can go on the command line (:data:`ARGV_PROMPT_MAX`); when not,
+        the plugin hands it over by stdin (``Invocation.stdin``) or a prompt file."""
+        return len(prompt.encode("utf-8")) <= ARGV_PROMPT_MAX
+
+    def prompt_file(self, prompt: str) -> str:
+        """Write ``prompt`` to a private (0600) file for a program that reads its task from a
+        file; list the path in ``Invocation.temp_files`` so the runner deletes it."""
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="llmcore-prompt-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(prompt)
+        return path
 
     def mode_setting(self, table: Mapping[str, T], mode: str) -> T:
         """``table[mode]``: what llmcore's ``mode`` means for this program (its flags or

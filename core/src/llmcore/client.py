@@ -151,11 +151,17 @@ class Client(_Base):
     def models(self, provider: str | None = None) -> list[ModelInfo]:
         return self.router.models(provider)
 
-    def run_agent(self, agent: str, prompt: str, *, cwd: str | os.PathLike[str] | None = None,
+    def run_agent(self, agent: str, prompt: str | None = None, *,
+                  cwd: str | os.PathLike[str] | None = None,
                   mode: str | None = None, model: str | None = None, resume: str | None = None,
                   timeout: float | None = None, args: Sequence[str] | None = None,
-                  on_event: EventCallback | None = None) -> AgentResult:
-        """Run a coding agent on ``prompt`` in ``cwd`` and return what it did."""
+                  on_event: EventCallback | None = None,
+                  prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
+        """Run a coding agent on ``prompt`` (or the text of ``prompt_file``) in ``cwd`` and
+        return what it did."""
+        from .runner import resolve_prompt
+
+        prompt = resolve_prompt(prompt, prompt_file)
         a = self.runtime.agent(agent)
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
         return self._agent_run(a, task, on_event)
@@ -208,16 +214,21 @@ class AsyncClient(_Base):
     async def models(self, provider: str | None = None) -> list[ModelInfo]:
         return await self.router.amodels(provider)
 
-    async def run_agent(self, agent: str, prompt: str, *,
+    async def run_agent(self, agent: str, prompt: str | None = None, *,
                         cwd: str | os.PathLike[str] | None = None, mode: str | None = None,
                         model: str | None = None, resume: str | None = None,
                         timeout: float | None = None, args: Sequence[str] | None = None,
-                        on_event: EventCallback | None = None) -> AgentResult:
+                        on_event: EventCallback | None = None,
+                        prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
         """Run an agent without blocking the loop; cancelling the task stops the agent."""
         import asyncio
         import contextlib
         import functools
         import threading
+
+        from .runner import resolve_prompt
+
+        prompt = resolve_prompt(prompt, prompt_file)
 
         a = self.runtime.agent(agent)
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)

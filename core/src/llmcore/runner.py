@@ -336,6 +336,24 @@ def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str,
             stream.close()
 
 
+#: Bytes a pipe to the program may hold (Linux ``F_SETPIPE_SZ``; the default is 64 KiB).
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipe(stream: IO[bytes] | None) -> None:
+    """Let the pipe hold a whole long line. Node programs (Gemini CLI) that write one big
+    event (the echo of a 300 KiB prompt) and exit at once lose what did not fit in the pipe:
+    Node drops pending writes at exit. Best effort; Linux only."""
+    if stream is None:
+        return
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
 def _feed(stream: IO[bytes], data: bytes) -> None:
     """Write the prompt to the program's stdin, then close it (a program that stops
     reading, or exits early, only ends the write)."""
@@ -394,6 +412,45 @@ def check_prompt(agent_name: str, prompt: str) -> None:
     if not prompt.strip():
         raise BadRequestError(f"{agent_name}: the prompt is empty", provider=agent_name,
                               hint="say what the agent should do (or pass --prompt-file)")
+
+
+#: The largest prompt file read (a task description, not a data set).
+PROMPT_FILE_MAX = 8 * 1024 * 1024
+
+
+def resolve_prompt(prompt: str | None, prompt_file: str | os.PathLike[str] | None) -> str:
+    """The task text: ``prompt``, or the UTF-8 text of ``prompt_file`` (exactly one of them).
+
+    Raises :class:`~llmcore.errors.BadRequestError` saying what is wrong (both or neither
+    given, a file missing, unreadable, too large or not text).
+    """
+    from .errors import BadRequestError
+
+    if prompt_file is None:
+        if prompt is None:
+            raise BadRequestError("no prompt given",
+                                  hint="pass the task as PROMPT or with --prompt-file FILE")
+        return prompt
+    if prompt is not None:
+        raise BadRequestError("both a prompt and a prompt file were given",
+                              hint="pass one of them: PROMPT or --prompt-file FILE")
+    path = Path(os.path.expanduser(os.fspath(prompt_file)))
+    try:
+        size = path.stat().st_size
+        if size > PROMPT_FILE_MAX:
+            raise BadRequestError(f"prompt file {path} is {size} bytes; the most is "
+                                  f"{PROMPT_FILE_MAX}", hint="shorten it, or let the agent "
+                                  "read the big file itself (name it in the prompt)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadRequestError(f"cannot read prompt file {path}: {exc.strerror or exc}",
+                              hint="check the path given to --prompt-file / prompt_file=") \
+            from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"prompt file {path} is not UTF-8 text (byte {exc.start})",
+                              hint="save it as UTF-8") from None
 
 
 def _open_log(path: Path) -> IO[bytes]:
@@ -544,6 +601,8 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
                                  hint=f"check agents.{agent.name}.command") from exc
     tree = ProcessTree(proc.pid, run_id)
     register(tree, GRACE_S)
+    for stream in (proc.stdout, proc.stderr):
+        _widen_pipe(stream)
     stop_reading = threading.Event()
     assert proc.stdout is not None and proc.stderr is not None
     threads = [

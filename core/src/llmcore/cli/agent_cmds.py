@@ -53,7 +53,9 @@ def agent() -> None:
 
 @agent.command("run")
 @click.argument("name")
-@click.argument("prompt")
+@click.argument("prompt", required=False)
+@click.option("--prompt-file", type=click.Path(dir_okay=False), default=None,
+              help="Read the task from this file (UTF-8) instead of PROMPT.")
 @click.option("--cwd", type=click.Path(file_okay=False), default=None,
               help="Directory the agent works in (default: the current one).")
 @click.option("--timeout", type=float, default=None, help="Seconds before the run is stopped.")
@@ -63,20 +65,22 @@ def agent() -> None:
 @click.option("--resume", default=None, help="Session id of an earlier run to continue.")
 @click.option("--json", "as_json", is_flag=True, help="Print the AgentResult as JSON.")
 @pass_state
-def agent_run(state: State, name: str, prompt: str, cwd: str | None, timeout: float | None,
+def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | None,
+              cwd: str | None, timeout: float | None,
               mode: str | None, model: str | None, resume: str | None, as_json: bool) -> None:
     """Run agent NAME on PROMPT; exit 0 only when the agent succeeded.
 
     A prompt starting with "-" needs "--" before it: llmcore agent run aider -- "-v flag".
     """
-    from ..errors import AgentError
+    from ..errors import AgentError, LLMCoreError
 
     client = state.client
     progress = _Progress(name, enabled=sys.stderr.isatty() and not as_json)
     try:
         with progress:
             result = client.run_agent(name, prompt, cwd=cwd, mode=mode, model=model,
-                                      resume=resume, timeout=timeout, on_event=progress.event)
+                                      resume=resume, timeout=timeout, on_event=progress.event,
+                                      prompt_file=prompt_file)
     except AgentError as exc:
         if not as_json or exc.result is None:
             raise
@@ -84,6 +88,12 @@ def agent_run(state: State, name: str, prompt: str, cwd: str | None, timeout: fl
         data["error"] = str(exc)
         data["error_type"] = type(exc).__name__
         echo_json(data)
+        sys.exit(exc.exit_code)
+    except LLMCoreError as exc:
+        if not as_json:
+            raise
+        echo_json({"agent": name, "success": False, "error": str(exc),
+                   "error_type": type(exc).__name__})
         sys.exit(exc.exit_code)
     if as_json:
         echo_json(result.to_dict())

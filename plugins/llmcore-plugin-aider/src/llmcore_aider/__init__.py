@@ -125,10 +125,16 @@ class AiderAgent(llmcore.Agent):
             argv += ["--edit-format", opts.edit_format]
         argv += task.args
         # ``--message=TEXT`` is one token argparse reads as a value, whatever TEXT starts with.
-        argv.append(f"--message={task.prompt}")
+        temp: list[str] = []
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--message={task.prompt}")
+        else:
+            temp.append(self.prompt_file(task.prompt))
+            argv.append(f"--message-file={temp[0]}")
         # Files to edit come last, after "--" so none can be read as a flag.
         argv += ["--", *opts.files] if opts.files else []
-        return llmcore.Invocation(argv=argv, env=env, meta={"session": session})
+        return llmcore.Invocation(argv=argv, env=env, meta={"session": session},
+                                  temp_files=temp)
 
     def run(self, task: llmcore.AgentTask, on_event: Any = None,
             cancel: Any = None) -> llmcore.AgentResult:

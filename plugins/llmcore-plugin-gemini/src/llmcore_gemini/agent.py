@@ -80,7 +80,14 @@ class GeminiAgent(llmcore.Agent):
         if task.resume:
             argv += ["--resume", task.resume]
         # "--prompt=TEXT" in one argument: the text can never be read as a flag.
-        argv += [*task.args, f"--prompt={task.prompt}"]
+        argv += task.args
+        stdin = None
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--prompt={task.prompt}")
+        else:
+            # -p is "appended to input on stdin": the long text goes by stdin.
+            argv.append("--prompt= ")
+            stdin = task.prompt.encode()
         env = {**self.config.env, **task.env, "GEMINI_CLI_NO_RELAUNCH": "true"}
         if self.config.base_url:
             # Gemini CLI appends /v1beta/models/…: a base URL that has it would double it.
@@ -92,7 +99,7 @@ class GeminiAgent(llmcore.Agent):
         if home is not None:
             _write_settings(home, opts.max_attempts)
             env.update(llmcore.home_env(home))
-        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin)
 
     # -- output (one JSON event per line: the base class's parse_line) -----------------
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:

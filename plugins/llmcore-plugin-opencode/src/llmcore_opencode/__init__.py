@@ -75,8 +75,12 @@ class OpenCodeAgent(llmcore.Agent):
             argv.append("--auto")
         if task.resume:
             argv += ["-s", task.resume]
-        argv += [*task.args, "--", task.prompt]
-        return llmcore.Invocation(argv=argv, env=env)
+        argv += task.args
+        if self.prompt_fits_argv(task.prompt):
+            argv += ["--", task.prompt]
+            return llmcore.Invocation(argv=argv, env=env)
+        # `opencode run` reads piped stdin as the message.
+        return llmcore.Invocation(argv=argv, env=env, stdin=task.prompt.encode())
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         session = None

@@ -64,8 +64,12 @@ class QwenAgent(llmcore.Agent):
         argv += task.args
         # ``--prompt=TEXT`` is one token yargs reads as a value: a prompt that starts with
         # "-" can never become a flag (qwen ignores positionals after "--").
-        argv.append(f"--prompt={task.prompt}")
-        return llmcore.Invocation(argv=argv, env=env)
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--prompt={task.prompt}")
+            return llmcore.Invocation(argv=argv, env=env)
+        # -p is "appended to input on stdin": the long text goes by stdin.
+        argv.append("--prompt= ")
+        return llmcore.Invocation(argv=argv, env=env, stdin=task.prompt.encode())
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         result: dict[str, Any] | None = None
