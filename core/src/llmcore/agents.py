@@ -40,6 +40,21 @@ T = TypeVar("T")
 #: Longest prompt passed as one argument. Linux refuses any single argument over 128 KiB
 #: (MAX_ARG_STRLEN); a longer prompt goes by stdin or a file, the way each program takes it.
 ARGV_PROMPT_MAX = 96 * 1024
+#: llmcore's modes, from the most careful to the most free.
+MODES = ("read_only", "suggest", "auto_edit", "full_auto")
+#: Other names accepted wherever a mode is read: the seed's approval names (Codex's
+#: ``suggest`` / ``auto-edit`` / ``full-auto``) and dashed spellings.
+MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only", "auto-edit": "auto_edit",
+                "autoedit": "auto_edit", "full-auto": "full_auto", "fullauto": "full_auto"}
+
+
+def normalize_mode(mode: str) -> str:
+    """llmcore's name for ``mode`` (``"full-auto"`` → ``"full_auto"``); unknown names are
+    returned as given, for the plugin to refuse with its list of modes."""
+    key = mode.strip().lower() if isinstance(mode, str) else mode
+    return MODE_ALIASES.get(key, key)
+
+
 #: Flags seen by ``--version`` probes are cached per executable path for the process.
 _VERSION_CACHE: dict[str, str] = {}
 _VERSION_LOCK = threading.Lock()
@@ -288,6 +303,7 @@ class Agent:
     def mode_setting(self, table: Mapping[str, T], mode: str) -> T:
         """``table[mode]``: what llmcore's ``mode`` means for this program (its flags or
         permissions); a :class:`~llmcore.errors.ConfigError` naming the modes otherwise."""
+        mode = normalize_mode(mode)
         if mode not in table:
             raise ConfigError(f"unknown mode {mode!r}", path=f"agents.{self.name}.mode",
                               hint="use one of " + ", ".join(table))

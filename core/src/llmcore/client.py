@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -166,6 +166,26 @@ class Client(_Base):
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
         return self._agent_run(a, task, on_event)
 
+    # -- agent batches and worktree merges (issue 15) ----------------------------------
+    def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
+                   on_update: Callable[[Any], None] | None = None,
+                   on_finish: Callable[[Any], None] | None = None,
+                   cancel: Any = None) -> list[Any]:
+        """Run many agent tasks, ``parallel`` at a time; a list of
+        :class:`~llmcore.agent_batch.TaskOutcome` in task order. Each task is a
+        :class:`~llmcore.agent_batch.BatchTask` or a mapping with its keys."""
+        from .agent_batch import Batch
+
+        return Batch(self, tasks, parallel=parallel, on_update=on_update,
+                     on_finish=on_finish, cancel=cancel).run()
+
+    def merge_run(self, run: AgentResult | str) -> Any:
+        """Bring an isolated run's branch into its checkout (see
+        :func:`llmcore.agent_worktrees.merge_run`)."""
+        from .agent_worktrees import merge_run
+
+        return merge_run(run)
+
     def close(self) -> None:
         self.router.close()
         self.runtime.close()
@@ -244,6 +264,36 @@ class AsyncClient(_Base):
             with contextlib.suppress(BaseException):
                 await fut
             raise
+
+    # -- agent batches and worktree merges (issue 15) ----------------------------------
+    async def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
+                         on_update: Callable[[Any], None] | None = None,
+                         on_finish: Callable[[Any], None] | None = None) -> list[Any]:
+        """:meth:`Client.run_agents` without blocking the loop; cancelling stops them all."""
+        import asyncio
+        import contextlib
+        import threading
+
+        from .agent_batch import Batch
+
+        cancel = threading.Event()
+        batch = Batch(self, tasks, parallel=parallel, on_update=on_update,
+                      on_finish=on_finish, cancel=cancel)
+        fut = asyncio.get_running_loop().run_in_executor(None, batch.run)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await fut
+            raise
+
+    async def merge_run(self, run: AgentResult | str) -> Any:
+        import asyncio
+
+        from .agent_worktrees import merge_run
+
+        return await asyncio.to_thread(merge_run, run)
 
     async def aclose(self) -> None:
         for p in self.runtime.providers.values():

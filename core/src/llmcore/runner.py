@@ -474,6 +474,12 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
     from .agents import missing_program
 
     check_prompt(agent.name, task.prompt)
+    from .agents import normalize_mode
+
+    if task.mode != normalize_mode(task.mode):
+        import attrs
+
+        task = attrs.evolve(task, mode=normalize_mode(task.mode))
     cwd = os.path.abspath(os.path.expanduser(task.cwd or "."))
     if not os.path.isdir(cwd):
         what = "is not a directory" if os.path.exists(cwd) else "does not exist"
@@ -488,11 +494,12 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
     from .agent_worktrees import WorktreeInfo, prepare_worktree
 
     wt: WorktreeInfo | None = None
-    if agent.config.isolation == "worktree":
+    isolation = task.isolation or agent.config.isolation
+    if isolation == "worktree":
         wt = prepare_worktree(agent, cwd, run_id, resume=task.resume)
         cwd = wt.cwd
-    elif agent.config.isolation not in ("none", "", None):
-        raise AgentError(f"{agent.name}: unknown isolation {agent.config.isolation!r}",
+    elif isolation not in ("none", "", None):
+        raise AgentError(f"{agent.name}: unknown isolation {isolation!r}",
                          agent=agent.name, hint="use isolation: none or isolation: worktree")
     task = _with_cwd(task, cwd)
     try:

@@ -184,6 +184,8 @@ class AgentTask:
     env: dict[str, str] = attrs.field(factory=dict)
     #: The run's id (names its log, branch and worktree); the runner makes one when unset.
     run_id: str | None = None
+    #: ``worktree`` or ``none`` for this run only (default: the agent's ``isolation``).
+    isolation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
