@@ -26,6 +26,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +46,18 @@ _GIT_ID = ["-c", "user.name=llmcore", "-c", "user.email=llmcore@localhost",
            "-c", "commit.gpgsign=false"]
 
 
+#: git takes lock files for refs and worktree admin; parallel runs of one checkout (a batch)
+#: make their worktrees and branches one at a time here, and retry a lock held elsewhere.
+_REPO_LOCK = threading.Lock()
+
+
 def _git(cwd: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                         check=False, stdin=subprocess.DEVNULL)
+    for attempt in range(5):
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                             check=False, stdin=subprocess.DEVNULL)
+        if out.returncode == 0 or ".lock" not in out.stderr or attempt == 4:
+            break
+        time.sleep(0.1 * (attempt + 1))
     if check and out.returncode != 0:
         raise OSError((out.stderr or out.stdout).strip() or f"git {args[0]} failed")
     return out
@@ -198,7 +208,8 @@ def prepare_worktree(agent: Agent, cwd: str, run_id: str, *,
     dest = _state_dir() / "worktrees" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', agent.name)}-{run_id}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _git(root, "worktree", "add", "-q", "-b", branch, str(dest), head)
+        with _REPO_LOCK:
+            _git(root, "worktree", "add", "-q", "-b", branch, str(dest), head)
     except OSError as exc:
         raise AgentError(f"{agent.name}: could not make a worktree of {root}: {exc}",
                          agent=agent.name, hint="see `git worktree list`; "
@@ -301,9 +312,10 @@ def remove_worktree(info: WorktreeInfo) -> str | None:
     if os.path.isdir(info.source):
         tip = _git(info.source, "rev-parse", "-q", "--verify", info.branch,
                    check=False).stdout.strip() or None
-        _git(info.source, "worktree", "remove", "--force", info.root, check=False)
-        _git(info.source, "branch", "-D", info.branch, check=False)
-        _git(info.source, "worktree", "prune", check=False)
+        with _REPO_LOCK:
+            _git(info.source, "worktree", "remove", "--force", info.root, check=False)
+            _git(info.source, "branch", "-D", info.branch, check=False)
+            _git(info.source, "worktree", "prune", check=False)
     if os.path.isdir(info.root):
         import shutil
 
