@@ -252,6 +252,24 @@ class Agent:
             model=task.model,
         )
 
+    def close(self) -> None:
+        """Stop what the agent keeps running between runs (a server it started); called
+        when the client closes. Default: nothing."""
+
+    def effective_options(self) -> dict[str, Any]:
+        """The options this agent runs with, defaults filled in (``llmcore agents --json``)."""
+        if self.options is None:
+            return {}
+        return attrs.asdict(self.options) if attrs.has(type(self.options)) else {}
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment a process of this agent gets (the user's, less other providers'
+        secrets, plus ``extra`` and the configured ``env``): for a helper process a plugin
+        starts itself, such as a server."""
+        from .runner import agent_environment
+
+        return agent_environment(self, dict(extra or {}))
+
     # -- helpers plugins share -----------------------------------------------------------
     def run(self, task: AgentTask, on_event: EventCallback | None = None,
             cancel: CancelToken | None = None) -> AgentResult:

@@ -171,5 +171,10 @@ class Runtime:
                 p.close()
             except Exception:
                 pass
+        for a in (self._agents or {}).values():
+            try:
+                a.close()  # e.g. an `opencode serve` started for this client
+            except Exception:
+                pass
         if self._metrics is not None:
             self._metrics.close()
