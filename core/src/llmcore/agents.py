@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import attrs
 
 from .agent_support import npm_package_version
-from .config import AgentConfig, structure_options
+from .config import AGENT_MODE_ALIASES, AGENT_MODES, AgentConfig, structure_options
 from .errors import (
     AgentAuthError,
     AgentConnectionError,
@@ -40,12 +40,9 @@ T = TypeVar("T")
 #: Longest prompt passed as one argument. Linux refuses any single argument over 128 KiB
 #: (MAX_ARG_STRLEN); a longer prompt goes by stdin or a file, the way each program takes it.
 ARGV_PROMPT_MAX = 96 * 1024
-#: llmcore's modes, from the most careful to the most free.
-MODES = ("read_only", "suggest", "auto_edit", "full_auto")
-#: Other names accepted wherever a mode is read: the seed's approval names (Codex's
-#: ``suggest`` / ``auto-edit`` / ``full-auto``) and dashed spellings.
-MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only", "auto-edit": "auto_edit",
-                "autoedit": "auto_edit", "full-auto": "full_auto", "fullauto": "full_auto"}
+#: llmcore's modes, from the most careful to the most free, and their other names.
+MODES = AGENT_MODES
+MODE_ALIASES = AGENT_MODE_ALIASES
 
 
 def normalize_mode(mode: str) -> str:

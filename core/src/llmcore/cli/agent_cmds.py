@@ -30,11 +30,18 @@ def agents(state: State, as_json: bool) -> None:
     found = list(rt.agents.values())
 
     def row(agent: Any) -> dict[str, Any]:
+        from ..agents import normalize_mode
+
         path = agent.executable() if agent.available() else None
+        cfg = agent.config
         return {"name": agent.name, "plugin": agent.type_name, "found": path is not None,
                 "version": agent.version() if path else None, "path": path,
-                "mode": agent.config.mode, "model": agent.config.model,
-                "base_url": agent.config.base_url}
+                "mode": normalize_mode(cfg.mode), "model": cfg.model,
+                "base_url": cfg.base_url, "api_key_env": cfg.api_key_env,
+                "isolation": cfg.isolation, "timeout": cfg.timeout,
+                "logs_keep_days": cfg.logs_keep_days, "logs_max_mb": cfg.logs_max_mb,
+                # every plugin option, defaults filled in: what the runs will use
+                "options": agent.effective_options()}
 
     # ``--version`` of a Node program takes ~0.5-2 s: ask them all at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
