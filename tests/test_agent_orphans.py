@@ -91,7 +91,8 @@ def _ancestor_is(pid: int, anc: int) -> bool:
 
 
 def _run_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("llmcore-")]
+    """The run's own threads (readers, stdin feeder, exit waiter) of the agent "fake"."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("llmcore-fake-")]
 
 
 @pytest.fixture

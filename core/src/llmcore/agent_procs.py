@@ -170,6 +170,12 @@ class ProcessTree:
         if not _LINUX:
             self._stop_group_only(grace, leader_wait)
             return
+        if not self.alive():  # the usual end: the program exited and left nothing
+            if leader_wait is not None:
+                with contextlib.suppress(Exception):
+                    leader_wait()
+            self._reap()
+            return
         deadline = time.monotonic() + grace
         termed: set[int] = set()
         delay = 0.005

@@ -624,19 +624,27 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
         assert proc.stdin is not None
         threads.append(threading.Thread(target=_feed, args=(proc.stdin, inv.stdin),
                                         daemon=True, name=f"llmcore-{agent.name}-stdin"))
+    exited = threading.Event()
+
+    def wait_exit() -> None:
+        # A thread blocked in wait() wakes at the exit itself; Popen.wait(timeout) polls
+        # with sleeps and would add up to 50 ms to every run.
+        with contextlib.suppress(Exception):
+            proc.wait()
+        exited.set()
+
+    threads.append(threading.Thread(target=wait_exit, daemon=True,
+                                    name=f"llmcore-{agent.name}-wait"))
     for t in threads:
         t.start()
 
     timed_out = cancelled = False
     try:
         deadline = start + timeout
-        next_note = 0.0
+        next_note = time.monotonic() + 0.2
         while True:
-            try:
-                proc.wait(timeout=0.05 if cancel is not None else 0.25)
+            if exited.wait(0.05 if cancel is not None else 0.25):
                 break
-            except subprocess.TimeoutExpired:
-                pass
             now = time.monotonic()
             if cancel is not None and cancel.is_set():
                 cancelled = True
