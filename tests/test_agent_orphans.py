@@ -229,17 +229,19 @@ def test_signal_to_llmcore_agent_run_stops_the_agent(tmp_path: Path, pids_file: 
     cfg = _cli_config(tmp_path, fake)
     env = {**os.environ, "LLMCORE_CONFIG": str(cfg), "PIDS_FILE": str(pids_file)}
     proc = subprocess.Popen([sys.executable, "-m", "llmcore", "agent", "run", "fake", "go",
-                             "--cwd", str(tmp_path)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                             "--cwd", str(tmp_path), "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         pids = _pids(pids_file, 2, timeout=60)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        stdout, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + sig
+    out = json.loads(stdout)
+    assert out["success"] is False and signal.Signals(sig).name in out["error"]
     _no_run_process_alive(pids)
 
 

@@ -149,3 +149,30 @@ def test_cli_merge_and_runs(tmp_path: Path) -> None:
     assert (repo / "c.txt").read_text() == "3\n"
     out = run_cli("agent", "merge", "no-such-run", "--json")
     assert out.returncode != 0 and json.loads(out.stdout)["merged"] is False
+
+
+def test_interrupted_isolated_run_keeps_changes_or_leaves_nothing(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "repo")
+    script = write_script(tmp_path, """
+        import json, sys
+        if sys.argv[-1] == "edit":
+            open("half.txt", "w").write("half done\\n")
+        print(json.dumps({"type": "step"}), flush=True)
+        import time; time.sleep(60)
+    """)
+
+    for prompt in ("idle", "edit"):
+        agent: Any = script_agent(script, isolation="worktree")
+        # Ctrl-C as the user would press it: KeyboardInterrupt in the main thread.
+        import _thread
+        import threading
+
+        threading.Timer(1.5, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            agent.run(AgentTask(prompt=prompt, cwd=str(repo)))
+    runs = list_runs()
+    assert len(runs) == 1  # the idle run left nothing; the one that edited is kept
+    kept = runs[0]
+    assert kept.finished and kept.success is False
+    assert "half.txt" in git(repo, "show", "--stat", kept.branch)
+    assert len(git(repo, "worktree", "list").splitlines()) == 2

@@ -166,6 +166,21 @@ class WorktreeInfo:
     def discard(self) -> None:
         remove_worktree(self)
 
+    def settle_interrupted(self) -> None:
+        """After an interrupted run (Ctrl-C, a signal): keep what the agent changed, as a
+        failed run's branch, or remove the worktree when it changed nothing."""
+        try:
+            self.commit(f"llmcore: {self.agent} run {self.run_id} (interrupted)")
+            changed = _git(self.root, "rev-parse", "HEAD").stdout.strip() != self.base
+        except OSError:
+            changed = True  # cannot tell: keep it, nothing is lost
+        if not changed and self.created_now:
+            self.discard()
+            return
+        self.success = False
+        self.finished = True
+        self.save()
+
 
 def _dirty_tracked(root: str) -> list[str]:
     raw = _git(root, "status", "--porcelain=v1", "--untracked-files=no").stdout

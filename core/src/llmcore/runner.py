@@ -515,8 +515,8 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
             wt.discard()
         raise
     except BaseException:
-        if wt is not None and wt.created_now:
-            wt.discard()  # nothing ran in it: no stray worktree
+        if wt is not None:
+            wt.settle_interrupted()  # kept if the agent changed something, else removed
         raise
 
 

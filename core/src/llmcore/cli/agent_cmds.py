@@ -82,10 +82,20 @@ def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | No
 
     A prompt starting with "-" needs "--" before it: llmcore agent run aider -- "-v flag".
     """
+    import signal
+
     from ..errors import AgentError, LLMCoreError
 
     client = state.client
     progress = _Progress(name, enabled=sys.stderr.isatty() and not as_json)
+    got: list[int] = []
+
+    def interrupted(signum: int, frame: Any) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt  # the runner stops every process of the run on the way out
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     try:
         with progress:
             result = client.run_agent(name, prompt, cwd=cwd, mode=mode, model=model,
@@ -105,6 +115,15 @@ def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | No
         echo_json({"agent": name, "success": False, "error": str(exc),
                    "error_type": type(exc).__name__})
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        signum = got[0] if got else int(signal.SIGINT)
+        what = f"interrupted by {signal.Signals(signum).name}; the agent was stopped"
+        if as_json:
+            echo_json({"agent": name, "success": False, "error": what,
+                       "error_type": "AgentCancelledError"})
+        else:
+            click.echo(f"{name}: {what}", err=True)
+        sys.exit(128 + signum)
     if as_json:
         echo_json(result.to_dict())
     else:
