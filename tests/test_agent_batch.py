@@ -248,3 +248,25 @@ def test_signal_to_agent_batch_cancels_all_leaving_nothing(tmp_path: Path, sig: 
     assert len(subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True,
                               text=True, check=True).stdout.splitlines()) == 1
     assert list_runs() == [] or all(r.source != str(repo) for r in list_runs())
+
+
+def test_live_table_shows_every_task_with_its_numbers(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from llmcore.cli.agent_cmds import _BatchTable
+    from rich.console import Console
+
+    agent: Any = script_agent(write_script(tmp_path, ECHO))
+    client = llmcore.Client(agents=[agent])
+    out = client.run_agents([{"agent": "fake", "prompt": "hello", "cwd": str(tmp_path),
+                              "id": "greet"},
+                             {"agent": "fake", "prompt": "sleep 0", "cwd": str(tmp_path)}])
+    out[0].result.cost_usd = 0.25
+    table = _BatchTable(enabled=False)
+    table.outcomes = out
+    buf = StringIO()
+    Console(file=buf, width=120).print(table.render())
+    text = buf.getvalue()
+    for needle in ("task", "agent", "state", "elapsed", "files", "tokens", "cost",
+                   "greet", "fake", "ok", "$0.2500"):
+        assert needle in text, needle
