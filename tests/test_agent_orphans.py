@@ -266,3 +266,32 @@ def test_run_agent_is_stopped_at_interpreter_exit(tmp_path: Path, pids_file: Pat
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     _no_run_process_alive(_pids(pids_file, 2))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_to_a_program_in_client_run_agent_stops_the_agent(tmp_path: Path,
+                                                                 pids_file: Path,
+                                                                 sig: int) -> None:
+    # A program embedding llmcore, blocked in Client.run_agent in its main thread.
+    fake = _fake(tmp_path, """
+        detached("import time; time.sleep(300)")
+        time.sleep(300)
+    """, name="fake.py")
+    cfg = _cli_config(tmp_path, fake)
+    prog = write_script(tmp_path, f"""
+        import llmcore
+        client = llmcore.Client.from_config({str(cfg)!r})
+        client.run_agent("fake", "go", cwd={str(tmp_path)!r})
+    """, name="embed.py")
+    proc = subprocess.Popen([sys.executable, str(prog)], env={**os.environ,
+                            "PIDS_FILE": str(pids_file)}, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = _pids(pids_file, 2, timeout=60)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -sig  # it died of the signal, as without llmcore
+    _no_run_process_alive(pids)
