@@ -7,6 +7,9 @@
    Budget: ≤ 50 ms over the bare call (median).
 2. Start-up per real agent (Qwen Code, OpenCode, Aider; the others when their plugins are
    installed): one trivial prompt end to end against a local scripted OpenAI Chat fake.
+3. OpenCode with ``attach: auto`` (one ``opencode serve`` kept for the client) against a
+   fresh ``opencode run`` each time: a trivial run's time, interleaved, as a ratio; the first
+   attached run, which starts the server, is reported on its own.
 """
 
 from __future__ import annotations
@@ -96,8 +99,59 @@ def _agent_startup(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _opencode_attach(quick: bool) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import llmcore
+    from agent_env import agent_fake, ensure_agents, git_repo, real_agent_yaml
+    from llmcore.config import parse_config
+    from llmcore.testing.fakes import Reply
+
+    ensure_agents()
+    os.environ["LLMCORE_BENCH_KEY"] = "sk-bench-0123456789"
+    runs = 2 if quick else 5
+    fresh: list[float] = []
+    attached: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            agent_fake(side_text="title", default=Reply(text="ok")) as fake:  # type: ignore
+        repo = git_repo(Path(tmp, "repo"))
+        clients = {}
+        for label, opts in (("fresh", {}), ("attached", {"attach": "auto"})):
+            yaml = real_agent_yaml("opencode", "opencode", fake.base_url,
+                                   key_env="LLMCORE_BENCH_KEY", mode="read_only", options=opts)
+            clients[label] = llmcore.Client(parse_config(yaml))
+        try:
+            t0 = time.perf_counter()
+            first = clients["attached"].run_agent("opencode", "say ok", cwd=repo)
+            first_s = time.perf_counter() - t0
+            assert first.success, first.error
+            for _ in range(runs):  # interleaved so machine load hits both alike
+                for label, into in (("fresh", fresh), ("attached", attached)):
+                    t0 = time.perf_counter()
+                    result = clients[label].run_agent("opencode", "say ok", cwd=repo)
+                    into.append(time.perf_counter() - t0)
+                    if not result.success:
+                        raise RuntimeError(f"opencode ({label}): {result.error}")
+        finally:
+            for c in clients.values():
+                c.close()  # stops the server of attach: auto
+    f, a = statistics.median(fresh), statistics.median(attached)
+    return [
+        {"group": "agents", "name": "opencode: trivial run, fresh `opencode run`",
+         "value": round(f, 2), "unit": "s", "note": f"median of {runs}"},
+        {"group": "agents", "name": "opencode: trivial run, attach: auto (server reused)",
+         "value": round(a, 2), "unit": "s", "ratio": round(a / f, 2),
+         "note": f"median of {runs}, interleaved with the fresh runs; the first attached "
+                 f"run (starting `opencode serve`) took {first_s:.1f} s"},
+    ]
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     rows = _runner_overhead(quick)
+    try:
+        rows += _opencode_attach(quick)
+    except Exception as exc:
+        rows.append({"group": "agents", "name": "opencode attach", "value": None,
+                     "unit": "", "note": f"{type(exc).__name__}: {exc}"})
     try:
         rows += _agent_startup(quick)
     except Exception as exc:  # the runner rows stand on their own

@@ -182,9 +182,12 @@ def test_cli_reports_a_missing_program_and_a_missing_directory(tmp_path: Path) -
     cfg.write_text("agents:\n  q:\n    plugin: qwen\n    command: /nonexistent/qwen\n")
     listed = run_cli("--config", str(cfg), "agents", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout) == [{
+    (row,) = json.loads(listed.stdout)
+    assert {k: row[k] for k in ("name", "plugin", "found", "version", "path", "mode", "model",
+                                "base_url")} == {
         "name": "q", "plugin": "qwen", "found": False, "version": None, "path": None,
-        "mode": "suggest", "model": None, "base_url": None}]
+        "mode": "suggest", "model": None, "base_url": None}
+    assert row["options"]["bare"] is True  # the effective options, defaults filled in
     missing = run_cli("--config", str(cfg), "agent", "run", "q", "hi", "--cwd", str(tmp_path))
     assert missing.returncode == 1
     assert "was not found" in missing.stderr and "agents.q.command" in missing.stderr

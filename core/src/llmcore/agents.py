@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import attrs
 
 from .agent_support import npm_package_version
-from .config import AgentConfig, structure_options
+from .config import AGENT_MODE_ALIASES, AGENT_MODES, AgentConfig, structure_options
 from .errors import (
     AgentAuthError,
     AgentConnectionError,
@@ -36,6 +36,21 @@ from .types import AgentResult, AgentTask
 
 EventCallback = Callable[[dict[str, Any]], None]
 T = TypeVar("T")
+
+#: Longest prompt passed as one argument. Linux refuses any single argument over 128 KiB
+#: (MAX_ARG_STRLEN); a longer prompt goes by stdin or a file, the way each program takes it.
+ARGV_PROMPT_MAX = 96 * 1024
+#: llmcore's modes, from the most careful to the most free, and their other names.
+MODES = AGENT_MODES
+MODE_ALIASES = AGENT_MODE_ALIASES
+
+
+def normalize_mode(mode: str) -> str:
+    """llmcore's name for ``mode`` (``"full-auto"`` → ``"full_auto"``); unknown names are
+    returned as given, for the plugin to refuse with its list of modes."""
+    key = mode.strip().lower() if isinstance(mode, str) else mode
+    return MODE_ALIASES.get(key, key)
+
 
 #: Flags seen by ``--version`` probes are cached per executable path for the process.
 _VERSION_CACHE: dict[str, str] = {}
@@ -62,6 +77,11 @@ class Invocation:
     unset_env: list[str] = attrs.field(factory=list)
     #: Plugin-private facts for ``finish`` (e.g. a session id the plugin chose).
     meta: dict[str, Any] = attrs.field(factory=dict)
+    #: Bytes written to the program's stdin, which is then closed (a long prompt); ``None``:
+    #: stdin is ``/dev/null``.
+    stdin: bytes | None = None
+    #: Files the runner deletes when the run is over (a prompt file the plugin wrote).
+    temp_files: list[str] = attrs.field(factory=list)
 
 
 @attrs.define
@@ -229,6 +249,24 @@ class Agent:
             model=task.model,
         )
 
+    def close(self) -> None:
+        """Stop what the agent keeps running between runs (a server it started); called
+        when the client closes. Default: nothing."""
+
+    def effective_options(self) -> dict[str, Any]:
+        """The options this agent runs with, defaults filled in (``llmcore agents --json``)."""
+        if self.options is None:
+            return {}
+        return attrs.asdict(self.options) if attrs.has(type(self.options)) else {}
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment a process of this agent gets (the user's, less other providers'
+        secrets, plus ``extra`` and the configured ``env``): for a helper process a plugin
+        starts itself, such as a server."""
+        from .runner import agent_environment
+
+        return agent_environment(self, dict(extra or {}))
+
     # -- helpers plugins share -----------------------------------------------------------
     def run(self, task: AgentTask, on_event: EventCallback | None = None,
             cancel: CancelToken | None = None) -> AgentResult:
@@ -262,9 +300,25 @@ class Agent:
         home.mkdir(parents=True, exist_ok=True)
         return home
 
+    def prompt_fits_argv(self, prompt: str) -> bool:
+        """Whether ``prompt`` can go on the command line (:data:`ARGV_PROMPT_MAX`); when not,
+        the plugin hands it over by stdin (``Invocation.stdin``) or a prompt file."""
+        return len(prompt.encode("utf-8")) <= ARGV_PROMPT_MAX
+
+    def prompt_file(self, prompt: str) -> str:
+        """Write ``prompt`` to a private (0600) file for a program that reads its task from a
+        file; list the path in ``Invocation.temp_files`` so the runner deletes it."""
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="llmcore-prompt-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(prompt)
+        return path
+
     def mode_setting(self, table: Mapping[str, T], mode: str) -> T:
         """``table[mode]``: what llmcore's ``mode`` means for this program (its flags or
         permissions); a :class:`~llmcore.errors.ConfigError` naming the modes otherwise."""
+        mode = normalize_mode(mode)
         if mode not in table:
             raise ConfigError(f"unknown mode {mode!r}", path=f"agents.{self.name}.mode",
                               hint="use one of " + ", ".join(table))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -159,14 +159,40 @@ class Client(_Base):
     def models(self, provider: str | None = None) -> list[ModelInfo]:
         return self.router.models(provider)
 
-    def run_agent(self, agent: str, prompt: str, *, cwd: str | os.PathLike[str] | None = None,
+    def run_agent(self, agent: str, prompt: str | None = None, *,
+                  cwd: str | os.PathLike[str] | None = None,
                   mode: str | None = None, model: str | None = None, resume: str | None = None,
                   timeout: float | None = None, args: Sequence[str] | None = None,
-                  on_event: EventCallback | None = None) -> AgentResult:
-        """Run a coding agent on ``prompt`` in ``cwd`` and return what it did."""
+                  on_event: EventCallback | None = None,
+                  prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
+        """Run a coding agent on ``prompt`` (or the text of ``prompt_file``) in ``cwd`` and
+        return what it did."""
+        from .runner import resolve_prompt
+
+        prompt = resolve_prompt(prompt, prompt_file)
         a = self.runtime.agent(agent)
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
         return self._agent_run(a, task, on_event)
+
+    # -- agent batches and worktree merges (issue 15) ----------------------------------
+    def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
+                   on_update: Callable[[Any], None] | None = None,
+                   on_finish: Callable[[Any], None] | None = None,
+                   cancel: Any = None) -> list[Any]:
+        """Run many agent tasks, ``parallel`` at a time; a list of
+        :class:`~llmcore.agent_batch.TaskOutcome` in task order. Each task is a
+        :class:`~llmcore.agent_batch.BatchTask` or a mapping with its keys."""
+        from .agent_batch import Batch
+
+        return Batch(self, tasks, parallel=parallel, on_update=on_update,
+                     on_finish=on_finish, cancel=cancel).run()
+
+    def merge_run(self, run: AgentResult | str) -> Any:
+        """Bring an isolated run's branch into its checkout (see
+        :func:`llmcore.agent_worktrees.merge_run`)."""
+        from .agent_worktrees import merge_run
+
+        return merge_run(run)
 
     def close(self) -> None:
         self.router.close()
@@ -216,16 +242,21 @@ class AsyncClient(_Base):
     async def models(self, provider: str | None = None) -> list[ModelInfo]:
         return await self.router.amodels(provider)
 
-    async def run_agent(self, agent: str, prompt: str, *,
+    async def run_agent(self, agent: str, prompt: str | None = None, *,
                         cwd: str | os.PathLike[str] | None = None, mode: str | None = None,
                         model: str | None = None, resume: str | None = None,
                         timeout: float | None = None, args: Sequence[str] | None = None,
-                        on_event: EventCallback | None = None) -> AgentResult:
+                        on_event: EventCallback | None = None,
+                        prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
         """Run an agent without blocking the loop; cancelling the task stops the agent."""
         import asyncio
         import contextlib
         import functools
         import threading
+
+        from .runner import resolve_prompt
+
+        prompt = resolve_prompt(prompt, prompt_file)
 
         a = self.runtime.agent(agent)
         task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
@@ -241,6 +272,36 @@ class AsyncClient(_Base):
             with contextlib.suppress(BaseException):
                 await fut
             raise
+
+    # -- agent batches and worktree merges (issue 15) ----------------------------------
+    async def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
+                         on_update: Callable[[Any], None] | None = None,
+                         on_finish: Callable[[Any], None] | None = None) -> list[Any]:
+        """:meth:`Client.run_agents` without blocking the loop; cancelling stops them all."""
+        import asyncio
+        import contextlib
+        import threading
+
+        from .agent_batch import Batch
+
+        cancel = threading.Event()
+        batch = Batch(self, tasks, parallel=parallel, on_update=on_update,
+                      on_finish=on_finish, cancel=cancel)
+        fut = asyncio.get_running_loop().run_in_executor(None, batch.run)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await fut
+            raise
+
+    async def merge_run(self, run: AgentResult | str) -> Any:
+        import asyncio
+
+        from .agent_worktrees import merge_run
+
+        return await asyncio.to_thread(merge_run, run)
 
     async def aclose(self) -> None:
         for p in self.runtime.built_providers():

@@ -28,6 +28,11 @@ FILE_NAME = "llmcore.yaml"
 STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy")
 PREFER = ("api", "cli", "auto")
 AGENT_MODES = ("read_only", "suggest", "auto_edit", "full_auto")
+#: Other names of the modes, accepted wherever a mode is read: the seed's approval names
+#: (Codex's ``suggest`` / ``auto-edit`` / ``full-auto``) and dashed spellings.
+AGENT_MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only",
+                      "auto-edit": "auto_edit", "autoedit": "auto_edit",
+                      "full-auto": "full_auto", "fullauto": "full_auto"}
 ISOLATION = ("none", "worktree")
 
 
@@ -132,6 +137,10 @@ class AgentConfig:
     isolation: str = "none"
     serve_prompts: bool = False
     options: dict[str, Any] = attrs.field(factory=dict)
+    #: Agent logs older than this many days are removed (0: never by age).
+    logs_keep_days: float = 14.0
+    #: Agent logs, all together, are kept under this many MiB, oldest removed first (0: no cap).
+    logs_max_mb: float = 1024.0
 
 
 @attrs.define
@@ -493,6 +502,9 @@ def _check_values(c: Config) -> None:
     for name, a in (c.agents or {}).items():
         base = ("agents", name)
         check(a.timeout > 0, (*base, "timeout"), f"must be positive (got {a.timeout})")
+        a.mode = AGENT_MODE_ALIASES.get(a.mode.strip().lower(), a.mode)
+        check(a.logs_keep_days >= 0 and a.logs_max_mb >= 0, (*base, "logs_keep_days"),
+              "log limits must not be negative (0 turns a limit off)")
         check(a.mode in AGENT_MODES, (*base, "mode"),
               f"unknown mode {a.mode!r}{suggest(a.mode, AGENT_MODES)}",
               "one of: " + ", ".join(AGENT_MODES))

@@ -16,21 +16,22 @@ The one place every agent plugin's process runs. Steps of :func:`run_agent_proce
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .agent_procs import ProcessTree
 from .errors import AgentCancelledError, AgentError, AgentTimeoutError
 
 if TYPE_CHECKING:
-    from .agents import Agent, CancelToken, EventCallback, RunOutput
+    from .agents import Agent, CancelToken, EventCallback, Invocation, RunOutput
     from .types import AgentResult, AgentTask
 
 log = logging.getLogger("llmcore.runner")
@@ -194,23 +195,6 @@ def _file_digest(path: str, st: os.stat_result) -> str:
     return h.hexdigest()
 
 
-def make_worktree(agent: Agent, cwd: str) -> tuple[str, str]:
-    """A fresh detached git worktree of ``cwd``'s HEAD; returns (worktree cwd, worktree root)."""
-    import platformdirs
-
-    root = git_toplevel(cwd)
-    if root is None:
-        raise AgentError(f"{agent.name}: isolation: worktree needs a git repository, and {cwd} "
-                         "is not in one", agent=agent.name,
-                         hint="run in a git repository or set isolation: none")
-    base = Path(platformdirs.user_state_dir("llmcore")) / "worktrees"
-    base.mkdir(parents=True, exist_ok=True)
-    dest = base / _unique_name(agent)
-    _git(root, "worktree", "add", "--detach", "-q", str(dest), "HEAD")
-    sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
-    return str(dest / sub) if sub != "." else str(dest), str(dest)
-
-
 # -- output -------------------------------------------------------------------------------
 class _Tail:
     """The last lines of a stream, up to a byte budget."""
@@ -248,10 +232,17 @@ class _Collector:
         self.out_bytes = 0
         self.err_bytes = 0
         self.callback_error: BaseException | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the log; a late reader's data is dropped, never written to a closed file."""
+        with self.log_lock:
+            self.closed = True
+            self.log_file.close()
 
     def spill(self, data: bytes) -> None:
         with self.log_lock:
-            if self.log_bytes >= LOG_MAX_BYTES:
+            if self.closed or self.log_bytes >= LOG_MAX_BYTES:
                 return
             room = LOG_MAX_BYTES - self.log_bytes
             self.log_file.write(data[:room])
@@ -284,15 +275,33 @@ class _Collector:
         return [*self.head, *self.tail]
 
 
-def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str) -> None:
-    """Read ``stream`` in blocks; hand complete lines to ``on_line``; spill all to the log."""
+def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str,
+          stop: threading.Event) -> None:
+    """Read ``stream`` in blocks; hand complete lines to ``on_line``; spill all to the log.
+
+    Ends at end of file, or once ``stop`` is set and nothing more is waiting: a process that
+    escaped the run yet holds the pipe open can neither keep this thread alive nor make it
+    write to a closed log.
+    """
+    import selectors
+
     fd = stream.fileno()
     buf = b""
     skipping = False  # inside an over-long line whose start was already handed on
     total = 0
+    sel = selectors.DefaultSelector()
     try:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
         while True:
-            block = os.read(fd, 1 << 16)
+            if not sel.select(0.1):
+                if stop.is_set():
+                    break
+                continue
+            try:
+                block = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
             if not block:
                 break
             total += len(block)
@@ -315,88 +324,140 @@ def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str) ->
                 buf = b""
         if buf and not skipping:
             on_line(buf)
-    except OSError:
+    except (OSError, ValueError):
         pass
     finally:
+        sel.close()
         if which == "out":
             collector.out_bytes = total
         else:
             collector.err_bytes = total
-        stream.close()
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
-# -- process group ------------------------------------------------------------------------
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in the group."""
+#: Bytes a pipe to the program may hold (Linux ``F_SETPIPE_SZ``; the default is 64 KiB).
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipe(stream: IO[bytes] | None) -> None:
+    """Let the pipe hold a whole long line. Node programs (Gemini CLI) that write one big
+    event (the echo of a 300 KiB prompt) and exit at once lose what did not fit in the pipe:
+    Node drops pending writes at exit. Best effort; Linux only."""
+    if stream is None:
+        return
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg also sees zombies waiting for init; look for a live member.
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    """Write the prompt to the program's stdin, then close it (a program that stops
+    reading, or exits early, only ends the write)."""
     try:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-        return False
-    except OSError:
-        return True
+        stream.write(data)
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
 
 
+# -- process group (kept for callers of the earlier API) --------------------------------------
 def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None = None,
                grace: float = GRACE_S) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace`` s."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        pass
-    deadline = time.monotonic() + grace
-    delay = 0.005
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is None:
-            pass
-        elif not _group_alive(pgid):
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
-    if proc is not None:
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            log.warning("process %d did not die after SIGKILL", proc.pid)
-    # SIGKILL is delivered at once but processes take a moment to die (longer on a loaded
-    # machine): the run is not over while a member of its group still runs.
-    deadline = time.monotonic() + 5.0
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    """Stop the process ``pgid`` started and everything it started (see
+    :mod:`llmcore.agent_procs`): SIGTERM, then SIGKILL after ``grace`` s."""
+    ProcessTree(pgid, tag="").stop(grace, proc.wait if proc is not None else None)
 
 
-def _log_path(agent: Agent) -> Path:
-    import platformdirs
+def _log_path(agent: Agent, run_id: str) -> Path:
+    from .agent_logs import log_dir, prune_logs
 
-    base = Path(platformdirs.user_cache_dir("llmcore")) / "agent-logs"
-    base.mkdir(parents=True, exist_ok=True)
-    return base / f"{_unique_name(agent)}.log"
-
-
-def _unique_name(agent: Agent) -> str:
+    base = log_dir()
+    prune_logs(base, max_age_days=agent.config.logs_keep_days,
+               max_total_mb=agent.config.logs_max_mb)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", agent.name)
-    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    return base / f"{safe}-{run_id}.log"
+
+
+def new_run_id() -> str:
+    """``20261130-012345-1a2b3c``: sortable by time, unique (48 random bits)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+
+
+#: Control characters a prompt may not hold (tab, newline and carriage return are fine).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_prompt(agent_name: str, prompt: str) -> None:
+    """Raise :class:`~llmcore.errors.BadRequestError` for a prompt no program can take:
+    empty, or holding NUL or other control bytes (argv and most programs cut or refuse it)."""
+    from .errors import BadRequestError
+
+    if not isinstance(prompt, str):
+        raise BadRequestError(f"{agent_name}: the prompt must be text, not "
+                              f"{type(prompt).__name__}", provider=agent_name)
+    bad = _CONTROL.search(prompt)
+    if bad:
+        raise BadRequestError(
+            f"{agent_name}: the prompt holds the control character "
+            f"{bad.group(0).encode('unicode_escape').decode()} at offset {bad.start()}; "
+            "no agent program can receive it", provider=agent_name,
+            hint="remove NUL and other control bytes from the prompt (tab, newline and "
+                 "carriage return are fine); for binary content, attach a file instead")
+    if not prompt.strip():
+        raise BadRequestError(f"{agent_name}: the prompt is empty", provider=agent_name,
+                              hint="say what the agent should do (or pass --prompt-file)")
+
+
+#: The largest prompt file read (a task description, not a data set).
+PROMPT_FILE_MAX = 8 * 1024 * 1024
+
+
+def resolve_prompt(prompt: str | None, prompt_file: str | os.PathLike[str] | None) -> str:
+    """The task text: ``prompt``, or the UTF-8 text of ``prompt_file`` (exactly one of them).
+
+    Raises :class:`~llmcore.errors.BadRequestError` saying what is wrong (both or neither
+    given, a file missing, unreadable, too large or not text).
+    """
+    from .errors import BadRequestError
+
+    if prompt_file is None:
+        if prompt is None:
+            raise BadRequestError("no prompt given",
+                                  hint="pass the task as PROMPT or with --prompt-file FILE")
+        return prompt
+    if prompt is not None:
+        raise BadRequestError("both a prompt and a prompt file were given",
+                              hint="pass one of them: PROMPT or --prompt-file FILE")
+    path = Path(os.path.expanduser(os.fspath(prompt_file)))
+    try:
+        size = path.stat().st_size
+        if size > PROMPT_FILE_MAX:
+            raise BadRequestError(f"prompt file {path} is {size} bytes; the most is "
+                                  f"{PROMPT_FILE_MAX}", hint="shorten it, or let the agent "
+                                  "read the big file itself (name it in the prompt)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadRequestError(f"cannot read prompt file {path}: {exc.strerror or exc}",
+                              hint="check the path given to --prompt-file / prompt_file=") \
+            from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"prompt file {path} is not UTF-8 text (byte {exc.start})",
+                              hint="save it as UTF-8") from None
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """The run's log, created 0600: it holds the prompt and what the model said."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                 0o600)
+    return os.fdopen(fd, "wb")
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -404,13 +465,21 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
                       cancel: CancelToken | None = None) -> AgentResult:
     """Run one task of ``agent`` to the end and return its :class:`AgentResult`.
 
-    Raises :class:`AgentNotFoundError` (no program), :class:`AgentError` (bad working
-    directory), :class:`AgentTimeoutError`, :class:`AgentCancelledError`, or what the agent's
-    ``finish`` raised (auth, rate limit…). Each raised error carries the partial result in
-    ``.result`` when the program ran.
+    Raises :class:`~llmcore.errors.BadRequestError` (a prompt with control bytes),
+    :class:`AgentNotFoundError` (no program), :class:`AgentError` (bad working directory),
+    :class:`AgentTimeoutError`, :class:`AgentCancelledError`, or what the agent's ``finish``
+    raised (auth, rate limit…). Each raised error carries the partial result in ``.result``
+    when the program ran.
     """
-    from .agents import RunOutput, missing_program
+    from .agents import missing_program
 
+    check_prompt(agent.name, task.prompt)
+    from .agents import normalize_mode
+
+    if task.mode != normalize_mode(task.mode):
+        import attrs
+
+        task = attrs.evolve(task, mode=normalize_mode(task.mode))
     cwd = os.path.abspath(os.path.expanduser(task.cwd or "."))
     if not os.path.isdir(cwd):
         what = "is not a directory" if os.path.exists(cwd) else "does not exist"
@@ -421,14 +490,41 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
     if agent.config.base_url:
         # A dead endpoint fails now, not after the program's own (often silent) retries.
         agent.check_endpoint()
-    worktree: str | None = None
-    if agent.config.isolation == "worktree":
-        cwd, worktree = make_worktree(agent, cwd)
-    elif agent.config.isolation not in ("none", "", None):
-        raise AgentError(f"{agent.name}: unknown isolation {agent.config.isolation!r}",
+    run_id = task.run_id or new_run_id()
+    from .agent_worktrees import WorktreeInfo, prepare_worktree
+
+    wt: WorktreeInfo | None = None
+    isolation = task.isolation or agent.config.isolation
+    if isolation == "worktree":
+        wt = prepare_worktree(agent, cwd, run_id, resume=task.resume)
+        cwd = wt.cwd
+    elif isolation not in ("none", "", None):
+        raise AgentError(f"{agent.name}: unknown isolation {isolation!r}",
                          agent=agent.name, hint="use isolation: none or isolation: worktree")
     task = _with_cwd(task, cwd)
+    try:
+        return _run_in(agent, task, run_id, wt, on_event, cancel)
+    except AgentError as exc:
+        if wt is not None and exc.result is not None:
+            wt.fill(exc.result)
+            if isinstance(exc, AgentCancelledError) and not exc.result.diff:
+                # A cancelled run that changed nothing leaves no worktree behind.
+                wt.discard()
+                exc.result.worktree = exc.result.branch = None
+        elif wt is not None and wt.created_now:
+            wt.discard()
+        raise
+    except BaseException:
+        if wt is not None:
+            wt.settle_interrupted()  # kept if the agent changed something, else removed
+        raise
 
+
+def _run_in(agent: Agent, task: AgentTask, run_id: str, wt: Any,
+            on_event: EventCallback | None, cancel: CancelToken | None) -> AgentResult:
+    from .agent_procs import RUN_TAG_ENV, install_signal_handlers, subreaper
+
+    cwd = task.cwd
     root = git_toplevel(cwd)
     before: GitState | FileSnapshot
     try:
@@ -438,12 +534,53 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
         before = FileSnapshot(cwd)
 
     inv = agent.build(task)
-    if not inv.argv or not all(isinstance(a, str) for a in inv.argv):
-        raise AgentError(f"{agent.name}: the plugin built an invalid argv", agent=agent.name)
-    env = agent_environment(agent, {**inv.env, **task.env}, inv.unset_env)
-    timeout = task.timeout or agent.config.timeout
-    log_path = _log_path(agent)
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    try:
+        if not inv.argv or not all(isinstance(a, str) for a in inv.argv):
+            raise AgentError(f"{agent.name}: the plugin built an invalid argv", agent=agent.name)
+        env = agent_environment(agent, {**inv.env, **task.env}, inv.unset_env)
+        env[RUN_TAG_ENV] = run_id
+        timeout = task.timeout or agent.config.timeout
+        log_path = _log_path(agent, run_id)
+        install_signal_handlers()
+        with subreaper():
+            run = _spawn_and_wait(agent, inv, env, cwd, timeout, log_path, run_id,
+                                  on_event, cancel)
+    finally:
+        for path in inv.temp_files:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    run.files_modified = _changed(agent, before)
+    run.worktree = wt.root if wt is not None else None
+    if run.timed_out or run.cancelled:
+        stopped: AgentError = (
+            AgentTimeoutError(f"{agent.name} ran past its timeout of {timeout:g}s and was "
+                              "stopped (with every process it started)", agent=agent.name,
+                              hint=f"raise --timeout or agents.{agent.name}.timeout; the "
+                                   f"output so far is in {log_path}")
+            if run.timed_out else
+            AgentCancelledError(f"{agent.name}: run cancelled; every process it started "
+                                "was stopped", agent=agent.name))
+        stopped.result = _fill(_base_result(agent, task, run, stopped.message), run, run_id)
+        raise stopped
+    try:
+        result = agent.finish(task, run)
+    except AgentError as exc:
+        if exc.result is None:
+            exc.result = _fill(_base_result(agent, task, run, exc.message), run, run_id)
+        raise
+    result = _fill(result, run, run_id)
+    if wt is not None:
+        wt.fill(result)
+    return result
+
+
+def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str,
+                    timeout: float, log_path: Path, run_id: str,
+                    on_event: EventCallback | None, cancel: CancelToken | None) -> RunOutput:
+    from .agent_procs import register, unregister
+    from .agents import RunOutput
+
+    log_file = _open_log(log_path)
     collector = _Collector(agent, on_event, log_file)
     start = time.monotonic()
     try:
@@ -451,7 +588,7 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
             inv.argv,
             cwd=cwd if inv.cwd in (".", "") else inv.cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if inv.stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own session, hence its own process group
@@ -460,74 +597,86 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
         log_file.close()
         from .errors import AgentNotFoundError
 
+        if getattr(exc, "errno", None) == 7:  # E2BIG: argv + environment too long
+            raise AgentError(
+                f"{agent.name}: the command line is too long for the system "
+                f"({sum(len(a) for a in inv.argv)} bytes of arguments)", agent=agent.name,
+                hint="pass long text with --prompt-file / prompt_file=, or shorten the "
+                     "configured args and env") from exc
         raise AgentNotFoundError(f"{agent.name}: could not start {inv.argv[0]!r}: {exc}",
                                  agent=agent.name,
                                  hint=f"check agents.{agent.name}.command") from exc
-    pgid = proc.pid
+    tree = ProcessTree(proc.pid, run_id)
+    register(tree, GRACE_S)
+    for stream in (proc.stdout, proc.stderr):
+        _widen_pipe(stream)
+    stop_reading = threading.Event()
     assert proc.stdout is not None and proc.stderr is not None
-    readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, collector.stdout_line, collector, "out"),
+    threads = [
+        threading.Thread(target=_pump, args=(proc.stdout, collector.stdout_line, collector,
+                                             "out", stop_reading),
                          daemon=True, name=f"llmcore-{agent.name}-stdout"),
-        threading.Thread(target=_pump, args=(proc.stderr, collector.stderr_line, collector, "err"),
+        threading.Thread(target=_pump, args=(proc.stderr, collector.stderr_line, collector,
+                                             "err", stop_reading),
                          daemon=True, name=f"llmcore-{agent.name}-stderr"),
     ]
-    for t in readers:
-        t.start()
+    if inv.stdin is not None:
+        assert proc.stdin is not None
+        threads.append(threading.Thread(target=_feed, args=(proc.stdin, inv.stdin),
+                                        daemon=True, name=f"llmcore-{agent.name}-stdin"))
     exited = threading.Event()
 
     def wait_exit() -> None:
-        proc.wait()
+        # A thread blocked in wait() wakes at the exit itself; Popen.wait(timeout) polls
+        # with sleeps and would add up to 50 ms to every run.
+        with contextlib.suppress(Exception):
+            proc.wait()
         exited.set()
 
-    threading.Thread(target=wait_exit, daemon=True).start()
+    threads.append(threading.Thread(target=wait_exit, daemon=True,
+                                    name=f"llmcore-{agent.name}-wait"))
+    for t in threads:
+        t.start()
 
     timed_out = cancelled = False
     try:
         deadline = start + timeout
-        while not exited.is_set():
+        next_note = time.monotonic() + 0.2
+        while True:
+            if exited.wait(0.05 if cancel is not None else 0.25):
+                break
+            now = time.monotonic()
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if now >= deadline:
                 timed_out = True
                 break
-            # Exit wakes us at once; cancel is looked at every 50 ms.
-            exited.wait(min(left, 0.05) if cancel is not None else left)
+            if now >= next_note:
+                tree.note()  # remember the tree: a detached grandchild is found later
+                next_note = now + 0.5
     finally:
         # Whatever happened (exit, timeout, cancel, KeyboardInterrupt): nothing survives.
-        stop_group(pgid, proc)
-        for t in readers:
-            t.join(timeout=2.0)
-        log_file.close()
-    duration = time.monotonic() - start
-
-    run = RunOutput(
+        try:
+            tree.stop(GRACE_S, proc.wait)
+        finally:
+            unregister(tree)
+            # Every writer is gone: the readers meet end of file at once. One that holds the
+            # pipe from outside the run (another user's process) cannot keep them.
+            for t in threads:
+                t.join(timeout=1.0)
+            stop_reading.set()
+            for t in threads:
+                t.join(timeout=2.0)
+            collector.close()
+    return RunOutput(
         exit_code=proc.returncode, events=collector.events(),
         stdout_tail=collector.out.text(), stderr_tail=collector.err.text(),
-        duration_s=duration, files_modified=_changed(agent, before), timed_out=timed_out,
+        duration_s=time.monotonic() - start, files_modified=[], timed_out=timed_out,
         cancelled=cancelled, events_total=collector.events_total,
         stdout_bytes=collector.out_bytes, stderr_bytes=collector.err_bytes,
-        log_path=str(log_path), worktree=worktree, cwd=cwd, invocation=inv,
+        log_path=str(log_path), worktree=None, cwd=cwd, invocation=inv,
     )
-    if timed_out or cancelled:
-        stopped: AgentError = (
-            AgentTimeoutError(f"{agent.name} ran past its timeout of {timeout:g}s and was "
-                              "stopped (its whole process group)", agent=agent.name,
-                              hint=f"raise --timeout or agents.{agent.name}.timeout; the "
-                                   f"output so far is in {log_path}")
-            if timed_out else
-            AgentCancelledError(f"{agent.name}: run cancelled; its process group was stopped",
-                                agent=agent.name))
-        stopped.result = _fill(_base_result(agent, task, run, stopped.message), run)
-        raise stopped
-    try:
-        result = agent.finish(task, run)
-    except AgentError as exc:
-        if exc.result is None:
-            exc.result = _fill(_base_result(agent, task, run, exc.message), run)
-        raise
-    return _fill(result, run)
 
 
 def _with_cwd(task: AgentTask, cwd: str) -> AgentTask:
@@ -557,8 +706,9 @@ def _base_result(agent: Agent, task: AgentTask, run: RunOutput, error: str) -> A
                        model=task.model)
 
 
-def _fill(result: AgentResult, run: RunOutput) -> AgentResult:
+def _fill(result: AgentResult, run: RunOutput, run_id: str | None = None) -> AgentResult:
     """Add what only the runner knows to a result a plugin built."""
+    result.run_id = result.run_id or run_id
     result.duration_s = result.duration_s or run.duration_s
     if result.exit_code is None:
         result.exit_code = run.exit_code

@@ -232,5 +232,10 @@ class Runtime:
                 p.close()
             except Exception:  # one provider failing to close must not keep the rest open
                 pass
+        for a in (self._agents or {}).values():
+            try:
+                a.close()  # e.g. an `opencode serve` started for this client
+            except Exception:
+                pass
         if self._metrics is not None:
             self._metrics.close()

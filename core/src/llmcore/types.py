@@ -230,6 +230,10 @@ class AgentTask:
     timeout: float | None = None
     args: list[str] = attrs.field(factory=list)
     env: dict[str, str] = attrs.field(factory=dict)
+    #: The run's id (names its log, branch and worktree); the runner makes one when unset.
+    run_id: str | None = None
+    #: ``worktree`` or ``none`` for this run only (default: the agent's ``isolation``).
+    isolation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -253,6 +257,12 @@ class AgentResult:
     #: With ``isolation: worktree``: the git worktree the agent worked in (the checkout is
     #: untouched).
     worktree: str | None = None
+    #: The run's id: ``llmcore agent merge RUN`` / ``Client.merge_run`` take it.
+    run_id: str | None = None
+    #: With ``isolation: worktree``: the run's branch (``llmcore/<agent>/<run id>``) and its
+    #: diff against the commit it started from.
+    branch: str | None = None
+    diff: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = _to_dict(self)

@@ -47,7 +47,8 @@ class JsonlSink(MetricsSink):
     def _open(self) -> IO[str]:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._fh = open(self.path, "a", encoding="utf-8",  # noqa: SIM115
+                            opener=lambda p, f: os.open(p, f, 0o600))  # private: prompts' data
         return self._fh
 
     def emit(self, event: MetricsEvent) -> None:

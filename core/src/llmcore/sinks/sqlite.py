@@ -104,6 +104,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    p.touch(mode=0o600, exist_ok=True)  # it holds prompts' metadata: private, like its -wal
     conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None,
                            check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")

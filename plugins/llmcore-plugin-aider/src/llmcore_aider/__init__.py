@@ -44,6 +44,8 @@ _ERROR_LINE = re.compile(r"litellm\.\w+Error|APIConnectionError|AuthenticationEr
 #: Aider's notice before it retries a failed model call (connection, 5xx, rate limit).
 _RETRYING = re.compile(r"^Retrying in [\d.]+ seconds")
 _WATCH_LOCK = threading.Lock()
+#: Model prefixes litellm sends to Ollama's own API.
+OLLAMA_PREFIXES = ("ollama", "ollama_chat")
 _BANNER = ("Aider v", "Model:", "Main model:", "Weak model:", "Editor model:", "Git repo:",
            "Repo-map:", "Added ", "https://aider.chat", "Creating empty file", "Update git ",
            "Tokens:", "Cost:", "Applied edit to", "Use /help", "Restored previous",
@@ -103,7 +105,13 @@ class AiderAgent(llmcore.Agent):
         if task.resume:
             argv.append("--restore-chat-history")
         model = task.model
-        if self.config.base_url:
+        if self.config.base_url and model and model.split("/", 1)[0] in OLLAMA_PREFIXES:
+            # litellm reaches Ollama's own API (/api/chat) at OLLAMA_API_BASE, never through
+            # --openai-api-base: an Ollama on another host is otherwise never reached.
+            env["OLLAMA_API_BASE"] = llmcore.strip_url_suffix(self.config.base_url)
+            env.update(llmcore.home_env(self.private_home()))
+            _price_cache(self.private_home())
+        elif self.config.base_url:
             argv += ["--openai-api-base", self.config.base_url]
             # The key goes by environment (Aider reads AIDER_OPENAI_API_KEY), never argv:
             # argv is visible to every user of the machine in the process list.
@@ -112,23 +120,23 @@ class AiderAgent(llmcore.Agent):
                 model = f"openai/{model}"
             home = self.private_home()
             env.update(llmcore.home_env(home))
-            # A non-empty model-price cache: Aider would otherwise try to fetch one from the
-            # internet on every start (a 5 s timeout where there is no network).
-            cache = home / ".aider" / "caches" / "model_prices_and_context_window.json"
-            if not cache.exists() or cache.stat().st_size < 3:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                cache.write_text('{"llmcore-placeholder": {}}')
-            cache.touch()
+            _price_cache(home)
         if model:
             argv += ["--model", model]
         if opts.edit_format:
             argv += ["--edit-format", opts.edit_format]
         argv += task.args
         # ``--message=TEXT`` is one token argparse reads as a value, whatever TEXT starts with.
-        argv.append(f"--message={task.prompt}")
+        temp: list[str] = []
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--message={task.prompt}")
+        else:
+            temp.append(self.prompt_file(task.prompt))
+            argv.append(f"--message-file={temp[0]}")
         # Files to edit come last, after "--" so none can be read as a flag.
         argv += ["--", *opts.files] if opts.files else []
-        return llmcore.Invocation(argv=argv, env=env, meta={"session": session})
+        return llmcore.Invocation(argv=argv, env=env, meta={"session": session},
+                                  temp_files=temp)
 
     def run(self, task: llmcore.AgentTask, on_event: Any = None,
             cancel: Any = None) -> llmcore.AgentResult:
@@ -253,6 +261,16 @@ def _answer(out: str) -> str:
     lines = [ln for ln in out.splitlines()
              if not ln.startswith(_BANNER) and not ln.startswith("HTTPSConnectionPool")]
     return "\n".join(lines).strip()
+
+
+def _price_cache(home: Path) -> None:
+    """A non-empty model-price cache: Aider would otherwise try to fetch one from the
+    internet on every start (a 5 s timeout where there is no network)."""
+    cache = home / ".aider" / "caches" / "model_prices_and_context_window.json"
+    if not cache.exists() or cache.stat().st_size < 3:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text('{"llmcore-placeholder": {}}')
+    cache.touch()
 
 
 @llmcore.hookimpl

@@ -66,7 +66,12 @@ class ClaudeCodeAgent(llmcore.Agent):
             argv += ["--max-turns", str(opts.max_turns)]
         if opts.allowed_tools:
             argv += ["--allowedTools", *opts.allowed_tools]
-        argv += [*task.args, "--", task.prompt]  # after "--" the prompt is never a flag
+        argv += task.args
+        stdin = None
+        if self.prompt_fits_argv(task.prompt):
+            argv += ["--", task.prompt]  # after "--" the prompt is never a flag
+        else:
+            stdin = task.prompt.encode()  # -p with no prompt argument reads stdin
         env = {**self.config.env, **task.env, **self._endpoint_env()}
         env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         env.setdefault("DISABLE_AUTOUPDATER", "1")
@@ -75,7 +80,7 @@ class ClaudeCodeAgent(llmcore.Agent):
             # Claude refuses bypassPermissions as root unless told it runs in a sandbox;
             # full_auto is the user's explicit request for exactly that.
             env.setdefault("IS_SANDBOX", "1")
-        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin)
 
     def _endpoint_env(self) -> dict[str, str]:
         env: dict[str, str] = {}

@@ -87,12 +87,17 @@ class CodexAgent(llmcore.Agent):
         argv += list(task.args)
         if task.resume:
             argv += ["resume", task.resume]
-        argv += ["--", task.prompt]  # after "--" the prompt is never read as a flag
+        stdin = None
+        if self.prompt_fits_argv(task.prompt):
+            argv += ["--", task.prompt]  # after "--" the prompt is never read as a flag
+        else:
+            argv += ["--", "-"]  # "-": Codex reads the instructions from stdin
+            stdin = task.prompt.encode()
         home = self.home_dir()
         if home is not None:
             home.mkdir(parents=True, exist_ok=True)
             env["CODEX_HOME"] = str(home)
-        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin)
 
     def _provider_overrides(self, env: dict[str, str]) -> dict[str, str]:
         """``-c`` overrides that define and select a provider for the configured endpoint."""

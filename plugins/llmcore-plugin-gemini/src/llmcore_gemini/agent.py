@@ -13,6 +13,7 @@ the exit status (41: auth, 55: untrusted directory).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ APPROVAL_MODES = {
     "auto_edit": "auto_edit",  # edit tools approved, shell refused
     "full_auto": "yolo",  # every tool approved
 }
+#: Sandbox runtimes Gemini CLI knows (``GEMINI_SANDBOX``).
+SANDBOXES = ("docker", "podman", "sandbox-exec")
 EXIT_AUTH = 41
 EXIT_UNTRUSTED = 55
 #: What ``-m`` gets when neither the task nor config names a model: without ``-m`` Gemini
@@ -48,6 +51,13 @@ class Options:
     #: Attempts per model request (``general.maxAttempts``, 1-10) in llmcore's own home;
     #: 1 makes a dead endpoint fail at once (Gemini's default of 10 retries for minutes).
     max_attempts: int = 1
+    #: Run the agent's tools in a sandbox: ``docker``, ``podman`` or ``sandbox-exec`` (macOS);
+    #: ``off`` (or unset): no sandbox. The runtime must be installed (checked before the run).
+    sandbox: str | None = None
+    #: Tools that run without asking (``run_shell_command(git status)``, ``write_file``…) and
+    #: tools the model may never use: rules for Gemini's Policy Engine (``--policy``).
+    allowed_tools: list[str] = attrs.field(factory=list)
+    excluded_tools: list[str] = attrs.field(factory=list)
 
 
 class GeminiAgent(llmcore.Agent):
@@ -79,9 +89,21 @@ class GeminiAgent(llmcore.Agent):
             argv.append("--skip-trust")
         if task.resume:
             argv += ["--resume", task.resume]
+        sandbox_env = self._sandbox(argv)
+        temp: list[str] = []
+        if opts.allowed_tools or opts.excluded_tools:
+            temp.append(self._policy_file(opts.allowed_tools, opts.excluded_tools))
+            argv += ["--policy", temp[0]]
         # "--prompt=TEXT" in one argument: the text can never be read as a flag.
-        argv += [*task.args, f"--prompt={task.prompt}"]
-        env = {**self.config.env, **task.env, "GEMINI_CLI_NO_RELAUNCH": "true"}
+        argv += task.args
+        stdin = None
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--prompt={task.prompt}")
+        else:
+            # -p is "appended to input on stdin": the long text goes by stdin.
+            argv.append("--prompt= ")
+            stdin = task.prompt.encode()
+        env = {**self.config.env, **task.env, "GEMINI_CLI_NO_RELAUNCH": "true", **sandbox_env}
         if self.config.base_url:
             # Gemini CLI appends /v1beta/models/…: a base URL that has it would double it.
             env["GOOGLE_GEMINI_BASE_URL"] = llmcore.strip_url_suffix(
@@ -92,7 +114,53 @@ class GeminiAgent(llmcore.Agent):
         if home is not None:
             _write_settings(home, opts.max_attempts)
             env.update(llmcore.home_env(home))
-        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin,
+                                  temp_files=temp)
+
+    def _sandbox(self, argv: list[str]) -> dict[str, str]:
+        """``--sandbox`` and ``GEMINI_SANDBOX`` for the configured runtime, after checking
+        that it is installed (Gemini's own message comes only after its start-up)."""
+        if self.options.sandbox is None:
+            return {}  # the user's own GEMINI_SANDBOX / settings decide
+        choice = self.options.sandbox.strip().lower()
+        if choice in ("off", "none", "false", "no", ""):
+            return {"GEMINI_SANDBOX": "false"}
+        if choice not in SANDBOXES:
+            raise llmcore.ConfigError(
+                f"unknown sandbox {self.options.sandbox!r}",
+                path=f"agents.{self.name}.options.sandbox",
+                hint="use one of: " + ", ".join(SANDBOXES) + ", or off")
+        import shutil
+
+        path = self.config.env.get("PATH") or os.environ.get("PATH")
+        if shutil.which(choice, path=path) is None:
+            raise llmcore.AgentError(
+                f"{self.name}: the {choice} sandbox was asked for (options.sandbox), but "
+                f"{choice!r} is not installed (not found on PATH)", agent=self.name,
+                hint=f"install {choice}, or set agents.{self.name}.options.sandbox: off")
+        argv.append("--sandbox")
+        return {"GEMINI_SANDBOX": choice}
+
+    def _policy_file(self, allowed: list[str], excluded: list[str]) -> str:
+        """A Policy Engine file: ``allowed`` run without asking, ``excluded`` are denied."""
+        rules = []
+        for names, decision, priority in ((allowed, "allow", 900), (excluded, "deny", 950)):
+            for spec in names:
+                tool, _, prefix = spec.partition("(")
+                rule = [f"toolName = {json.dumps(tool.strip())}",
+                        f'decision = "{decision}"', f"priority = {priority}"]
+                if prefix.rstrip(")").strip():
+                    rule.append(f"commandPrefix = {json.dumps(prefix.rstrip(')').strip())}")
+                if decision == "deny":
+                    rule.append('denyMessage = "excluded by llmcore '
+                                f'(agents.{self.name}.options.excluded_tools)"')
+                rules.append("[[rule]]\n" + "\n".join(rule))
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="llmcore-gemini-policy-", suffix=".toml")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n\n".join(rules) + "\n")
+        return path
 
     # -- output (one JSON event per line: the base class's parse_line) -----------------
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
@@ -138,6 +206,12 @@ def _raise_failure(agent: GeminiAgent, run: llmcore.RunOutput, failure: Any) -> 
             f"{name}: Gemini CLI does not trust the working directory: {text[:300]}",
             agent=name, hint=f"set agents.{name}.options.trust_workspace: true, or trust the "
                              "folder once in an interactive `gemini` session")
+    if "sandbox" in text.lower() and agent.options.sandbox:
+        raise llmcore.AgentError(
+            f"{name}: Gemini CLI could not start its {agent.options.sandbox} sandbox: "
+            f"{' '.join(text.split())[:300]}", agent=name,
+            hint=f"check that {agent.options.sandbox} works and can pull Gemini's sandbox "
+                 f"image, or set agents.{name}.options.sandbox: off")
     err = agent.error_from_text(text, what="Gemini CLI failed")
     if err is None and run.exit_code == EXIT_AUTH:
         err = agent.error_from_text("401 " + text, what="Gemini CLI could not authenticate")

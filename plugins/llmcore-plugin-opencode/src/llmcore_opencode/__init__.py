@@ -10,6 +10,7 @@ runs it with XDG directories of its own, so the user's OpenCode config and data 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import attrs
@@ -35,6 +36,13 @@ class OpenCodeOptions:
     provider_npm: str = "@ai-sdk/openai-compatible"
     #: OpenCode's own agent (``build``, ``plan``…); read_only uses ``plan`` unless set.
     agent: str | None = None
+    #: Run against an OpenCode server instead of starting OpenCode each time: its URL
+    #: (``http://127.0.0.1:4096``), or ``auto`` (llmcore starts one ``opencode serve`` on a
+    #: free loopback port, reuses it for every run, and stops it with the client).
+    attach: str | None = None
+    #: OpenCode's ``--continue``: go on with the last session (of this directory) when no
+    #: session id is given to resume.
+    continue_session: bool = False
 
 
 class OpenCodeAgent(llmcore.Agent):
@@ -75,10 +83,90 @@ class OpenCodeAgent(llmcore.Agent):
             argv.append("--auto")
         if task.resume:
             argv += ["-s", task.resume]
-        argv += [*task.args, "--", task.prompt]
-        return llmcore.Invocation(argv=argv, env=env)
+        elif opts.continue_session:
+            argv.append("--continue")
+        meta: dict[str, Any] = {}
+        if opts.attach:
+            url = self._attach_url(opts.attach, env, task.cwd)
+            # --dir is a path on the server's side: the same machine, the same path.
+            argv += ["--attach", url, "--dir", task.cwd]
+            meta = {"attach": url, "since_ms": int(time.time() * 1000)}
+        argv += task.args
+        if self.prompt_fits_argv(task.prompt):
+            argv += ["--", task.prompt]
+            return llmcore.Invocation(argv=argv, env=env, meta=meta)
+        # `opencode run` reads piped stdin as the message.
+        return llmcore.Invocation(argv=argv, env=env, stdin=task.prompt.encode(), meta=meta)
+
+    def _attach_url(self, attach: str, env: dict[str, str], cwd: str) -> str:
+        if attach != "auto":
+            if not attach.startswith(("http://", "https://")):
+                raise llmcore.ConfigError(
+                    f"attach must be a URL or auto, not {attach!r}",
+                    path=f"agents.{self.name}.options.attach",
+                    hint="e.g. attach: http://127.0.0.1:4096, or attach: auto")
+            return attach.rstrip("/")
+        from .server import server_for
+
+        return server_for(self.name, self.executable() or self.program,
+                          self.environment(env), cwd)
+
+    def close(self) -> None:
+        from .server import stop_servers
+
+        stop_servers(self.name)
+
+    def _server_events(self, url: str, run: llmcore.RunOutput, since_ms: int,
+                       session: str | None) -> list[dict[str, Any]]:
+        """The run's events read back from the server: ``opencode run --attach`` prints none
+        of them (1.18), so the session's messages are fetched from the server's API and
+        turned into the shapes ``run --format json`` prints."""
+        import urllib.parse
+        import urllib.request
+
+        q = urllib.parse.urlencode({"directory": run.cwd})
+
+        # No proxy: the server is ours, on this machine.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def get(path: str) -> Any:
+            with opener.open(f"{url}{path}?{q}", timeout=30) as r:
+                return json.loads(r.read())
+
+        try:
+            if session is None:
+                sessions = [s for s in get("/session") if isinstance(s, dict) and
+                            ((s.get("time") or {}).get("updated") or 0) >= since_ms - 1000]
+                if not sessions:
+                    return []
+                session = max(sessions, key=lambda s: (s.get("time") or {}).get("updated", 0))[
+                    "id"]
+            messages = get(f"/session/{urllib.parse.quote(str(session))}/message")
+        except (OSError, ValueError, KeyError) as exc:
+            raise llmcore.AgentConnectionError(
+                f"{self.name}: could not read the run back from the OpenCode server at "
+                f"{url}: {exc}", agent=self.name,
+                hint="check that the server is up (options.attach)") from None
+        events: list[dict[str, Any]] = []
+        for m in messages:
+            info = m.get("info") or {}
+            if info.get("role") != "assistant" or \
+                    ((info.get("time") or {}).get("created") or 0) < since_ms - 1000:
+                continue
+            if info.get("error"):
+                events.append({"type": "error", "error": info["error"], "sessionID": session})
+            for part in m.get("parts") or []:
+                kind = str(part.get("type", "")).replace("-", "_")
+                if kind == "tool":
+                    kind = "tool_use"
+                events.append({"type": kind, "part": part, "sessionID": session})
+        return events
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
+        meta = run.invocation.meta if run.invocation else {}
+        if meta.get("attach") and not run.events and run.exit_code == 0:
+            run = attrs.evolve(run, events=self._server_events(
+                meta["attach"], run, int(meta["since_ms"]), task.resume))
         session = None
         texts: list[str] = []
         usage = llmcore.Usage()

@@ -21,6 +21,10 @@ MODES = {"read_only": "plan", "suggest": "default", "auto_edit": "auto-edit",
          "full_auto": "yolo"}
 
 
+DASHSCOPE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+AUTHS = ("oauth", "api_key", "openai")
+
+
 @attrs.define
 class QwenOptions:
     """``agents.NAME.options`` of a Qwen Code agent."""
@@ -29,6 +33,14 @@ class QwenOptions:
     bare: bool = True
     #: ``--auth-type`` used with ``base_url``: openai | openai-responses | anthropic | gemini.
     auth_type: str = "openai"
+    #: How Qwen Code signs in: ``oauth`` (Qwen's own login, kept in the user's ``~/.qwen``),
+    #: ``api_key`` (a DashScope key from ``api_key_env``, no ``base_url`` needed) or
+    #: ``openai`` (any OpenAI-compatible ``base_url``). Unset: ``openai`` with a
+    #: ``base_url``, ``api_key`` with only ``api_key_env``, else Qwen's own settings.
+    auth: str | None = None
+    #: The endpoint ``auth: api_key`` uses (DashScope's OpenAI-compatible API; the
+    #: international one is ``https://dashscope-intl.aliyuncs.com/compatible-mode/v1``).
+    dashscope_url: str = DASHSCOPE_URL
 
 
 class QwenAgent(llmcore.Agent):
@@ -51,7 +63,17 @@ class QwenAgent(llmcore.Agent):
             argv += ["-m", task.model]
         if task.resume:
             argv += ["--resume", task.resume]
-        if self.config.base_url:
+        auth = self.auth()
+        if auth == "oauth":
+            # Qwen's OAuth state lives in the user's own ~/.qwen: their HOME, their login.
+            argv += ["--auth-type", "qwen-oauth"]
+        elif auth == "api_key":
+            argv += ["--auth-type", "openai"]
+            env.update(llmcore.home_env(self.private_home()))
+            env.update(OPENAI_BASE_URL=self.config.base_url or opts.dashscope_url,
+                       OPENAI_API_KEY=self.require_api_key(
+                           hint="auth: api_key takes a DashScope key"))
+        elif self.config.base_url:
             argv += ["--auth-type", opts.auth_type]
             env.update(llmcore.home_env(self.private_home()))
             key = self.api_key() or "none"
@@ -64,8 +86,34 @@ class QwenAgent(llmcore.Agent):
         argv += task.args
         # ``--prompt=TEXT`` is one token yargs reads as a value: a prompt that starts with
         # "-" can never become a flag (qwen ignores positionals after "--").
-        argv.append(f"--prompt={task.prompt}")
-        return llmcore.Invocation(argv=argv, env=env)
+        if self.prompt_fits_argv(task.prompt):
+            argv.append(f"--prompt={task.prompt}")
+            return llmcore.Invocation(argv=argv, env=env)
+        # -p is "appended to input on stdin": the long text goes by stdin.
+        argv.append("--prompt= ")
+        return llmcore.Invocation(argv=argv, env=env, stdin=task.prompt.encode())
+
+    def auth(self) -> str | None:
+        """The effective ``auth`` (see :class:`QwenOptions`), or ``None`` for Qwen's own."""
+        auth = self.options.auth
+        if auth is None:
+            if self.config.base_url:
+                return "openai"
+            return "api_key" if self.config.api_key_env else None
+        if auth not in AUTHS:
+            raise llmcore.ConfigError(f"unknown auth {auth!r}",
+                                      path=f"agents.{self.name}.options.auth",
+                                      hint="use one of: " + ", ".join(AUTHS))
+        if auth == "api_key" and not self.config.api_key_env:
+            raise llmcore.ConfigError("auth: api_key needs api_key_env (the variable holding "
+                                      "the DashScope key)", path=f"agents.{self.name}.api_key_env",
+                                      hint="e.g. api_key_env: DASHSCOPE_API_KEY")
+        if auth == "openai" and not self.config.base_url:
+            raise llmcore.ConfigError("auth: openai needs base_url",
+                                      path=f"agents.{self.name}.base_url",
+                                      hint="set the OpenAI-compatible endpoint, or use "
+                                           "auth: api_key for DashScope")
+        return auth
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         result: dict[str, Any] | None = None
