@@ -252,9 +252,10 @@ def test_events_and_attempts_match(make_client: Any) -> None:
 def test_config_errors_are_clear(make_client: Any) -> None:
     with pytest.raises(ConfigError, match="rate_limit_scope: must be model or provider"):
         make_client(_yaml(THREE, "cooldown: {rate_limit_scope: host}"), Plugin())
-    client = make_client(_yaml(THREE, "state: 'zookeeper://x'"), Plugin())
-    with pytest.raises(ConfigError, match="file, file:PATH, memory or redis"):
-        client.chat("hi")
+    # A wrong routing.state is found when the config is read, not at the first request.
+    with pytest.raises(ConfigError, match="file, file:PATH, memory or redis") as info:
+        make_client(_yaml(THREE, "state: 'zookeeper://x'"), Plugin())
+    assert info.value.path == "routing.state"
 
 
 def test_hot_path_does_not_read_the_state_file(make_client: Any, tmp_path: Path,

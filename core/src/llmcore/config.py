@@ -121,6 +121,8 @@ class RoutingConfig:
     fallback: bool = True
     state: str = "file"  # file | file:PATH | memory | redis://…
     cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
+    #: The longest any cooldown lasts (seconds), whatever a server's Retry-After says.
+    max_cooldown: float = 86400.0
     latency_decay: float = 0.3
 
 
@@ -434,6 +436,12 @@ def _check_values(c: Config) -> None:
           f"unknown strategy {r.strategy!r}{suggest(r.strategy, STRATEGIES)}",
           "one of: " + ", ".join(STRATEGIES))
     check(r.prefer in PREFER, ("routing", "prefer"), f"must be one of {', '.join(PREFER)}")
+    from .state import check_spec
+
+    problem = check_spec(r.state)
+    check(problem is None, ("routing", "state"), problem or "",
+          "use file, file:PATH, memory or redis://HOST:PORT/DB")
+    check(r.max_cooldown > 0, ("routing", "max_cooldown"), "must be positive (seconds)")
     check(r.cooldown.rate_limit_seconds >= 0, ("routing", "cooldown", "rate_limit_seconds"),
           "must not be negative")
     check(r.cooldown.failure_threshold >= 1, ("routing", "cooldown", "failure_threshold"),

@@ -17,7 +17,7 @@ from ..errors import AllProvidersFailed, ProviderError, RateLimitError, StreamIn
 from ..metrics import MetricsEvent
 from ..types import Attempt, ChatResponse, EmbeddingResponse, StreamChunk, Usage
 from .failures import as_provider_error, hint, refused
-from .policy import retry_cfg
+from .policy import retry_after, retry_cfg
 
 if TYPE_CHECKING:
     from .api import Router
@@ -127,7 +127,8 @@ class Run:
             return False
         if isinstance(exc, RateLimitError):
             cap = retry_cfg(cand).max_retry_after
-            if exc.retry_after is not None and exc.retry_after > cap:
+            after = retry_after(exc)
+            if after is not None and after > cap:
                 return False
             # Waiting out a rate limit only makes sense when nobody else can answer.
             return not self._later_candidates()
@@ -162,6 +163,7 @@ class Run:
 
     def _cool(self, cand: Candidate, key: str, seconds: float, reason: str,
               a: Attempt) -> None:
+        seconds = self.router.policy.seconds(seconds)
         until = time.time() + seconds
         self.router.policy.put(key, until, reason)
         self.cooled.add(key)
@@ -321,4 +323,7 @@ def describe_attempts(attempts: list[Attempt]) -> str:
 
 
 def clock(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t))
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(t))
+    except (OverflowError, ValueError, OSError):  # a time no clock can show
+        return "?"
