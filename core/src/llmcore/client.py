@@ -56,6 +56,7 @@ class _Base:
         if config is None:
             config = Config(providers={}, agents={}) if providers or agents else load_config()
         self.runtime = Runtime(config, plugin_manager)
+        self.runtime.validate()  # a wrong config fails here, not at the first request
         for p in providers or ():
             self.runtime.add_provider(p)
         for a in agents or ():

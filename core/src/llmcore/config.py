@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "LLMCORE_CONFIG"
 FILE_NAME = "llmcore.yaml"
+#: A config file is settings, not data: anything bigger is refused before it is parsed.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: How many values a config may hold once YAML aliases (``*name``) are expanded; a few
+#: lines of nested aliases can otherwise expand to billions (the "alias bomb").
+MAX_CONFIG_VALUES = 100_000
 STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy")
 PREFER = ("api", "cli", "auto")
 AGENT_MODES = ("read_only", "suggest", "auto_edit", "full_auto")
@@ -198,16 +204,42 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir("llmcore")) / FILE_NAME
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Find, read and validate the configuration (defaults when no file exists)."""
+def load_config(path: str | os.PathLike[str] | None = None, *, cache: bool = False) -> Config:
+    """Find, read and validate the configuration (defaults when no file exists).
+
+    With ``cache``, a file already read by this process (same path, size and mtime) is not
+    parsed again: the CLI reads the config once for plugin commands and once per command.
+    """
     found = find_config(path)
     if found is None:
         return Config()
     try:
-        text = found.read_text(encoding="utf-8")
+        st = found.stat()
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"the config file is {st.st_size} bytes; at most {MAX_CONFIG_BYTES} are read",
+                file=str(found), hint="llmcore.yaml holds settings: is this the right file?")
+        key = (str(found.resolve()), st.st_size, st.st_mtime_ns)
+        if cache and key in _CACHE:
+            return _CACHE[key]
+        blob = found.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {found}: {exc}") from exc
-    return parse_config(text, source=str(found))
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = blob[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte {blob[exc.start]:#04x} at offset "
+                          f"{exc.start})", file=str(found), line=line,
+                          hint="save the file as UTF-8") from None
+    config = parse_config(text, source=str(found))
+    if cache:
+        _CACHE.clear()
+        _CACHE[key] = config
+    return config
+
+
+_CACHE: dict[tuple[str, int, int], Config] = {}
 
 
 def parse_config(text: str, *, source: str | None = None) -> Config:
@@ -237,22 +269,43 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
 
 
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse once (libyaml's C parser when present) into nodes, check their shape and
+    size (alias expansion, complex keys), then build the data from the same nodes."""
     import yaml
 
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config is {len(text)} characters; at most "
+                          f"{MAX_CONFIG_BYTES} are read", file=source)
+    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", exc)
         raise ConfigError(f"not valid YAML: {problem}", file=source, line=line) from None
+    except RecursionError:
+        raise ConfigError("the YAML is nested too deeply", file=source) from None
     lines: dict[tuple[str, ...], int] = {}
     if node is None:
         return None, lines
+    count = 0
 
     def walk(n: yaml.Node, path: tuple[str, ...]) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"the config expands to more than {MAX_CONFIG_VALUES} values",
+                path=_dotted(path), file=source, line=n.start_mark.line + 1,
+                hint="YAML aliases (*name) repeat what an anchor (&name) holds; nested "
+                     "aliases multiply. Write the values out, or use fewer aliases")
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    raise ConfigError(
+                        "a key must be a plain name, not a list or a mapping",
+                        path=_dotted(path), file=source, line=k.start_mark.line + 1)
                 key = (*path, str(k.value))
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
@@ -262,15 +315,25 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
                 lines[key] = v.start_mark.line + 1
                 walk(v, key)
 
-    walk(node, ())
-    loader = yaml.SafeLoader(text)
     try:
-        return loader.get_single_data(), lines
-    finally:
-        loader.dispose()
+        walk(node, ())
+        return yaml.constructor.SafeConstructor().construct_document(node), lines
+    except RecursionError:
+        raise ConfigError("the YAML is nested too deeply", file=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=source,
+                          line=mark.line + 1 if mark else None) from None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _FromEnv(str):
+    """A value that came from ``${VAR}``: it is read as the type of the field it fills
+    (``true`` for a boolean, ``3`` for a number), as YAML would have read it literally."""
+
+    __slots__ = ()
 
 
 def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
@@ -293,7 +356,7 @@ def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
                 register_secret(got)
             return got
 
-        return _VAR.sub(sub, value)
+        return _FromEnv(_VAR.sub(sub, value))
     return value
 
 
@@ -324,7 +387,16 @@ def _check_keys(data: Any, cls: type, path: tuple[str, ...], cfg: Config) -> Non
         value = data[key]
         if value is None:
             continue
+        if get_origin(tp) is list and not isinstance(value, list):
+            # A string here would become a list of its letters (sinks: sqlite → s, q, l…).
+            raise cfg.error((*path, key), f"expected a list, got {_kind(value)} {value!r}",
+                            hint=f"write it as a list: {key}: [{value}]")
         if attrs.has(tp):
+            if cls is ProviderConfig and key == "timeout" and isinstance(value, _FromEnv):
+                try:
+                    data[key] = value = _env_scalar(value, "a number of seconds")
+                except ValueError as exc:
+                    raise cfg.error((*path, key), str(exc)) from None
             if cls is ProviderConfig and key == "timeout" and isinstance(value, (int, float)):
                 continue
             _check_keys(value, tp, (*path, key), cfg)
@@ -382,16 +454,24 @@ def _converter() -> cattrs.Converter:
         return conv.structure_attrs_fromdict(value, Timeouts)
 
     def strict_float(value: Any, _: Any) -> float:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "a number")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"expected a number, got {_kind(value)} {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         return float(value)
 
     def strict_int(value: Any, _: Any) -> int:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "a whole number")
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected a whole number, got {_kind(value)} {value!r}")
         return value
 
     def strict_bool(value: Any, _: Any) -> bool:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "true or false")
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {_kind(value)} {value!r}")
         return value
@@ -407,6 +487,19 @@ def _converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, strict_bool)
     conv.register_structure_hook(str, strict_str)
     return conv
+
+
+def _env_scalar(value: str, wanted: str) -> Any:
+    """An environment value read as YAML reads a scalar (``true``, ``3``, ``0.5``)."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, (dict, list)) or parsed is None:
+        raise ValueError(f"expected {wanted} from the environment, got {str(value)!r}")
+    return parsed
 
 
 def _first_error(exc: BaseException, cfg: Config) -> ConfigError:
@@ -459,6 +552,10 @@ def _check_values(c: Config) -> None:
         for f in attrs.fields(Timeouts):
             v = getattr(p.timeout, f.name)
             check(v > 0, (*base, "timeout"), f"timeouts must be positive (got {f.name}={v})")
+        for f in attrs.fields(Timeouts):
+            v = getattr(p.timeout, f.name)
+            check(not isinstance(v, float) or math.isfinite(v), (*base, "timeout"),
+                  f"timeouts must be a finite number of seconds (got {f.name}={v})")
         check(p.retry.max_attempts >= 1, (*base, "retry", "max_attempts"), "must be at least 1")
         check(p.retry.wait in ("fixed", "exponential"), (*base, "retry", "wait"),
               "must be fixed or exponential")
@@ -516,14 +613,78 @@ def check_plugin_options(
             raise config.error((section, name, *(err.path or "").split(".")), err.message) from None
 
 
+def check_sinks(config: Config, sink_types: Mapping[str, type]) -> None:
+    """Every sink named in ``metrics.sinks`` is installed, and every ``metrics.<sink>``
+    section names a sink and holds only its options (with the nearest valid key)."""
+    from .metrics import parse_sink_options
+
+    mc = config.metrics
+    for i, name in enumerate(mc.sinks):
+        if name not in sink_types:
+            raise config.error(("metrics", "sinks", str(i)),
+                               f"unknown sink {name!r}{suggest(name, sink_types)}",
+                               hint="installed: " + ", ".join(sorted(sink_types)))
+    for name, options in mc.options.items():
+        if name not in sink_types:
+            raise config.error(("metrics", name),
+                               f"unknown key{suggest(name, [*sink_types, 'enabled', 'sinks'])}",
+                               hint="metrics holds enabled, sinks, and one section per sink: "
+                                    + ", ".join(sorted(sink_types)))
+        options_cls = getattr(sink_types[name], "Options", None)
+        if options_cls is not None:
+            try:
+                parse_sink_options(name, options_cls, options or {})
+            except ConfigError as exc:
+                bad = re.match(r"metrics\.[^.:]+\.([^:]+):", exc.message)
+                where = ("metrics", name, bad.group(1)) if bad else ("metrics", name)
+                text = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+                raise config.error(where, text, exc.hint) from None
+
+
+def check_api_keys(config: Config, provider_types: Mapping[str, type]) -> None:
+    """An enabled provider that needs a key and names ``api_key_env`` must find it set:
+    otherwise the request would go out unauthenticated and fail with a 401 far from here.
+    Local servers (a loopback URL) need no key."""
+    for name, p in (config.providers or {}).items():
+        if not p.enabled or not p.api_key_env or p.api_key \
+                or os.environ.get(p.api_key_env):
+            continue
+        cls = provider_types.get(p.plugin)
+        urls = [p.base_url] if p.base_url else list(p.base_urls or [])
+        url = urls[0] if urls else getattr(cls, "default_base_url", None)
+        if getattr(cls, "local", False) or _loopback(url):
+            continue
+        raise config.error(
+            ("providers", name, "api_key_env"),
+            f"environment variable {p.api_key_env} is not set",
+            hint=f"export {p.api_key_env}=<your key>, or set providers.{name}.enabled: false")
+
+
+def _loopback(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def structure_options(cls: type, options: Mapping[str, Any]) -> Any:
     """Build a plugin's ``Options`` attrs instance from the free keys of its section."""
     return _converter().structure(dict(options), cls)
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every ``${VAR}`` string made a plain ``str`` (for YAML dumping)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, _FromEnv) else value
+
+
 def redacted_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data with every literal key replaced (for ``config show``)."""
-    data = attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source"))
+    data: dict[str, Any] = _plain(
+        attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source")))
     from .secrets import redact
 
     data["routing"]["state"] = redact(data["routing"]["state"])

@@ -8,7 +8,15 @@ from typing import Any
 import attrs
 
 from .agents import Agent
-from .config import AgentConfig, Config, ProviderConfig, check_plugin_options, load_config
+from .config import (
+    AgentConfig,
+    Config,
+    ProviderConfig,
+    check_api_keys,
+    check_plugin_options,
+    check_sinks,
+    load_config,
+)
 from .errors import ConfigError
 from .metrics import Metrics, MetricsSink
 from .plugins import PluginManager
@@ -90,6 +98,9 @@ class Runtime:
         for name in self.agent_configs():
             if self.config.agents is not None:
                 check_plugin_options(self.config, "agents", name, self.agent_types)
+        check_api_keys(self.config, self.provider_types)
+        if self.config.metrics.enabled:
+            check_sinks(self.config, self.sink_types)
 
     @property
     def providers(self) -> dict[str, Provider]:

@@ -35,7 +35,7 @@ class State:
         if self._config is None:
             from ..config import load_config
 
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, cache=True)
         return self._config
 
     @property

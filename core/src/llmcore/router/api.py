@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from .calls import afirst_answer, first_answer
 from .candidates import Candidate, Planner
+from .checks import check_request
 from .policy import Cooldowns
 from .pricing import Pricing
 from .run import Run
@@ -83,6 +84,7 @@ class Router:
     def _begin(self, op: str, request: Any, provider: str | None, fallback: bool | None,
                require: list[str] | None, min_context: int | None,
                plan_request: ChatRequest | None = None) -> Run:
+        check_request(request, op)
         plan = self.planner.plan(plan_request or request, provider, fallback, require,
                                  min_context, op)
         return Run(self, op, request, plan)
