@@ -187,8 +187,13 @@ def test_model_fallback_inside_a_provider(make_client: Any) -> None:
     assert resp.model == "qwen2.5:7b"
     assert [(a.model, a.error_type) for a in resp.attempts] == [
         ("llama3.1:70b", "ModelNotFoundError"), ("qwen2.5:7b", None)]
-    # An explicit model still falls back to the fallback list, not to the other models.
-    assert [m for _, m in _names(client, model="gemma-3-270m")] == ["gemma-3-270m", "tiny"]
+    # A model the caller names is never silently swapped for a fallback model (issue 13):
+    # it is tried alone, and when it is missing the error says so.
+    assert [m for _, m in _names(client, model="gemma-3-270m")] == ["gemma-3-270m"]
+    with pytest.raises(AllProvidersFailed) as info:
+        client.chat("hi", model="llama3.1:70b")
+    assert [(a.model, a.error_type) for a in info.value.attempts] == [
+        ("llama3.1:70b", "ModelNotFoundError")]
 
 
 def test_parameter_count_from_names() -> None:

@@ -149,8 +149,10 @@ class Client(_Base):
         return self.router.embed([texts] if isinstance(texts, str) else list(texts),
                                  model=model, provider=provider)
 
-    def models(self, provider: str | None = None) -> list[ModelInfo]:
-        return self.router.models(provider)
+    def models(self, provider: str | None = None, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models each provider serves; ``refresh`` also forgets the cached automatic
+        model choices (made when neither the request nor the config names a model)."""
+        return self.router.models(provider, refresh=refresh)
 
     def run_agent(self, agent: str, prompt: str, *, cwd: str | os.PathLike[str] | None = None,
                   mode: str | None = None, model: str | None = None, resume: str | None = None,
@@ -206,8 +208,9 @@ class AsyncClient(_Base):
         return await self.router.aembed([texts] if isinstance(texts, str) else list(texts),
                                         model=model, provider=provider)
 
-    async def models(self, provider: str | None = None) -> list[ModelInfo]:
-        return await self.router.amodels(provider)
+    async def models(self, provider: str | None = None, *,
+                     refresh: bool = False) -> list[ModelInfo]:
+        return await self.router.amodels(provider, refresh=refresh)
 
     async def run_agent(self, agent: str, prompt: str, *,
                         cwd: str | os.PathLike[str] | None = None, mode: str | None = None,

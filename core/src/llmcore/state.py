@@ -238,7 +238,7 @@ class FileStore(_SnapshotStore):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 recheck: float = 0.25, lock_timeout: float = 1.0,
+                 recheck: float = 0.25, lock_timeout: float = 5.0,
                  max_cooldown: float = MAX_COOLDOWN) -> None:
         self.path = Path(path).expanduser() if path else default_state_path()
         self.recheck = recheck
@@ -249,6 +249,9 @@ class FileStore(_SnapshotStore):
         self._checked = float("-inf")  # monotonic time of the last stat
         self._mutex = threading.Lock()
         self._corrupt_reported = False
+        # Changes that could not reach the file (lock held too long, disk error): applied
+        # again, in order, by the next write that gets through, so none is lost.
+        self._unsaved: list[Any] = []
 
     def __repr__(self) -> str:
         return f"<FileStore {str(self.path)!r}>"
@@ -332,23 +335,33 @@ class FileStore(_SnapshotStore):
                     self._remove_orphans()
                     entries, _ = self._read()
                     entries = _live(entries)
+                    for earlier in self._unsaved:
+                        earlier(entries)
                     change(entries)
                     self._write(entries)
+                    self._unsaved.clear()
                     self._mtime = os.stat(self.path).st_mtime_ns
                     self._entries = entries
                     self._checked = time.monotonic()
             except Timeout:
                 self._warn(f"cooldown state {self.path} is locked by another process; "
                            "this process keeps its cooldowns in memory for now")
+                self._unsaved = [*self._unsaved[-999:], change]
                 entries = dict(self._entries)
                 change(entries)
                 self._entries = entries
             except OSError as exc:
                 self._warn(f"cannot write cooldown state {self.path}: {exc}; "
                            "cooldowns are kept in memory")
+                self._unsaved = [*self._unsaved[-999:], change]
                 entries = dict(self._entries)
                 change(entries)
                 self._entries = entries
+
+    def close(self) -> None:
+        """Write changes that could not be written before (one more try)."""
+        if self._unsaved:
+            self._update(lambda entries: None)
 
     def _remove_orphans(self) -> None:
         """Delete temporary files of writers killed mid-write (call under the lock)."""

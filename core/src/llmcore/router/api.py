@@ -140,18 +140,31 @@ class Router:
         resp: EmbeddingResponse = await afirst_answer(run)
         return resp
 
-    def models(self, provider: str | None = None) -> list[ModelInfo]:
+    def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
+        """What the providers serve, asked now. ``refresh`` also drops every cached
+        automatic model choice (see :mod:`.choice`); the listings refill it."""
+        if refresh:
+            self.planner.chooser.invalidate(provider)
         out: list[ModelInfo] = []
         for name, p in self.runtime.providers.items():
             if provider is None or provider == name:
-                out.extend(p.models())
+                got = p.models()
+                if refresh:
+                    self.planner.chooser.learn(p, got)
+                out.extend(got)
         return out
 
-    async def amodels(self, provider: str | None = None) -> list[ModelInfo]:
+    async def amodels(self, provider: str | None = None,
+                      refresh: bool = False) -> list[ModelInfo]:
+        if refresh:
+            self.planner.chooser.invalidate(provider)
         out: list[ModelInfo] = []
         for name, p in self.runtime.providers.items():
             if provider is None or provider == name:
-                out.extend(await p.amodels())
+                got = await p.amodels()
+                if refresh:
+                    self.planner.chooser.learn(p, got)
+                out.extend(got)
         return out
 
     def close(self) -> None:

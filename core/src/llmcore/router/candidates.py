@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..registry import model_name
 from .agents_as_providers import serving_agents
+from .choice import ModelChooser
 
 if TYPE_CHECKING:
     from ..agents import Agent
@@ -58,8 +60,11 @@ class Candidate:
 
     @property
     def model_key(self) -> str:
-        """The cooldown key of this model of this provider (``name/model``)."""
-        return f"{self.name}/{self.model}" if self.model else self.name
+        """The cooldown key of this model of this provider (``name/model``), with the
+        model's one name (``llama3.2`` and ``llama3.2:latest`` share a cooldown)."""
+        if not self.model:
+            return self.name
+        return f"{self.name}/{model_name(self.model, self.type_name)}"
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.target, self.model))
@@ -74,6 +79,7 @@ class Planner:
         self.pricing = pricing
         self._available: dict[str, bool] = {}
         self._sizes: dict[tuple[str, str], float] = {}
+        self.chooser = ModelChooser()
 
     def plan(self, request: ChatRequest, provider: str | None, fallback: bool | None,
              require: list[str] | None, min_context: int | None,
@@ -122,19 +128,30 @@ class Planner:
         return plan if fallback else plan[:1]
 
     def _models_for(self, p: Provider, model: str | None, explicit: bool) -> list[str | None]:
-        """The provider's models to try: the asked one (if it serves it), then fallbacks."""
+        """The provider's models to try: the asked one (if it serves it), else its
+        configured ones then ``fallback_models``, else the one the server offers.
+
+        A model the caller named is never swapped for a fallback model: that would answer
+        with another model than the one asked for and say so only in the attempts.
+        Names compare by their one name (:func:`llmcore.registry.model_name`).
+        """
         cfg = p.config
+        t = p.type_name
         if model:
-            if cfg.models and not explicit and model not in cfg.models \
-                    and model not in cfg.fallback_models:
-                return []
-            first: list[str | None] = [model]
-        else:
-            listed = list(cfg.models)
-            if cfg.largest_first and len(listed) > 1:
-                listed.sort(key=lambda m: -self._size(p, m))
-            first = list(listed)
-        out = first + [m for m in cfg.fallback_models if m not in first]
+            if cfg.models and not explicit:
+                want = model_name(model, t)
+                served = {model_name(m, t) for m in (*cfg.models, *cfg.fallback_models)}
+                if want not in served:
+                    return []
+            return [model]
+        listed = _unique(cfg.models, t)
+        if cfg.largest_first and len(listed) > 1:
+            listed.sort(key=lambda m: -self._size(p, m))
+        first: list[str | None] = list(listed)
+        if not first:
+            first = [self.chooser.choose(p)]
+        seen = {model_name(m, t) for m in first if m}
+        out = first + [m for m in _unique(cfg.fallback_models, t) if model_name(m, t) not in seen]
         return out or [None]
 
     def _size(self, p: Provider, model: str) -> float:
@@ -144,8 +161,9 @@ class Planner:
             size = parameter_count(model)
             if size is None:
                 try:
+                    want = model_name(model, p.type_name)
                     for info in p.models():
-                        if info.name == model and info.parameter_size:
+                        if model_name(info.name, p.type_name) == want and info.parameter_size:
                             size = parameter_count(info.parameter_size)
                 except Exception:
                     size = None  # an unreachable server sorts its models last, not crash
@@ -159,6 +177,18 @@ class Planner:
 
     def _agents(self) -> dict[str, Agent]:
         return serving_agents(self.runtime.agents, self._available)
+
+
+def _unique(models: list[str], type_name: str) -> list[str]:
+    """``models`` without repeats of one model under two names (``x`` and ``x:latest``)."""
+    seen: set[str | None] = set()
+    out = []
+    for m in models:
+        key = model_name(m, type_name)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
 
 
 def parameter_count(text: str | None) -> float | None:

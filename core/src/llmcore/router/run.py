@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import AllProvidersFailed, ProviderError, RateLimitError, StreamInterrupted
+from ..errors import (
+    AllProvidersFailed,
+    ModelNotFoundError,
+    ProviderError,
+    RateLimitError,
+    StreamInterrupted,
+)
 from ..metrics import MetricsEvent
 from ..types import Attempt, ChatResponse, EmbeddingResponse, StreamChunk, Usage
 from .failures import as_provider_error, hint, refused
@@ -31,8 +37,8 @@ _RID_COUNTER = itertools.count(1)
 class Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
 
-    __slots__ = ("attempts", "cooled", "index", "op", "plan", "request", "rid", "router",
-                 "start", "tries")
+    __slots__ = ("attempts", "cooled", "errors", "index", "op", "plan", "request", "rid",
+                 "router", "start", "tries")
 
     def __init__(self, router: Router, op: str, request: Any, plan: list[Candidate]) -> None:
         self.router = router
@@ -45,6 +51,7 @@ class Run:
         self.index = -1  # position in the plan of the candidate being tried
         self.tries = 0  # calls made to the current candidate
         self.cooled: set[str] = set()  # keys this run has just cooled down
+        self.errors: list[ProviderError] = []  # why each call failed, in order
 
     # -- per candidate ------------------------------------------------------------------
     def next(self) -> Candidate | None:
@@ -96,6 +103,9 @@ class Run:
         err = as_provider_error(cand, exc)
         if err is None:
             raise exc
+        self.errors.append(err)
+        if isinstance(err, ModelNotFoundError):  # the server's list changed: choose again
+            self.router.planner.chooser.invalidate(cand.name)
         duration = time.monotonic() - t0
         a = Attempt(
             provider=cand.name, model=cand.model, ok=False, error_type=type(err).__name__,
@@ -205,7 +215,7 @@ class Run:
         ))
         if not self.attempts:
             return AllProvidersFailed([], message=self._nobody_serves())
-        return AllProvidersFailed(self.attempts, message=describe_attempts(self.attempts))
+        return all_failed_error(self.attempts, self.errors)
 
     def _nobody_serves(self) -> str:
         """Say why no candidate was even tried: which model was asked, who serves what."""
@@ -300,6 +310,47 @@ class Run:
             status=a.status, latency_s=a.duration_s, attempt=len(self.attempts),
             request_id=self.rid, message=a.message or None, cooldown_until=a.cooldown_until,
         ))
+
+
+def all_failed_error(attempts: list[Attempt],
+                     errors: list[ProviderError]) -> AllProvidersFailed:
+    """The error when no candidate answered.
+
+    When every call that was made failed for the same reason (one distinct error class,
+    e.g. a single provider refusing the key), the error is *also* an instance of that
+    class, so ``except AuthenticationError`` works with one provider as with ten; its
+    ``provider``, ``model``, ``status`` (and ``retry_after``) are the last cause's.
+    Otherwise it is a plain :class:`AllProvidersFailed`.
+    """
+    message = describe_attempts(attempts)
+    kinds = {type(e) for e in errors}
+    if len(kinds) != 1:
+        return AllProvidersFailed(attempts, message=message)
+    cause = errors[-1]
+    cls = _failed_as(type(cause))
+    exc = cls(attempts, message=message)
+    for name in ("provider", "model", "status", "retry_after"):
+        if hasattr(cause, name):
+            setattr(exc, name, getattr(cause, name))
+    exc.__cause__ = cause
+    return exc
+
+
+_FAILED_AS: dict[type, type[AllProvidersFailed]] = {}
+
+
+def _failed_as(cause: type[ProviderError]) -> type[AllProvidersFailed]:
+    """``AllProvidersFailed`` that is also a ``cause`` (one class per cause class)."""
+    cls = _FAILED_AS.get(cause)
+    if cls is None:
+        def init(self: Any, attempts: list[Attempt], *, message: str | None = None) -> None:
+            AllProvidersFailed.__init__(self, attempts, message=message)
+
+        cls = type(f"AllProvidersFailed_{cause.__name__}", (AllProvidersFailed, cause),
+                   {"__init__": init, "__module__": AllProvidersFailed.__module__,
+                    "__doc__": f"Every candidate failed with {cause.__name__}."})
+        _FAILED_AS[cause] = cls
+    return cls
 
 
 def describe_attempts(attempts: list[Attempt]) -> str:
