@@ -236,8 +236,9 @@ async def test_agents_serve_prompts_by_preference(is_async: bool, make_client: A
     assert task.mode == "read_only" and task.model == "agent-model"
     chunks, _, err = await Api(auto, is_async).stream("stream me")
     assert err is None and "".join(c.content for c in chunks) == "agent says: stream me"
+    # prefer: cli puts agents first and keeps API providers as the fallback (CLI→API).
     cli = make_client(_yaml(one, "state: memory, prefer: cli", agents=agents), Plugin())
-    assert _names(cli) == [("helper", "agent-model")]
+    assert _names(cli) == [("helper", "agent-model"), ("a", None)]
     api_only = make_client(_yaml(one, "state: memory, prefer: api", agents=agents), Plugin())
     assert _names(api_only) == [("a", None)]
 

@@ -154,14 +154,22 @@ class Client(_Base):
         model choices (made when neither the request nor the config names a model)."""
         return self.router.models(provider, refresh=refresh)
 
-    def run_agent(self, agent: str, prompt: str, *, cwd: str | os.PathLike[str] | None = None,
+    def run_agent(self, agent: str | Sequence[str], prompt: str, *,
+                  cwd: str | os.PathLike[str] | None = None,
                   mode: str | None = None, model: str | None = None, resume: str | None = None,
                   timeout: float | None = None, args: Sequence[str] | None = None,
                   on_event: EventCallback | None = None) -> AgentResult:
-        """Run a coding agent on ``prompt`` in ``cwd`` and return what it did."""
-        a = self.runtime.agent(agent)
-        task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
-        return self._agent_run(a, task, on_event)
+        """Run a coding agent on ``prompt`` in ``cwd`` and return what it did.
+
+        ``agent`` may be several names (or one with ``agents.<name>.fallback``): the next
+        is tried when one cannot work at all (see :mod:`llmcore.router.agent_chain`)."""
+        from .router.agent_chain import chain_for, run_chain
+
+        def one(a: Agent) -> AgentResult:
+            task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
+            return self._agent_run(a, task, on_event)
+
+        return run_chain(self.runtime, chain_for(self.runtime, agent), one)
 
     def close(self) -> None:
         self.router.close()
@@ -212,7 +220,7 @@ class AsyncClient(_Base):
                      refresh: bool = False) -> list[ModelInfo]:
         return await self.router.amodels(provider, refresh=refresh)
 
-    async def run_agent(self, agent: str, prompt: str, *,
+    async def run_agent(self, agent: str | Sequence[str], prompt: str, *,
                         cwd: str | os.PathLike[str] | None = None, mode: str | None = None,
                         model: str | None = None, resume: str | None = None,
                         timeout: float | None = None, args: Sequence[str] | None = None,
@@ -223,11 +231,17 @@ class AsyncClient(_Base):
         import functools
         import threading
 
-        a = self.runtime.agent(agent)
-        task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
+        from .router.agent_chain import chain_for, run_chain
+
         cancel = threading.Event()
+
+        def one(a: Agent) -> AgentResult:
+            task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
+            return self._agent_run(a, task, on_event, cancel)
+
+        names = chain_for(self.runtime, agent)
         fut = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self._agent_run, a, task, on_event, cancel))
+            None, functools.partial(run_chain, self.runtime, names, one))
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

@@ -31,7 +31,8 @@ MAX_CONFIG_BYTES = 1024 * 1024
 #: How many values a config may hold once YAML aliases (``*name``) are expanded; a few
 #: lines of nested aliases can otherwise expand to billions (the "alias bomb").
 MAX_CONFIG_VALUES = 100_000
-STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy")
+STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy",
+              "api_first", "cli_first", "cost_based")
 PREFER = ("api", "cli", "auto")
 AGENT_MODES = ("read_only", "suggest", "auto_edit", "full_auto")
 ISOLATION = ("none", "worktree")
@@ -108,6 +109,13 @@ class AgentConfig:
     api_key_env: str | None = None
     isolation: str = "none"
     serve_prompts: bool = False
+    #: Capability tags (``code``, ``vision``…) ``require=`` matches; empty: the registry's.
+    capabilities: list[str] = attrs.field(factory=list)
+    #: Runs cost nothing (a free plan): the ``cost`` strategy ranks it with local servers.
+    free_tier: bool = False
+    #: Agents ``run_agent`` tries next when this one is missing, refuses the key, is rate
+    #: limited or cannot reach its endpoint (never after it changed files in place).
+    fallback: list[str] = attrs.field(factory=list)
     options: dict[str, Any] = attrs.field(factory=dict)
 
 
@@ -568,6 +576,13 @@ def _check_values(c: Config) -> None:
               f"unknown mode {a.mode!r}{suggest(a.mode, AGENT_MODES)}",
               "one of: " + ", ".join(AGENT_MODES))
         check(a.isolation in ISOLATION, (*base, "isolation"), "must be none or worktree")
+        for i, other in enumerate(a.fallback):
+            check(other != name, (*base, "fallback", str(i)), "an agent cannot fall back to "
+                  "itself")
+            if c.agents is not None and other not in c.agents:
+                check(False, (*base, "fallback", str(i)),
+                      f"no agent named {other!r}{suggest(other, c.agents)}",
+                      "name an agent of the agents: section")
         if a.base_url:
             check(_valid_url(a.base_url), (*base, "base_url"), f"not a valid URL: {a.base_url!r}")
 

@@ -128,7 +128,9 @@ def print_attempts(exc: Any) -> None:
     for c in ("provider", "model", "error", "time"):
         t.add_column(c)
     for a in exc.attempts:
-        what = "cooling down" if a.skipped else f"{a.error_type} {a.status or ''}".strip()
+        what = f"{a.error_type} {a.status or ''}".strip()
+        if a.skipped:
+            what = "cooling down" if a.error_type == "CoolingDown" else "skipped"
         t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
                   f"{a.duration_s * 1000:.0f} ms")
     console(stderr=True).print(t)

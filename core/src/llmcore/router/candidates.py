@@ -88,7 +88,10 @@ class Planner:
         routing = self.runtime.config.routing
         providers = self.runtime.providers
         model = request.model
-        agents = self._agents() if routing.prefer != "api" and op in ("chat", "stream") else {}
+        chat_like = op in ("chat", "stream")
+        modes = self.modes(request) if chat_like else ("api",)
+        agents = self._agents(implied=routing.strategy in ("api_first", "cli_first")) \
+            if "cli" in modes else {}
         if model and provider is None and "/" in model:
             head, _, rest = model.partition("/")
             if head in providers or head in agents:  # "name/model" picks the provider
@@ -101,11 +104,9 @@ class Planner:
                 f"no enabled provider named {provider!r}{suggest(provider, known)}",
                 hint="enabled: " + (", ".join(known) or "none"),
             )
-        plan: list[Candidate] = []
-        if routing.prefer != "cli" or provider in providers or op not in ("chat", "stream"):
-            chosen = [providers[provider]] if provider in providers else (
-                [] if provider is not None else list(providers.values()))
-            groups = []
+        groups: list[list[Candidate]] = []
+        if provider is None or provider in providers:
+            chosen = [providers[provider]] if provider in providers else list(providers.values())
             for p in chosen:
                 models = self._models_for(p, model, explicit=provider is not None)
                 if require or min_context:
@@ -113,19 +114,62 @@ class Planner:
                               if self.qualifies(m, p.type_name, require, min_context)]
                 if models:
                     groups.append([Candidate(p.name, m, "api", provider=p) for m in models])
-            plan = [c for g in self.balancer.order(groups, routing.strategy) for c in g]
+        cli: list[list[Candidate]] = []
         if provider is None or provider in agents:
             for name, agent in agents.items():
                 if provider is not None and name != provider:
                     continue
                 m = model or agent.config.model
-                if (require or min_context) and not self.qualifies(
-                        m, agent.type_name, require, min_context):
+                if (require or min_context) and not self._agent_qualifies(
+                        agent, m, require, min_context):
                     continue
-                plan.append(Candidate(name, m, "cli", agent=agent))
+                cli.append([Candidate(name, m, "cli", agent=agent)])
+        strategy = routing.strategy
+        ordered = (groups + cli) if modes[0] == "api" else (cli + groups)
+        if strategy in ("cost", "cost_based"):
+            # Cheapest first across both modes (a free-tier agent ranks with local servers);
+            # the mode order decides between equals.
+            ordered = self.balancer.order(ordered, strategy)
+        elif modes[0] == "api":
+            ordered = self.balancer.order(groups, strategy) + cli
+        else:
+            ordered = cli + self.balancer.order(groups, strategy)
+        plan = [c for g in ordered for c in g]
         if fallback is None:
             fallback = routing.fallback
         return plan if fallback else plan[:1]
+
+    def modes(self, request: Any) -> tuple[str, ...]:
+        """Which kinds of candidate a chat may go to, first kind first.
+
+        ``routing.strategy`` ``api_first`` / ``cli_first`` put both in the chain; else
+        ``routing.prefer``: ``api`` (API providers only), ``cli`` (agents, then API
+        providers as the fallback), ``auto`` (by the task: a request naming a working
+        directory, ``cwd=``, or asking for file edits, ``edit=True``, is an agent's job and
+        goes to agents first; any other goes to API providers first, agents after).
+        """
+        routing = self.runtime.config.routing
+        if routing.strategy == "api_first":
+            return ("api", "cli")
+        if routing.strategy == "cli_first":
+            return ("cli", "api")
+        if routing.prefer == "api":
+            return ("api",)
+        if routing.prefer == "cli" or wants_an_agent(request):
+            return ("cli", "api")
+        return ("api", "cli")
+
+    def _agent_qualifies(self, agent: Agent, model: str | None, require: list[str] | None,
+                         min_context: int | None) -> bool:
+        """``require=`` against the agent's configured ``capabilities`` when it has some,
+        else against the registry's facts about its model."""
+        caps = agent.config.capabilities
+        if caps and not min_context:
+            from ..registry import normalize_capability
+
+            have = {normalize_capability(c) for c in caps}
+            return {normalize_capability(r) for r in (require or [])} <= have
+        return self.qualifies(model, agent.type_name, require, min_context)
 
     def _models_for(self, p: Provider, model: str | None, explicit: bool) -> list[str | None]:
         """The provider's models to try: the asked one (if it serves it), else its
@@ -175,8 +219,18 @@ class Planner:
         return bool(self.pricing.registry.qualifies(model, type_name, list(require or []),
                                                     min_context))
 
-    def _agents(self) -> dict[str, Agent]:
-        return serving_agents(self.runtime.agents, self._available)
+    def _agents(self, implied: bool = False) -> dict[str, Agent]:
+        return serving_agents(self.runtime.agents, self._available, implied)
+
+
+#: ``extra`` keys that are routing hints, never sent to a server.
+ROUTING_KEYS = ("cwd", "edit")
+
+
+def wants_an_agent(request: Any) -> bool:
+    """Does the request ask for an agent's kind of work (a working directory, file edits)?"""
+    extra = getattr(request, "extra", None) or {}
+    return bool(extra.get("cwd") or extra.get("edit"))
 
 
 def _unique(models: list[str], type_name: str) -> list[str]:

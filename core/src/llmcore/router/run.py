@@ -22,6 +22,8 @@ from ..errors import (
 )
 from ..metrics import MetricsEvent
 from ..types import Attempt, ChatResponse, EmbeddingResponse, StreamChunk, Usage
+from .agents_as_providers import cannot_carry
+from .candidates import ROUTING_KEYS
 from .failures import as_provider_error, hint, refused
 from .policy import retry_after, retry_cfg
 
@@ -64,11 +66,24 @@ class Run:
             self.index += 1
             self.tries = 0
             cand = plan[self.index]
+            if cand.kind == "cli" and self.op != "embed":
+                lost = cannot_carry(self.request)
+                if lost:
+                    self._cannot_carry(cand, lost)
+                    continue
             cool = self.router.policy.cooling(cand)
             if cool is None:
                 return cand
             self._skip(cand, *cool)
         return None
+
+    def _cannot_carry(self, cand: Candidate, lost: list[str]) -> None:
+        """A candidate that would drop part of the request: skipped, never called."""
+        self._record(Attempt(
+            provider=cand.name, model=cand.model, ok=False, error_type="CannotCarry",
+            message=f"not called: an agent cannot take {', '.join(lost)}", skipped=True,
+            hint="send it to an API provider that supports it, or leave that part out",
+        ), cand)
 
     def _skip(self, cand: Candidate, until: float, reason: str) -> None:
         left = max(0.0, until - time.time())
@@ -84,9 +99,13 @@ class Run:
         """The request as ``cand`` gets it (its model; ``stream`` set for streams)."""
         if self.op == "embed" or cand.kind == "cli":
             return self.request
-        if self.request.model == cand.model and (self.op != "stream" or self.request.stream):
-            return self.request
-        return attrs.evolve(self.request, model=cand.model, stream=self.op == "stream")
+        req = self.request
+        if any(k in req.extra for k in ROUTING_KEYS):  # routing hints stay with the router
+            req = attrs.evolve(req, extra={k: v for k, v in req.extra.items()
+                                           if k not in ROUTING_KEYS})
+        if req.model == cand.model and (self.op != "stream" or req.stream):
+            return req
+        return attrs.evolve(req, model=cand.model, stream=self.op == "stream")
 
     def has_next(self) -> bool:
         return self.index + 1 < len(self.plan)
@@ -360,12 +379,14 @@ def describe_attempts(attempts: list[Attempt]) -> str:
     lines = [f"all {len(attempts)} attempt(s) failed:"]
     for a in attempts:
         status = f" {a.status}" if a.status else ""
-        what = "skipped (cooling down)" if a.skipped else f"{a.error_type}{status}"
+        what = f"{a.error_type}{status}"
+        if a.skipped:
+            what = "skipped (cooling down)" if a.error_type == "CoolingDown" else "skipped"
         lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
                      f"{a.duration_s * 1000:.0f} ms: {a.message}")
         if a.hint:
             lines.append(f"      fix: {a.hint}")
-    if all(a.skipped for a in attempts):
+    if all(a.skipped and a.error_type == "CoolingDown" for a in attempts):
         first = min(a.cooldown_until or 0.0 for a in attempts)
         who = next(a for a in attempts if (a.cooldown_until or 0.0) == first)
         lines.append(f"every candidate is cooling down; the first back is {who.provider} "
