@@ -82,7 +82,7 @@ class ProviderConfig:
     timeout: Timeouts = attrs.field(factory=Timeouts)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cost: CostConfig | None = None
-    options: dict[str, Any] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
 
     def resolved_api_key(self) -> str | None:
         """The key from ``api_key_env`` (preferred) or the literal ``api_key``; never logged."""
@@ -100,7 +100,7 @@ class AgentConfig:
     priority: int = 100
     command: str | None = None
     args: list[str] = attrs.field(factory=list)
-    env: dict[str, str] = attrs.field(factory=dict)
+    env: dict[str, str] = attrs.field(factory=dict, repr=lambda e: _options_repr(e))
     inherit_env: bool = False
     timeout: float = 600.0
     mode: str = "suggest"
@@ -116,7 +116,7 @@ class AgentConfig:
     #: Agents ``run_agent`` tries next when this one is missing, refuses the key, is rate
     #: limited or cannot reach its endpoint (never after it changed files in place).
     fallback: list[str] = attrs.field(factory=list)
-    options: dict[str, Any] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
 
 
 @attrs.define
@@ -272,8 +272,31 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
         raise _first_error(exc, probe) from None
     config.source = source
     config.lines = lines
+    _register_secrets(config)
     _check_values(config)
     return config
+
+
+def _register_secrets(config: Config) -> None:
+    """Keys given through ``options.headers`` (or an agent's ``env``) are secrets too: from
+    here on they are redacted from every message, event, sink and repr."""
+    from .secrets import register_headers
+
+    for p in (config.providers or {}).values():
+        register_headers(p.options.get("headers"))
+        register_secret(p.api_key)
+    for a in (config.agents or {}).values():
+        register_headers(a.options.get("headers"))
+        register_headers(a.env)
+
+
+def _options_repr(options: dict[str, Any]) -> str:
+    """``repr`` of a section's options with keys and credential headers hidden."""
+    from .secrets import REDACTED, is_credential_header, redact_headers
+
+    shown = {k: (REDACTED if is_credential_header(k) else
+                 redact_headers(v) if k == "headers" else v) for k, v in options.items()}
+    return repr(shown)
 
 
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -700,7 +723,7 @@ def redacted_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data with every literal key replaced (for ``config show``)."""
     data: dict[str, Any] = _plain(
         attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source")))
-    from .secrets import redact
+    from .secrets import redact, redact_headers
 
     data["routing"]["state"] = redact(data["routing"]["state"])
     for section in ("providers", "agents"):
@@ -710,4 +733,8 @@ def redacted_dict(config: Config) -> dict[str, Any]:
             for k in list(body.get("options", {})):
                 if any(s in k.lower() for s in ("key", "token", "secret", "password")):
                     body["options"][k] = "***"
+            if isinstance(body.get("options", {}).get("headers"), dict):
+                body["options"]["headers"] = redact_headers(body["options"]["headers"])
+            if isinstance(body.get("env"), dict):
+                body["env"] = redact_headers(body["env"])
     return data
