@@ -127,3 +127,41 @@ def test_two_distinct_causes_are_a_plain_all_providers_failed() -> None:
         assert type(info.value) is AllProvidersFailed
         assert not isinstance(info.value, AuthenticationError)
         client.close()
+
+
+def test_on_a_terminal_the_table_keeps_each_hint_on_one_line(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    with OllamaFake() as ollama:
+        cfg = _config(tmp_path, f"""
+            providers:
+              local: {{plugin: ollama, base_url: '{ollama.url}',
+                      models: [a-model-with-a-rather-long-name-that-is-not-pulled:latest]}}
+        """)
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "llmcore", "--config", str(cfg), "chat", "--no-stream",
+                 "hi"], stdout=subprocess.PIPE, stderr=slave, text=True, cwd=tmp_path,
+                env={**os.environ, "COLUMNS": "60", "TERM": "xterm"})
+            os.close(slave)
+            chunks = []
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            proc.wait(timeout=120)
+            assert proc.stdout is not None
+            proc.stdout.close()
+        finally:
+            os.close(master)
+    err = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 1
+    assert "every provider failed" in err  # the table, on a terminal
+    hint = "ollama pull a-model-with-a-rather-long-name-that-is-not-pulled:latest"
+    assert any(hint in line for line in err.splitlines()), err

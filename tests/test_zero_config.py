@@ -86,6 +86,31 @@ def test_ollama_down_lm_studio_answers_with_a_model_it_lists(
     assert data["attempts"][0]["error_type"] == "ProviderConnectionError"
 
 
+def test_vllm_answers_from_v1_models_when_the_others_are_down(
+        tmp_path: Path, servers: Any) -> None:
+    ollama, lmstudio, vllm = servers
+    env = _env(tmp_path, *servers)
+    ollama.stop()
+    lmstudio.stop()
+    out = _llmcore(tmp_path, env, "chat", "--json", "hi")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["provider"] == "vllm" and data["model"] == vllm.models[0]
+    assert [a["provider"] for a in data["attempts"]] == ["ollama", "lmstudio", "vllm"]
+
+
+def test_embeddings_never_use_the_chosen_chat_model(servers: Any) -> None:
+    ollama, _, _ = servers
+    cfg = parse_config(f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}', "
+                       "embed_model: nomic-embed-text}}\n"
+                       "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n")
+    client = Client(cfg)
+    assert client.chat("hi").model == "llava:latest"
+    resp = client.embed("hello")
+    assert resp.vectors and "nomic-embed-text" in (resp.model or "")
+    client.close()
+
+
 def test_zero_config_order_puts_ollama_first() -> None:
     rt = Runtime(Config())
     order = list(rt.provider_configs())

@@ -108,7 +108,8 @@ class Planner:
         if provider is None or provider in providers:
             chosen = [providers[provider]] if provider in providers else list(providers.values())
             for p in chosen:
-                models = self._models_for(p, model, explicit=provider is not None)
+                models = self._models_for(p, model, explicit=provider is not None,
+                                          chat=op != "embed")
                 if require or min_context:
                     models = [m for m in models
                               if self.qualifies(m, p.type_name, require, min_context)]
@@ -171,7 +172,8 @@ class Planner:
             return {normalize_capability(r) for r in (require or [])} <= have
         return self.qualifies(model, agent.type_name, require, min_context)
 
-    def _models_for(self, p: Provider, model: str | None, explicit: bool) -> list[str | None]:
+    def _models_for(self, p: Provider, model: str | None, explicit: bool,
+                    chat: bool = True) -> list[str | None]:
         """The provider's models to try: the asked one (if it serves it), else its
         configured ones then ``fallback_models``, else the one the server offers.
 
@@ -193,7 +195,9 @@ class Planner:
             listed.sort(key=lambda m: -self._size(p, m))
         first: list[str | None] = list(listed)
         if not first:
-            first = [self.chooser.choose(p)]
+            # A chat model is chosen for chats only: embeddings keep the provider's own
+            # default (e.g. Ollama's embed_model option).
+            first = [self.chooser.choose(p) if chat else None]
         seen = {model_name(m, t) for m in first if m}
         out = first + [m for m in _unique(cfg.fallback_models, t) if model_name(m, t) not in seen]
         return out or [None]
