@@ -207,3 +207,28 @@ def test_models_refresh_forgets_the_cached_choice(servers: Any) -> None:
         client.chat("hi")
     assert client.chat("hi").model == "qwen3:0.6b"
     client.close()
+
+
+async def test_async_chat_lists_models_off_the_event_loop(servers: Any) -> None:
+    import threading
+
+    from llmcore.client import AsyncClient
+
+    ollama, _, _ = servers
+    cfg = parse_config(f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}'}}}}\n"
+                       "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n")
+    client = AsyncClient(cfg)
+    p = client.runtime.providers["o"]
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    real = p.models
+
+    def models() -> Any:
+        seen.append(threading.get_ident())
+        return real()
+
+    p.models = models  # type: ignore[method-assign]
+    resp = await client.chat("hi")
+    assert resp.model == "llava:latest"
+    assert seen and loop_thread not in seen
+    await client.aclose()

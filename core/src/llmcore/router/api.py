@@ -104,9 +104,23 @@ class Router:
                     require: list[str] | None = None,
                     min_context: int | None = None) -> ChatResponse:
         """The async :meth:`chat`: the same plan, retries, cooldowns and attempts."""
+        if request.model is None:
+            await self._achoose(provider)
         run = self._begin(operation, request, provider, fallback, require, min_context)
         resp: ChatResponse = await afirst_answer(run)
         return resp
+
+    async def _achoose(self, provider: str | None) -> None:
+        """Make the automatic model choices a plan will need on a worker thread, so the
+        event loop never waits for a server's model list (cached: usually a no-op)."""
+        import asyncio
+
+        chooser = self.planner.chooser
+        due = [p for name, p in self.runtime.providers.items()
+               if (provider is None or provider == name) and not p.config.models
+               and not chooser.fresh(name)]
+        if due:
+            await asyncio.gather(*(asyncio.to_thread(chooser.choose, p) for p in due))
 
     def stream(self, request: ChatRequest, provider: str | None = None,
                fallback: bool | None = None, *, require: list[str] | None = None,

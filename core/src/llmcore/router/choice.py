@@ -90,6 +90,11 @@ class ModelChooser:
             return None
         return self.learn(p, models)
 
+    def fresh(self, name: str) -> bool:
+        """Is there a cached choice (or failure) for provider ``name`` still in date?"""
+        hit = self._cache.get(name)
+        return hit is not None and hit[0] > time.monotonic()
+
     def learn(self, p: Provider, models: list[ModelInfo]) -> str | None:
         """Choose from a listing just fetched (``choose`` or ``Client.models``)."""
         default = _configured_default(p)
