@@ -97,9 +97,9 @@ _PRICED_KINDS = ("request", "agent_run")
 #: retakes the GIL around each step, and every retake can make the request thread wait.
 _ROWS_PER_STATEMENT = 100
 #: How long the writer waits for another process's lock before it gives a batch up.
-_WRITE_WAIT = 1.0
+_WRITE_WAIT = 0.5
 #: How long ``close()`` waits for the writer (at the end of a CLI run) before it gives up.
-_CLOSE_WAIT = 2.0
+_CLOSE_WAIT = 1.0
 
 
 class MetricsDatabaseError(LLMCoreError):
