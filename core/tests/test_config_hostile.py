@@ -49,7 +49,7 @@ def _assert_config_error(out: subprocess.CompletedProcess[str], *needles: str) -
 
 def test_an_alias_bomb_is_refused_at_once_with_a_clear_message(tmp_path: Path) -> None:
     out = _validate(tmp_path, ALIAS_BOMB)
-    _assert_config_error(out, "llmcore.yaml:", "expands to more than 100000 values",
+    _assert_config_error(out, "llmcore.yaml:6: f:", "expands to more than 100000 values",
                          "aliases")
     with pytest.raises(ConfigError, match="expands to more than"):
         parse_config(ALIAS_BOMB)

@@ -326,9 +326,12 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
         nonlocal count
         count += 1
         if count > MAX_CONFIG_VALUES:
+            # An alias's node carries its anchor's line: name the top-level key instead.
+            top = path[:1]
             raise ConfigError(
                 f"the config expands to more than {MAX_CONFIG_VALUES} values",
-                path=_dotted(path), file=source, line=n.start_mark.line + 1,
+                path=_dotted(top), file=source,
+                line=lines.get(top, n.start_mark.line + 1) if top else None,
                 hint="YAML aliases (*name) repeat what an anchor (&name) holds; nested "
                      "aliases multiply. Write the values out, or use fewer aliases")
         if isinstance(n, yaml.MappingNode):
