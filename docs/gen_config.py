@@ -45,9 +45,10 @@ NOTES: dict[str, str] = {
     "ProviderConfig.base_urls": "Several replicas of one server, used in turn.",
     "ProviderConfig.api_key": "A literal key (prefer `api_key_env`); never shown or logged.",
     "ProviderConfig.api_key_env": "The environment variable holding the key.",
-    "ProviderConfig.models": "Models served here; the first is the default.",
-    "ProviderConfig.fallback_models": "Tried in order on this provider when the asked "
-                                      "model fails.",
+    "ProviderConfig.models": "Models served here; the first is the default. Empty: the "
+                             "router picks one the server lists (see routing).",
+    "ProviderConfig.fallback_models": "Tried in order after `models:` fail (never instead "
+                                      "of a model the request names).",
     "ProviderConfig.largest_first": "Prefer the largest model that fits.",
     "ProviderConfig.timeout": "Seconds; a number, or a mapping of connect/read/write/"
                               "pool/first_token/total.",
@@ -81,8 +82,10 @@ NOTES: dict[str, str] = {
     "CooldownConfig.rate_limit_seconds": "Rest after a 429 with no `Retry-After`.",
     "CooldownConfig.failure_threshold": "Consecutive failures that start a cooldown.",
     "CooldownConfig.failure_seconds": "Length of that cooldown.",
-    "RoutingConfig.strategy": "`priority`, `round_robin`, `cost`, `latency` or `least_busy`.",
-    "RoutingConfig.prefer": "`api`, `cli` or `auto`: which kind serves plain prompts first.",
+    "RoutingConfig.strategy": "`priority`, `round_robin`, `cost` (or `cost_based`), "
+                              "`latency`, `least_busy`, `api_first` or `cli_first`.",
+    "RoutingConfig.prefer": "`api` (API only), `cli` (agents, then API) or `auto` (by the "
+                            "task: `cwd=`/`edit=True` to agents first).",
     "RoutingConfig.fallback": "Try the next provider when one fails.",
     "RoutingConfig.cooldown": "When a failing provider is rested.",
     "RoutingConfig.latency_decay": "Weight of the newest sample in the latency average.",
@@ -244,11 +247,17 @@ def render() -> str:
         inspect.cleandoc(cfg.__doc__ or ""),
         "",
         "Every section is optional. `${VAR}` and `${VAR:-default}` in a value are read from "
-        "the environment. An unknown key is an error that names its path and line and "
-        "suggests the nearest valid key (`llmcore config validate` exits 2). Core keys are "
-        "checked when the file is read; the keys a plugin adds are checked against the "
-        "installed plugin when its provider or agent is first built (the first request, "
-        "or `llmcore config validate`).",
+        "the environment, as the type of the key they fill (`${ON}` set to `false` for a "
+        "boolean, `${N}` set to `3` for a number). An unknown key is an error that names "
+        "its path and line and suggests the nearest valid key (`llmcore config validate` "
+        "exits 2, never with a traceback). Core keys, types and ranges (finite, positive "
+        "timeouts and cooldowns; lists are lists) are checked when the file is read; "
+        "plugin types, the keys a plugin adds, metrics sinks and their options, and an "
+        "`api_key_env` naming an unset variable for a provider that needs a key (local "
+        "servers do not) are checked when the `Client` is built or by "
+        "`llmcore config validate`, never at the first request. The file is parsed once "
+        "per run (with libyaml when installed); a file over 1 MiB, or one whose YAML "
+        "aliases expand to more than 100000 values, is refused with a clear message.",
         "",
         "## Core keys",
         "",

@@ -187,8 +187,13 @@ def test_model_fallback_inside_a_provider(make_client: Any) -> None:
     assert resp.model == "qwen2.5:7b"
     assert [(a.model, a.error_type) for a in resp.attempts] == [
         ("llama3.1:70b", "ModelNotFoundError"), ("qwen2.5:7b", None)]
-    # An explicit model still falls back to the fallback list, not to the other models.
-    assert [m for _, m in _names(client, model="gemma-3-270m")] == ["gemma-3-270m", "tiny"]
+    # A model the caller names is never silently swapped for a fallback model (issue 13):
+    # it is tried alone, and when it is missing the error says so.
+    assert [m for _, m in _names(client, model="gemma-3-270m")] == ["gemma-3-270m"]
+    with pytest.raises(AllProvidersFailed) as info:
+        client.chat("hi", model="llama3.1:70b")
+    assert [(a.model, a.error_type) for a in info.value.attempts] == [
+        ("llama3.1:70b", "ModelNotFoundError")]
 
 
 def test_parameter_count_from_names() -> None:
@@ -231,8 +236,9 @@ async def test_agents_serve_prompts_by_preference(is_async: bool, make_client: A
     assert task.mode == "read_only" and task.model == "agent-model"
     chunks, _, err = await Api(auto, is_async).stream("stream me")
     assert err is None and "".join(c.content for c in chunks) == "agent says: stream me"
+    # prefer: cli puts agents first and keeps API providers as the fallback (CLI→API).
     cli = make_client(_yaml(one, "state: memory, prefer: cli", agents=agents), Plugin())
-    assert _names(cli) == [("helper", "agent-model")]
+    assert _names(cli) == [("helper", "agent-model"), ("a", None)]
     api_only = make_client(_yaml(one, "state: memory, prefer: api", agents=agents), Plugin())
     assert _names(api_only) == [("a", None)]
 
@@ -252,9 +258,10 @@ def test_events_and_attempts_match(make_client: Any) -> None:
 def test_config_errors_are_clear(make_client: Any) -> None:
     with pytest.raises(ConfigError, match="rate_limit_scope: must be model or provider"):
         make_client(_yaml(THREE, "cooldown: {rate_limit_scope: host}"), Plugin())
-    client = make_client(_yaml(THREE, "state: 'zookeeper://x'"), Plugin())
-    with pytest.raises(ConfigError, match="file, file:PATH, memory or redis"):
-        client.chat("hi")
+    # A wrong routing.state is found when the config is read, not at the first request.
+    with pytest.raises(ConfigError, match="file, file:PATH, memory or redis") as info:
+        make_client(_yaml(THREE, "state: 'zookeeper://x'"), Plugin())
+    assert info.value.path == "routing.state"
 
 
 def test_hot_path_does_not_read_the_state_file(make_client: Any, tmp_path: Path,

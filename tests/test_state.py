@@ -148,6 +148,8 @@ def test_redis_store_shares_cooldowns_with_ttl(redis_url: str) -> None:
     host_a.put(Cooldown("openai/gpt-4o", time.time() + 30, "rate limited"))
     host_a.put(Cooldown("openai/gpt-4o", time.time() + 5, "shorter"))  # kept: the longer one
     host_a.put(Cooldown("vllm", time.time() + 0.3, "3 failures in a row"))
+    assert "vllm" in host_a.active()  # at once in the writer's own snapshot
+    assert host_a.sync() and host_b.sync()  # writes and reads happen in the background
     seen = host_b.active()
     assert seen["openai/gpt-4o"].reason == "rate limited"
     assert seen["vllm"].reason == "3 failures in a row"
@@ -155,8 +157,10 @@ def test_redis_store_shares_cooldowns_with_ttl(redis_url: str) -> None:
     ttl = raw.pttl(prefix + "openai/gpt-4o")
     assert 25_000 < ttl <= 30_000  # Redis itself forgets the cooldown when it ends
     time.sleep(0.4)
+    assert host_b.sync()
     assert "vllm" not in host_b.active() and raw.get(prefix + "vllm") is None
     host_b.clear("openai/gpt-4o")
+    assert host_b.sync() and host_a.sync()
     assert dict(host_a.active()) == {}
     host_a.close()
     host_b.close()
@@ -171,6 +175,9 @@ def test_unreachable_redis_is_reported_once_and_never_raises(
     assert dict(store.active()) == {}
     store.put(Cooldown("a", time.time() + 60))  # kept in memory
     assert "a" in store.active()
+    assert store.sync() is False and not store.healthy
+    assert "a" in store.active()
+    store.close()
     err = capsys.readouterr().err
     assert err.count("llmcore: cooldown store") == 1
     assert "hunter2" not in err + repr(store) and "redis://***@127.0.0.1" in err
@@ -240,7 +247,10 @@ def test_two_hosts_share_a_cooldown_through_redis(redis_url: str) -> None:
         text = _two_fakes_config(a.base_url, b.base_url, redis_url)
         host1, host2 = Client(parse_config(text)), Client(parse_config(text))
         host2.router.store.clear()
+        assert host2.router.store.sync()
         assert host1.chat("hi").provider == "b" and len(a.requests) == 1
+        # Redis is reached in the background: within `recheck` (0.25 s) the other host knows.
+        assert host1.router.store.sync() and host2.router.store.sync()
         resp = host2.chat("hi")  # another "host": it learns of a's cooldown from Redis
         assert resp.provider == "b" and resp.attempts[0].skipped and len(a.requests) == 1
         host1.router.clear_cooldowns()

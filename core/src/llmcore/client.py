@@ -64,6 +64,7 @@ class _Base:
                 config = Config(providers={}, agents={}) if providers or agents \
                     else load_config()
             self.runtime = Runtime(config, plugin_manager)
+        self.runtime.validate()  # a wrong config fails here, not at the first request
         for p in providers or ():
             self.runtime.add_provider(p)
         for a in agents or ():
@@ -156,23 +157,32 @@ class Client(_Base):
         return self.router.embed([texts] if isinstance(texts, str) else list(texts),
                                  model=model, provider=provider)
 
-    def models(self, provider: str | None = None) -> list[ModelInfo]:
-        return self.router.models(provider)
+    def models(self, provider: str | None = None, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models each provider serves; ``refresh`` also forgets the cached automatic
+        model choices (made when neither the request nor the config names a model)."""
+        return self.router.models(provider, refresh=refresh)
 
-    def run_agent(self, agent: str, prompt: str | None = None, *,
+    def run_agent(self, agent: str | Sequence[str], prompt: str | None = None, *,
                   cwd: str | os.PathLike[str] | None = None,
                   mode: str | None = None, model: str | None = None, resume: str | None = None,
                   timeout: float | None = None, args: Sequence[str] | None = None,
                   on_event: EventCallback | None = None,
                   prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
         """Run a coding agent on ``prompt`` (or the text of ``prompt_file``) in ``cwd`` and
-        return what it did."""
+        return what it did.
+
+        ``agent`` may be several names (or one with ``agents.<name>.fallback``): the next
+        is tried when one cannot work at all (see :mod:`llmcore.router.agent_chain`)."""
+        from .router.agent_chain import chain_for, run_chain
         from .runner import resolve_prompt
 
-        prompt = resolve_prompt(prompt, prompt_file)
-        a = self.runtime.agent(agent)
-        task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
-        return self._agent_run(a, task, on_event)
+        text = resolve_prompt(prompt, prompt_file)
+
+        def one(a: Agent) -> AgentResult:
+            task = self._task(a, text, cwd, mode, model, resume, timeout, args)
+            return self._agent_run(a, task, on_event)
+
+        return run_chain(self.runtime, chain_for(self.runtime, agent), one)
 
     # -- agent batches and worktree merges (issue 15) ----------------------------------
     def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
@@ -239,10 +249,11 @@ class AsyncClient(_Base):
         return await self.router.aembed([texts] if isinstance(texts, str) else list(texts),
                                         model=model, provider=provider)
 
-    async def models(self, provider: str | None = None) -> list[ModelInfo]:
-        return await self.router.amodels(provider)
+    async def models(self, provider: str | None = None, *,
+                     refresh: bool = False) -> list[ModelInfo]:
+        return await self.router.amodels(provider, refresh=refresh)
 
-    async def run_agent(self, agent: str, prompt: str | None = None, *,
+    async def run_agent(self, agent: str | Sequence[str], prompt: str | None = None, *,
                         cwd: str | os.PathLike[str] | None = None, mode: str | None = None,
                         model: str | None = None, resume: str | None = None,
                         timeout: float | None = None, args: Sequence[str] | None = None,
@@ -254,15 +265,19 @@ class AsyncClient(_Base):
         import functools
         import threading
 
+        from .router.agent_chain import chain_for, run_chain
         from .runner import resolve_prompt
 
         prompt = resolve_prompt(prompt, prompt_file)
-
-        a = self.runtime.agent(agent)
-        task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
         cancel = threading.Event()
+
+        def one(a: Agent) -> AgentResult:
+            task = self._task(a, prompt, cwd, mode, model, resume, timeout, args)
+            return self._agent_run(a, task, on_event, cancel)
+
+        names = chain_for(self.runtime, agent)
         fut = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self._agent_run, a, task, on_event, cancel))
+            None, functools.partial(run_chain, self.runtime, names, one))
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

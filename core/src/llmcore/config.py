@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,7 +26,13 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "LLMCORE_CONFIG"
 FILE_NAME = "llmcore.yaml"
-STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy")
+#: A config file is settings, not data: anything bigger is refused before it is parsed.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: How many values a config may hold once YAML aliases (``*name``) are expanded; a few
+#: lines of nested aliases can otherwise expand to billions (the "alias bomb").
+MAX_CONFIG_VALUES = 100_000
+STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy",
+              "api_first", "cli_first", "cost_based")
 PREFER = ("api", "cli", "auto")
 AGENT_MODES = ("read_only", "suggest", "auto_edit", "full_auto")
 #: Other names of the modes, accepted wherever a mode is read: the seed's approval names
@@ -109,7 +116,7 @@ class ProviderConfig:
     limits: Limits = attrs.field(factory=Limits)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cost: CostConfig | None = None
-    options: dict[str, Any] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
 
     def resolved_api_key(self) -> str | None:
         """The key from ``api_key_env`` (preferred) or the literal ``api_key``; never logged."""
@@ -127,7 +134,7 @@ class AgentConfig:
     priority: int = 100
     command: str | None = None
     args: list[str] = attrs.field(factory=list)
-    env: dict[str, str] = attrs.field(factory=dict)
+    env: dict[str, str] = attrs.field(factory=dict, repr=lambda e: _options_repr(e))
     inherit_env: bool = False
     timeout: float = 600.0
     mode: str = "suggest"
@@ -136,7 +143,14 @@ class AgentConfig:
     api_key_env: str | None = None
     isolation: str = "none"
     serve_prompts: bool = False
-    options: dict[str, Any] = attrs.field(factory=dict)
+    #: Capability tags (``code``, ``vision``…) ``require=`` matches; empty: the registry's.
+    capabilities: list[str] = attrs.field(factory=list)
+    #: Runs cost nothing (a free plan): the ``cost`` strategy ranks it with local servers.
+    free_tier: bool = False
+    #: Agents ``run_agent`` tries next when this one is missing, refuses the key, is rate
+    #: limited or cannot reach its endpoint (never after it changed files in place).
+    fallback: list[str] = attrs.field(factory=list)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
     #: Agent logs older than this many days are removed (0: never by age).
     logs_keep_days: float = 14.0
     #: Agent logs, all together, are kept under this many MiB, oldest removed first (0: no cap).
@@ -159,6 +173,8 @@ class RoutingConfig:
     fallback: bool = True
     state: str = "file"  # file | file:PATH | memory | redis://…
     cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
+    #: The longest any cooldown lasts (seconds), whatever a server's Retry-After says.
+    max_cooldown: float = 86400.0
     latency_decay: float = 0.3
 
 
@@ -234,16 +250,42 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir("llmcore")) / FILE_NAME
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Find, read and validate the configuration (defaults when no file exists)."""
+def load_config(path: str | os.PathLike[str] | None = None, *, cache: bool = False) -> Config:
+    """Find, read and validate the configuration (defaults when no file exists).
+
+    With ``cache``, a file already read by this process (same path, size and mtime) is not
+    parsed again: the CLI reads the config once for plugin commands and once per command.
+    """
     found = find_config(path)
     if found is None:
         return Config()
     try:
-        text = found.read_text(encoding="utf-8")
+        st = found.stat()
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"the config file is {st.st_size} bytes; at most {MAX_CONFIG_BYTES} are read",
+                file=str(found), hint="llmcore.yaml holds settings: is this the right file?")
+        key = (str(found.resolve()), st.st_size, st.st_mtime_ns)
+        if cache and key in _CACHE:
+            return _CACHE[key]
+        blob = found.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {found}: {exc}") from exc
-    return parse_config(text, source=str(found))
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = blob[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte {blob[exc.start]:#04x} at offset "
+                          f"{exc.start})", file=str(found), line=line,
+                          hint="save the file as UTF-8") from None
+    config = parse_config(text, source=str(found))
+    if cache:
+        _CACHE.clear()
+        _CACHE[key] = config
+    return config
+
+
+_CACHE: dict[tuple[str, int, int], Config] = {}
 
 
 def parse_config(text: str, *, source: str | None = None) -> Config:
@@ -268,27 +310,74 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
         raise _first_error(exc, probe) from None
     config.source = source
     config.lines = lines
+    _register_secrets(config)
     _check_values(config)
     return config
 
 
+def _register_secrets(config: Config) -> None:
+    """Keys given through ``options.headers`` (or an agent's ``env``) are secrets too: from
+    here on they are redacted from every message, event, sink and repr."""
+    from .secrets import register_headers
+
+    for p in (config.providers or {}).values():
+        register_headers(p.options.get("headers"))
+        register_secret(p.api_key)
+    for a in (config.agents or {}).values():
+        register_headers(a.options.get("headers"))
+        register_headers(a.env)
+
+
+def _options_repr(options: dict[str, Any]) -> str:
+    """``repr`` of a section's options with keys and credential headers hidden."""
+    from .secrets import REDACTED, is_credential_header, redact_headers
+
+    shown = {k: (REDACTED if is_credential_header(k) else
+                 redact_headers(v) if k == "headers" else v) for k, v in options.items()}
+    return repr(shown)
+
+
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse once (libyaml's C parser when present) into nodes, check their shape and
+    size (alias expansion, complex keys), then build the data from the same nodes."""
     import yaml
 
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config is {len(text)} characters; at most "
+                          f"{MAX_CONFIG_BYTES} are read", file=source)
+    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", exc)
         raise ConfigError(f"not valid YAML: {problem}", file=source, line=line) from None
+    except RecursionError:
+        raise ConfigError("the YAML is nested too deeply", file=source) from None
     lines: dict[tuple[str, ...], int] = {}
     if node is None:
         return None, lines
+    count = 0
 
     def walk(n: yaml.Node, path: tuple[str, ...]) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            # An alias's node carries its anchor's line: name the top-level key instead.
+            top = path[:1]
+            raise ConfigError(
+                f"the config expands to more than {MAX_CONFIG_VALUES} values",
+                path=_dotted(top), file=source,
+                line=lines.get(top, n.start_mark.line + 1) if top else None,
+                hint="YAML aliases (*name) repeat what an anchor (&name) holds; nested "
+                     "aliases multiply. Write the values out, or use fewer aliases")
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    raise ConfigError(
+                        "a key must be a plain name, not a list or a mapping",
+                        path=_dotted(path), file=source, line=k.start_mark.line + 1)
                 key = (*path, str(k.value))
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
@@ -298,15 +387,25 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
                 lines[key] = v.start_mark.line + 1
                 walk(v, key)
 
-    walk(node, ())
-    loader = yaml.SafeLoader(text)
     try:
-        return loader.get_single_data(), lines
-    finally:
-        loader.dispose()
+        walk(node, ())
+        return yaml.constructor.SafeConstructor().construct_document(node), lines
+    except RecursionError:
+        raise ConfigError("the YAML is nested too deeply", file=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=source,
+                          line=mark.line + 1 if mark else None) from None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _FromEnv(str):
+    """A value that came from ``${VAR}``: it is read as the type of the field it fills
+    (``true`` for a boolean, ``3`` for a number), as YAML would have read it literally."""
+
+    __slots__ = ()
 
 
 def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
@@ -329,7 +428,7 @@ def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
                 register_secret(got)
             return got
 
-        return _VAR.sub(sub, value)
+        return _FromEnv(_VAR.sub(sub, value))
     return value
 
 
@@ -360,7 +459,16 @@ def _check_keys(data: Any, cls: type, path: tuple[str, ...], cfg: Config) -> Non
         value = data[key]
         if value is None:
             continue
+        if get_origin(tp) is list and not isinstance(value, list):
+            # A string here would become a list of its letters (sinks: sqlite → s, q, l…).
+            raise cfg.error((*path, key), f"expected a list, got {_kind(value)} {value!r}",
+                            hint=f"write it as a list: {key}: [{value}]")
         if attrs.has(tp):
+            if cls is ProviderConfig and key == "timeout" and isinstance(value, _FromEnv):
+                try:
+                    data[key] = value = _env_scalar(value, "a number of seconds")
+                except ValueError as exc:
+                    raise cfg.error((*path, key), str(exc)) from None
             if cls is ProviderConfig and key == "timeout" and isinstance(value, (int, float)):
                 continue
             _check_keys(value, tp, (*path, key), cfg)
@@ -419,16 +527,24 @@ def _converter() -> cattrs.Converter:
         return conv.structure_attrs_fromdict(value, Timeouts)
 
     def strict_float(value: Any, _: Any) -> float:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "a number")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"expected a number, got {_kind(value)} {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         return float(value)
 
     def strict_int(value: Any, _: Any) -> int:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "a whole number")
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected a whole number, got {_kind(value)} {value!r}")
         return value
 
     def strict_bool(value: Any, _: Any) -> bool:
+        if isinstance(value, _FromEnv):
+            value = _env_scalar(value, "true or false")
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {_kind(value)} {value!r}")
         return value
@@ -444,6 +560,19 @@ def _converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, strict_bool)
     conv.register_structure_hook(str, strict_str)
     return conv
+
+
+def _env_scalar(value: str, wanted: str) -> Any:
+    """An environment value read as YAML reads a scalar (``true``, ``3``, ``0.5``)."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, (dict, list)) or parsed is None:
+        raise ValueError(f"expected {wanted} from the environment, got {str(value)!r}")
+    return parsed
 
 
 def _first_error(exc: BaseException, cfg: Config) -> ConfigError:
@@ -473,6 +602,12 @@ def _check_values(c: Config) -> None:
           f"unknown strategy {r.strategy!r}{suggest(r.strategy, STRATEGIES)}",
           "one of: " + ", ".join(STRATEGIES))
     check(r.prefer in PREFER, ("routing", "prefer"), f"must be one of {', '.join(PREFER)}")
+    from .state import check_spec
+
+    problem = check_spec(r.state)
+    check(problem is None, ("routing", "state"), problem or "",
+          "use file, file:PATH, memory or redis://HOST:PORT/DB")
+    check(r.max_cooldown > 0, ("routing", "max_cooldown"), "must be positive (seconds)")
     check(r.cooldown.rate_limit_seconds >= 0, ("routing", "cooldown", "rate_limit_seconds"),
           "must not be negative")
     check(r.cooldown.failure_threshold >= 1, ("routing", "cooldown", "failure_threshold"),
@@ -494,6 +629,10 @@ def _check_values(c: Config) -> None:
         check(p.limits.max_response_bytes > 0 and p.limits.max_line_bytes > 0
               and p.limits.retry_after_cap >= 0, (*base, "limits"),
               "limits must be positive numbers")
+        for f in attrs.fields(Timeouts):
+            v = getattr(p.timeout, f.name)
+            check(not isinstance(v, float) or math.isfinite(v), (*base, "timeout"),
+                  f"timeouts must be a finite number of seconds (got {f.name}={v})")
         check(p.retry.max_attempts >= 1, (*base, "retry", "max_attempts"), "must be at least 1")
         check(p.retry.wait in ("fixed", "exponential"), (*base, "retry", "wait"),
               "must be fixed or exponential")
@@ -509,6 +648,13 @@ def _check_values(c: Config) -> None:
               f"unknown mode {a.mode!r}{suggest(a.mode, AGENT_MODES)}",
               "one of: " + ", ".join(AGENT_MODES))
         check(a.isolation in ISOLATION, (*base, "isolation"), "must be none or worktree")
+        for i, other in enumerate(a.fallback):
+            check(other != name, (*base, "fallback", str(i)), "an agent cannot fall back to "
+                  "itself")
+            if c.agents is not None and other not in c.agents:
+                check(False, (*base, "fallback", str(i)),
+                      f"no agent named {other!r}{suggest(other, c.agents)}",
+                      "name an agent of the agents: section")
         if a.base_url:
             check(_valid_url(a.base_url), (*base, "base_url"), f"not a valid URL: {a.base_url!r}")
 
@@ -554,15 +700,79 @@ def check_plugin_options(
             raise config.error((section, name, *(err.path or "").split(".")), err.message) from None
 
 
+def check_sinks(config: Config, sink_types: Mapping[str, type]) -> None:
+    """Every sink named in ``metrics.sinks`` is installed, and every ``metrics.<sink>``
+    section names a sink and holds only its options (with the nearest valid key)."""
+    from .metrics import parse_sink_options
+
+    mc = config.metrics
+    for i, name in enumerate(mc.sinks):
+        if name not in sink_types:
+            raise config.error(("metrics", "sinks", str(i)),
+                               f"unknown sink {name!r}{suggest(name, sink_types)}",
+                               hint="installed: " + ", ".join(sorted(sink_types)))
+    for name, options in mc.options.items():
+        if name not in sink_types:
+            raise config.error(("metrics", name),
+                               f"unknown key{suggest(name, [*sink_types, 'enabled', 'sinks'])}",
+                               hint="metrics holds enabled, sinks, and one section per sink: "
+                                    + ", ".join(sorted(sink_types)))
+        options_cls = getattr(sink_types[name], "Options", None)
+        if options_cls is not None:
+            try:
+                parse_sink_options(name, options_cls, options or {})
+            except ConfigError as exc:
+                bad = re.match(r"metrics\.[^.:]+\.([^:]+):", exc.message)
+                where = ("metrics", name, bad.group(1)) if bad else ("metrics", name)
+                text = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+                raise config.error(where, text, exc.hint) from None
+
+
+def check_api_keys(config: Config, provider_types: Mapping[str, type]) -> None:
+    """An enabled provider that needs a key and names ``api_key_env`` must find it set:
+    otherwise the request would go out unauthenticated and fail with a 401 far from here.
+    Local servers (a loopback URL) need no key."""
+    for name, p in (config.providers or {}).items():
+        if not p.enabled or not p.api_key_env or p.api_key \
+                or os.environ.get(p.api_key_env):
+            continue
+        cls = provider_types.get(p.plugin)
+        urls = [p.base_url] if p.base_url else list(p.base_urls or [])
+        url = urls[0] if urls else getattr(cls, "default_base_url", None)
+        if getattr(cls, "local", False) or _loopback(url):
+            continue
+        raise config.error(
+            ("providers", name, "api_key_env"),
+            f"environment variable {p.api_key_env} is not set",
+            hint=f"export {p.api_key_env}=<your key>, or set providers.{name}.enabled: false")
+
+
+def _loopback(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def structure_options(cls: type, options: Mapping[str, Any]) -> Any:
     """Build a plugin's ``Options`` attrs instance from the free keys of its section."""
     return _converter().structure(dict(options), cls)
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every ``${VAR}`` string made a plain ``str`` (for YAML dumping)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, _FromEnv) else value
+
+
 def redacted_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data with every literal key replaced (for ``config show``)."""
-    data = attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source"))
-    from .secrets import redact
+    data: dict[str, Any] = _plain(
+        attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source")))
+    from .secrets import redact, redact_headers
 
     data["routing"]["state"] = redact(data["routing"]["state"])
     for section in ("providers", "agents"):
@@ -570,6 +780,10 @@ def redacted_dict(config: Config) -> dict[str, Any]:
             if body.get("api_key"):
                 body["api_key"] = "***"
             body["options"] = _redact_options(body.get("options") or {})
+            if isinstance(body.get("options", {}).get("headers"), dict):
+                body["options"]["headers"] = redact_headers(body["options"]["headers"])
+            if isinstance(body.get("env"), dict):
+                body["env"] = redact_headers(body["env"])
     return data
 
 

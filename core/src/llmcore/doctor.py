@@ -243,9 +243,20 @@ def _sink_checks(runtime: Runtime, sink_types: dict[str, Any]) -> list[Check]:
                              hint=getattr(exc, "hint", None)))
             continue
         detail = ""
+        status, hint = "ok", None
         if name == "sqlite":
+            from .sinks.sqlite import lost_events, lost_path
             from .usage import sqlite_path
 
-            detail = str(sqlite_path(runtime.config))
-        out.append(Check("sink", name, "ok", detail=detail))
+            path = sqlite_path(runtime.config)
+            detail = str(path)
+            lost = lost_events(path)
+            if lost is not None:
+                # Not "failed": metrics work again once the lock or disk problem is gone.
+                status = "lost events"
+                detail += (f"; {lost['lost']} event(s) could not be written "
+                           f"(last: {lost.get('error') or 'unknown'})")
+                hint = (f"a process held the database locked, or the disk is full/read-only; "
+                        f"delete {lost_path(path)} to reset the count")
+        out.append(Check("sink", name, status, detail=detail, hint=hint))
     return out

@@ -66,6 +66,22 @@ class ModelEntry:
         return attrs.asdict(self)
 
 
+#: Provider types whose servers follow Ollama's naming: a name without a tag is ``:latest``.
+TAGGED_TYPES = frozenset({"ollama"})
+
+
+def model_name(model: str | None, provider_type: str) -> str | None:
+    """The one name of ``model`` on a provider of ``provider_type``.
+
+    Ollama treats ``llama3.2`` and ``llama3.2:latest`` as the same model; so does llmcore
+    everywhere a model name is compared or used as a key (registry, plan, cooldowns,
+    ``largest_first``, capability selection). Other servers' names are kept as they are.
+    """
+    if not model or provider_type not in TAGGED_TYPES:
+        return model
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
 def normalize_capability(tag: str) -> str:
     t = tag.strip().lower()
     return _CAPABILITY_ALIASES.get(t, t)
@@ -197,7 +213,8 @@ class Registry:
         synced: dict[tuple[str, str], dict[str, Any]] = {}
         for pname, body in (self._synced.get("providers") or {}).items():
             for model, fields in (body.get("models") or {}).items():
-                key = (str(body.get("type") or ""), model.lower())
+                ptype = str(body.get("type") or "")
+                key = (ptype, (model_name(model, ptype) or model).lower())
                 merged = synced.setdefault(key, {"_from": pname})
                 merged.update({k: v for k, v in fields.items() if v not in (None, [])})
         self._synced_index = synced
@@ -233,7 +250,8 @@ class Registry:
         if not model:
             return None
         name = self.resolve(model)
-        synced = self._synced_index.get((provider_type, model.lower()))
+        synced = self._synced_index.get(
+            (provider_type, (model_name(model, provider_type) or model).lower()))
         if name is None and synced is None:
             return None
         entry = ModelEntry(name=name or model)

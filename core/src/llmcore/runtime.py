@@ -8,12 +8,51 @@ from typing import Any
 import attrs
 
 from .agents import Agent
-from .config import AgentConfig, Config, ProviderConfig, check_plugin_options, load_config
+from .config import (
+    AgentConfig,
+    Config,
+    ProviderConfig,
+    check_api_keys,
+    check_plugin_options,
+    check_sinks,
+    load_config,
+)
 from .errors import ConfigError
 from .hooks import Hooks
 from .metrics import Metrics, MetricsSink
 from .plugins import PluginManager
 from .provider import Provider
+
+#: With no config, local servers are tried in this order: the ones most people run first.
+#: Types not listed follow, in the order their plugins were found. A server that is not
+#: running refuses the connection at once, so trying it costs milliseconds.
+ZERO_CONFIG_ORDER = ("ollama", "lmstudio", "llamacpp", "vllm")
+
+
+def _zero_config_rank(type_name: str) -> int:
+    if type_name in ZERO_CONFIG_ORDER:
+        return ZERO_CONFIG_ORDER.index(type_name)
+    return len(ZERO_CONFIG_ORDER)
+
+
+def zero_config_url(type_name: str) -> str | None:
+    """A URL the environment gives a zero-config provider: ``LLMCORE_<TYPE>_URL``, or
+    Ollama's own ``OLLAMA_HOST`` (``host``, ``host:port`` or a URL); ``None`` keeps the
+    plugin's default."""
+    import os
+
+    url = os.environ.get(f"LLMCORE_{type_name.upper().replace('-', '_')}_URL")
+    if url:
+        return url
+    host = os.environ.get("OLLAMA_HOST") if type_name == "ollama" else None
+    if not host:
+        return None
+    if "://" not in host:
+        host = f"http://{host}"
+    scheme, _, rest = host.partition("://")
+    if ":" not in rest.split("/", 1)[0]:
+        rest = rest.split("/", 1)[0] + ":11434"
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 @attrs.define
@@ -88,12 +127,15 @@ class Runtime:
 
     # -- instances ---------------------------------------------------------------------
     def provider_configs(self) -> dict[str, ProviderConfig]:
+        """The configured providers; with no ``providers:`` section, every installed local
+        server type at its default URL, in :data:`ZERO_CONFIG_ORDER`."""
         if self.config.providers is None:
-            return {
-                t: ProviderConfig(name=t, plugin=t)
-                for t, cls in self.provider_types.items()
-                if cls.default_base_url is not None and cls.local
-            }
+            types = [(t, cls) for t, cls in self.provider_types.items()
+                     if cls.default_base_url is not None and cls.local]
+            types.sort(key=lambda tc: _zero_config_rank(tc[0]))
+            return {t: ProviderConfig(name=t, plugin=t, priority=_zero_config_rank(t),
+                                      base_url=zero_config_url(t))
+                    for t, _ in types}
         return self.config.providers
 
     def agent_configs(self) -> dict[str, AgentConfig]:
@@ -111,6 +153,9 @@ class Runtime:
             if self.config.agents is not None:
                 self._check_not_disabled("agents", name, self.agent_types)
                 check_plugin_options(self.config, "agents", name, self.agent_types)
+        check_api_keys(self.config, self.provider_types)
+        if self.config.metrics.enabled:
+            check_sinks(self.config, self.sink_types)
 
     def _check_not_disabled(self, section: str, name: str, types: dict[str, Any]) -> None:
         """A section naming the type of an installed but disabled plugin says so."""

@@ -44,3 +44,35 @@ def _mask(match: re.Match[str]) -> str:
     if match.group(2):
         return "Bearer " + REDACTED
     return REDACTED
+
+
+#: Header names that carry a credential, besides any whose name says so (see below).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key",
+                                 "x-api-key", "cookie", "x-goog-api-key", "x-auth-token"})
+_CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "password", "cookie", "session")
+
+
+def is_credential_header(name: str) -> bool:
+    """Does a header of this name carry a credential (``Authorization``, ``api-key``…)?"""
+    n = str(name).lower()
+    return n in _CREDENTIAL_HEADERS or any(w in n for w in _CREDENTIAL_WORDS)
+
+
+def register_headers(headers: object) -> None:
+    """Register the values of credential headers (and the token after ``Bearer``/``Basic``)
+    as secrets, so a key given through ``options.headers`` is treated like ``api_key``."""
+    if not isinstance(headers, dict):
+        return
+    for k, v in headers.items():
+        if is_credential_header(k) and isinstance(v, str):
+            register_secret(v)
+            scheme, _, token = v.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token", "apikey"):
+                register_secret(token.strip())
+
+
+def redact_headers(headers: object) -> object:
+    """``headers`` with every credential header's value replaced (for display)."""
+    if not isinstance(headers, dict):
+        return headers
+    return {k: (REDACTED if is_credential_header(k) else v) for k, v in headers.items()}

@@ -63,7 +63,7 @@ def _plugin_commands() -> None:
         i = sys.argv.index("--config")
         cfg_path = sys.argv[i + 1] if i + 1 < len(sys.argv) else None
     try:
-        disabled = load_config(cfg_path).plugins.disabled
+        disabled = load_config(cfg_path, cache=True).plugins.disabled
     except LLMCoreError:
         return  # the command itself reports the config error, with exit code 2
     try:

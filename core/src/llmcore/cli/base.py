@@ -35,7 +35,7 @@ class State:
         if self._config is None:
             from ..config import load_config
 
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, cache=True)
         return self._config
 
     @property
@@ -116,17 +116,31 @@ def handle_errors(debug: bool) -> Iterator[None]:
 
 
 def print_attempts(exc: Any) -> None:
+    """Every provider failed: a table on a terminal (hints below it, never wrapped), the
+    plain lines of the error's message anywhere else (a file, a pipe, CI logs)."""
+    if not exc.attempts or not sys.stderr.isatty():
+        click.echo(f"error: {exc.message}", err=True)
+        return
     from rich.table import Table
 
     t = Table(title="every provider failed", title_justify="left")
-    for c in ("provider", "model", "error", "time", "what to do"):
+    for c in ("provider", "model", "error", "time"):
         t.add_column(c)
     for a in exc.attempts:
-        what = "cooling down" if a.skipped else f"{a.error_type} {a.status or ''}".strip()
+        what = f"{a.error_type} {a.status or ''}".strip()
+        if a.skipped:
+            what = "cooling down" if a.error_type == "CoolingDown" else "skipped"
         t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
-                  f"{a.duration_s * 1000:.0f} ms", a.hint or "")
-    c = console(stderr=True)
-    if not exc.attempts:
-        c.print(f"error: {exc.message}")
-    else:
-        c.print(t)
+                  f"{a.duration_s * 1000:.0f} ms")
+    console(stderr=True).print(t)
+    # Hints hold commands to copy (`ollama pull llama3.2`): one plain line each.
+    for a in exc.attempts:
+        if a.hint:
+            click.echo(f"  fix {a.provider}: {a.hint}", err=True)
+
+
+def error_json(exc: Any) -> dict[str, Any]:
+    """A failure as the one JSON object ``--json`` commands print on stdout."""
+    return {"error": exc.message, "error_type": type(exc).__name__.split("_")[0],
+            "hint": exc.hint,
+            "attempts": [a.to_dict() for a in getattr(exc, "attempts", None) or []]}

@@ -45,12 +45,22 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
         opts["temperature"] = temperature
     if max_tokens is not None:
         opts["max_tokens"] = max_tokens
+    if as_json:
+        from ..errors import LLMCoreError
+
+        try:
+            resp = state.client.chat(text, model=model, provider=provider, system=system,
+                                     **opts)
+        except LLMCoreError as exc:  # one JSON object on failure too, on stdout
+            from .base import error_json
+
+            echo_json(error_json(exc))
+            sys.exit(exc.exit_code)
+        echo_json(resp.to_dict())
+        return
     client = state.client
-    if as_json or no_stream:
+    if no_stream:
         resp = client.chat(text, model=model, provider=provider, system=system, **opts)
-        if as_json:
-            echo_json(resp.to_dict())
-            return
         if resp.thinking:
             click.secho(resp.thinking, err=True, dim=True)
         click.echo(resp.content)

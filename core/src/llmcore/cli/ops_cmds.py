@@ -108,7 +108,8 @@ def doctor(state: State, as_json: bool, timeout: float) -> None:
         sys.exit(1)
 
 
-_STYLE = {"ok": "green", "failed": "bold red", "unreachable": "yellow", "missing": "yellow",
+_STYLE = {"ok": "green", "failed": "bold red", "lost events": "yellow",
+          "unreachable": "yellow", "missing": "yellow",
           "timeout": "yellow", "disabled": "dim", "no probe": "cyan"}
 
 

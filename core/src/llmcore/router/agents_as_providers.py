@@ -21,14 +21,17 @@ if TYPE_CHECKING:
     from .candidates import Candidate
 
 
-def serving_agents(agents: Mapping[str, Agent], available: dict[str, bool]) -> dict[str, Agent]:
-    """Enabled agents with ``serve_prompts: true`` whose program is installed.
+def serving_agents(agents: Mapping[str, Agent], available: dict[str, bool],
+                   implied: bool = False) -> dict[str, Agent]:
+    """Enabled agents with ``serve_prompts: true`` (every enabled one when ``implied``:
+    the ``api_first`` / ``cli_first`` strategies name the CLI mode) whose program is
+    installed.
 
     ``available`` caches the (slow: it looks for a program) installed check per name.
     """
     out: dict[str, Agent] = {}
     for name, agent in agents.items():
-        if not agent.config.serve_prompts:
+        if not (agent.config.serve_prompts or implied):
             continue
         if name not in available:
             available[name] = agent.available()
@@ -41,8 +44,11 @@ def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async
     """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one."""
     agent = cand.agent
     assert agent is not None
-    task = AgentTask(prompt=prompt_text(request.messages), cwd=os.getcwd(),
-                     mode="read_only", model=cand.model,
+    extra = request.extra or {}
+    task = AgentTask(prompt=prompt_text(request.messages),
+                     cwd=os.fspath(extra.get("cwd") or os.getcwd()),
+                     mode=agent.config.mode if extra.get("edit") else "read_only",
+                     model=cand.model,
                      timeout=request.timeout or agent.config.timeout,
                      args=list(agent.config.args))
 
@@ -62,6 +68,30 @@ def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async
 
         return asyncio.to_thread(run)  # an agent run blocks on a subprocess
     return run()
+
+
+def cannot_carry(request: Any) -> list[str]:
+    """What an agent would have to drop or flatten to answer ``request`` (empty: nothing).
+
+    An agent takes one prompt of text: images, tools, a response format, sampling options
+    and a chat of several messages (a system prompt, a history) do not survive the trip,
+    so such a request is never given to one.
+    """
+    out: list[str] = []
+    messages = getattr(request, "messages", None) or []
+    if any(getattr(m, "images", None) for m in messages):
+        out.append("images")
+    if getattr(request, "tools", None) or getattr(request, "tool_choice", None):
+        out.append("tools")
+    if getattr(request, "response_format", None):
+        out.append("a response format")
+    sampling = [k for k in ("temperature", "top_p", "seed", "max_tokens", "stop")
+                if getattr(request, k, None) is not None]
+    if sampling:
+        out.append("sampling options (" + ", ".join(sampling) + ")")
+    if len(messages) > 1:
+        out.append("a chat of several messages (system prompt or history)")
+    return out
 
 
 def prompt_text(messages: list[Any]) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from .calls import afirst_answer, first_answer
 from .candidates import Candidate, Planner
+from .checks import check_request
 from .policy import Cooldowns
 from .pricing import Pricing
 from .run import Run
@@ -83,6 +84,7 @@ class Router:
     def _begin(self, op: str, request: Any, provider: str | None, fallback: bool | None,
                require: list[str] | None, min_context: int | None,
                plan_request: ChatRequest | None = None) -> Run:
+        check_request(request, op)
         plan = self.planner.plan(plan_request or request, provider, fallback, require,
                                  min_context, op)
         return Run(self, op, request, plan)
@@ -102,9 +104,23 @@ class Router:
                     require: list[str] | None = None,
                     min_context: int | None = None) -> ChatResponse:
         """The async :meth:`chat`: the same plan, retries, cooldowns and attempts."""
+        if request.model is None:
+            await self._achoose(provider)
         run = self._begin(operation, request, provider, fallback, require, min_context)
         resp: ChatResponse = await afirst_answer(run)
         return resp
+
+    async def _achoose(self, provider: str | None) -> None:
+        """Make the automatic model choices a plan will need on a worker thread, so the
+        event loop never waits for a server's model list (cached: usually a no-op)."""
+        import asyncio
+
+        chooser = self.planner.chooser
+        due = [p for name, p in self.runtime.providers.items()
+               if (provider is None or provider == name) and not p.config.models
+               and not chooser.fresh(name)]
+        if due:
+            await asyncio.gather(*(asyncio.to_thread(chooser.choose, p) for p in due))
 
     def stream(self, request: ChatRequest, provider: str | None = None,
                fallback: bool | None = None, *, require: list[str] | None = None,
@@ -138,18 +154,31 @@ class Router:
         resp: EmbeddingResponse = await afirst_answer(run)
         return resp
 
-    def models(self, provider: str | None = None) -> list[ModelInfo]:
+    def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
+        """What the providers serve, asked now. ``refresh`` also drops every cached
+        automatic model choice (see :mod:`.choice`); the listings refill it."""
+        if refresh:
+            self.planner.chooser.invalidate(provider)
         out: list[ModelInfo] = []
         for name, p in self.runtime.providers.items():
             if provider is None or provider == name:
-                out.extend(p.models())
+                got = p.models()
+                if refresh:
+                    self.planner.chooser.learn(p, got)
+                out.extend(got)
         return out
 
-    async def amodels(self, provider: str | None = None) -> list[ModelInfo]:
+    async def amodels(self, provider: str | None = None,
+                      refresh: bool = False) -> list[ModelInfo]:
+        if refresh:
+            self.planner.chooser.invalidate(provider)
         out: list[ModelInfo] = []
         for name, p in self.runtime.providers.items():
             if provider is None or provider == name:
-                out.extend(await p.amodels())
+                got = await p.amodels()
+                if refresh:
+                    self.planner.chooser.learn(p, got)
+                out.extend(got)
         return out
 
     def close(self) -> None:

@@ -33,6 +33,12 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
         return agent_call(router.runtime, cand, req, is_async)
     p = cand.provider
     assert p is not None
+    if cand.model is None and run.op != "embed":
+        # No model asked or configured, and none could be chosen from the server's list:
+        # the listing's own error (refused, 401, no chat model) is this attempt's answer.
+        why = router.planner.chooser.failure(cand.name)
+        if why is not None:
+            raise why
     if run.op == "embed":
         embed = p.aembed if is_async else p.embed
         model = cand.model

@@ -81,6 +81,18 @@ def refused(exc: BaseException) -> bool:
     return False
 
 
+def _credential_header(cfg: object) -> str | None:
+    """The credential header a provider's ``options.headers`` sets, if any."""
+    from ..secrets import is_credential_header
+
+    headers = (getattr(cfg, "options", None) or {}).get("headers")
+    if isinstance(headers, dict):
+        for k in headers:
+            if is_credential_header(k):
+                return str(k)
+    return None
+
+
 def hint(cand: Candidate, err: ProviderError) -> str | None:
     """What the user should do: the provider's own hint, else one from the error class."""
     name = cand.name
@@ -88,10 +100,13 @@ def hint(cand: Candidate, err: ProviderError) -> str | None:
     if isinstance(err, AuthenticationError):
         cfg = cand.provider.config if cand.provider else None
         default_env = getattr(cand.provider, "default_api_key_env", None)
+        header = _credential_header(cfg)
         if cfg is not None and cfg.api_key_env:
             where = f"set {cfg.api_key_env}"
         elif cfg is not None and cfg.api_key:
             where = f"fix {section}.api_key"
+        elif header is not None:
+            where = f"set the {header} header in {section}.headers"
         elif default_env:
             where = f"set {default_env}"
         else:

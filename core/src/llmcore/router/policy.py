@@ -12,11 +12,13 @@ one of its models) is put in cooldown.
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProviderError, RateLimitError
+from ..errors import ConfigError, ProviderError, RateLimitError
 from .failures import SERVER_TROUBLE
 
 if TYPE_CHECKING:
@@ -48,8 +50,8 @@ class Wait:
 
     def delay(self, exc: BaseException | None, n: int) -> float:
         cfg = self.cfg
-        after = getattr(exc, "retry_after", None)
-        if isinstance(after, (int, float)):
+        after = retry_after(exc)
+        if after is not None:
             return float(min(max(after, 0.0), cfg.max_retry_after))
         if cfg.wait == "fixed":
             base = cfg.delay
@@ -66,8 +68,24 @@ class Wait:
         return self.delay(exc, state.attempt_number + self.offset)
 
 
+def retry_after(exc: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` in seconds, when it is a usable number.
+
+    ``inf`` (or any huge value) stays, and is capped by whoever uses it; ``nan`` and
+    non-numbers are treated as absent.
+    """
+    after = getattr(exc, "retry_after", None)
+    if isinstance(after, bool) or not isinstance(after, (int, float)) or math.isnan(after):
+        return None
+    return float(after)
+
+
 class Cooldowns:
-    """The shared cooldown store, and the per-process count of failures in a row."""
+    """The shared cooldown store, and the per-process count of failures in a row.
+
+    A store that fails (a bug, a full disk, anything) never fails a request: the error is
+    reported once and this process goes on with an in-memory store.
+    """
 
     def __init__(self, runtime: Runtime, lock: threading.Lock) -> None:
         self.runtime = runtime
@@ -81,14 +99,53 @@ class Cooldowns:
         """The cooldown store ``routing.state`` names (opened on first use)."""
         spec = self.runtime.config.routing.state
         if self._store is None or self._store_spec != spec:
-            from ..state import open_store
+            from ..state import MemoryStore, open_store
 
-            self._store = open_store(spec)
+            cap = self.max_cooldown
+            try:
+                self._store = open_store(spec, max_cooldown=cap)
+            except ConfigError:
+                raise  # a wrong routing.state is the user's to fix, not to hide
+            except Exception as exc:
+                self._broken(exc)
+                self._store = MemoryStore(max_cooldown=cap)
             self._store_spec = spec
         return self._store
 
+    @property
+    def max_cooldown(self) -> float:
+        return float(self.runtime.config.routing.max_cooldown)
+
+    _reported = False
+
+    def _broken(self, exc: BaseException) -> None:
+        if not self._reported:
+            self._reported = True
+            from ..secrets import redact
+
+            print(f"llmcore: cooldown store failed ({redact(str(exc))[:200]}); this process "
+                  "keeps its cooldowns in memory", file=sys.stderr)
+
+    def _fall_back(self, exc: BaseException) -> CooldownStore:
+        """Swap a failing store for an in-memory one (keeping what it still holds)."""
+        from ..state import MemoryStore
+
+        self._broken(exc)
+        old = self._store
+        mem = MemoryStore(max_cooldown=self.max_cooldown)
+        try:
+            for c in (old.active() if old is not None else {}).values():
+                mem.put(c)
+        except Exception:
+            pass
+        self._store = mem
+        return mem
+
     def active(self) -> Mapping[str, Any]:
-        return self.store.active()
+        try:
+            return self.store.active()
+        except Exception as exc:
+            return self._fall_back(exc).active()
 
     def cooling(self, cand: Candidate) -> tuple[float, str] | None:
         """``(until, reason)`` when the candidate or its provider is cooling down."""
@@ -104,7 +161,16 @@ class Cooldowns:
     def put(self, key: str, until: float, reason: str) -> None:
         from ..state import Cooldown
 
-        self.store.put(Cooldown(key, until, reason))
+        try:
+            self.store.put(Cooldown(key, until, reason))
+        except Exception as exc:
+            self._fall_back(exc).put(Cooldown(key, until, reason))
+
+    def seconds(self, seconds: float) -> float:
+        """A cooldown length made safe: finite, not negative, at most ``max_cooldown``."""
+        if math.isnan(seconds):
+            return 0.0
+        return max(0.0, min(seconds, self.max_cooldown))
 
     def after_failure(self, cand: Candidate, err: ProviderError) -> tuple[float, str] | None:
         """Count a failed call; ``(seconds, reason)`` when the provider must cool down now."""
@@ -123,7 +189,8 @@ class Cooldowns:
         if not isinstance(err, RateLimitError):
             return None
         cfg = self.runtime.config.routing.cooldown
-        seconds = err.retry_after if err.retry_after is not None else cfg.rate_limit_seconds
+        after = retry_after(err)
+        seconds = self.seconds(after if after is not None else cfg.rate_limit_seconds)
         if seconds <= 0:
             return None
         scope = getattr(cfg, "rate_limit_scope", "model")

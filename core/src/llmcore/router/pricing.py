@@ -81,8 +81,9 @@ class Pricing:
     def rank(self, cand: Candidate) -> float:
         """Input + output price per million, for the ``cost`` strategy (unknown = last)."""
         p = cand.provider
-        if p is None:
-            return float("inf")
+        if p is None:  # an agent: free when its config says so, else unknown
+            agent = cand.agent
+            return 0.0 if agent is not None and agent.config.free_tier else float("inf")
         if p.config.cost is not None:
             return p.config.cost.input_per_million + p.config.cost.output_per_million
         if p.local:

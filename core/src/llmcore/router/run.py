@@ -13,11 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import AllProvidersFailed, ProviderError, RateLimitError, StreamInterrupted
+from ..errors import (
+    AllProvidersFailed,
+    ModelNotFoundError,
+    ProviderError,
+    RateLimitError,
+    StreamInterrupted,
+)
 from ..metrics import MetricsEvent
 from ..types import Attempt, ChatResponse, EmbeddingResponse, StreamChunk, Usage
+from .agents_as_providers import cannot_carry
+from .candidates import ROUTING_KEYS
 from .failures import as_provider_error, hint, refused
-from .policy import retry_cfg
+from .policy import retry_after, retry_cfg
 
 if TYPE_CHECKING:
     from .api import Router
@@ -31,8 +39,8 @@ _RID_COUNTER = itertools.count(1)
 class Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
 
-    __slots__ = ("attempts", "cooled", "index", "op", "plan", "request", "rid", "router",
-                 "start", "tries")
+    __slots__ = ("attempts", "cooled", "errors", "index", "op", "plan", "request", "rid",
+                 "router", "start", "tries")
 
     def __init__(self, router: Router, op: str, request: Any, plan: list[Candidate]) -> None:
         self.router = router
@@ -45,6 +53,7 @@ class Run:
         self.index = -1  # position in the plan of the candidate being tried
         self.tries = 0  # calls made to the current candidate
         self.cooled: set[str] = set()  # keys this run has just cooled down
+        self.errors: list[ProviderError] = []  # why each call failed, in order
 
     # -- per candidate ------------------------------------------------------------------
     def next(self) -> Candidate | None:
@@ -57,11 +66,24 @@ class Run:
             self.index += 1
             self.tries = 0
             cand = plan[self.index]
+            if cand.kind == "cli" and self.op != "embed":
+                lost = cannot_carry(self.request)
+                if lost:
+                    self._cannot_carry(cand, lost)
+                    continue
             cool = self.router.policy.cooling(cand)
             if cool is None:
                 return cand
             self._skip(cand, *cool)
         return None
+
+    def _cannot_carry(self, cand: Candidate, lost: list[str]) -> None:
+        """A candidate that would drop part of the request: skipped, never called."""
+        self._record(Attempt(
+            provider=cand.name, model=cand.model, ok=False, error_type="CannotCarry",
+            message=f"not called: an agent cannot take {', '.join(lost)}", skipped=True,
+            hint="send it to an API provider that supports it, or leave that part out",
+        ), cand)
 
     def _skip(self, cand: Candidate, until: float, reason: str) -> None:
         left = max(0.0, until - time.time())
@@ -77,9 +99,13 @@ class Run:
         """The request as ``cand`` gets it (its model; ``stream`` set for streams)."""
         if self.op == "embed" or cand.kind == "cli":
             return self.request
-        if self.request.model == cand.model and (self.op != "stream" or self.request.stream):
-            return self.request
-        return attrs.evolve(self.request, model=cand.model, stream=self.op == "stream")
+        req = self.request
+        if any(k in req.extra for k in ROUTING_KEYS):  # routing hints stay with the router
+            req = attrs.evolve(req, extra={k: v for k, v in req.extra.items()
+                                           if k not in ROUTING_KEYS})
+        if req.model == cand.model and (self.op != "stream" or req.stream):
+            return req
+        return attrs.evolve(req, model=cand.model, stream=self.op == "stream")
 
     def has_next(self) -> bool:
         return self.index + 1 < len(self.plan)
@@ -96,6 +122,9 @@ class Run:
         err = as_provider_error(cand, exc)
         if err is None:
             raise exc
+        self.errors.append(err)
+        if isinstance(err, ModelNotFoundError):  # the server's list changed: choose again
+            self.router.planner.chooser.invalidate(cand.name)
         duration = time.monotonic() - t0
         a = Attempt(
             provider=cand.name, model=cand.model, ok=False, error_type=type(err).__name__,
@@ -127,7 +156,8 @@ class Run:
             return False
         if isinstance(exc, RateLimitError):
             cap = retry_cfg(cand).max_retry_after
-            if exc.retry_after is not None and exc.retry_after > cap:
+            after = retry_after(exc)
+            if after is not None and after > cap:
                 return False
             # Waiting out a rate limit only makes sense when nobody else can answer.
             return not self._later_candidates()
@@ -162,6 +192,7 @@ class Run:
 
     def _cool(self, cand: Candidate, key: str, seconds: float, reason: str,
               a: Attempt) -> None:
+        seconds = self.router.policy.seconds(seconds)
         until = time.time() + seconds
         self.router.policy.put(key, until, reason)
         self.cooled.add(key)
@@ -203,7 +234,7 @@ class Run:
         ))
         if not self.attempts:
             return AllProvidersFailed([], message=self._nobody_serves())
-        return AllProvidersFailed(self.attempts, message=describe_attempts(self.attempts))
+        return all_failed_error(self.attempts, self.errors)
 
     def _nobody_serves(self) -> str:
         """Say why no candidate was even tried: which model was asked, who serves what."""
@@ -300,6 +331,47 @@ class Run:
         ))
 
 
+def all_failed_error(attempts: list[Attempt],
+                     errors: list[ProviderError]) -> AllProvidersFailed:
+    """The error when no candidate answered.
+
+    When every call that was made failed for the same reason (one distinct error class,
+    e.g. a single provider refusing the key), the error is *also* an instance of that
+    class, so ``except AuthenticationError`` works with one provider as with ten; its
+    ``provider``, ``model``, ``status`` (and ``retry_after``) are the last cause's.
+    Otherwise it is a plain :class:`AllProvidersFailed`.
+    """
+    message = describe_attempts(attempts)
+    kinds = {type(e) for e in errors}
+    if len(kinds) != 1:
+        return AllProvidersFailed(attempts, message=message)
+    cause = errors[-1]
+    cls = _failed_as(type(cause))
+    exc = cls(attempts, message=message)
+    for name in ("provider", "model", "status", "retry_after"):
+        if hasattr(cause, name):
+            setattr(exc, name, getattr(cause, name))
+    exc.__cause__ = cause
+    return exc
+
+
+_FAILED_AS: dict[type, type[AllProvidersFailed]] = {}
+
+
+def _failed_as(cause: type[ProviderError]) -> type[AllProvidersFailed]:
+    """``AllProvidersFailed`` that is also a ``cause`` (one class per cause class)."""
+    cls = _FAILED_AS.get(cause)
+    if cls is None:
+        def init(self: Any, attempts: list[Attempt], *, message: str | None = None) -> None:
+            AllProvidersFailed.__init__(self, attempts, message=message)
+
+        cls = type(f"AllProvidersFailed_{cause.__name__}", (AllProvidersFailed, cause),
+                   {"__init__": init, "__module__": AllProvidersFailed.__module__,
+                    "__doc__": f"Every candidate failed with {cause.__name__}."})
+        _FAILED_AS[cause] = cls
+    return cls
+
+
 def describe_attempts(attempts: list[Attempt]) -> str:
     """``AllProvidersFailed``'s text: one line per attempt, what to do, when one is back."""
     if not attempts:
@@ -307,12 +379,14 @@ def describe_attempts(attempts: list[Attempt]) -> str:
     lines = [f"all {len(attempts)} attempt(s) failed:"]
     for a in attempts:
         status = f" {a.status}" if a.status else ""
-        what = "skipped (cooling down)" if a.skipped else f"{a.error_type}{status}"
+        what = f"{a.error_type}{status}"
+        if a.skipped:
+            what = "skipped (cooling down)" if a.error_type == "CoolingDown" else "skipped"
         lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
                      f"{a.duration_s * 1000:.0f} ms: {a.message}")
         if a.hint:
             lines.append(f"      fix: {a.hint}")
-    if all(a.skipped for a in attempts):
+    if all(a.skipped and a.error_type == "CoolingDown" for a in attempts):
         first = min(a.cooldown_until or 0.0 for a in attempts)
         who = next(a for a in attempts if (a.cooldown_until or 0.0) == first)
         lines.append(f"every candidate is cooling down; the first back is {who.provider} "
@@ -321,4 +395,7 @@ def describe_attempts(attempts: list[Attempt]) -> str:
 
 
 def clock(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t))
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(t))
+    except (OverflowError, ValueError, OSError):  # a time no clock can show
+        return "?"

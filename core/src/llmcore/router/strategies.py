@@ -1,7 +1,9 @@
 """``routing.strategy``: the order in which providers are tried, and the load it needs.
 
 ``priority`` keeps the config order; ``round_robin`` rotates it per request; ``cost``
-puts the cheapest first (local = 0, unknown prices last); ``latency`` the fastest by a
+(or ``cost_based``) puts the cheapest first (local = 0, an agent with ``free_tier`` = 0,
+unknown prices last); ``api_first`` and ``cli_first`` keep the config order and put API
+providers or agents first (both in the chain, see :mod:`.candidates`); ``latency`` the fastest by a
 decayed average (never-measured ones first, so they get measured); ``least_busy`` the
 one with the fewest requests in flight (or the server's own load report). A provider's
 models stay together, in their own order.
@@ -34,12 +36,12 @@ class Balancer:
 
     def order(self, groups: list[list[Candidate]], strategy: str) -> list[list[Candidate]]:
         """Order provider groups (a provider's models stay together) by the strategy."""
-        if len(groups) < 2 or strategy == "priority":
+        if len(groups) < 2 or strategy in ("priority", "api_first", "cli_first"):
             return groups
         if strategy == "round_robin":
             k = next(self._rr) % len(groups)
             return groups[k:] + groups[:k]
-        if strategy == "cost":
+        if strategy in ("cost", "cost_based"):
             return sorted(groups, key=lambda g: self.pricing.rank(g[0]))
         if strategy == "latency":
             return sorted(groups, key=lambda g: self.latency.get(g[0].name, 0.0))

@@ -19,6 +19,10 @@ Why it is built this way:
 * A ``schema_migrations`` table records the schema version; migrations run once, under
   ``BEGIN IMMEDIATE`` so two processes starting together do not both apply them.
 * ``close()`` (and ``atexit``) drains the queue, so a short CLI run loses nothing.
+* A database locked by another process (or corrupt, or on a full disk) delays nothing:
+  the writer waits at most ``_WRITE_WAIT`` seconds for the lock, ``close()`` at most
+  ``_CLOSE_WAIT``; events that could not be written are counted, reported once on
+  stderr, and added to ``<db>.lost`` so that ``llmcore doctor`` shows them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LLMCoreError
 from ..metrics import FIELDS, MetricsEvent, MetricsSink
 from ..secrets import redact
 from . import data_dir
@@ -92,26 +96,70 @@ _PRICED_KINDS = ("request", "agent_run")
 #: ``sqlite3_step`` for many rows: ``executemany`` steps once per row and releases and
 #: retakes the GIL around each step, and every retake can make the request thread wait.
 _ROWS_PER_STATEMENT = 100
+#: How long the writer waits for another process's lock before it gives a batch up.
+_WRITE_WAIT = 0.5
+#: How long ``close()`` waits for the writer (at the end of a CLI run) before it gives up.
+_CLOSE_WAIT = 1.0
+
+
+class MetricsDatabaseError(LLMCoreError):
+    """The metrics database cannot be read (``llmcore usage``)."""
+
+
+def lost_path(path: str | os.PathLike[str]) -> Path:
+    """Where the count of events the sink could not write is kept (for ``doctor``)."""
+    p = Path(path)
+    return p.with_name(p.name + ".lost")
+
+
+def lost_events(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """``{"lost": N, "error": why, "time": t}`` when events were lost, else ``None``."""
+    try:
+        data = json.loads(lost_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("lost"), int) \
+            or data["lost"] <= 0:
+        return None
+    return data
+
+
+def _count_lost(path: Path, n: int, why: str) -> None:
+    """Add ``n`` to the lost-events count next to the database (best effort)."""
+    if n <= 0:
+        return
+    old = lost_events(path) or {}
+    data = {"lost": int(old.get("lost", 0)) + n, "error": redact(why)[:300],
+            "time": time.time()}
+    try:
+        target = lost_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass
 
 
 def default_path() -> Path:
     return data_dir() / "metrics.db"
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating if needed) the metrics database, in WAL mode, migrated."""
+def connect(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite3.Connection:
+    """Open (creating if needed) the metrics database, in WAL mode, migrated; waits at
+    most ``timeout`` seconds for another process's lock."""
     import sqlite3
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.touch(mode=0o600, exist_ok=True)  # it holds prompts' metadata: private, like its -wal
-    conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None,
+    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None,
                            check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     # Switching to WAL and the first migration need the write lock, and SQLite answers
     # "database is locked" at once (without the busy handler) when another process opening
     # the same new file holds it: retry for as long as the busy timeout would have waited.
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + timeout
     while True:
         try:
             # WAL lets `llmcore usage` read while other processes write; NORMAL sync is
@@ -249,9 +297,26 @@ def _variable_limit(conn: sqlite3.Connection) -> int:
 def read_events(path: str | os.PathLike[str], since: float | None = None,
                 until: float | None = None,
                 kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    """Events from the database as dicts, oldest first (``[]`` when there is no file)."""
+    """Events from the database as dicts, oldest first (``[]`` when there is no file).
+
+    Raises :class:`MetricsDatabaseError` (a clear message, no traceback) when the file is
+    not a readable metrics database.
+    """
+    import sqlite3
+
     if not Path(path).is_file():
         return []
+    try:
+        return _read_events(path, since, until, kinds)
+    except (sqlite3.DatabaseError, ValueError, RecursionError) as exc:
+        raise MetricsDatabaseError(
+            f"cannot read the metrics database {path}: {exc}",
+            hint=f"if it is damaged, move it aside (mv '{path}' '{path}.bad'); "
+                 "llmcore starts a new one") from None
+
+
+def _read_events(path: str | os.PathLike[str], since: float | None, until: float | None,
+                 kinds: tuple[str, ...] | None) -> list[dict[str, Any]]:
     conn = connect(path)
     try:
         where: list[str] = []
@@ -317,6 +382,9 @@ class SqliteSink(MetricsSink):
         self._start_lock = threading.Lock()
         self.written = 0
         self.dropped = 0
+        self._inflight = 0  # events of the batch the writer is writing now
+        self._why = ""  # the last write error, for the lost-events record
+        self._recorded = 0  # dropped events already added to the lost-events record
         ref = weakref.ref(self)
         atexit.register(_close_at_exit, ref)
 
@@ -364,9 +432,10 @@ class SqliteSink(MetricsSink):
             events = [e for e in batch if type(e) is tuple]
             for i in range(0, len(events), self.opts.batch_size):
                 chunk = events[i:i + self.opts.batch_size]
+                self._inflight = len(chunk)
                 try:
                     if conn is None:
-                        conn = connect(self.path)
+                        conn = connect(self.path, timeout=_WRITE_WAIT)
                     if self.opts.compute_cost and registry is None:
                         from ..registry import get_registry
 
@@ -375,13 +444,18 @@ class SqliteSink(MetricsSink):
                     self.written += len(chunk)
                 except Exception as exc:  # disk full, locked too long, unwritable dir
                     self.dropped += len(chunk)
-                    self.report(exc)
+                    self._why = f"{type(exc).__name__}: {exc}"
+                    self.report(RuntimeError(
+                        f"{self.path}: {exc}; {self.dropped} event(s) lost so far, "
+                        "counted in `llmcore doctor`"))
                     if conn is not None:
                         try:
                             conn.close()
                         except Exception:
                             pass
                         conn = None
+                finally:
+                    self._inflight = 0
             stop = False
             for item in batch:
                 if isinstance(item, _Flush):
@@ -406,12 +480,26 @@ class SqliteSink(MetricsSink):
 
     def close(self) -> None:
         t = self._thread
-        if t is None or not t.is_alive():
-            return
-        self._pending.append(_STOP)
-        self._urgent.set()
-        t.join(10.0)
-        self._thread = None
+        if t is not None and t.is_alive():
+            self._pending.append(_STOP)
+            self._urgent.set()
+            t.join(_CLOSE_WAIT)
+            if t.is_alive():  # stuck on a lock: what it holds and what waits is lost
+                stuck = self._inflight + sum(1 for e in self._pending if type(e) is tuple)
+                self._pending.clear()
+                self.dropped += stuck
+                self._why = self._why or "the database stayed locked"
+                self.report(RuntimeError(
+                    f"{self.path} stayed locked; {self.dropped} event(s) not written, "
+                    "counted in `llmcore doctor`"))
+            self._thread = None
+        self._record_lost()
+
+    def _record_lost(self) -> None:
+        new = self.dropped - self._recorded
+        if new > 0:
+            self._recorded = self.dropped
+            _count_lost(self.path, new, self._why)
 
 
 def price_event(registry: Any, d: dict[str, Any]) -> float | None:

@@ -71,9 +71,8 @@ def test_sends_no_extras_by_default(make_client) -> None:
 
 def test_a_misspelt_key_is_a_config_error(make_client) -> None:
     with OpenAIFake() as fake:
-        client = make_client(_config(fake, "    app_nmae: oops\n"), llmcore_openrouter)
-        with pytest.raises(llmcore.ConfigError) as info:
-            client.chat("hello")
+        with pytest.raises(llmcore.ConfigError) as info:  # when the client is built
+            make_client(_config(fake, "    app_nmae: oops\n"), llmcore_openrouter)
         assert "app_nmae" in str(info.value) and "app_name" in str(info.value)
 
 
