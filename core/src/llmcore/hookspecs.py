@@ -134,6 +134,20 @@ def llmcore_register_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec
+def llmcore_config_sections() -> list[tuple[str, type]]:  # type: ignore[empty-body]
+    """Declare top-level sections of ``llmcore.yaml`` that belong to this plugin.
+
+    Called only when a config file has a top-level key the core does not know. Return a
+    list of ``(name, OptionsClass)`` pairs, ``OptionsClass`` being an attrs class with a
+    default for every field. The section is then checked like the core's own (unknown
+    keys get a "did you mean" suggestion, wrong types name the key and line) and its
+    structured value is read with ``llmcore.config.section(config, name, OptionsClass)``
+    (defaults when the file has no such section). Pick a name no other plugin uses: the
+    first plugin to declare a name keeps it.
+    """
+
+
 ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_register_providers,
     llmcore_register_agents,
@@ -142,4 +156,5 @@ ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_run_agent,
     llmcore_metrics_event,
     llmcore_register_commands,
+    llmcore_config_sections,
 )

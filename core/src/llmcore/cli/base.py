@@ -116,6 +116,22 @@ def handle_errors(debug: bool) -> Iterator[None]:
         sys.exit(130)
 
 
+@contextlib.contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With ``--json``, an llmcore error is one JSON object on stdout (and the exit code);
+    without, it goes on to :func:`handle_errors`."""
+    from ..errors import LLMCoreError
+
+    try:
+        yield
+    except LLMCoreError as exc:
+        if not as_json:
+            raise
+        echo_json({"ok": False, "error": type(exc).__name__, "message": exc.message,
+                   "hint": exc.hint})
+        sys.exit(exc.exit_code)
+
+
 def print_attempts(exc: Any) -> None:
     from rich.table import Table
 
@@ -123,7 +139,9 @@ def print_attempts(exc: Any) -> None:
     for c in ("provider", "model", "error", "time", "what to do"):
         t.add_column(c)
     for a in exc.attempts:
-        what = "cooling down" if a.skipped else f"{a.error_type} {a.status or ''}".strip()
+        what = ({"OverBudget": "budget", "NoVision": "cannot see images"}.get(
+            a.error_type or "", "cooling down") if a.skipped
+            else f"{a.error_type} {a.status or ''}".strip())
         t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
                   f"{a.duration_s * 1000:.0f} ms", a.hint or "")
     c = console(stderr=True)

@@ -35,7 +35,7 @@ class Candidate:
     (A plain class: built several times per request, and cheaper to define than attrs.)
     """
 
-    __slots__ = ("agent", "kind", "model", "name", "provider")
+    __slots__ = ("agent", "kind", "model", "name", "provider", "skip")
 
     def __init__(self, name: str, model: str | None, kind: str = "api",
                  provider: Provider | None = None, agent: Agent | None = None) -> None:
@@ -44,6 +44,8 @@ class Candidate:
         self.kind = kind
         self.provider = provider
         self.agent = agent
+        #: Set by llmcore.gates: (error type, message, hint, until or None) to skip it.
+        self.skip: tuple[str, str, str, float | None] | None = None
 
     def __repr__(self) -> str:
         return f"Candidate({self.name!r}, {self.model!r}, kind={self.kind!r})"
@@ -119,7 +121,11 @@ class Planner:
                 plan.append(Candidate(name, m, "cli", agent=agent))
         if fallback is None:
             fallback = routing.fallback
-        return plan if fallback else plan[:1]
+        plan = plan if fallback else plan[:1]
+        from ..gates import gate  # budgets and images (skipped with a reason, in attempts)
+
+        gate(self.runtime, self.pricing, request, plan, op)
+        return plan
 
     def _models_for(self, p: Provider, model: str | None, explicit: bool) -> list[str | None]:
         """The provider's models to try: the asked one (if it serves it), then fallbacks."""

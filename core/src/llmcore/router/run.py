@@ -57,6 +57,12 @@ class Run:
             self.index += 1
             self.tries = 0
             cand = plan[self.index]
+            if cand.skip is not None:  # over budget, cannot see images (llmcore.gates)
+                kind, message, hint, until = cand.skip
+                self._record(Attempt(provider=cand.name, model=cand.model, ok=False,
+                                     error_type=kind, message=message, hint=hint,
+                                     skipped=True, cooldown_until=until), cand)
+                continue
             cool = self.router.policy.cooling(cand)
             if cool is None:
                 return cand
@@ -307,17 +313,24 @@ def describe_attempts(attempts: list[Attempt]) -> str:
     lines = [f"all {len(attempts)} attempt(s) failed:"]
     for a in attempts:
         status = f" {a.status}" if a.status else ""
-        what = "skipped (cooling down)" if a.skipped else f"{a.error_type}{status}"
+        what = (f"skipped ({_skip_reason(a)})" if a.skipped
+                else f"{a.error_type}{status}")
         lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
                      f"{a.duration_s * 1000:.0f} ms: {a.message}")
         if a.hint:
             lines.append(f"      fix: {a.hint}")
-    if all(a.skipped for a in attempts):
+    if all(a.skipped and a.error_type == "CoolingDown" for a in attempts):
         first = min(a.cooldown_until or 0.0 for a in attempts)
         who = next(a for a in attempts if (a.cooldown_until or 0.0) == first)
         lines.append(f"every candidate is cooling down; the first back is {who.provider} "
                      f"in {max(0.0, first - time.time()):.0f}s (at {clock(first)})")
     return "\n".join(lines)
+
+
+def _skip_reason(a: Attempt) -> str:
+    """Why a candidate was skipped: a cooldown, or a gate (``OverBudget``, ``NoVision``)."""
+    return {"CoolingDown": "cooling down", "OverBudget": "budget",
+            "NoVision": "cannot see images"}.get(a.error_type or "", a.error_type or "")
 
 
 def clock(t: float) -> str:

@@ -1,0 +1,41 @@
+"""Candidates the plan keeps but the run skips with a reason: over budget, or blind to images.
+
+Called once per plan (:meth:`llmcore.router.candidates.Planner.plan`). A skipped candidate
+is reported as a skipped attempt, like a cooling one, without a network call; a spent global
+budget raises :class:`llmcore.budgets.BudgetExceeded` before anything is tried.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .router.candidates import Candidate
+    from .runtime import Runtime
+
+
+def gate(runtime: Runtime, pricing: Any, request: Any, plan: list[Candidate],
+         op: str) -> None:
+    from . import budgets
+
+    b = budgets.for_runtime(runtime)
+    if b.active:
+        b.check_global()
+        for c in plan:
+            budget = c.provider.config.budget if c.provider is not None else None
+            if budget is not None:
+                over = b.provider_over(c.name, budget)
+                if over is not None:
+                    c.skip = ("OverBudget", *over)
+    if op in ("chat", "stream"):
+        from .attachments import has_images
+
+        if has_images(request):
+            registry = pricing.registry
+            for c in plan:
+                entry = registry.info(c.model, c.type_name)
+                if c.skip is None and entry is not None \
+                        and "vision" not in entry.capabilities:
+                    c.skip = ("NoVision", f"{c.model} cannot see images (model registry)",
+                              "send images to a vision model, or set its capabilities in "
+                              "your registry file", None)

@@ -1,0 +1,1 @@
+"""llmcore response cache plugin."""
