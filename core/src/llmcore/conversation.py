@@ -10,7 +10,7 @@ model is never sent to fail.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .types import Message
@@ -124,7 +124,7 @@ class Conversation(_Base):
         self._answered(prompt, resp)
         return resp
 
-    def stream(self, prompt: str | Message, **kw: Any) -> Iterator[StreamChunk]:
+    def stream(self, prompt: str | Message, **kw: Any) -> Generator[StreamChunk, None, None]:
         """Yield the answer; the turn is added to the history when the stream ends (or is
         stopped: the part received is kept)."""
         msgs = self._turn(prompt)
