@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from llmcore import Client
 from llmcore.config import parse_config
+from llmcore.errors import AllProvidersFailed
 from llmcore.promptlog import PromptLog, connect, prune, query
 from llmcore.testing.fakes import OpenAIFake, Reply
 
@@ -88,7 +89,7 @@ def test_off_by_default_and_per_call_switches(tmp_path: Path) -> None:
 def test_a_failed_call_is_logged_with_its_attempts(tmp_path: Path) -> None:
     with OpenAIFake() as fake, Client(parse_config(config(fake, tmp_path))) as c:
         fake.push(Reply(status=401, text="bad key"))
-        with pytest.raises(Exception):
+        with pytest.raises(AllProvidersFailed):
             c.chat("will fail")
     (row,) = query(tmp_path / "logs.db")
     assert row["error"].startswith("AllProvidersFailed") and row["response"] is None
@@ -108,7 +109,7 @@ def test_retention_by_age_and_size(tmp_path: Path) -> None:
     conn = connect(db)
     try:
         assert prune(conn, max_age_days=7, max_size_mb=None) == 5
-        assert prune(conn, max_age_days=None, max_size_mb=1.0) == 2  # 5 × 0.3 MB → 3 fit
+        assert prune(conn, max_age_days=None, max_size_mb=1.0) == 2  # 5 x 0.3 MB: 3 fit
     finally:
         conn.close()
     assert [r["id"] for r in query(db, limit=None)] == ["new2", "new3", "new4"]

@@ -1,7 +1,7 @@
 """Attachments: files and URLs turned into images a model can see (``chat -a``, ``attachments=``).
 
 Each attachment is read (a URL is downloaded) once, its type detected from its first bytes
-(the name or the server's ``Content-Type`` are only a fallback), its size checked, and it is
+(never from its name or the server's ``Content-Type``), its size checked, and it is
 carried on the last user message as a ``data:`` URL. Each provider type then gets it in its
 own shape (:func:`for_provider`, called from the core's generation hook): OpenAI-compatible
 servers take the data URL as an ``image_url`` part, Ollama takes the bare base64.
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 #: The largest attachment accepted (OpenAI's limit for one image is 20 MB).
 MAX_BYTES = 20 * 1024 * 1024
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 class AttachmentError(LLMCoreError):
@@ -107,11 +106,12 @@ def _checked(source: str, data: bytes, declared: str | None, max_bytes: int) -> 
     if len(data) > max_bytes:
         raise AttachmentError(f"attachment {source} is {len(data)} bytes, over the limit "
                               f"of {max_bytes}", hint="resize or compress the image")
-    mime = sniff(data) or (declared if declared in IMAGE_TYPES and data else None)
+    mime = sniff(data)  # the bytes decide: a name or a Content-Type can be wrong
     if mime is None:
+        said = f"; its name or server says {declared}" if declared else ""
         raise AttachmentError(
-            f"attachment {source} is not an image llmcore can send"
-            f" (looks like {declared or 'unknown data'})",
+            f"attachment {source} is not an image llmcore can send (its bytes are not "
+            f"PNG, JPEG, GIF or WebP{said})",
             hint="attach PNG, JPEG, GIF or WebP images")
     return Attachment(source=source, mime=mime, data=data)
 

@@ -25,10 +25,11 @@ class BuiltinPlugin:
 
         return builtin_sinks()
 
-    @hookimpl(trylast=True)
+    @hookimpl
     def llmcore_generate(self, call: Any) -> Any:
-        # Runs after every plugin's implementation (a cache keys on the request as the
-        # caller built it) and just before the core's, which calls the provider. The
+        # Registered before any installed plugin, so pluggy calls it after every plugin's
+        # implementation (a cache keys on the request as the caller built it) and before
+        # the core's trylast one, which calls the provider. The
         # request is replaced by a reshaped copy, never changed in place: the next
         # candidate of a failover may be of another type.
         if call.operation in ("chat", "stream") and \
