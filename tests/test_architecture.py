@@ -23,8 +23,8 @@ def imports(path: Path) -> list[str]:
     return out
 
 
-def test_there_are_nine_plugins() -> None:
-    assert len(PLUGIN_MODULES) == 9
+def test_there_are_ten_plugins() -> None:
+    assert len(PLUGIN_MODULES) == 10
 
 
 def test_plugins_use_only_the_public_api_and_no_other_plugin() -> None:

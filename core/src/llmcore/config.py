@@ -316,6 +316,10 @@ def section(config: Config, name: str, cls: type) -> Any:
     return got if isinstance(got, cls) else cls()
 
 
+#: The public name (``llmcore.config_section``).
+config_section = section
+
+
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
     import yaml
 
