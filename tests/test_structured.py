@@ -126,3 +126,12 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=120, env=env)
         assert bad.returncode == 2
         assert "not a valid JSON Schema" in json.loads(bad.stdout)["message"]
+
+
+def test_a_server_refusing_json_schema_is_asked_in_json_object_shape() -> None:
+    with OpenAIFake() as fake, Client(parse_config(cfg("openai", fake.base_url))) as c:
+        fake.push(Reply(status=422, error="Input should be 'text' or 'json_object'"),
+                  Reply(text='{"name": "Ada", "age": 36}'))
+        assert c.chat("who?", schema=SCHEMA) == {"name": "Ada", "age": 36}
+    assert fake.requests[1].json["response_format"] == {"type": "json_object",
+                                                       "schema": SCHEMA}

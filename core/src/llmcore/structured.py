@@ -4,7 +4,9 @@ A schema is a pydantic model, a dataclass or a JSON Schema dict. The request ask
 the provider's own feature, chosen by provider type in :data:`NATIVE` (the one place to add a
 provider type): OpenAI-compatible servers get ``response_format: json_schema`` (the Ollama
 plugin turns that into ``format``), Anthropic a forced tool call. The answer is checked with
-``jsonschema``; when it does not fit, the model is asked again (at most ``retries`` times)
+``jsonschema``; a server that refuses ``json_schema`` as malformed (llama-cpp-python answers
+422) is asked once more with ``{"type": "json_object", "schema": ...}``, its own shape. When an
+answer does not fit, the model is asked again (at most ``retries`` times)
 with the validation error, and a last failure raises :class:`StructuredOutputError` holding
 the last answer.
 """
@@ -194,6 +196,24 @@ def retry_messages(answer: str, errs: list[str]) -> list[Message]:
                     + "\nAnswer again with only a JSON value that matches the schema.")]
 
 
+def json_object_flavour(request: ChatRequest) -> ChatRequest | None:
+    """The request with the schema as ``{"type": "json_object", "schema": ...}``, the shape
+    llama-cpp-python's server takes (it refuses ``json_schema`` with a 422); ``None`` when
+    the request has no ``json_schema`` response format."""
+    rf = request.response_format or {}
+    if rf.get("type") != "json_schema":
+        return None
+    spec = (rf.get("json_schema") or {}).get("schema") or {}
+    return attrs.evolve(request, response_format={"type": "json_object", "schema": spec})
+
+
+def refused_format(exc: BaseException) -> bool:
+    """Did every provider refuse the request as malformed (400/422), as servers that do not
+    know ``json_schema`` do?"""
+    attempts = [a for a in getattr(exc, "attempts", None) or [] if not a.skipped]
+    return bool(attempts) and all(a.status in (400, 422) for a in attempts)
+
+
 def solve(schema: Any, send: Callable[[ChatRequest], ChatResponse], request: ChatRequest,
           retries: int = 2) -> tuple[Any, ChatResponse]:
     """Ask, check, and ask again with the errors (``retries`` times at most)."""
@@ -202,7 +222,14 @@ def solve(schema: Any, send: Callable[[ChatRequest], ChatResponse], request: Cha
     errs: list[str] = []
     text = ""
     for _ in range(max(0, retries) + 1):
-        resp = send(req)
+        try:
+            resp = send(req)
+        except LLMCoreError as exc:
+            other = json_object_flavour(req)
+            if other is None or not refused_format(exc):
+                raise
+            req = other
+            resp = send(req)
         text = answer_text(resp)
         data, errs = problems(spec, text)
         if not errs:
@@ -222,7 +249,14 @@ async def asolve(schema: Any, send: Callable[[ChatRequest], Any], request: ChatR
     errs: list[str] = []
     text = ""
     for _ in range(max(0, retries) + 1):
-        resp = await send(req)
+        try:
+            resp = await send(req)
+        except LLMCoreError as exc:
+            other = json_object_flavour(req)
+            if other is None or not refused_format(exc):
+                raise
+            req = other
+            resp = await send(req)
         text = answer_text(resp)
         data, errs = problems(spec, text)
         if not errs:
