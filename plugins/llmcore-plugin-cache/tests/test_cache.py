@@ -211,3 +211,21 @@ def test_redis_when_routing_state_is_redis(tmp_path: Path) -> None:
         assert store.stats()["entries"] == 1 and store.stats()["hits"] == 2
         assert store.clear() == 1 and store.stats()["entries"] == 0
     assert not (tmp_path / "cache.db").exists()
+
+
+def test_off_without_a_cache_section(tmp_path: Path) -> None:
+    with OpenAIFake() as fake:
+        text = config(fake, tmp_path).replace("cache: {}\n", "")
+        assert "cache:" not in text
+        with Client(parse_config(text)) as c:
+            fake.push(Reply(text="a"), Reply(text="b"))
+            assert [c.chat("q").content, c.chat("q").content] == ["a", "b"]
+        cfg = tmp_path / "llmcore.yaml"
+        cfg.write_text(text)
+        out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "cache",
+                              "stats", "--json"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1 and "cache: {}" in json.loads(out.stdout)["hint"]
+        text = config(fake, tmp_path, "{enabled: false}")
+        with Client(parse_config(text)) as c:
+            fake.push(Reply(text="c"), Reply(text="d"))
+            assert [c.chat("q").content, c.chat("q").content] == ["c", "d"]

@@ -7,7 +7,8 @@
 * ``llmcore_config_sections`` declares the ``cache:`` section of ``llmcore.yaml``.
 * ``llmcore_register_commands`` adds ``llmcore cache stats|clear``.
 
-What is cached: chat and stream requests whose answer completed (errors and broken streams
+The cache is on when ``llmcore.yaml`` has a ``cache:`` section (``cache: {}`` takes every
+default). What is cached: chat and stream requests whose answer completed (errors and broken streams
 never are), keyed on the normalised request (messages, model, options; the provider too with
 ``per_provider: true``). Requests with ``temperature > 0`` are sampled on purpose, so they
 are not cached unless ``cache_sampled: true``.

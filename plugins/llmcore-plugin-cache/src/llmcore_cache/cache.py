@@ -23,7 +23,7 @@ BACKENDS = ("auto", "sqlite", "redis")
 class CacheOptions:
     """The ``cache:`` section of ``llmcore.yaml``."""
 
-    enabled: bool = True
+    enabled: bool = True  # with a cache: section; no section, no cache
     #: ``auto``: Redis when ``routing.state`` (or ``redis_url``) is a redis:// URL, else SQLite.
     backend: str = "auto"
     path: str | None = None  # SQLite file; default: cache.db in the user data dir
@@ -56,7 +56,9 @@ _LOCK = threading.Lock()
 
 
 def options_of(config: Any) -> CacheOptions:
-    if config is None:
+    """The ``cache:`` section; without one the cache is off (installing the plugin must not
+    change what repeated requests answer until the user asks for it)."""
+    if config is None or "cache" not in getattr(config, "sections", {}):
         return CacheOptions(enabled=False)
     opts: CacheOptions = llmcore.config_section(config, "cache", CacheOptions)
     return opts

@@ -20,8 +20,8 @@ def _store(ctx: click.Context, as_json: bool) -> Any:
     except llmcore.LLMCoreError as exc:
         _fail(as_json, exc.message, exc.hint, getattr(exc, "exit_code", 1))
     if store is None:
-        _fail(as_json, "the cache is off (cache.enabled: false)",
-              "set cache.enabled: true in llmcore.yaml", 1)
+        _fail(as_json, "the cache is off: llmcore.yaml has no cache: section, or it says "
+              "enabled: false", "add `cache: {}` to llmcore.yaml to turn it on", 1)
     return store
 
 
