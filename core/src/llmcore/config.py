@@ -68,6 +68,15 @@ class BudgetConfig:
 
 
 @attrs.define
+class GlobalBudgetConfig(BudgetConfig):
+    """What every provider together may spend (``routing.budget``); when it is spent, every
+    request fails with ``BudgetExceeded`` until the period resets."""
+
+    daily_usd: float | None = None  # USD per local calendar day, all providers together
+    monthly_usd: float | None = None  # USD per calendar month, all providers together
+
+
+@attrs.define
 class ProviderConfig:
     name: str = ""
     plugin: str = ""
@@ -133,7 +142,7 @@ class RoutingConfig:
     cooldown: CooldownConfig = attrs.field(factory=CooldownConfig)
     latency_decay: float = 0.3
     #: A limit on what every provider together may spend.
-    budget: BudgetConfig | None = None
+    budget: GlobalBudgetConfig | None = None
 
 
 @attrs.define
