@@ -136,7 +136,8 @@ class Budgets:
 
 
 def for_runtime(runtime: Runtime) -> Budgets:
-    b = getattr(runtime, "_budgets", None)
+    """The runtime's budget state (made on first use; remade when its config is replaced)."""
+    b: Budgets | None = getattr(runtime, "_budgets", None)
     if b is None or b.config is not runtime.config:
         b = Budgets(runtime.config)
         runtime._budgets = b  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..gates import gate
 from .agents_as_providers import serving_agents
 
 if TYPE_CHECKING:
@@ -122,8 +123,7 @@ class Planner:
         if fallback is None:
             fallback = routing.fallback
         plan = plan if fallback else plan[:1]
-        from ..gates import gate  # budgets and images (skipped with a reason, in attempts)
-
+        # Budgets and images: candidates skipped with a reason, in the attempts.
         gate(self.runtime, self.pricing, request, plan, op)
         return plan
 
