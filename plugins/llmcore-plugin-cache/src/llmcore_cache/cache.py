@@ -51,6 +51,8 @@ def check(opts: CacheOptions) -> None:
 
 
 # -- which store, per configuration ------------------------------------------------------------
+#: The options without a ``cache:`` section (one object: this is asked on every call).
+_OFF = CacheOptions(enabled=False)
 _STORES: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 
@@ -59,7 +61,7 @@ def options_of(config: Any) -> CacheOptions:
     """The ``cache:`` section; without one the cache is off (installing the plugin must not
     change what repeated requests answer until the user asks for it)."""
     if config is None or "cache" not in getattr(config, "sections", {}):
-        return CacheOptions(enabled=False)
+        return _OFF
     opts: CacheOptions = llmcore.config_section(config, "cache", CacheOptions)
     return opts
 
