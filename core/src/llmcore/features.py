@@ -224,4 +224,7 @@ class _ALoggedStream(AsyncIterator["StreamChunk"]):
         return chunk
 
     async def aclose(self) -> None:
-        await self._sync._inner.aclose()
+        s = self._sync
+        await s._inner.aclose()
+        if s.response is None and s._got.parts:  # stopped by the caller
+            s._done(None)

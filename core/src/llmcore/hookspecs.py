@@ -80,8 +80,10 @@ def llmcore_generate(call: GenerationCall) -> Any:
     Called once per attempt on a provider (so a retried or failed-over request passes
     through it once per try), with a :class:`llmcore.hooks.GenerationCall` that holds the
     ``request``, the ``provider`` about to be called, the ``operation`` (``"chat"``,
-    ``"stream"``, ``"generate"``, ``"embed"``), whether the call ``is_async``, and
-    ``proceed()``, which performs the call.
+    ``"stream"``, ``"generate"``, ``"embed"``), whether the call ``is_async``,
+    ``proceed()``, which performs the call, the client's ``config`` (read a plugin's own
+    section with ``llmcore.config_section``) and ``emit``, which sends a
+    :class:`llmcore.MetricsEvent` to the client's sinks (both ``None`` outside a client).
 
     The core's own implementation runs last and returns ``call.proceed()``. A plugin may:
 

@@ -112,7 +112,7 @@ def doctor(state: State, as_json: bool, timeout: float) -> None:
 
 
 _STYLE = {"ok": "green", "failed": "bold red", "unreachable": "yellow", "missing": "yellow",
-          "timeout": "yellow", "disabled": "dim", "no probe": "cyan"}
+          "timeout": "yellow", "disabled": "dim", "no probe": "cyan", "budget": "yellow"}
 
 
 def _doctor_table(checks: list[Any]) -> None:
