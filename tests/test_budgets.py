@@ -99,3 +99,27 @@ def test_a_spent_global_budget_refuses_requests(tmp_path: Path) -> None:
 def test_a_negative_budget_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"routing\.budget\.daily_usd: must not be negative"):
         parse_config("routing:\n  budget: {daily_usd: -1}\n")
+
+
+def test_a_locked_metrics_db_never_stalls_a_request(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "metrics.db"
+    spend(db, "pricey", 0.1)
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with OpenAIFake() as a, OpenAIFake() as b:
+            text = config(a, b, db, budget="budget: {daily_usd: 1.0}").replace(
+                f"metrics: {{sqlite: {{path: {db}}}}}",
+                f"metrics: {{enabled: false, sqlite: {{path: {db}}}}}")
+            with Client(parse_config(text)) as c:
+                a.push(Reply(text="answered"))
+                # the read gives up after READ_TIMEOUT_S (the sink's busy timeout is 10 s)
+                assert c.chat("hi").content == "answered"
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert "budgets cannot read the metrics database" in capsys.readouterr().err

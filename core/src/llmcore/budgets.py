@@ -48,13 +48,22 @@ def period_starts(now: float | None = None) -> dict[str, tuple[float, float]]:
             "monthly": (month.timestamp(), next_month.timestamp())}
 
 
+#: Seconds a budget read may wait for a locked metrics database: it runs on the request
+#: path, which a stuck database must never stall (the last known sum is used instead).
+READ_TIMEOUT_S = 0.25
+
+
 def spent(path: str | Path, since: float, provider: str | None = None) -> float:
-    """USD spent since ``since`` (by ``provider``, or by everyone) per the metrics database."""
+    """USD spent since ``since`` (by ``provider``, or by everyone) per the metrics database.
+
+    Opened read-only with a short timeout; raises ``sqlite3.Error`` when it cannot be read.
+    """
     if not Path(path).is_file():
         return 0.0
-    from .sinks.sqlite import connect
+    import sqlite3
 
-    conn = connect(path)
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                           timeout=READ_TIMEOUT_S)
     try:
         sql = ("SELECT coalesce(sum(cost_usd), 0) FROM events WHERE time >= ? AND "
                "outcome = 'ok' AND kind IN ('request', 'agent_run')")
@@ -83,6 +92,7 @@ class Budgets:
             p.budget is not None for p in (config.providers or {}).values())
         self._lock = threading.Lock()
         self._cache: dict[tuple[str | None, str], tuple[float, float]] = {}
+        self._reported = False
 
     def _spent(self, provider: str | None, period: str, start: float) -> float:
         key = (provider, period)
@@ -91,9 +101,20 @@ class Budgets:
             hit = self._cache.get(key)
             if hit is not None and now - hit[0] < REFRESH_S:
                 return hit[1]
+        import sqlite3
+
         from .usage import sqlite_path
 
-        value = spent(sqlite_path(self.config), start, provider)
+        try:
+            value = spent(sqlite_path(self.config), start, provider)
+        except sqlite3.Error as exc:  # locked, corrupt, no events table yet
+            value = hit[1] if hit is not None else 0.0
+            if not self._reported:
+                self._reported = True
+                import sys
+
+                print(f"llmcore: budgets cannot read the metrics database ({exc}); using "
+                      f"the last known spending", file=sys.stderr)
         with self._lock:
             self._cache[key] = (now, value)
         return value
