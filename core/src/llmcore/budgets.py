@@ -5,19 +5,24 @@ like a cooling one (a skipped attempt with ``error_type`` ``OverBudget``, until 
 resets); ``routing.budget`` stops every request with :class:`BudgetExceeded`, which says what
 was spent and when the limit resets. Spending is the ``cost_usd`` of successful requests and
 agent runs in the ``sqlite`` metrics database, so every process writing to that file shares
-it. Days and months are local time. The sums are read at most every :data:`REFRESH_S`
-seconds per process (the sink writes about once a second anyway).
+it; when ``routing.state`` is a Redis URL, spending is also counted in Redis (by
+:class:`SpendSink`, added to the metrics sinks while a budget is set) and read from there, so
+every host sharing that Redis shares the budget. Days and months are local time. The sums are
+read at most every :data:`REFRESH_S` seconds per process.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LLMCoreError
+from .metrics import MetricsEvent, MetricsSink
+from .secrets import redact
 
 if TYPE_CHECKING:
     from .config import BudgetConfig, Config
@@ -83,13 +88,101 @@ def limits(b: BudgetConfig | None) -> list[tuple[str, float]]:
             if v is not None]
 
 
+def has_budget(config: Config) -> bool:
+    return config.routing.budget is not None or any(
+        p.budget is not None for p in (config.providers or {}).values())
+
+
+def redis_url(config: Config) -> str | None:
+    state = config.routing.state or ""
+    return state if state.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+class RedisSpend:
+    """Spending counters in Redis: ``llmcore:spend:<provider or *>:<period>:<start>``, each
+    kept a day longer than its period. Short socket timeouts: reads are on the request path."""
+
+    PREFIX = "llmcore:spend:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.r = redis.Redis.from_url(url, socket_timeout=READ_TIMEOUT_S,
+                                      socket_connect_timeout=READ_TIMEOUT_S)
+
+    def key(self, provider: str | None, period: str, start: float) -> str:
+        return f"{self.PREFIX}{provider or '*'}:{period}:{int(start)}"
+
+    def add(self, provider: str | None, usd: float, now: float | None = None) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for period, (start, reset) in period_starts(now).items():
+            for who in (provider, None):
+                k = self.key(who, period, start)
+                pipe.incrbyfloat(k, usd)
+                pipe.expireat(k, int(reset) + 86400)
+        pipe.execute()
+
+    def get(self, provider: str | None, period: str, start: float) -> float:
+        raw = self.r.get(self.key(provider, period, start))
+        return float(raw) if raw is not None else 0.0
+
+
+class SpendSink(MetricsSink):
+    """Counts the cost of successful requests and agent runs in Redis (see
+    :class:`RedisSpend`), on a background thread: ``emit`` only appends to a deque."""
+
+    type_name: ClassVar[str] = "budget_spend"
+
+    def __init__(self, url: str) -> None:
+        super().__init__({})
+        self.spend = RedisSpend(url)
+        self._pending: collections.deque[tuple[str | None, float, float]] = \
+            collections.deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="llmcore-budget-spend",
+                                        daemon=True)
+        self._thread.start()
+
+    def emit(self, event: MetricsEvent) -> None:
+        if event.kind in ("request", "agent_run") and event.outcome == "ok" \
+                and event.cost_usd:
+            self._pending.append((event.provider, event.cost_usd, event.time))
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while self._pending:
+                provider, usd, when = self._pending.popleft()
+                try:
+                    self.spend.add(provider, usd, when)
+                except Exception as exc:  # Redis down: the local db still counts it
+                    self.report(exc)
+            if self._stop:
+                return
+
+    def flush(self) -> None:
+        self._wake.set()
+        deadline = time.monotonic() + 5.0
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(5.0)
+
+
 class Budgets:
     """The budget state of one runtime; ``over()`` is cheap between refreshes."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.active = config.routing.budget is not None or any(
-            p.budget is not None for p in (config.providers or {}).values())
+        self.active = has_budget(config)
+        url = redis_url(config) if self.active else None
+        self.redis = RedisSpend(url) if url else None
         self._lock = threading.Lock()
         self._cache: dict[tuple[str | None, str], tuple[float, float]] = {}
         self._reported = False
@@ -101,19 +194,21 @@ class Budgets:
             hit = self._cache.get(key)
             if hit is not None and now - hit[0] < REFRESH_S:
                 return hit[1]
-        import sqlite3
-
         from .usage import sqlite_path
 
         try:
-            value = spent(sqlite_path(self.config), start, provider)
-        except sqlite3.Error as exc:  # locked, corrupt, no events table yet
+            if self.redis is not None:
+                value = self.redis.get(provider, period, start)
+            else:
+                value = spent(sqlite_path(self.config), start, provider)
+        except Exception as exc:  # locked, corrupt, no events table yet; Redis down
             value = hit[1] if hit is not None else 0.0
             if not self._reported:
                 self._reported = True
                 import sys
 
-                print(f"llmcore: budgets cannot read the metrics database ({exc}); using "
+                where = "Redis" if self.redis is not None else "the metrics database"
+                print(f"llmcore: budgets cannot read {where} ({redact(str(exc))}); using "
                       f"the last known spending", file=sys.stderr)
         with self._lock:
             self._cache[key] = (now, value)
@@ -163,6 +258,13 @@ def for_runtime(runtime: Runtime) -> Budgets:
         b = Budgets(runtime.config)
         runtime._budgets = b  # type: ignore[attr-defined]
     return b
+
+
+def spend_sinks(config: Config) -> list[MetricsSink]:
+    """The sink that shares spending through Redis, when a budget is set and
+    ``routing.state`` is Redis (called when the runtime builds its metrics)."""
+    url = redis_url(config)
+    return [SpendSink(url)] if url and has_budget(config) else []
 
 
 def doctor_checks(runtime: Runtime) -> list[Any]:
