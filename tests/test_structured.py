@@ -14,6 +14,7 @@ import pydantic
 import pytest
 from llmcore import AsyncClient, Client
 from llmcore.config import parse_config
+from llmcore.errors import AllProvidersFailed
 from llmcore.structured import NATIVE, StructuredOutputError, for_provider, json_schema
 from llmcore.testing.fakes import OpenAIFake, Reply
 from llmcore.testing.fakes.ollama import OllamaFake
@@ -128,10 +129,25 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
         assert "not a valid JSON Schema" in json.loads(bad.stdout)["message"]
 
 
-def test_a_server_refusing_json_schema_is_asked_in_json_object_shape() -> None:
-    with OpenAIFake() as fake, Client(parse_config(cfg("openai", fake.base_url))) as c:
-        fake.push(Reply(status=422, error="Input should be 'text' or 'json_object'"),
+@pytest.mark.parametrize("status", [422, 500])
+def test_a_server_refusing_json_schema_is_asked_in_json_object_shape(status: int) -> None:
+    # llama-cpp-python's server answers this validation error with a 500 naming the field
+    text = cfg("openai", "URL").replace("models: [m]", "models: [m]\n    retry: {max_attempts: 1}")
+    with OpenAIFake() as fake, \
+            Client(parse_config(text.replace("URL", fake.base_url))) as c:
+        fake.push(Reply(status=status, error="1 validation error: ('body', 'response_format', "
+                        "'type'): Input should be 'text' or 'json_object'"),
                   Reply(text='{"name": "Ada", "age": 36}'))
         assert c.chat("who?", schema=SCHEMA) == {"name": "Ada", "age": 36}
     assert fake.requests[1].json["response_format"] == {"type": "json_object",
                                                        "schema": SCHEMA}
+
+
+def test_other_server_errors_are_not_retried_in_another_shape() -> None:
+    text = cfg("openai", "URL").replace("models: [m]", "models: [m]\n    retry: {max_attempts: 1}")
+    with OpenAIFake() as fake, \
+            Client(parse_config(text.replace("URL", fake.base_url))) as c:
+        fake.push(Reply(status=500, error="out of memory"))
+        with pytest.raises(AllProvidersFailed):
+            c.chat("who?", schema=SCHEMA)
+    assert len(fake.requests) == 1

@@ -4,11 +4,11 @@ A schema is a pydantic model, a dataclass or a JSON Schema dict. The request ask
 the provider's own feature, chosen by provider type in :data:`NATIVE` (the one place to add a
 provider type): OpenAI-compatible servers get ``response_format: json_schema`` (the Ollama
 plugin turns that into ``format``), Anthropic a forced tool call. The answer is checked with
-``jsonschema``; a server that refuses ``json_schema`` as malformed (llama-cpp-python answers
-422) is asked once more with ``{"type": "json_object", "schema": ...}``, its own shape. When an
-answer does not fit, the model is asked again (at most ``retries`` times)
-with the validation error, and a last failure raises :class:`StructuredOutputError` holding
-the last answer.
+``jsonschema``. A server that refuses ``json_schema`` (llama-cpp-python's server fails its
+validation with a 500 naming ``response_format``) is asked once more in its own shape,
+``{"type": "json_object", "schema": ...}``. When an answer does not fit, the model is asked
+again (at most ``retries`` times) with the validation error, and a last failure raises
+:class:`StructuredOutputError` holding the last answer.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def retry_messages(answer: str, errs: list[str]) -> list[Message]:
 
 def json_object_flavour(request: ChatRequest) -> ChatRequest | None:
     """The request with the schema as ``{"type": "json_object", "schema": ...}``, the shape
-    llama-cpp-python's server takes (it refuses ``json_schema`` with a 422); ``None`` when
+    llama-cpp-python's server takes (it refuses ``json_schema``); ``None`` when
     the request has no ``json_schema`` response format."""
     rf = request.response_format or {}
     if rf.get("type") != "json_schema":
@@ -208,10 +208,12 @@ def json_object_flavour(request: ChatRequest) -> ChatRequest | None:
 
 
 def refused_format(exc: BaseException) -> bool:
-    """Did every provider refuse the request as malformed (400/422), as servers that do not
-    know ``json_schema`` do?"""
+    """Did every provider refuse the request's ``response_format``, as servers that do not
+    know ``json_schema`` do? (A 400/422, or an error naming the field: llama-cpp-python's
+    server answers its own validation error with a 500.)"""
     attempts = [a for a in getattr(exc, "attempts", None) or [] if not a.skipped]
-    return bool(attempts) and all(a.status in (400, 422) for a in attempts)
+    return bool(attempts) and all(
+        a.status in (400, 422) or "response_format" in (a.message or "") for a in attempts)
 
 
 def solve(schema: Any, send: Callable[[ChatRequest], ChatResponse], request: ChatRequest,
