@@ -103,7 +103,7 @@ NOTES: dict[str, str] = {
     "Timeouts.pool": "Seconds to wait for a free pooled connection.",
 }
 
-_SKIP = {"source", "lines"}
+_SKIP = {"source", "lines", "sections"}
 
 
 def _source_comments(module: types.ModuleType) -> dict[str, str]:

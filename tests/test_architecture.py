@@ -24,7 +24,7 @@ def imports(path: Path) -> list[str]:
 
 
 def test_there_are_ten_plugins() -> None:
-    assert len(PLUGIN_MODULES) == 10
+    assert len(PLUGIN_MODULES) == 11
 
 
 def test_plugins_use_only_the_public_api_and_no_other_plugin() -> None:

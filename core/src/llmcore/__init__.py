@@ -40,6 +40,9 @@ _LAZY = {
     "AgentAuthError": "errors", "AgentRateLimitError": "errors",
     "AgentConnectionError": "errors", "AgentUntrustedError": "errors",
     "AgentCancelledError": "errors",
+    "config_section": "config", "Conversation": "conversation",
+    "AsyncConversation": "conversation", "StructuredOutputError": "structured",
+    "AttachmentError": "attachments", "BudgetExceeded": "budgets",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -63,8 +66,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .agent_support import home_env, npm_package_version, strip_url_suffix
     from .agents import Agent, Invocation, RunOutput
+    from .attachments import AttachmentError
+    from .budgets import BudgetExceeded
     from .client import AsyncClient, Client
-    from .config import AgentConfig, Config, ProviderConfig, load_config
+    from .config import AgentConfig, Config, ProviderConfig, config_section, load_config
+    from .conversation import AsyncConversation, Conversation
     from .errors import (
         AgentAuthError,
         AgentCancelledError,
@@ -113,6 +119,7 @@ if TYPE_CHECKING:
     from .openai_compat import OpenAIOptions, OpenAIProvider, raise_for_status
     from .provider import Provider
     from .secrets import redact, register_secret
+    from .structured import StructuredOutputError
     from .types import (
         AgentResult,
         AgentTask,

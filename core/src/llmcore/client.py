@@ -11,6 +11,8 @@ import attrs
 
 from .agents import Agent, EventCallback
 from .config import Config, load_config
+from .conversation import AsyncConversation, Conversation
+from .features import Features
 from .hooks import AgentCall
 from .metrics import MetricsEvent
 from .plugins import PluginManager
@@ -70,6 +72,15 @@ class _Base:
         for a in agents or ():
             self.runtime.agents[a.name] = a
         self.router = Router(self.runtime)
+        self.features = Features(self)
+
+    def _conversation_args(self, cid: str | None, kw: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of a conversation; a known ``cid`` brings its logged history."""
+        if cid is not None and "history" not in kw:
+            from .promptlog import conversation_history, log_path
+
+            kw["history"] = conversation_history(log_path(self.runtime.config), cid)
+        return {"cid": cid, **kw}
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Any:
@@ -125,24 +136,47 @@ class Client(_Base):
     def chat(self, messages: Messages, *, model: str | None = None, provider: str | None = None,
              system: str | None = None, fallback: bool | None = None,
              require: list[str] | None = None, min_context: int | None = None,
-             **options: Any) -> ChatResponse:
+             schema: Any = None, attachments: Sequence[Any] | None = None,
+             log: bool | None = None, schema_retries: int = 2,
+             _conversation_id: str | None = None, **options: Any) -> Any:
         """Send a chat and return the whole answer; fails over per the routing config.
 
         ``require`` (capability tags such as ``vision``, ``tools``) and ``min_context``
-        (tokens) keep only the models the registry says can serve the request."""
+        (tokens) keep only the models the registry says can serve the request.
+        ``schema`` (a pydantic model, a dataclass or a JSON Schema dict) makes it return
+        the parsed, validated object instead (asking again up to ``schema_retries`` times
+        when the answer does not fit); ``attachments`` are image files, URLs or bytes;
+        ``log`` logs this call (or not) whatever ``logs.enabled`` says."""
         request = build_request(messages, model, system, options)
-        return self.router.chat(request, provider=provider, fallback=fallback,
-                                require=require, min_context=min_context)
+        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
+                     min_context=min_context)
+        if schema is None and not attachments and _conversation_id is None \
+                and not self.features.logging(log):
+            return self.router.chat(request, **route)
+        return self.features.chat(request, route, schema=schema, attachments=attachments,
+                                  log=log, conversation_id=_conversation_id,
+                                  schema_retries=schema_retries)
 
     def stream(self, messages: Messages, *, model: str | None = None,
                provider: str | None = None, system: str | None = None,
                fallback: bool | None = None, require: list[str] | None = None,
-               min_context: int | None = None, **options: Any) -> Iterator[StreamChunk]:
+               min_context: int | None = None, attachments: Sequence[Any] | None = None,
+               log: bool | None = None, _conversation_id: str | None = None,
+               **options: Any) -> Iterator[StreamChunk]:
         """Yield the answer as it is generated."""
         request = build_request(messages, model, system, options)
         request.stream = True
-        return self.router.stream(request, provider=provider, fallback=fallback,
-                                  require=require, min_context=min_context)
+        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
+                     min_context=min_context)
+        if not attachments and _conversation_id is None and not self.features.logging(log):
+            return self.router.stream(request, **route)
+        return self.features.stream(request, route, attachments=list(attachments or []),
+                                    log=log, conversation_id=_conversation_id)
+
+    def conversation(self, cid: str | None = None, **kw: Any) -> Conversation:
+        """A chat that keeps its history (``cid`` continues a logged conversation); the
+        keyword arguments (model, provider, system, log, options) apply to every turn."""
+        return Conversation(self, **self._conversation_args(cid, kw))
 
     def generate(self, prompt: str, *, model: str | None = None, provider: str | None = None,
                  fallback: bool | None = None, **options: Any) -> ChatResponse:
@@ -205,6 +239,7 @@ class Client(_Base):
         return merge_run(run)
 
     def close(self) -> None:
+        self.features.close()
         self.router.close()
         self.runtime.close()
 
@@ -221,20 +256,39 @@ class AsyncClient(_Base):
     async def chat(self, messages: Messages, *, model: str | None = None,
                    provider: str | None = None, system: str | None = None,
                    fallback: bool | None = None, require: list[str] | None = None,
-                   min_context: int | None = None, **options: Any) -> ChatResponse:
+                   min_context: int | None = None, schema: Any = None,
+                   attachments: Sequence[Any] | None = None, log: bool | None = None,
+                   schema_retries: int = 2, _conversation_id: str | None = None,
+                   **options: Any) -> Any:
         request = build_request(messages, model, system, options)
-        return await self.router.achat(request, provider=provider, fallback=fallback,
-                                       require=require, min_context=min_context)
+        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
+                     min_context=min_context)
+        if schema is None and not attachments and _conversation_id is None \
+                and not self.features.logging(log):
+            return await self.router.achat(request, **route)
+        return await self.features.achat(request, route, schema=schema,
+                                         attachments=attachments, log=log,
+                                         conversation_id=_conversation_id,
+                                         schema_retries=schema_retries)
 
     def stream(self, messages: Messages, *, model: str | None = None,
                provider: str | None = None, system: str | None = None,
                fallback: bool | None = None, require: list[str] | None = None,
-               min_context: int | None = None,
+               min_context: int | None = None, attachments: Sequence[Any] | None = None,
+               log: bool | None = None, _conversation_id: str | None = None,
                **options: Any) -> AsyncIterator[StreamChunk]:
         request = build_request(messages, model, system, options)
         request.stream = True
-        return self.router.astream(request, provider=provider, fallback=fallback,
-                                   require=require, min_context=min_context)
+        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
+                     min_context=min_context)
+        if not attachments and _conversation_id is None and not self.features.logging(log):
+            return self.router.astream(request, **route)
+        return self.features.astream(request, route, attachments=list(attachments or []),
+                                     log=log, conversation_id=_conversation_id)
+
+    def conversation(self, cid: str | None = None, **kw: Any) -> AsyncConversation:
+        """The async :meth:`Client.conversation`."""
+        return AsyncConversation(self, **self._conversation_args(cid, kw))
 
     async def generate(self, prompt: str, *, model: str | None = None,
                        provider: str | None = None, fallback: bool | None = None,
@@ -321,6 +375,7 @@ class AsyncClient(_Base):
     async def aclose(self) -> None:
         for p in self.runtime.built_providers():
             await p.aclose()
+        self.features.close()
         self.router.close()
         self.runtime.close()
 

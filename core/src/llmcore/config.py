@@ -100,6 +100,23 @@ class CostConfig:
 
 
 @attrs.define
+class BudgetConfig:
+    """Spending limits in USD, counted from the metrics database (``None`` = no limit)."""
+
+    daily_usd: float | None = None  # USD per local calendar day
+    monthly_usd: float | None = None  # USD per calendar month
+
+
+@attrs.define
+class GlobalBudgetConfig(BudgetConfig):
+    """What every provider together may spend (``routing.budget``); when it is spent, every
+    request fails with ``BudgetExceeded`` until the period resets."""
+
+    daily_usd: float | None = None  # USD per local calendar day, all providers together
+    monthly_usd: float | None = None  # USD per calendar month, all providers together
+
+
+@attrs.define
 class ProviderConfig:
     name: str = ""
     plugin: str = ""
@@ -116,6 +133,8 @@ class ProviderConfig:
     limits: Limits = attrs.field(factory=Limits)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cost: CostConfig | None = None
+    #: Spending limits; over one, the provider is skipped until the period resets.
+    budget: BudgetConfig | None = None
     options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
 
     def resolved_api_key(self) -> str | None:
@@ -176,6 +195,8 @@ class RoutingConfig:
     #: The longest any cooldown lasts (seconds), whatever a server's Retry-After says.
     max_cooldown: float = 86400.0
     latency_decay: float = 0.3
+    #: A limit on what every provider together may spend.
+    budget: GlobalBudgetConfig | None = None
 
 
 @attrs.define
@@ -192,6 +213,18 @@ class RegistryConfig:
 
 
 @attrs.define
+class LogsConfig:
+    """Prompt/response logs (``llmcore logs``): off unless ``enabled`` (or ``--log``)."""
+
+    enabled: bool = False  # log every chat (per call: --log/--no-log, log=)
+    path: str | None = None  # default: logs.db in the user data dir
+    #: Entries older than this many days are deleted (``None`` keeps them).
+    max_age_days: float | None = None
+    #: The stored text is pruned, oldest first, to stay under this many megabytes.
+    max_size_mb: float | None = None
+
+
+@attrs.define
 class PluginsConfig:
     disabled: list[str] = attrs.field(factory=list)
 
@@ -204,6 +237,11 @@ class Config:
     routing: RoutingConfig = attrs.field(factory=RoutingConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     registry: RegistryConfig = attrs.field(factory=RegistryConfig)
+    #: Prompt/response logs (``llmcore logs``).
+    logs: LogsConfig = attrs.field(factory=LogsConfig)
+    #: Top-level sections that plugins declare (``llmcore_config_sections``), structured
+    #: into the plugin's attrs class.
+    sections: dict[str, Any] = attrs.field(factory=dict)
     source: str | None = attrs.field(default=None, eq=False)
     lines: dict[tuple[str, ...], int] = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -296,6 +334,7 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
         raise ConfigError("the top level must be a mapping of sections", file=source, line=1)
     probe = Config(source=source, lines=lines)
     data = _interpolate(data, (), probe)
+    raw_sections = _plugin_section_data(data, probe)
     _check_keys(data, Config, (), probe)
     for section in ("providers", "agents"):
         for name, body in (data.get(section) or {}).items():
@@ -311,6 +350,7 @@ def parse_config(text: str, *, source: str | None = None) -> Config:
     config.source = source
     config.lines = lines
     _register_secrets(config)
+    config.sections = raw_sections
     _check_values(config)
     return config
 
@@ -335,6 +375,59 @@ def _options_repr(options: dict[str, Any]) -> str:
     shown = {k: (REDACTED if is_credential_header(k) else
                  redact_headers(v) if k == "headers" else v) for k, v in options.items()}
     return repr(shown)
+def _plugin_section_data(data: dict[str, Any], probe: Config) -> dict[str, Any]:
+    """Take the top-level sections plugins declare out of ``data``, checked and structured.
+
+    Plugins are asked only when the file has a top-level key the core does not know, so a
+    plain config never loads a plugin here.
+    """
+    core = _field_types(Config)
+    unknown = [k for k in data if isinstance(k, str) and k not in core]
+    if not unknown:
+        return {}
+    disabled = (data.get("plugins") or {}).get("disabled") or []
+    declared = plugin_sections(disabled if isinstance(disabled, list) else [])
+    out: dict[str, Any] = {}
+    for key in unknown:
+        cls = declared.get(key)
+        if cls is None:
+            raise probe.error((key,), "unknown key" + suggest(key, [*core, *declared]),
+                              hint="a plugin's section works once that plugin is installed"
+                              if not declared else None)
+        body = data.pop(key)
+        if body is None:
+            body = {}
+        _check_keys(body, cls, (key,), probe)
+        import cattrs
+
+        try:
+            out[key] = _converter().structure(body, cls)
+        except cattrs.BaseValidationError as exc:
+            err = _first_error(exc, probe)
+            raise probe.error((key, *(err.path or "").split(".")), err.message) from None
+    return out
+
+
+def plugin_sections(disabled: list[str] | None = None) -> dict[str, type]:
+    """Section name → attrs class, from every installed plugin's ``llmcore_config_sections``."""
+    from .plugins import PluginManager
+
+    out: dict[str, type] = {}
+    for _plugin, item in PluginManager(disabled=disabled or []).call_discovery(
+            "llmcore_config_sections"):
+        if isinstance(item, tuple) and len(item) == 2 and attrs.has(item[1]):
+            out.setdefault(str(item[0]), item[1])
+    return out
+
+
+def section(config: Config, name: str, cls: type) -> Any:
+    """A plugin's top-level section as its attrs class (defaults when the file has none)."""
+    got = config.sections.get(name)
+    return got if isinstance(got, cls) else cls()
+
+
+#: The public name (``llmcore.config_section``).
+config_section = section
 
 
 def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -433,7 +526,8 @@ def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    return {f.name: f.type for f in attrs.fields(cls) if f.name not in ("source", "lines")}
+    return {f.name: f.type for f in attrs.fields(cls)
+            if f.name not in ("source", "lines", "sections")}
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -616,6 +710,12 @@ def _check_values(c: Config) -> None:
           ("routing", "cooldown", "rate_limit_scope"), "must be model or provider")
     check(0 < r.latency_decay <= 1, ("routing", "latency_decay"),
           "must be in (0, 1]: the weight of the newest latency")
+    budgets = [(("routing", "budget"), r.budget)] + [
+        (("providers", n, "budget"), p.budget) for n, p in (c.providers or {}).items()]
+    for path, b in budgets:
+        for limit in ("daily_usd", "monthly_usd"):
+            v = getattr(b, limit) if b is not None else None
+            check(v is None or v >= 0, (*path, limit), "must not be negative")
     for name, p in (c.providers or {}).items():
         base = ("providers", name)
         for i, url in enumerate([p.base_url] if p.base_url else (p.base_urls or [])):
@@ -773,6 +873,7 @@ def redacted_dict(config: Config) -> dict[str, Any]:
     data: dict[str, Any] = _plain(
         attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source")))
     from .secrets import redact, redact_headers
+    data.update(data.pop("sections", {}))
 
     data["routing"]["state"] = redact(data["routing"]["state"])
     for section in ("providers", "agents"):

@@ -182,6 +182,9 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
             checks[-1].status = "timeout"
             jobs.append((_probe_agent, agent, checks[-1]))
     checks.extend(_sink_checks(runtime, sink_types))
+    from .budgets import doctor_checks  # spent budgets: providers skipped, requests refused
+
+    checks.extend(doctor_checks(runtime))
 
     threads = []
     for fn, obj, check in jobs:

@@ -29,6 +29,12 @@ class GenerationCall:
     provider: Provider
     is_async: bool
     _proceed: Callable[[Any], Any] = attrs.field(repr=False, alias="proceed")
+    #: The configuration of the client making the call (a plugin reads its own top-level
+    #: section with ``llmcore.config_section``); ``None`` when called outside a client.
+    config: Any = attrs.field(default=None, repr=False)
+    #: Emit a :class:`llmcore.MetricsEvent` to this client's sinks and metrics hooks (e.g.
+    #: a cache hit); ``None`` when called outside a client.
+    emit: Callable[[Any], None] | None = attrs.field(default=None, repr=False)
 
     def proceed(self) -> Any:
         """Perform the call with the current ``request`` and return what the provider gives."""

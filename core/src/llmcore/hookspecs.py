@@ -80,8 +80,10 @@ def llmcore_generate(call: GenerationCall) -> Any:
     Called once per attempt on a provider (so a retried or failed-over request passes
     through it once per try), with a :class:`llmcore.hooks.GenerationCall` that holds the
     ``request``, the ``provider`` about to be called, the ``operation`` (``"chat"``,
-    ``"stream"``, ``"generate"``, ``"embed"``), whether the call ``is_async``, and
-    ``proceed()``, which performs the call.
+    ``"stream"``, ``"generate"``, ``"embed"``), whether the call ``is_async``,
+    ``proceed()``, which performs the call, the client's ``config`` (read a plugin's own
+    section with ``llmcore.config_section``) and ``emit``, which sends a
+    :class:`llmcore.MetricsEvent` to the client's sinks (both ``None`` outside a client).
 
     The core's own implementation runs last and returns ``call.proceed()``. A plugin may:
 
@@ -162,6 +164,20 @@ def llmcore_register_model_facts() -> dict[str, Any]:  # type: ignore[empty-body
     """
 
 
+@hookspec
+def llmcore_config_sections() -> list[tuple[str, type]]:  # type: ignore[empty-body]
+    """Declare top-level sections of ``llmcore.yaml`` that belong to this plugin.
+
+    Called only when a config file has a top-level key the core does not know. Return a
+    list of ``(name, OptionsClass)`` pairs, ``OptionsClass`` being an attrs class with a
+    default for every field. The section is then checked like the core's own (unknown
+    keys get a "did you mean" suggestion, wrong types name the key and line) and its
+    structured value is read with ``llmcore.config.section(config, name, OptionsClass)``
+    (defaults when the file has no such section). Pick a name no other plugin uses: the
+    first plugin to declare a name keeps it.
+    """
+
+
 ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_register_providers,
     llmcore_register_agents,
@@ -171,4 +187,5 @@ ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_metrics_event,
     llmcore_register_commands,
     llmcore_register_model_facts,
+    llmcore_config_sections,
 )

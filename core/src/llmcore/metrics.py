@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 #: Event kinds. ``request`` is one whole call as the caller saw it; ``attempt`` one try of
 #: one candidate; the others mark what the router did.
-KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run")
+KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run",
+         "cache_hit")
 
 
 @attrs.define

@@ -252,6 +252,10 @@ class Runtime:
                         import sys
 
                         print(f"llmcore: metrics sink {name} disabled: {exc}", file=sys.stderr)
+            if self.config.routing.budget is not None or self.config.providers:
+                from .budgets import spend_sinks  # budgets shared through Redis
+
+                sinks += spend_sinks(self.config)
             self._metrics = Metrics(self.hooks, sinks)
         return self._metrics
 

@@ -76,7 +76,8 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
 
     ``requests`` counts what callers saw (request events and agent runs) under the
     provider that finally answered; ``failed_attempts`` counts tries that failed under the
-    provider that failed (a failover shows on both rows). ``unpriced`` counts successful
+    provider that failed (a failover shows on both rows). ``cache_hits`` counts requests a
+    cache plugin answered (``cache_hit`` events). ``unpriced`` counts successful
     calls with tokens but no known price. ``series`` is the request count over ``buckets``
     equal slices of the time range (for a sparkline).
     """
@@ -91,7 +92,7 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
     ttft: dict[str, list[float]] = {}
     for e in evs:
         kind = e["kind"]
-        if kind not in ("request", "attempt", "agent_run"):
+        if kind not in ("request", "attempt", "agent_run", "cache_hit"):
             continue
         if kind == "attempt" and (by in ("agent", "day") or e.get("outcome") == "ok"):
             continue
@@ -101,7 +102,11 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
         r = rows.setdefault(key, {
             by: key, "requests": 0, "errors": 0, "failed_attempts": 0, "input_tokens": 0,
             "output_tokens": 0, "cost_usd": 0.0, "unpriced": 0, "series": [0] * buckets,
+            "cache_hits": 0,
         })
+        if kind == "cache_hit":  # answered from a cache plugin (also counted as a request)
+            r["cache_hits"] += 1
+            continue
         if kind == "attempt":
             r["failed_attempts"] += 1
             continue

@@ -42,6 +42,7 @@ def _load_commands() -> None:
         chat_cmds,
         core_cmds,
         install_cmds,
+        log_cmds,
         ops_cmds,
         plugin_cmds,
     )

@@ -115,6 +115,21 @@ def handle_errors(debug: bool) -> Iterator[None]:
         sys.exit(130)
 
 
+@contextlib.contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With ``--json``, an llmcore error is one JSON object on stdout (and the exit code);
+    without, it goes on to :func:`handle_errors`."""
+    from ..errors import LLMCoreError
+
+    try:
+        yield
+    except LLMCoreError as exc:
+        if not as_json:
+            raise
+        echo_json(error_json(exc))
+        sys.exit(exc.exit_code)
+
+
 def print_attempts(exc: Any) -> None:
     """Every provider failed: a table on a terminal (hints below it, never wrapped), the
     plain lines of the error's message anywhere else (a file, a pipe, CI logs)."""
@@ -129,7 +144,8 @@ def print_attempts(exc: Any) -> None:
     for a in exc.attempts:
         what = f"{a.error_type} {a.status or ''}".strip()
         if a.skipped:
-            what = "cooling down" if a.error_type == "CoolingDown" else "skipped"
+            what = {"CoolingDown": "cooling down", "OverBudget": "budget",
+                    "NoVision": "cannot see images"}.get(a.error_type or "", "skipped")
         t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
                   f"{a.duration_s * 1000:.0f} ms")
     console(stderr=True).print(t)

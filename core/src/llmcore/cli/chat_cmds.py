@@ -34,17 +34,41 @@ def _prompt_text(words: tuple[str, ...]) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (content, provider, model, usage, latency_s, "
                    "attempts); implies --no-stream.")
+@click.option("--attach", "-a", "attach", multiple=True, metavar="FILE|URL",
+              help="An image to send with the prompt (PNG, JPEG, GIF, WebP); repeatable.")
+@click.option("--schema", metavar="FILE|JSON",
+              help="A JSON Schema (a file or inline JSON): the answer is checked against it "
+                   "(asked again when it does not fit) and printed as JSON.")
+@click.option("--log/--no-log", "log", default=None,
+              help="Log this prompt and answer (default: logs.enabled in llmcore.yaml).")
+@click.option("--continue", "-c", "cont", is_flag=True,
+              help="Continue the last logged conversation.")
+@click.option("--cid", help="Continue logged conversation ID (see `llmcore logs`).")
+@click.option("--interactive", "-i", is_flag=True,
+              help="A chat session: type prompts, !multi for several lines, !exit to leave; "
+                   "Ctrl-C stops an answer.")
 @pass_state
 def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str | None,
          system: str | None, temperature: float | None, max_tokens: int | None,
-         no_stream: bool, as_json: bool) -> None:
+         no_stream: bool, as_json: bool, attach: tuple[str, ...], schema: str | None,
+         log: bool | None, cont: bool, cid: str | None, interactive: bool) -> None:
     """Ask a model; the answer streams to the terminal as it is generated."""
-    text = _prompt_text(prompt)
     opts: dict[str, Any] = {}
     if temperature is not None:
         opts["temperature"] = temperature
     if max_tokens is not None:
         opts["max_tokens"] = max_tokens
+    # Logs, conversations, attachments, schemas and sessions: llmcore.cli.chat_extras.
+    if interactive or attach or schema or cont or cid or log \
+            or (log is None and state.config.logs.enabled):
+        from .chat_extras import extended_chat
+
+        extended_chat(state, prompt, provider=provider, model=model, system=system,
+                      opts=opts, stream=not (no_stream or as_json), as_json=as_json,
+                      attach=list(attach), schema=schema, log=log, cont=cont, cid=cid,
+                      interactive=interactive)
+        return
+    text = _prompt_text(prompt)
     if as_json:
         from ..errors import LLMCoreError
 

@@ -64,7 +64,10 @@ def usage(state: State, since: str, by: str, as_json: bool, prometheus: bool) ->
             cost = _money(r["cost_usd"])
             if r["unpriced"]:
                 cost += f" +{r['unpriced']} unpriced"
-            t.add_row(str(r[by]), str(r["requests"]), errors,
+            requests = str(r["requests"])
+            if r.get("cache_hits"):
+                requests += f" ({r['cache_hits']} cached)"
+            t.add_row(str(r[by]), requests, errors,
                       f"{r['input_tokens']:,}/{r['output_tokens']:,}", cost,
                       _ms(r["latency_p50_s"]), _ms(r["latency_p95_s"]), _ms(r["ttft_p50_s"]),
                       f"[cyan]{sparkline(r['series'])}[/]")
@@ -110,7 +113,7 @@ def doctor(state: State, as_json: bool, timeout: float) -> None:
 
 _STYLE = {"ok": "green", "failed": "bold red", "lost events": "yellow",
           "unreachable": "yellow", "missing": "yellow",
-          "timeout": "yellow", "disabled": "dim", "no probe": "cyan"}
+          "timeout": "yellow", "disabled": "dim", "no probe": "cyan", "budget": "yellow"}
 
 
 def _doctor_table(checks: list[Any]) -> None:

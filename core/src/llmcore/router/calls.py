@@ -43,7 +43,8 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
         embed = p.aembed if is_async else p.embed
         model = cand.model
         call = GenerationCall(operation="embed", request=req, provider=p,
-                              is_async=is_async, proceed=lambda t: embed(t, model))
+                              is_async=is_async, proceed=lambda t: embed(t, model),
+                              config=router.runtime.config, emit=router.emit)
     else:
         method = {
             ("chat", False): p.chat, ("stream", False): p.stream,
@@ -51,7 +52,7 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
             ("stream", True): p.astream, ("generate", True): p.agenerate,
         }[(run.op, is_async)]
         call = GenerationCall(operation=run.op, request=req, provider=p, is_async=is_async,
-                              proceed=method)
+                              proceed=method, config=router.runtime.config, emit=router.emit)
     return router.runtime.hooks.generate(call)
 
 

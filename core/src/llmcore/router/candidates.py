@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..gates import gate
 from ..registry import model_name
 from .agents_as_providers import serving_agents
 from .choice import ModelChooser
@@ -37,7 +38,7 @@ class Candidate:
     (A plain class: built several times per request, and cheaper to define than attrs.)
     """
 
-    __slots__ = ("agent", "kind", "model", "name", "provider")
+    __slots__ = ("agent", "kind", "model", "name", "provider", "skip")
 
     def __init__(self, name: str, model: str | None, kind: str = "api",
                  provider: Provider | None = None, agent: Agent | None = None) -> None:
@@ -46,6 +47,8 @@ class Candidate:
         self.kind = kind
         self.provider = provider
         self.agent = agent
+        #: Set by llmcore.gates: (error type, message, hint, until or None) to skip it.
+        self.skip: tuple[str, str, str, float | None] | None = None
 
     def __repr__(self) -> str:
         return f"Candidate({self.name!r}, {self.model!r}, kind={self.kind!r})"
@@ -138,7 +141,10 @@ class Planner:
         plan = [c for g in ordered for c in g]
         if fallback is None:
             fallback = routing.fallback
-        return plan if fallback else plan[:1]
+        plan = plan if fallback else plan[:1]
+        # Budgets and images: candidates skipped with a reason, in the attempts.
+        gate(self.runtime, self.pricing, request, plan, op)
+        return plan
 
     def modes(self, request: Any) -> tuple[str, ...]:
         """Which kinds of candidate a chat may go to, first kind first.

@@ -66,6 +66,12 @@ class Run:
             self.index += 1
             self.tries = 0
             cand = plan[self.index]
+            if cand.skip is not None:  # over budget, cannot see images (llmcore.gates)
+                kind, message, hint, until = cand.skip
+                self._record(Attempt(provider=cand.name, model=cand.model, ok=False,
+                                     error_type=kind, message=message, hint=hint,
+                                     skipped=True, cooldown_until=until), cand)
+                continue
             if cand.kind == "cli" and self.op != "embed":
                 lost = cannot_carry(self.request)
                 if lost:
@@ -379,9 +385,8 @@ def describe_attempts(attempts: list[Attempt]) -> str:
     lines = [f"all {len(attempts)} attempt(s) failed:"]
     for a in attempts:
         status = f" {a.status}" if a.status else ""
-        what = f"{a.error_type}{status}"
-        if a.skipped:
-            what = "skipped (cooling down)" if a.error_type == "CoolingDown" else "skipped"
+        what = (f"skipped ({_skip_reason(a)})" if a.skipped
+                else f"{a.error_type}{status}")
         lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
                      f"{a.duration_s * 1000:.0f} ms: {a.message}")
         if a.hint:
@@ -392,6 +397,12 @@ def describe_attempts(attempts: list[Attempt]) -> str:
         lines.append(f"every candidate is cooling down; the first back is {who.provider} "
                      f"in {max(0.0, first - time.time()):.0f}s (at {clock(first)})")
     return "\n".join(lines)
+
+
+def _skip_reason(a: Attempt) -> str:
+    """Why a candidate was skipped: a cooldown, or a gate (``OverBudget``, ``NoVision``)."""
+    return {"CoolingDown": "cooling down", "OverBudget": "budget",
+            "NoVision": "cannot see images"}.get(a.error_type or "", a.error_type or "")
 
 
 def clock(t: float) -> str:

@@ -1,0 +1,126 @@
+"""Attachments reach each provider in its own shape; types are sniffed, sizes limited, and a
+model the registry says is blind is skipped with the reason in the attempts."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from llmcore import Client
+from llmcore.attachments import AttachmentError, load
+from llmcore.config import parse_config
+from llmcore.testing.fakes import OpenAIFake, Reply
+from llmcore.testing.fakes.ollama import OllamaFake
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+JPEG = b"\xff\xd8\xff\xe0" + b"\x01" * 40
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    out = {"png": tmp_path / "a.png", "jpeg": tmp_path / "b.bin", "text": tmp_path / "c.png"}
+    out["png"].write_bytes(PNG)
+    out["jpeg"].write_bytes(JPEG)  # the name says nothing: the bytes do
+    out["text"].write_text("not an image at all")
+    return out
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "pic").write_bytes(JPEG)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, directory=str(tmp_path / "www"), **kw)  # type: ignore[misc]
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def cfg(plugin: str, url: str, model: str) -> str:
+    return (f"providers:\n  p:\n    plugin: {plugin}\n    base_url: {url}\n"
+            f"    models: ['{model}']\nmetrics: {{enabled: false}}\nrouting: {{state: memory}}\n")
+
+
+def test_openai_gets_image_url_parts(images: dict[str, Path], web: str) -> None:
+    with OpenAIFake() as fake, Client(parse_config(cfg("openai", fake.base_url, "gpt-4o"))) as c:
+        fake.push(Reply(text="a picture"))
+        c.chat("what is this?", attachments=[images["png"], f"{web}/pic"])
+    (msg,) = fake.requests[0].json["messages"]
+    assert msg["content"][0] == {"type": "text", "text": "what is this?"}
+    urls = [p["image_url"]["url"] for p in msg["content"][1:]]
+    assert urls == ["data:image/png;base64," + base64.b64encode(PNG).decode(),
+                    "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()]
+
+
+def test_ollama_gets_bare_base64(ollama_fake: OllamaFake, images: dict[str, Path]) -> None:
+    with Client(parse_config(cfg("ollama", ollama_fake.url, "llava"))) as c:
+        ollama_fake.catalog.setdefault("llava:latest", next(iter(ollama_fake.catalog.values())))
+        ollama_fake.push(Reply(text="seen"), Reply(text="seen again"))
+        c.chat("look", attachments=[images["jpeg"]])
+        "".join(ch.content for ch in c.stream("look", attachments=[images["png"]]))
+    assert ollama_fake.requests[-2].json["messages"][0]["images"] == [
+        base64.b64encode(JPEG).decode()]
+    assert ollama_fake.requests[-1].json["messages"][0]["images"] == [
+        base64.b64encode(PNG).decode()]
+
+
+def test_a_blind_model_is_skipped_with_the_reason(images: dict[str, Path]) -> None:
+    with OpenAIFake() as blind, OpenAIFake() as seeing:
+        text = (f"providers:\n  blind:\n    plugin: openai\n    base_url: {blind.base_url}\n"
+                f"    models: ['gemma3:1b']\n  seeing:\n    plugin: openai\n"
+                f"    base_url: {seeing.base_url}\n    models: [gpt-4o]\n"
+                "metrics: {enabled: false}\nrouting: {state: memory}\n")
+        with Client(parse_config(text)) as c:
+            seeing.push(Reply(text="I see a PNG"))
+            resp = c.chat("look", attachments=[images["png"]])
+            plain = c.chat("no image")  # without an image the first one answers again
+    assert resp.provider == "seeing" and plain.provider == "blind"
+    skipped = resp.attempts[0]
+    assert (skipped.provider, skipped.skipped, skipped.error_type) == ("blind", True,
+                                                                       "NoVision")
+    assert "cannot see images" in skipped.message
+    assert len(blind.requests) == 1  # only the plain prompt reached it
+
+
+def test_type_and_size_are_checked(images: dict[str, Path], tmp_path: Path) -> None:
+    assert load(images["jpeg"]).mime == "image/jpeg"
+    with pytest.raises(AttachmentError, match="not an image"):
+        load(images["text"])
+    with pytest.raises(AttachmentError, match="over the limit"):
+        load(images["png"], max_bytes=10)
+    with pytest.raises(AttachmentError, match="not found"):
+        load(tmp_path / "missing.png")
+
+
+def test_chat_attach_cli(images: dict[str, Path], tmp_path: Path) -> None:
+    with OpenAIFake() as fake:
+        path = tmp_path / "llmcore.yaml"
+        path.write_text(cfg("openai", fake.base_url, "gpt-4o"))
+        fake.push(Reply(text="two images"))
+        run = [sys.executable, "-m", "llmcore", "--config", str(path), "chat"]
+        env = {**os.environ, "NO_COLOR": "1"}
+        out = subprocess.run([*run, "-a", str(images["png"]), "-a", str(images["jpeg"]),
+                              "describe"], capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "two images"
+        parts = fake.requests[0].json["messages"][0]["content"]
+        assert [p["type"] for p in parts] == ["text", "image_url", "image_url"]
+        bad = subprocess.run([*run, "-a", str(images["text"]), "describe"],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert bad.returncode == 2 and "not an image" in bad.stderr
+        assert len(fake.requests) == 1

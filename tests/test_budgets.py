@@ -1,0 +1,159 @@
+"""Budgets from the metrics database: a provider over its budget is skipped like a cooling
+one (reason in the attempts and in ``doctor``); a spent global budget refuses requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from llmcore import Client
+from llmcore.budgets import BudgetExceeded, period_starts
+from llmcore.config import parse_config
+from llmcore.errors import ConfigError
+from llmcore.sinks.sqlite import connect, event_row, insert_rows
+from llmcore.testing.fakes import OpenAIFake, Reply
+
+
+def spend(db: Path, provider: str, usd: float, when: float | None = None) -> None:
+    conn = connect(db)
+    try:
+        insert_rows(conn, [event_row({"kind": "request", "provider": provider,
+                                      "outcome": "ok", "cost_usd": usd,
+                                      "time": when or time.time()})])
+    finally:
+        conn.close()
+
+
+def config(a: OpenAIFake, b: OpenAIFake, db: Path, budget: str = "", glob: str = "") -> str:
+    return f"""
+providers:
+  pricey:
+    plugin: openai
+    base_url: {a.base_url}
+    models: [m]
+    {budget}
+  cheap:
+    plugin: openai
+    base_url: {b.base_url}
+    models: [m]
+routing:
+  state: memory
+  {glob}
+metrics: {{sqlite: {{path: {db}}}}}
+"""
+
+
+def test_a_provider_over_budget_is_skipped(tmp_path: Path) -> None:
+    db = tmp_path / "metrics.db"
+    spend(db, "pricey", 0.75)
+    spend(db, "pricey", 0.50)
+    spend(db, "pricey", 9.0, when=period_starts()["daily"][0] - 60)  # yesterday: not counted
+    spend(db, "cheap", 5.0)  # another provider's spending is not pricey's
+    with OpenAIFake() as a, OpenAIFake() as b:
+        text = config(a, b, db, budget="budget: {daily_usd: 1.0, monthly_usd: 100}")
+        with Client(parse_config(text)) as c:
+            b.push(Reply(text="from cheap"))
+            resp = c.chat("hi")
+        assert resp.provider == "cheap" and resp.content == "from cheap"
+        assert a.requests == []  # no network call to the skipped one
+        skipped = resp.attempts[0]
+        assert (skipped.provider, skipped.skipped, skipped.error_type) == ("pricey", True,
+                                                                           "OverBudget")
+        assert "daily budget: $1.2500 of $1.00" in skipped.message
+        assert skipped.cooldown_until == period_starts()["daily"][1]
+        # under budget it is first again
+        text = config(a, b, db, budget="budget: {daily_usd: 2.0}")
+        with Client(parse_config(text)) as c:
+            a.push(Reply(text="from pricey"))
+            assert c.chat("hi").provider == "pricey"
+        cfg = tmp_path / "llmcore.yaml"
+        cfg.write_text(config(a, b, db, budget="budget: {daily_usd: 1.0}"))
+        out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "doctor",
+                              "--json"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "NO_COLOR": "1"})
+    rows = {c["name"]: c for c in json.loads(out.stdout)["checks"] if c["component"] == "budget"}
+    assert rows["pricey"]["status"] == "budget" and "$1.2500 of $1.00" in rows["pricey"]["detail"]
+
+
+def test_a_spent_global_budget_refuses_requests(tmp_path: Path) -> None:
+    db = tmp_path / "metrics.db"
+    spend(db, "pricey", 1.5)
+    spend(db, "cheap", 1.0)
+    with OpenAIFake() as a, OpenAIFake() as b:
+        text = config(a, b, db, glob="budget: {monthly_usd: 2.0}")
+        with Client(parse_config(text)) as c, pytest.raises(BudgetExceeded) as info:
+            c.chat("hi")
+        assert a.requests == [] and b.requests == []
+    err = info.value
+    assert err.spent == pytest.approx(2.5) and err.limit == 2.0
+    assert err.resets_at == period_starts()["monthly"][1]
+    assert "monthly budget of $2.00" in str(err) and "$2.5000" in str(err)
+    assert "resets at" in str(err)
+
+
+def test_a_negative_budget_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"routing\.budget\.daily_usd: must not be negative"):
+        parse_config("routing:\n  budget: {daily_usd: -1}\n")
+
+
+def test_a_locked_metrics_db_never_stalls_a_request(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "metrics.db"
+    spend(db, "pricey", 0.1)
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with OpenAIFake() as a, OpenAIFake() as b:
+            text = config(a, b, db, budget="budget: {daily_usd: 1.0}").replace(
+                f"metrics: {{sqlite: {{path: {db}}}}}",
+                f"metrics: {{enabled: false, sqlite: {{path: {db}}}}}")
+            with Client(parse_config(text)) as c:
+                a.push(Reply(text="answered"))
+                # the read gives up after READ_TIMEOUT_S (the sink's busy timeout is 10 s)
+                assert c.chat("hi").content == "answered"
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert "budgets cannot read the metrics database" in capsys.readouterr().err
+
+
+def test_spending_is_shared_across_hosts_through_redis(tmp_path: Path) -> None:
+    from redis_server import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    priced = "cost: {input_per_million: 100000, output_per_million: 100000}\n    "
+    with RedisServer(tmp_path / "redis") as server, OpenAIFake() as a, OpenAIFake() as b:
+        def host(name: str) -> str:  # each "host" has its own metrics db, one Redis
+            return config(a, b, tmp_path / f"{name}.db",
+                          budget=priced + "budget: {daily_usd: 1.0}",
+                          glob="budget: {monthly_usd: 3.0}").replace(
+                "state: memory", f"state: '{server.url}'")
+
+        with Client(parse_config(host("one"))) as c:
+            a.push(Reply(text="spent", usage=(10, 5)))  # 15 tokens x $0.1 = $1.50
+            first = c.chat("hi")
+        assert first.provider == "pricey" and first.cost_usd == pytest.approx(1.5)
+        with Client(parse_config(host("two"))) as c:
+            b.push(Reply(text="from cheap"))
+            second = c.chat("hi")
+        assert second.provider == "cheap" and second.attempts[0].error_type == "OverBudget"
+        assert len(a.requests) == 1
+        # the global budget counts every provider, on every host
+        with Client(parse_config(host("three"))) as c:
+            b.push(Reply(text="more", usage=(10, 6)))  # cheap is unpriced: free
+            c.chat("again")
+        import redis
+
+        r = redis.Redis.from_url(server.url)
+        r.incrbyfloat(next(k for k in r.keys("llmcore:spend:\\*:monthly:*")), 2.0)
+        with Client(parse_config(host("four"))) as c, pytest.raises(BudgetExceeded) as info:
+            c.chat("hi")
+        assert info.value.spent == pytest.approx(3.5)
