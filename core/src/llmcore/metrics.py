@@ -50,6 +50,8 @@ class MetricsEvent:
     duration_s: float | None = None
     files_changed: int | None = None
     session_id: str | None = None
+    #: The name (never the secret) of the ``serve.keys`` entry a gateway request came with.
+    key_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (the message redacted), for sinks that write dicts."""

@@ -44,6 +44,7 @@ def _load_commands() -> None:
         install_cmds,
         ops_cmds,
         plugin_cmds,
+        serve_cmds,
     )
 
 
