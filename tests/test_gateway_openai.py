@@ -12,12 +12,11 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from gateway_support import GatewayProcess, provider_yaml
+from gateway_support import GatewayProcess
 from llmcore.testing.fakes import OpenAIFake
 from llmcore.testing.fakes.base import Reply
 
@@ -27,46 +26,6 @@ TOOL = {"type": "function", "function": {
                                                     "content": {"type": "string"}},
                    "required": ["path", "content"]}}}
 ASK = [{"role": "user", "content": "Say hello in one word."}]
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, OpenAIFake]]:
-    broken = OpenAIFake(default=Reply(status=500, error="upstream exploded")).start()
-    tools = OpenAIFake().start()
-    yield {"broken": broken, "tools": tools}
-    broken.stop()
-    tools.stop()
-
-
-def _config(tmp: Path, upstreams: dict[str, OpenAIFake], llama_url: str | None) -> str:
-    return (
-        "providers:\n"
-        + provider_yaml("broken", upstreams["broken"].base_url, ["gemma3", "fake-model"])
-        + (provider_yaml("llama", llama_url + "/v1", ["gemma3"]) if llama_url else "")
-        + provider_yaml("tools", upstreams["tools"].base_url, ["fake-model"])
-        + "routing: {state: memory}\n"
-        + f"metrics: {{sinks: [sqlite], sqlite: {{path: {tmp / 'metrics.db'}}}}}\n"
-        + "serve:\n  models:\n"
-        + ("    chat: [broken/gemma3, llama/gemma3]\n" if llama_url else "")
-        + "    coder: [broken/fake-model, tools/fake-model]\n")
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory,
-            upstreams: dict[str, OpenAIFake]) -> Iterator[GatewayProcess]:
-    """Two workers in front of scripted fakes (tool calls, faults)."""
-    tmp = tmp_path_factory.mktemp("gw-openai")
-    with GatewayProcess(tmp, _config(tmp, upstreams, None), workers=2) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
-def llama_gateway(tmp_path_factory: pytest.TempPathFactory, llama_server: str,
-                  upstreams: dict[str, OpenAIFake]) -> Iterator[GatewayProcess]:
-    """Two workers whose ``chat`` route is [a provider answering 500, real llama.cpp]."""
-    tmp = tmp_path_factory.mktemp("gw-llama")
-    with GatewayProcess(tmp, _config(tmp, upstreams, llama_server), workers=2) as gw:
-        yield gw
 
 
 def sdk(gw: GatewayProcess) -> openai.OpenAI:
