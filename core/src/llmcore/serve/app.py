@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,13 @@ class Gateway:
             except web.HTTPRequestEntityTooLarge:
                 resp = proto.error(WireError(413, "request body too large (serve.max_body_"
                                              "bytes)", "too_large"))
+            except Exception as exc:  # a bug here: one line, no traceback (no prompt in it)
+                from ..secrets import redact
+
+                print(f"llmcore serve: {endpoint}: {type(exc).__name__}: "
+                      f"{redact(str(exc))[:200]}", file=sys.stderr, flush=True)
+                resp = proto.error(WireError(500, f"internal gateway error "
+                                             f"({type(exc).__name__})", "upstream"))
             finally:
                 self.in_flight -= 1
             return self._count(endpoint, key_name, resp)
@@ -280,7 +288,7 @@ class Gateway:
 
     # -- health and metrics ---------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "in_flight": self.in_flight})
 
     async def ready(self, request: web.Request) -> web.Response:
         """Ready when at least one provider answers its health probe (cached a few s)."""

@@ -139,6 +139,9 @@ def sqlite_spent(path: str) -> Any:
             return 0.0
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
         try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'"
+                            ).fetchone() is None:
+                return 0.0  # the sink has not written its first batch yet
             row = conn.execute(
                 "SELECT COALESCE(SUM(cost_usd), 0) FROM events WHERE time >= ? AND "
                 "kind = 'request' AND json_extract(extra, '$.key_name') = ?",
