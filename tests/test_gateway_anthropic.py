@@ -118,10 +118,17 @@ def test_count_tokens_and_errors_in_anthropic_shape(gateway: GatewayProcess,
     count = client.messages.count_tokens(model="coder", messages=ASK, system="x" * 400)
     assert count.input_tokens >= 100
     with pytest.raises(anthropic.BadRequestError) as bad:
-        client.messages.create(model="coder", max_tokens=10, messages=ASK, tools=[
-            {"type": "web_search_20250305", "name": "web_search"}])
+        client.messages.create(model="coder", max_tokens=10, messages=[{"role": "user",
+            "content": [{"type": "document", "source": {"type": "text", "media_type":
+                                                        "text/plain", "data": "x"}}]}])
     assert bad.value.body["error"]["type"] == "invalid_request_error"
     assert "cannot be carried" in bad.value.body["error"]["message"]
+    upstreams["tools"].push(Reply(text="ok"))
+    raw = client.messages.with_raw_response.create(model="coder", max_tokens=10, messages=ASK,
+        tools=[TOOL, {"type": "web_search_20250305", "name": "web_search"}])
+    assert raw.headers["x-llmcore-dropped-tools"] == "web_search"
+    assert [t["function"]["name"] for t in upstreams["tools"].requests[-1].json["tools"]] \
+        == ["write_file"]
     status, body, _ = gateway.post("/v1/messages", {"model": "coder", "messages": ASK})
     assert status == 400 and body["type"] == "error" and "max_tokens" in body["error"]["message"]
     with pytest.raises(anthropic.NotFoundError):

@@ -80,8 +80,19 @@ def test_what_cannot_be_carried_is_a_400(gateway: GatewayProcess) -> None:
         client.responses.create(model="coder", input="hi", previous_response_id="resp_1")
     assert "previous_response_id" in str(bad.value)
     with pytest.raises(openai.BadRequestError) as bad:
-        client.responses.create(model="coder", input="hi", tools=[{"type": "web_search"}])
-    assert bad.value.body["param"] == "tools"
+        client.responses.create(model="coder", input=[{"type": "item_reference", "id": "x"}])
+    assert "item_reference" in str(bad.value)
+
+
+def test_hosted_tools_are_left_out_and_named(gateway: GatewayProcess,
+                                             upstreams: dict[str, OpenAIFake]) -> None:
+    upstreams["tools"].push(Reply(text="ok"))
+    raw = sdk(gateway).responses.with_raw_response.create(
+        model="coder", input="hi", tools=[TOOL, {"type": "web_search"}])
+    assert raw.parse().output_text == "ok"
+    assert raw.headers["x-llmcore-dropped-tools"] == "web_search"
+    sent = upstreams["tools"].requests[-1].json["tools"]
+    assert [t["function"]["name"] for t in sent] == ["exec_command"]
 
 
 def test_failure_mid_stream_is_response_failed(gateway: GatewayProcess,

@@ -102,6 +102,9 @@ class AgentConfig:
     api_key_env: str | None = None
     isolation: str = "none"
     serve_prompts: bool = False
+    #: Point the agent's own endpoint settings at a local ``llmcore serve`` (started, or
+    #: reused when one answers at serve.host:serve.port), so its turns are routed.
+    via_gateway: bool = False
     options: dict[str, Any] = attrs.field(factory=dict)
 
 

@@ -7,9 +7,10 @@ as a message or as the full SSE event sequence (``message_start``, ``content_blo
 ``message_delta``, ``message_stop``), which the official ``anthropic`` SDK parses.
 
 What cannot be carried to an OpenAI-shaped upstream is refused with a 400 in Anthropic's
-error shape (server tools, documents, citations); hints that change no answer
-(``cache_control``, ``metadata``) are dropped, and extended ``thinking`` is asked of the
-upstream only as far as it can (the answer's reasoning comes back as thinking blocks).
+error shape (documents, citations, unknown blocks or fields); hints that change no answer
+(``cache_control``, ``metadata``, effort and thinking budgets) are dropped, and server
+tools (web search, code execution) are left out of the offer and named in the
+``X-Llmcore-Dropped-Tools`` header. The answer's reasoning comes back as thinking blocks.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ ERROR_TYPES = {
 }
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
          "content_filter": "refusal"}
-#: Request fields read here; the rest are refused or dropped as the module doc says.
+#: Fields that steer how Anthropic's own service runs a request (billing metadata, effort
+#: and thinking budgets, context editing, its containers) rather than what the answer says:
+#: an OpenAI-shaped upstream has no place for them, so they are dropped; any other unknown
+#: field is refused, as the Messages API itself does.
 _DROPPED = frozenset({"metadata", "service_tier", "container", "mcp_servers", "thinking",
-                      "context_management"})
+                      "context_management", "output_config"})
 
 
 def error_body(err: WireError) -> dict[str, Any]:
@@ -134,7 +138,9 @@ def _turn(m: dict[str, Any], where: str) -> list[Message]:
     return out
 
 
-def _tools(raw: Any) -> list[dict[str, Any]] | None:
+def _tools(raw: Any, dropped: list[str]) -> list[dict[str, Any]] | None:
+    """Custom tools, translated; Anthropic's server tools (web search, code execution…) are
+    offers an upstream cannot run: left out and named in ``dropped``."""
     if raw is None or raw == []:
         return None
     expect(isinstance(raw, list), "tools must be a list", "tools")
@@ -143,15 +149,16 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
         expect(isinstance(t, dict) and isinstance(t.get("name"), str),
                f"tools[{i}] needs a name", "tools")
         kind = t.get("type")
-        if kind not in (None, "custom") or "input_schema" not in t:
-            raise bad_request(f"tools[{i}] ({t.get('name')}): server tools ({kind}) cannot "
-                              "be carried by this gateway; only custom tools with an "
-                              "input_schema", "tools")
+        if kind not in (None, "custom"):
+            dropped.append(t["name"])
+            continue
+        expect("input_schema" in t, f"tools[{i}] ({t['name']}): input_schema is required",
+               "tools")
         fn: dict[str, Any] = {"name": t["name"], "parameters": t["input_schema"]}
         if t.get("description"):
             fn["description"] = t["description"]
         out.append({"type": "function", "function": fn})
-    return out
+    return out or None
 
 
 def _tool_choice(raw: Any) -> Any:
@@ -170,8 +177,10 @@ def _tool_choice(raw: Any) -> Any:
     raise bad_request(f"tool_choice.type {kind!r} is unknown", "tool_choice")
 
 
-def parse_messages_request(body: Any, *, counting: bool = False) -> tuple[ChatRequest, bool]:
-    """→ (request, stream). ``counting``: a count_tokens body (no max_tokens)."""
+def parse_messages_request(body: Any, *, counting: bool = False
+                           ) -> tuple[ChatRequest, bool, list[str]]:
+    """→ (request, stream, names of the server tools left out). ``counting``: a
+    count_tokens body (no max_tokens)."""
     expect(isinstance(body, dict), "the body must be a JSON object")
     model = body.get("model")
     expect(isinstance(model, str) and bool(model), "model: Field required", "model")
@@ -196,16 +205,19 @@ def parse_messages_request(body: Any, *, counting: bool = False) -> tuple[ChatRe
     expect(not unknown, f"{unknown[0] if unknown else ''}: Extra inputs are not permitted",
            unknown[0] if unknown else None)
     tool_choice = _tool_choice(body.get("tool_choice"))
+    dropped: list[str] = []
     request = ChatRequest(
         messages=msgs, model=model, max_tokens=max_tokens,
         temperature=as_float(body.get("temperature"), "temperature"),
         top_p=as_float(body.get("top_p"), "top_p"),
         stop=as_stop(body.get("stop_sequences"), "stop_sequences"),
-        tools=_tools(body.get("tools")), tool_choice=tool_choice, extra=extra,
+        tools=_tools(body.get("tools"), dropped), tool_choice=tool_choice, extra=extra,
     )
+    if request.tools is None:
+        request.tool_choice = None
     stream = bool(body.get("stream"))
     request.stream = stream
-    return request, stream
+    return request, stream, dropped
 
 
 def count_tokens(request: ChatRequest) -> int:

@@ -211,33 +211,36 @@ class Gateway:
 
     # -- Anthropic ------------------------------------------------------------------------
     async def messages(self, request: web.Request, key: str | None) -> web.StreamResponse:
-        req, stream = anthropic_wire.parse_messages_request(await self._body(request))
+        req, stream, dropped = anthropic_wire.parse_messages_request(await self._body(request))
         model = req.model or ""
         await self._admit(request, model)
         targets = self.routes.targets(model)
         if not stream:
             resp = await self._call(routes.achat(self.router, req, targets), model)
-            return self._json(anthropic_wire.render_message(resp, model), resp.provider)
+            return self._json(anthropic_wire.render_message(resp, model), resp.provider,
+                              dropped)
         enc = anthropic_wire.MessageStream(model)
-        return await self._stream(request, req, targets, model, enc.start(), enc)
+        return await self._stream(request, req, targets, model, enc.start(), enc, dropped)
 
     async def count_tokens(self, request: web.Request, key: str | None) -> web.StreamResponse:
-        req, _ = anthropic_wire.parse_messages_request(await self._body(request), counting=True)
+        req, _, _ = anthropic_wire.parse_messages_request(await self._body(request),
+                                                          counting=True)
         await self._admit(request, req.model or "")
         return self._json({"input_tokens": anthropic_wire.count_tokens(req)}, None)
 
     # -- Responses ------------------------------------------------------------------------
     async def responses(self, request: web.Request, key: str | None) -> web.StreamResponse:
         body = await self._body(request)
-        req, stream = responses_wire.parse_responses_request(body)
+        req, stream, dropped = responses_wire.parse_responses_request(body)
         model = req.model or ""
         await self._admit(request, model)
         targets = self.routes.targets(model)
         if not stream:
             resp = await self._call(routes.achat(self.router, req, targets), model)
-            return self._json(responses_wire.render_response(resp, model, body), resp.provider)
+            return self._json(responses_wire.render_response(resp, model, body), resp.provider,
+                              dropped)
         enc = responses_wire.ResponseStream(model, body)
-        return await self._stream(request, req, targets, model, enc.start(), enc)
+        return await self._stream(request, req, targets, model, enc.start(), enc, dropped)
 
     # -- shared answer paths --------------------------------------------------------------
     @staticmethod
@@ -250,19 +253,26 @@ class Gateway:
             raise from_error(exc, model) from None
 
     @staticmethod
-    def _json(data: Any, provider: str | None) -> web.Response:
-        headers = {"X-Llmcore-Provider": provider} if provider else None
+    def _headers(provider: str | None, dropped: list[str] | None) -> dict[str, str]:
+        headers = {"X-Llmcore-Provider": provider} if provider else {}
+        if dropped:
+            headers["X-Llmcore-Dropped-Tools"] = ", ".join(dropped)
+        return headers
+
+    def _json(self, data: Any, provider: str | None,
+              dropped: list[str] | None = None) -> web.Response:
         return web.Response(text=_dumps(data), content_type="application/json",
-                            headers=headers)
+                            headers=self._headers(provider, dropped) or None)
 
     async def _stream(self, request: web.Request, req: Any, targets: list[routes.Target],
-                      model: str, head: bytes, enc: Any) -> web.StreamResponse:
+                      model: str, head: bytes, enc: Any,
+                      dropped: list[str] | None = None) -> web.StreamResponse:
         # Failover happens inside aopen_stream, before a byte is sent: errors up to here
         # are ordinary error answers.
         first, it = await self._call(routes.aopen_stream(self.router, req, targets), model)
         provider = first.provider if first is not None else None
         resp = web.StreamResponse(status=200, headers={
-            **_SSE_HEADERS, **({"X-Llmcore-Provider": provider} if provider else {})})
+            **_SSE_HEADERS, **self._headers(provider, dropped)})
         await resp.prepare(request)
         try:
             out = head + (enc.chunk(first) if first is not None else b"")

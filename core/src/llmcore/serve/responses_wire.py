@@ -8,8 +8,9 @@ give the answer as a response object or as the streamed events (``response.creat
 
 The gateway keeps no conversation state: ``previous_response_id`` is refused with a 400
 (send the whole input, as Codex does with ``store: false``). Reasoning items sent back by
-a client are dropped (an upstream chat model cannot take them back); built-in tools
-(web search, file search, computer use…) cannot be carried and are refused.
+a client are dropped (an upstream chat model cannot take them back); hosted tools (web
+search, file search…) and tool namespaces are left out of what the upstream is offered and
+named in the ``X-Llmcore-Dropped-Tools`` header.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _HANDLED = frozenset({
     "model", "input", "instructions", "stream", "tools", "tool_choice", "max_output_tokens",
     "temperature", "top_p", "text", "parallel_tool_calls", "store", "reasoning", "include",
     "metadata", "previous_response_id", "user", "prompt_cache_key", "service_tier",
-    "truncation", "stream_options", "safety_identifier",
+    "truncation", "stream_options", "safety_identifier", "client_metadata",
 })
 
 
@@ -94,16 +95,21 @@ def _input(raw: Any) -> list[Message]:
     return out
 
 
-def _tools(raw: Any) -> list[dict[str, Any]] | None:
+def _tools(raw: Any, dropped: list[str]) -> list[dict[str, Any]] | None:
+    """Function tools, translated. Hosted tools (web search, file search…) and namespaces of
+    tools are offers an upstream chat model cannot take: they are left out and named in
+    ``dropped`` (the answer's ``X-Llmcore-Dropped-Tools`` header); the model simply cannot
+    call them, so nothing it says is lost."""
     if not raw:
         return None
     expect(isinstance(raw, list), "tools must be a list", "tools")
     out = []
     for i, t in enumerate(raw):
         kind = t.get("type") if isinstance(t, dict) else None
+        expect(isinstance(kind, str), f"tools[{i}] needs a type", "tools")
         if kind != "function":
-            raise bad_request(f"tools[{i}]: a {kind!r} tool cannot be carried by this gateway "
-                              "(function tools can)", "tools")
+            dropped.append(str(t.get("name") or kind))
+            continue
         fn: dict[str, Any] = {"name": t.get("name"), "parameters": t.get("parameters") or {
             "type": "object", "properties": {}}}
         if t.get("description"):
@@ -111,7 +117,7 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
         if t.get("strict") is not None:
             fn["strict"] = t["strict"]
         out.append({"type": "function", "function": fn})
-    return out
+    return out or None
 
 
 def _tool_choice(raw: Any) -> Any:
@@ -134,7 +140,8 @@ def _format(text: Any) -> dict[str, Any] | None:
     raise bad_request(f"text.format.type {fmt.get('type')!r} is unknown", "text.format")
 
 
-def parse_responses_request(body: Any) -> tuple[ChatRequest, bool]:
+def parse_responses_request(body: Any) -> tuple[ChatRequest, bool, list[str]]:
+    """→ (request, stream, names of the tools left out)."""
     expect(isinstance(body, dict), "the body must be a JSON object")
     model = body.get("model")
     expect(isinstance(model, str) and bool(model), "model is required", "model")
@@ -146,19 +153,22 @@ def parse_responses_request(body: Any) -> tuple[ChatRequest, bool]:
         msgs.append(Message("system", str(body["instructions"])))
     msgs.extend(_input(body.get("input")))
     extra = {k: v for k, v in body.items() if k not in _HANDLED}
+    dropped: list[str] = []
     if body.get("parallel_tool_calls") is not None and body.get("tools"):
         extra["parallel_tool_calls"] = bool(body["parallel_tool_calls"])
     request = ChatRequest(
         messages=msgs, model=model,
         max_tokens=as_int(body.get("max_output_tokens"), "max_output_tokens", 1),
         temperature=as_float(body.get("temperature"), "temperature"),
-        top_p=as_float(body.get("top_p"), "top_p"), tools=_tools(body.get("tools")),
+        top_p=as_float(body.get("top_p"), "top_p"), tools=_tools(body.get("tools"), dropped),
         tool_choice=_tool_choice(body.get("tool_choice")),
         response_format=_format(body.get("text")), extra=extra,
     )
+    if request.tools is None:
+        request.tool_choice = None
     stream = bool(body.get("stream"))
     request.stream = stream
-    return request, stream
+    return request, stream, dropped
 
 
 def usage_dict(u: Usage | None) -> dict[str, Any]:
