@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,13 @@ class Gateway:
     # -- plumbing -----------------------------------------------------------------------
     def app(self, max_body_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_body_bytes)
+        pid = str(os.getpid())
+
+        async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
+            # which worker answered: for operators reading logs, and the failure tests
+            response.headers["X-Llmcore-Worker"] = pid
+
+        app.on_response_prepare.append(worker_header)
         r = app.router
         r.add_post("/v1/chat/completions", self._wrap(OPENAI, "chat", self.chat))
         r.add_post("/v1/completions", self._wrap(OPENAI, "completions", self.completions))
