@@ -160,8 +160,11 @@ class ServeKeyConfig:
 class ServeConfig:
     """``llmcore serve``: the OpenAI-, Anthropic- and Responses-compatible gateway."""
 
+    #: Address to listen on; a non-loopback one needs ``keys`` or ``allow_unauthenticated``.
     host: str = "127.0.0.1"
+    #: TCP port (``0`` picks a free one and prints it).
     port: int = 4000
+    #: Worker processes sharing the port.
     workers: int = 1
     #: Names clients ask for → the ``provider/model`` chain tried in order.
     models: dict[str, list[str]] = attrs.field(factory=dict)
@@ -190,6 +193,7 @@ class Config:
     routing: RoutingConfig = attrs.field(factory=RoutingConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     registry: RegistryConfig = attrs.field(factory=RegistryConfig)
+    #: ``llmcore serve``: the OpenAI-, Anthropic- and Responses-compatible gateway.
     serve: ServeConfig = attrs.field(factory=ServeConfig)
     source: str | None = attrs.field(default=None, eq=False)
     lines: dict[tuple[str, ...], int] = attrs.field(factory=dict, eq=False, repr=False)
