@@ -14,8 +14,6 @@ import contextvars
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ..errors import AllProvidersFailed, ConfigError
 from ..types import Attempt, ChatRequest, ChatResponse, EmbeddingResponse, StreamChunk
 
@@ -63,7 +61,10 @@ class Routes:
 
 
 def _for(request: ChatRequest, model: str | None) -> ChatRequest:
-    return request if request.model == model else attrs.evolve(request, model=model)
+    """The request for one chain entry. The gateway built the request for this call alone,
+    so the entry's model is set in place (``attrs.evolve`` showed in profiles)."""
+    request.model = model
+    return request
 
 
 async def achat(router: Router, request: ChatRequest, targets: list[Target],
