@@ -197,3 +197,31 @@ def test_real_prometheus_scrapes_requests_by_key_and_provider(
         finally:
             prom.send_signal(signal.SIGTERM)
             prom.wait(timeout=30)
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_refuses(tmp_path: Path) -> None:
+    with OpenAIFake(default=Reply(text="late but whole", delay=2.0)) as slow:
+        config = ("providers:\n" + provider_yaml("slow", slow.base_url, ["fake-model"])
+                  + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+        gw = GatewayProcess(tmp_path, config, workers=2).start()
+        try:
+            got: dict[str, object] = {}
+
+            def call() -> None:
+                got["status"], got["body"], _ = gw.post(
+                    "/v1/chat/completions", {"model": "slow/fake-model", "messages": ASK})
+
+            t = threading.Thread(target=call)
+            t.start()
+            time.sleep(0.8)  # the request is in flight, waiting on the upstream
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGTERM)
+            t.join(timeout=30)
+            assert got["status"] == 200
+            assert got["body"]["choices"][0]["message"]["content"] == "late but whole"
+            assert gw.proc.wait(timeout=30) == 0
+            with pytest.raises(OSError):
+                urllib.request.urlopen(gw.url + "/health", timeout=2)
+            assert "stopping" in gw.stderr()
+        finally:
+            gw.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from gateway_support import GatewayProcess
+from gateway_support import GatewayProcess, provider_yaml
 from llmcore.testing.fakes import OpenAIFake
 from llmcore.testing.fakes.base import Reply
 
@@ -196,3 +197,19 @@ def test_attempts_and_metrics_are_recorded(llama_gateway: GatewayProcess) -> Non
     assert 'llmcore_gateway_requests_total{endpoint="chat",key="",provider="llama",' \
            'status="200"}' in text
     assert 'llmcore_requests_total{model="gemma3",outcome="ok",provider="llama"}' in text
+
+
+def test_health_and_readiness(gateway: GatewayProcess, tmp_path: Path) -> None:
+    status, body, _ = gateway.get("/health")
+    assert status == 200 and body["status"] == "ok"
+    status, body, _ = gateway.get("/health/ready")
+    assert status == 200 and body["providers"]["tools"] is True
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    config = ("providers:\n" + provider_yaml("down", dead, ["m"])
+              + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+    with GatewayProcess(tmp_path, config) as gw:
+        status, body, _ = gw.get("/health/ready")
+        assert status == 503 and body == {"status": "unavailable", "providers": {"down": False}}
+        assert gw.get("/health")[0] == 200
