@@ -119,6 +119,11 @@ def test_usage_by_key_and_no_key_anywhere(keyed: GatewayProcess) -> None:
             break
         time.sleep(0.5)
     assert rows["alice"]["requests"] >= 3 and rows["bob"]["cost_usd"] > 0
+    from llmcore.sinks.sqlite import read_events
+
+    refused = [e for e in read_events(keyed.dir / "metrics.db") if e["kind"] == "refused"]
+    assert {(e["key_name"], e["status"]) for e in refused} >= {("alice", 429), ("alice", 403),
+                                                                ("bob", 429), (None, 401)}
     _, _, metrics = keyed.get("/metrics")
     assert 'key="alice"' in metrics and 'status="429"' in metrics
     db = (keyed.dir / "metrics.db").read_bytes()

@@ -19,8 +19,10 @@ import attrs
 from .secrets import redact
 
 #: Event kinds. ``request`` is one whole call as the caller saw it; ``attempt`` one try of
-#: one candidate; the others mark what the router did.
-KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run")
+#: one candidate; ``refused`` a gateway request turned away before routing (key, limit,
+#: bad body); the others mark what the router did.
+KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run",
+         "refused")
 
 
 @attrs.define

@@ -131,6 +131,8 @@ class Gateway:
                 finally:
                     current_key.reset(token)
             except WireError as err:
+                if not err.routed:
+                    self._refused(endpoint, key_name, err)
                 resp = proto.error(err)
             except web.HTTPRequestEntityTooLarge:
                 resp = proto.error(WireError(413, "request body too large (serve.max_body_"
@@ -146,6 +148,15 @@ class Gateway:
                 self.in_flight -= 1
             return self._count(endpoint, key_name, resp)
         return handle
+
+    def _refused(self, endpoint: str, key: str | None, err: WireError) -> None:
+        """A request refused before routing (bad body, key, limit) is still an event."""
+        metrics = self.client.runtime.metrics
+        if metrics.listening:
+            from ..metrics import MetricsEvent
+
+            metrics.emit(MetricsEvent(kind="refused", operation=endpoint, outcome=err.kind,
+                                      status=err.status, key_name=key))
 
     def _count(self, endpoint: str, key: str | None, resp: web.StreamResponse
                ) -> web.StreamResponse:
@@ -258,7 +269,9 @@ class Gateway:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise from_error(exc, model) from None
+            err = from_error(exc, model)
+            err.routed = True  # the router already recorded this request's events
+            raise err from None
 
     @staticmethod
     def _headers(provider: str | None, dropped: list[str] | None) -> dict[str, str]:

@@ -31,6 +31,8 @@ class WireError(Exception):
         self.kind = kind
         self.param = param
         self.headers = headers or {}
+        #: Raised after routing (the router's events already record the request).
+        self.routed = False
 
 
 def bad_request(message: str, param: str | None = None) -> WireError:
