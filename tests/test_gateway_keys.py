@@ -184,7 +184,12 @@ def test_client_hanging_up_cancels_the_upstream_call(limited: GatewayProcess,
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                   b"Content-Type: application/json\r\nContent-Length: "
                   + str(len(body)).encode() + b"\r\n\r\n" + body)
-        assert b"data:" in s.recv(65536)  # the stream has begun
+        s.settimeout(30)
+        got = b""
+        while b"data:" not in got:  # the stream has begun (headers may come first)
+            piece = s.recv(65536)
+            assert piece, f"the gateway closed the stream: {got!r}"
+            got += piece
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         _, health, _ = limited.get("/health")

@@ -310,6 +310,8 @@ class Gateway:
                 await resp.write(enc.error(from_error(exc, model)))
                 return resp
             await resp.write(enc.end())
+        except ConnectionResetError:  # the client went away: nothing left to tell it
+            return resp
         finally:
             aclose = getattr(it, "aclose", None)
             if aclose is not None:  # a client gone mid-stream: release the upstream call

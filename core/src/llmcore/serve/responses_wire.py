@@ -281,7 +281,6 @@ class ResponseStream:
         out = b""
         if c.thinking:
             item = _reasoning_item(c.thinking)
-            idx = len(self.output) + (1 if self.msg_id else 0)
             out += self._close_message()
             idx = len(self.output)
             out += self._sse("response.output_item.added", {"output_index": idx, "item": item})

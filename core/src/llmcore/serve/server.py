@@ -199,13 +199,19 @@ class Supervisor:
     def run(self) -> int:
         from .keys import SharedCounters
 
-        config = prepare_config(self.config)
-        check_bind(config, self.host)
-        check_config(config)
-        sock = bind(self.host, self.port)
-        actual_port = sock.getsockname()[1]
+        # prometheus_client picks its value storage when first imported: the multiprocess
+        # directory must be set before anything (the config check included) imports it
         prom_dir = tempfile.mkdtemp(prefix="llmcore-serve-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = prom_dir
+        try:
+            config = prepare_config(self.config)
+            check_bind(config, self.host)
+            check_config(config)
+            sock = bind(self.host, self.port)
+        except BaseException:
+            shutil.rmtree(prom_dir, ignore_errors=True)
+            raise
+        actual_port = sock.getsockname()[1]
         counters = SharedCounters(len(config.serve.keys)) if config.serve.keys else None
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
