@@ -171,3 +171,25 @@ def test_aider_through_chat_completions(tmp_path: Path,
         options={"edit_format": "whole", "files": ["app.py"]})
     assert (repo / "app.py").read_text() == "print(2)\n"
     assert result.files_modified == ["app.py"]
+
+
+def test_a_running_gateway_is_reused_and_the_agent_left_untouched(
+        tmp_path: Path, upstreams: tuple[OpenAIFake, OpenAIFake]) -> None:
+    from gateway_support import GatewayProcess, provider_yaml
+    from llmcore.config import AgentConfig, parse_config
+    from llmcore.runtime import Runtime
+
+    config = ("providers:\n" + provider_yaml("good", upstreams[1].base_url, ["fake-model"])
+              + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+    with GatewayProcess(tmp_path, config) as gw:
+        port = int(gw.url.rsplit(":", 1)[1])
+        runtime = Runtime(parse_config(config + f"serve: {{port: {port}}}\n"))
+        agent = runtime.agent_types["codex"](AgentConfig(name="codex", plugin="codex",
+                                                         model="good/fake-model",
+                                                         via_gateway=True))
+        routed = gateway_agents.through_gateway(runtime, agent)
+        assert gateway_agents._started == {}  # reused, nothing started
+        assert routed.config.base_url == gw.url + "/v1"
+        assert routed.config.env[gateway_agents.KEY_VAR] == gateway_agents.PLACEHOLDER_KEY
+        assert routed.config.api_key_env == gateway_agents.KEY_VAR
+        assert agent.config.base_url is None and agent.config.env == {}
