@@ -99,6 +99,10 @@ class _Base:
 
     def _agent_run(self, agent: Agent, task: AgentTask,
                    on_event: EventCallback | None, cancel: Any = None) -> AgentResult:
+        if agent.config.via_gateway:  # its endpoint becomes a local `llmcore serve`
+            from .serve.agents import through_gateway
+
+            agent = through_gateway(self.runtime, agent)
         def proceed(t: AgentTask) -> AgentResult:
             if cancel is None:
                 return agent.run(t, on_event)

@@ -169,6 +169,9 @@ class AgentConfig:
     #: Agents ``run_agent`` tries next when this one is missing, refuses the key, is rate
     #: limited or cannot reach its endpoint (never after it changed files in place).
     fallback: list[str] = attrs.field(factory=list)
+    #: Point the agent's own endpoint settings at a local ``llmcore serve`` (started, or
+    #: reused when one answers at serve.host:serve.port), so its turns are routed.
+    via_gateway: bool = False
     options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: _options_repr(o))
     #: Agent logs older than this many days are removed (0: never by age).
     logs_keep_days: float = 14.0
@@ -225,6 +228,46 @@ class LogsConfig:
 
 
 @attrs.define
+class ServeKeyConfig:
+    """One client key of ``llmcore serve``: where its secret comes from and what it may do."""
+
+    #: Environment variable holding the key (read when the gateway starts).
+    key_env: str | None = None
+    #: Or the key's sha256 as 64 hex digits (``printf %s KEY | sha256sum``): no secret on disk.
+    sha256: str | None = None
+    #: Model names (routes or ``provider/model``) this key may ask for; empty: every one.
+    models: list[str] = attrs.field(factory=list)
+    #: Requests per minute, shared by every worker; none: unlimited.
+    rpm: int | None = None
+    #: US dollars per day (UTC), from the metrics db; none: unlimited.
+    daily_usd: float | None = None
+
+
+@attrs.define
+class ServeConfig:
+    """``llmcore serve``: the OpenAI-, Anthropic- and Responses-compatible gateway."""
+
+    #: Address to listen on; a non-loopback one needs ``keys`` or ``allow_unauthenticated``.
+    host: str = "127.0.0.1"
+    #: TCP port (``0`` picks a free one and prints it).
+    port: int = 4000
+    #: Worker processes sharing the port.
+    workers: int = 1
+    #: Names clients ask for → the ``provider/model`` chain tried in order.
+    models: dict[str, list[str]] = attrs.field(factory=dict)
+    #: Client keys by name; none configured: no key is asked for (loopback binds only).
+    keys: dict[str, ServeKeyConfig] = attrs.field(factory=dict)
+    #: Bind a non-loopback address with no keys configured (anyone who reaches it may spend).
+    allow_unauthenticated: bool = False
+    #: Largest request body accepted, in bytes (images arrive base64-encoded).
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: Requests one worker serves at once; beyond that: 429 with Retry-After.
+    max_concurrency: int = 512
+    #: Seconds in-flight requests get to finish at shutdown.
+    shutdown_timeout: float = 30.0
+
+
+@attrs.define
 class PluginsConfig:
     disabled: list[str] = attrs.field(factory=list)
 
@@ -242,6 +285,8 @@ class Config:
     #: Top-level sections that plugins declare (``llmcore_config_sections``), structured
     #: into the plugin's attrs class.
     sections: dict[str, Any] = attrs.field(factory=dict)
+    #: ``llmcore serve``: the OpenAI-, Anthropic- and Responses-compatible gateway.
+    serve: ServeConfig = attrs.field(factory=ServeConfig)
     source: str | None = attrs.field(default=None, eq=False)
     lines: dict[tuple[str, ...], int] = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -757,6 +802,38 @@ def _check_values(c: Config) -> None:
                       "name an agent of the agents: section")
         if a.base_url:
             check(_valid_url(a.base_url), (*base, "base_url"), f"not a valid URL: {a.base_url!r}")
+    _check_serve(c)
+
+
+def _check_serve(c: Config) -> None:
+    s = c.serve
+
+    def check(ok: bool, path: tuple[str, ...], message: str, hint: str | None = None) -> None:
+        if not ok:
+            raise c.error(("serve", *path), message, hint)
+
+    check(0 <= s.port <= 65535, ("port",), f"{s.port} is not a TCP port")
+    check(1 <= s.workers <= 256, ("workers",), "must be between 1 and 256")
+    check(s.max_body_bytes >= 1024, ("max_body_bytes",), "must be at least 1024")
+    check(s.max_concurrency >= 1, ("max_concurrency",), "must be at least 1")
+    check(s.shutdown_timeout >= 0, ("shutdown_timeout",), "must not be negative")
+    for name, chain in s.models.items():
+        check(bool(chain), ("models", name), "a route needs at least one provider/model",
+              "write it like: fast: [local/llama3.2, cloud/gpt-4o-mini]")
+        for i, entry in enumerate(chain):
+            check("/" in entry, ("models", name, str(i)),
+                  f"{entry!r} is not provider/model", "write it like local/llama3.2")
+    for name, k in s.keys.items():
+        base = ("keys", name)
+        check(bool(k.key_env) != bool(k.sha256), base,
+              "give exactly one of key_env (a variable holding the key) or sha256",
+              "e.g. key_env: TEAM_KEY, or sha256: <printf %s KEY | sha256sum>")
+        if k.sha256:
+            check(re.fullmatch(r"[0-9a-fA-F]{64}", k.sha256) is not None, (*base, "sha256"),
+                  "must be 64 hex digits", "printf %s KEY | sha256sum")
+        check(k.rpm is None or k.rpm >= 1, (*base, "rpm"), "must be at least 1")
+        check(k.daily_usd is None or k.daily_usd >= 0, (*base, "daily_usd"),
+              "must not be negative")
 
 
 def _valid_url(url: str) -> bool:

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from .hooks import Hooks
 
 #: Event kinds. ``request`` is one whole call as the caller saw it; ``attempt`` one try of
-#: one candidate; the others mark what the router did.
+#: one candidate; ``cache_hit`` a request a cache plugin answered; ``refused`` a gateway
+#: request turned away before routing (key, limit, bad body); the others mark what the
+#: router did.
 KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run",
-         "cache_hit")
+         "cache_hit", "refused")
 
 
 @attrs.define
@@ -54,6 +56,8 @@ class MetricsEvent:
     duration_s: float | None = None
     files_changed: int | None = None
     session_id: str | None = None
+    #: The name (never the secret) of the ``serve.keys`` entry a gateway request came with.
+    key_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (the message redacted), for sinks that write dicts."""

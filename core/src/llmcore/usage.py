@@ -18,7 +18,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .config import Config
 
-GROUPS = ("provider", "model", "agent", "day")
+GROUPS = ("provider", "model", "agent", "day", "key")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -66,6 +66,8 @@ def _key(e: dict[str, Any], by: str) -> str | None:
         return e.get("agent") if e["kind"] == "agent_run" else None
     if by == "provider":
         return e.get("provider") or "(every provider failed)"
+    if by == "key":  # the gateway's client key name (serve.keys); direct calls have none
+        return e.get("key_name") or "(no key)"
     return e.get("model") or "(none)"
 
 
@@ -94,7 +96,7 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
         kind = e["kind"]
         if kind not in ("request", "attempt", "agent_run", "cache_hit"):
             continue
-        if kind == "attempt" and (by in ("agent", "day") or e.get("outcome") == "ok"):
+        if kind == "attempt" and (by in ("agent", "day", "key") or e.get("outcome") == "ok"):
             continue
         key = _key(e, by)
         if key is None:

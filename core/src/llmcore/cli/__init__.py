@@ -45,6 +45,7 @@ def _load_commands() -> None:
         log_cmds,
         ops_cmds,
         plugin_cmds,
+        serve_cmds,
     )
 
 

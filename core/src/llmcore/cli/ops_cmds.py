@@ -22,7 +22,7 @@ def _ms(v: float | None) -> str:
 @cli.command()
 @click.option("--since", default="24h", show_default=True,
               help="How far back: a duration (30m, 24h, 7d, 2w) or a date (2025-06-01).")
-@click.option("--by", "by", type=click.Choice(["provider", "model", "agent", "day"]),
+@click.option("--by", "by", type=click.Choice(["provider", "model", "agent", "day", "key"]),
               default="provider", show_default=True, help="One row per …")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--prometheus", is_flag=True,

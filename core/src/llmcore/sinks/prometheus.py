@@ -80,7 +80,9 @@ class PrometheusMetrics:
                                      ("agent",), registry=r)
 
     def observe(self, e: MetricsEvent | dict[str, Any]) -> None:
-        d = e if isinstance(e, dict) else attrs.asdict(e)
+        # to_dict, not attrs.asdict: the same flat values at a fraction of the cost (this
+        # runs for every event, on the request path)
+        d = e if isinstance(e, dict) else e.to_dict()
         kind = d.get("kind")
         provider = d.get("provider") or ""
         model = d.get("model") or ""

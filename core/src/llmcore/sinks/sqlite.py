@@ -340,6 +340,8 @@ def _read_events(path: str | os.PathLike[str], since: float | None, until: float
                 d.update(json.loads(d.pop("extra")))
             else:
                 d.pop("extra", None)
+            for f in _EXTRA_FIELDS:  # fields without a column read back like columns do
+                d.setdefault(f, None)
             out.append(d)
         return out
     finally:

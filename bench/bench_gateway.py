@@ -1,0 +1,296 @@
+"""The gateway (``llmcore serve``) against calling the stub directly, a bare aiohttp
+pass-through (the floor for a Python gateway) and LiteLLM's proxy, in one run.
+
+Everything talks to the same stub (bench/stub.py, pinned to core 0) with the same client
+(aiohttp, in this process, pinned to core 1):
+
+* added median latency: sequential plain chats through each gateway, minus the median of
+  the same chats sent to the stub directly;
+* throughput at 100 concurrent clients, plain and streaming (SSE), for the gateway with 1
+  and 2 workers, the bare pass-through and LiteLLM's proxy (1 worker each).
+
+The llmcore gateway runs as users run it: a route (``bench: [stub/bench-model]``), one
+client key checked on every request, and the default metrics (the sqlite sink, in a
+temporary directory, plus the prometheus sink the gateway always serves). LiteLLM
+(``litellm[proxy]``, no database, no callbacks) lives in its own venv (bench/compare_env.py;
+``BENCH_LITELLM_PROXY_PYTHON`` may name an existing one); when it cannot be installed its
+rows say so. Goals: added median <= 0.5 ms, and >= 0.6x the bare pass-through's req/s per
+worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_FLIGHT = 100
+KEY = "sk-bench-gateway-key"
+REQUEST = {"model": "bench", "messages": [{"role": "user", "content": "ping"}]}
+
+PASS_THROUGH = r"""
+import asyncio, sys
+from aiohttp import ClientSession, TCPConnector, web
+
+UPSTREAM = sys.argv[1]
+
+async def chat(request):
+    body = await request.read()
+    s = request.app["session"]
+    async with s.post(UPSTREAM + "/v1/chat/completions", data=body,
+                      headers={"Content-Type": "application/json"}) as up:
+        if b'"stream":true' not in body.replace(b" ", b""):
+            return web.Response(body=await up.read(), status=up.status,
+                                content_type="application/json")
+        resp = web.StreamResponse(status=up.status,
+                                  headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        async for chunk in up.content.iter_any():
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+async def main():
+    app = web.Application()
+    app["session"] = ClientSession(connector=TCPConnector(limit=0))
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start listening")
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=40)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
+
+def start_gateway(stub: str, workers: int, tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    cfg = tmp / f"gateway-{workers}.yaml"
+    cfg.write_text(
+        f"providers:\n  stub: {{plugin: openai, base_url: \"{stub}/v1\", "
+        "models: [bench-model]}\n"
+        "routing: {state: memory}\n"
+        f"metrics: {{sinks: [sqlite], sqlite: {{path: \"{tmp / f'metrics-{workers}.db'}\"}}}}\n"
+        "serve:\n  models:\n    bench: [stub/bench-model]\n"
+        "  keys:\n    bench: {key_env: BENCH_GATEWAY_KEY}\n")
+    env = {**os.environ, "BENCH_GATEWAY_KEY": KEY, "LLMCORE_CONFIG": str(cfg)}
+    proc = subprocess.Popen([sys.executable, "-m", "llmcore", "serve", "--port", "0",
+                             "--workers", str(workers), "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env, start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        _stop(proc)
+        raise RuntimeError(f"llmcore serve did not start: {line!r}")
+    url = line.split("listening on ", 1)[1].split()[0]
+    _wait_port(int(url.rsplit(":", 1)[1]), proc)
+    return proc, url
+
+
+def start_pass_through(stub: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", PASS_THROUGH, stub],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def litellm_python() -> Path | None:
+    override = os.environ.get("BENCH_LITELLM_PROXY_PYTHON")
+    if override:
+        return Path(override)
+    from bench import compare_env
+
+    compare_env.ENVS["litellm-proxy"] = (compare_env.CACHE / "bench-litellm-proxy",
+                                         "litellm[proxy]==1.100.0", "litellm.proxy")
+    return compare_env.python_for("litellm-proxy")
+
+
+def start_litellm(stub: str, tmp: Path) -> tuple[subprocess.Popen[str], str] | None:
+    py = litellm_python()
+    if py is None or not (py.parent / "litellm").exists():
+        print("[bench] LiteLLM's proxy is not available: its rows are not measured",
+              file=sys.stderr)
+        return None
+    cfg = tmp / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n  - model_name: bench\n    litellm_params:\n"
+        f"      model: openai/bench-model\n      api_base: {stub}/v1\n      api_key: x\n"
+        "litellm_settings:\n  drop_params: true\n")
+    port = _free_port()
+    litellm = py.parent / "litellm"
+    proc = subprocess.Popen([str(litellm), "--config", str(cfg), "--host", "127.0.0.1",
+                             "--port", str(port), "--num_workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True,
+                            env={**os.environ, "LITELLM_LOG": "ERROR",
+                                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    try:
+        _wait_port(port, proc, timeout=180)
+    except RuntimeError:
+        _stop(proc)
+        return None
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def _session() -> Any:
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
+async def one(s: Any, url: str, stream: bool, key: str | None) -> None:
+    body = dict(REQUEST, stream=True) if stream else REQUEST
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    async with s.post(url + "/v1/chat/completions", data=json.dumps(body),
+                      headers=headers) as r:
+        data = await r.read()
+        if r.status != 200 or (stream and b"[DONE]" not in data):
+            raise RuntimeError(f"{url}: {r.status} {data[:200]!r}")
+
+
+async def median_ms(url: str, n: int, key: str | None) -> float:
+    s = await _session()
+    async with s:
+        for _ in range(30):
+            await one(s, url, False, key)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await one(s, url, False, key)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+async def rate(url: str, total: int, stream: bool, key: str | None) -> float:
+    s = await _session()
+    async with s:
+        per = total // IN_FLIGHT
+
+        async def worker(k: int) -> None:
+            for _ in range(k):
+                await one(s, url, stream, key)
+
+        await asyncio.gather(*(worker(2) for _ in range(IN_FLIGHT)))  # warm the pools
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(per) for _ in range(IN_FLIGHT)))
+        return per * IN_FLIGHT / (time.perf_counter() - t0)
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    from bench import stub as bench_stub
+
+    n_seq = 300 if quick else 1000
+    total = 1000 if quick else 3000
+    rounds = 1 if quick else 2
+    rows: list[dict[str, Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="llmcore-bench-gw-"))
+    with bench_stub.running(cpu=0) as stub:
+        bench_stub.pin_client()
+        servers: dict[str, tuple[subprocess.Popen[str], str] | None] = {}
+        try:
+            servers["llmcore serve, 1 worker"] = start_gateway(stub, 1, tmp)
+            servers["llmcore serve, 2 workers"] = start_gateway(stub, 2, tmp)
+            servers["bare aiohttp pass-through"] = start_pass_through(stub)
+            servers["LiteLLM proxy, 1 worker"] = start_litellm(stub, tmp)
+            keys = {"llmcore serve, 1 worker": KEY, "llmcore serve, 2 workers": KEY}
+            med: dict[str, float] = {}
+            rates: dict[tuple[str, bool], float] = {}
+            for _ in range(rounds):  # interleaved rounds; each case keeps its best
+                med["direct"] = min(med.get("direct", 1e9),
+                                    asyncio.run(median_ms(stub, n_seq, None)))
+                for name, got in servers.items():
+                    if got is None:
+                        continue
+                    url, key = got[1], keys.get(name)
+                    if "2 workers" not in name:
+                        med[name] = min(med.get(name, 1e9),
+                                        asyncio.run(median_ms(url, n_seq, key)))
+                    for stream in (False, True):
+                        r = asyncio.run(rate(url, total, stream, key))
+                        rates[(name, stream)] = max(rates.get((name, stream), 0.0), r)
+        finally:
+            for got in servers.values():
+                if got is not None:
+                    _stop(got[0])
+    for name, got in servers.items():
+        if got is None:
+            rows.append({"group": "gateway", "name": f"{name}: not measured", "value": None,
+                         "unit": "", "note": "litellm[proxy] could not be installed or "
+                                             "started here (see stderr)"})
+    for name, m in med.items():
+        if name == "direct":
+            rows.append({"group": "gateway", "name": "median latency, stub called directly",
+                         "value": m, "unit": "ms"})
+            continue
+        added = m - med["direct"]
+        row: dict[str, Any] = {"group": "gateway", "name": f"added median latency, {name}",
+                               "value": added, "unit": "ms"}
+        if name.startswith("llmcore"):
+            row.update(budget="<= 0.5 ms", met=added <= 0.5)
+        rows.append(row)
+    for stream in (False, True):
+        base = rates.get(("bare aiohttp pass-through", stream))
+        kind = "streaming" if stream else "plain"
+        for (name, s), r in rates.items():
+            if s != stream:
+                continue
+            row = {"group": "gateway", "name": f"{name}, {kind}, {IN_FLIGHT} clients",
+                   "value": r, "unit": "req/s", "ratio": r / base if base else None}
+            if name.startswith("llmcore") and base:
+                workers = 2 if "2 workers" in name else 1
+                row.update(budget=">= 0.6x pass-through per worker",
+                           met=r / workers / base >= 0.6)
+            rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(r)
