@@ -214,6 +214,13 @@ def test_load_tasks_errors_are_clear(tmp_path: Path) -> None:
     assert task.prompt_file == str(tmp_path / "p.md") and task.cwd == str(tmp_path / "sub")
 
 
+def ctrl_c_as_on_a_terminal() -> None:
+    """In the child: SIGINT back to its default. A test run started in the background
+    (`pytest &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt;
+    a user pressing Ctrl-C at a terminal has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_to_agent_batch_cancels_all_leaving_nothing(tmp_path: Path, sig: int) -> None:
     repo = git_repo(tmp_path / "repo")
@@ -222,7 +229,8 @@ def test_signal_to_agent_batch_cancels_all_leaving_nothing(tmp_path: Path, sig: 
                          defaults={"agent": "fc", "cwd": str(repo), "isolation": "worktree"})
     proc = subprocess.Popen([sys.executable, "-m", "llmcore", "agent", "batch", str(tf),
                              "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=ctrl_c_as_on_a_terminal)
     pids_file = tmp_path / "pids"
     try:
         deadline = time.monotonic() + 120

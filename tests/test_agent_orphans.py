@@ -219,6 +219,13 @@ def _cli_config(tmp_path: Path, fake: Path) -> Path:
     return cfg
 
 
+def ctrl_c_as_on_a_terminal() -> None:
+    """In the child: SIGINT back to its default. A test run started in the background
+    (`pytest &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt;
+    a user pressing Ctrl-C at a terminal has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_to_llmcore_agent_run_stops_the_agent(tmp_path: Path, pids_file: Path,
                                                      sig: int) -> None:
@@ -230,7 +237,8 @@ def test_signal_to_llmcore_agent_run_stops_the_agent(tmp_path: Path, pids_file: 
     env = {**os.environ, "LLMCORE_CONFIG": str(cfg), "PIDS_FILE": str(pids_file)}
     proc = subprocess.Popen([sys.executable, "-m", "llmcore", "agent", "run", "fake", "go",
                              "--cwd", str(tmp_path), "--json"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_on_a_terminal)
     try:
         pids = _pids(pids_file, 2, timeout=60)
         proc.send_signal(sig)

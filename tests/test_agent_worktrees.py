@@ -161,15 +161,22 @@ def test_interrupted_isolated_run_keeps_changes_or_leaves_nothing(tmp_path: Path
         import time; time.sleep(60)
     """)
 
-    for prompt in ("idle", "edit"):
-        agent: Any = script_agent(script, isolation="worktree")
-        # Ctrl-C as the user would press it: KeyboardInterrupt in the main thread.
-        import _thread
-        import threading
+    import _thread
+    import signal
+    import threading
 
-        threading.Timer(1.5, _thread.interrupt_main).start()
-        with pytest.raises(KeyboardInterrupt):
-            agent.run(AgentTask(prompt=prompt, cwd=str(repo)))
+    # A test run started in the background (`pytest &`) inherits SIGINT ignored, and then
+    # interrupt_main does nothing: give this process Python's own Ctrl-C handler meanwhile.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for prompt in ("idle", "edit"):
+            agent: Any = script_agent(script, isolation="worktree")
+            # Ctrl-C as the user would press it: KeyboardInterrupt in the main thread.
+            threading.Timer(1.5, _thread.interrupt_main).start()
+            with pytest.raises(KeyboardInterrupt):
+                agent.run(AgentTask(prompt=prompt, cwd=str(repo)))
+    finally:
+        signal.signal(signal.SIGINT, before)
     runs = list_runs()
     assert len(runs) == 1  # the idle run left nothing; the one that edited is kept
     kept = runs[0]
