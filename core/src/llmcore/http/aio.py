@@ -18,7 +18,7 @@ from typing import Any
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
 from .limits import Limits
-from .messages import HTTPRequest, HTTPResponse, lower_headers
+from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
 if sys.version_info >= (3, 11):
@@ -36,7 +36,8 @@ class AsyncAnswer:
         self._resp = resp
         self.url = url
         self.status: int = resp.status
-        self.headers: Mapping[str, str] = lower_headers(resp.headers.items())
+        # aiohttp's headers already look names up case-insensitively.
+        self.headers: Mapping[str, str] = resp.headers
         self.limits = limits
         self.deadline = started + limits.total
         self.got_bytes = False
@@ -48,13 +49,20 @@ class AsyncAnswer:
 
         lim = self.limits
         content = self._resp.content
+        # aiohttp bounds each socket read by max(first_token, read) and the call by total;
+        # a read gets its own, tighter timer only when its limit is the smaller one (a
+        # timer per read costs ~5 µs, paid on every chunk of every stream otherwise).
+        sock_read = max(lim.first_token, lim.read)
         try:
             while True:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     raise self._t.fail.deadline(self.url, lim, "total", self.got_bytes)
                 gap = lim.read if self.got_bytes else lim.first_token
-                async with _timeout(min(gap, left)):
+                if gap < sock_read:
+                    async with _timeout(min(gap, left)):
+                        data = await content.readany()
+                else:
                     data = await content.readany()
                 if not data:
                     break
@@ -138,8 +146,15 @@ class AsyncTransport:
         started = time.monotonic()
         session = self.session()
         try:
-            async with _timeout(min(lim.first_token + lim.connect + lim.pool,
-                                           lim.total)):
+            if lim.first_token < lim.read:
+                # aiohttp's socket-read timeout is the larger of the two: hold the wait for
+                # the answer's head to first_token here.
+                async with _timeout(min(lim.first_token + lim.connect + lim.pool,
+                                        lim.total)):
+                    resp = await session.request(
+                        req.method, url, data=req.body_bytes(), headers=req.headers,
+                        allow_redirects=False, timeout=self._client_timeout(lim))
+            else:
                 resp = await session.request(
                     req.method, url, data=req.body_bytes(), headers=req.headers,
                     allow_redirects=False, timeout=self._client_timeout(lim))

@@ -18,7 +18,7 @@ from ..errors import ProviderError, ResponseError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
 from .limits import Limits
-from .messages import HTTPRequest, HTTPResponse, lower_headers
+from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
 
@@ -31,7 +31,8 @@ class SyncAnswer:
         self._resp = resp
         self.url = url
         self.status: int = resp.status_code
-        self.headers: Mapping[str, str] = lower_headers(resp.headers.multi_items())
+        # httpx's headers already look names up case-insensitively.
+        self.headers: Mapping[str, str] = resp.headers
         self.limits = limits
         self.started = started
         self.deadline = started + limits.total
