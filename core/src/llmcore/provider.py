@@ -36,6 +36,26 @@ from .types import (
     StreamChunk,
 )
 
+#: After a stream said it is done, how many more body pieces are read to reach the end of
+#: the HTTP body (so the connection goes back to the pool instead of being closed).
+_DRAIN_PIECES = 4
+
+
+def _drain(pieces: Generator[bytes, None, None]) -> None:
+    """Read what is left of a finished stream's body (the closing chunk of a chunked
+    answer, usually already received); a server that keeps sending is cut off."""
+    for i, _ in enumerate(pieces):
+        if i >= _DRAIN_PIECES:
+            return
+
+
+async def _adrain(pieces: AsyncGenerator[bytes, None]) -> None:
+    i = 0
+    async for _ in pieces:
+        i += 1
+        if i > _DRAIN_PIECES:
+            return
+
 
 def _is_json(headers: Any) -> bool:
     return str(headers.get("content-type", "")).lower().startswith("application/json")
@@ -467,6 +487,7 @@ class Provider:
                 elif first and time.monotonic() > deadline:
                     raise self._no_first_chunk(limit, req)
                 if decoder.done:
+                    _drain(pieces)
                     break
         finally:
             pieces.close()  # back to the pool now, not at garbage collection
@@ -493,6 +514,7 @@ class Provider:
                 elif first and time.monotonic() > deadline:
                     raise self._no_first_chunk(limit, req)
                 if decoder.done:
+                    await _adrain(pieces)
                     break
         finally:
             await pieces.aclose()
