@@ -93,6 +93,7 @@ class SyncTransport:
         self.tls_url = tls_url
         self.fail = TransportFailures(name, unreachable_hint, unreachable)
         self._client: Any = None
+        self._timeout: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -120,9 +121,7 @@ class SyncTransport:
         lim = self.limits.for_call(req.timeout)
         started = time.monotonic()
         client = self.client
-        timeout = httpx.Timeout(connect=min(lim.connect, lim.total),
-                                read=min(lim.first_token, lim.total), write=lim.write,
-                                pool=lim.pool)
+        timeout = self._httpx_timeout(lim)
         try:
             request = client.build_request(req.method, url, content=req.body_bytes(),
                                            headers=req.headers, timeout=timeout)
@@ -134,6 +133,19 @@ class SyncTransport:
         except httpx.TransportError as exc:
             raise self.fail.cut(url, exc, during="while answering") from exc
         return SyncAnswer(self, resp, url, lim, started)
+
+    def _httpx_timeout(self, lim: Limits) -> Any:
+        """httpx's timeouts for one call (the wait for the head is first_token); made once
+        for the provider's own limits, since building one costs a few µs per call."""
+        if lim is self.limits and self._timeout is not None:
+            return self._timeout
+        import httpx
+
+        t = httpx.Timeout(connect=min(lim.connect, lim.total),
+                          read=min(lim.first_token, lim.total), write=lim.write, pool=lim.pool)
+        if lim is self.limits:
+            self._timeout = t
+        return t
 
     def send(self, req: HTTPRequest, url: str) -> HTTPResponse:
         """Send ``req`` and read the whole (bounded) answer."""
