@@ -353,7 +353,7 @@ class Provider:
                 answer = self.transport.open(req, self._http_url(base, req))
                 try:
                     if answer.status >= 300:
-                        body = answer.read() if answer.status >= 400 else b""
+                        body = answer.read_error() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
                     if json_is_error and _is_json(answer.headers):
                         raise self._json_not_stream(answer.read(), answer, req)
@@ -420,7 +420,7 @@ class Provider:
                 answer = await self.atransport.open(req, self._http_url(base, req))
                 try:
                     if answer.status >= 300:
-                        body = await answer.read() if answer.status >= 400 else b""
+                        body = await answer.read_error() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
                     if json_is_error and _is_json(answer.headers):
                         raise self._json_not_stream(await answer.read(), answer, req)

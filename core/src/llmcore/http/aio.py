@@ -12,12 +12,13 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from ..errors import ProviderError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
-from .limits import Limits
+from .limits import ERROR_BODY_BYTES, Limits
 from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
@@ -41,10 +42,8 @@ class AsyncAnswer:
         self.limits = limits
         self.deadline = started + limits.total
         self.got_bytes = False
-        self._body = BodyDecoder(self.headers.get("content-encoding"),
-                                 limits.max_response_bytes)
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
         import aiohttp
 
         lim = self.limits
@@ -54,6 +53,7 @@ class AsyncAnswer:
         # timer per read costs ~5 µs, paid on every chunk of every stream otherwise).
         sock_read = max(lim.first_token, lim.read)
         try:
+            body = BodyDecoder(self.headers.get("content-encoding"), lim.max_response_bytes)
             while True:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
@@ -67,9 +67,9 @@ class AsyncAnswer:
                 if not data:
                     break
                 self.got_bytes = True
-                for piece in self._body.feed(data):
+                for piece in body.feed(data):
                     yield piece
-            for piece in self._body.close():
+            for piece in body.close():
                 yield piece
         except asyncio.TimeoutError as exc:
             raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
@@ -92,6 +92,24 @@ class AsyncAnswer:
             # piecewise loop (an async generator, a few µs per answer) is not needed.
             return await self._read_whole()
         return b"".join([p async for p in self.pieces()])
+
+    async def read_error(self) -> bytes:
+        """The start of an error answer's body (at most ERROR_BODY_BYTES): enough for the
+        server's message; a huge or broken error page must not hide the status."""
+        out: list[bytes] = []
+        size = 0
+        pieces = self.pieces()
+        try:
+            async for piece in pieces:
+                out.append(piece)
+                size += len(piece)
+                if size >= ERROR_BODY_BYTES:
+                    break
+        except ProviderError:
+            pass
+        finally:
+            await pieces.aclose()
+        return b"".join(out)[:ERROR_BODY_BYTES]
 
     async def _read_whole(self) -> bytes:
         import aiohttp
@@ -191,7 +209,7 @@ class AsyncTransport:
     async def send(self, req: HTTPRequest, url: str) -> HTTPResponse:
         answer = await self.open(req, url)
         try:
-            body = await answer.read()
+            body = await answer.read() if answer.status < 400 else await answer.read_error()
         finally:
             answer.close()
         return HTTPResponse(answer.status, answer.headers, body, url)

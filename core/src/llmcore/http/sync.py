@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from ..errors import ProviderError, ResponseError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
-from .limits import Limits
+from .limits import ERROR_BODY_BYTES, Limits
 from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
@@ -37,10 +37,8 @@ class SyncAnswer:
         self.started = started
         self.deadline = started + limits.total
         self.got_bytes = False
-        self._body = BodyDecoder(self.headers.get("content-encoding"),
-                                 limits.max_response_bytes)
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Generator[bytes, None, None]:
         """The decoded body as it arrives."""
         import httpx
 
@@ -48,6 +46,7 @@ class SyncAnswer:
         tmo = self._resp.request.extensions.get("timeout")
         raw = self._resp.iter_raw()
         try:
+            body = BodyDecoder(self.headers.get("content-encoding"), lim.max_response_bytes)
             while True:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
@@ -62,8 +61,8 @@ class SyncAnswer:
                 except StopIteration:
                     break
                 self.got_bytes = True
-                yield from self._body.feed(data)
-            yield from self._body.close()
+                yield from body.feed(data)
+            yield from body.close()
         except httpx.TimeoutException as exc:
             raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
                                        self.deadline) from exc
@@ -76,6 +75,24 @@ class SyncAnswer:
 
     def read(self) -> bytes:
         return b"".join(self.pieces())
+
+    def read_error(self) -> bytes:
+        """The start of an error answer's body (at most ERROR_BODY_BYTES): enough for the
+        server's message; a huge or broken error page must not hide the status."""
+        out: list[bytes] = []
+        size = 0
+        pieces = self.pieces()
+        try:
+            for piece in pieces:
+                out.append(piece)
+                size += len(piece)
+                if size >= ERROR_BODY_BYTES:
+                    break
+        except ProviderError:
+            pass
+        finally:
+            pieces.close()
+        return b"".join(out)[:ERROR_BODY_BYTES]
 
     def close(self) -> None:
         self._resp.close()
@@ -151,9 +168,7 @@ class SyncTransport:
         """Send ``req`` and read the whole (bounded) answer."""
         answer = self.open(req, url)
         try:
-            body = answer.read()
-        except ProviderError:
-            raise
+            body = answer.read() if answer.status < 400 else answer.read_error()
         finally:
             answer.close()
         return HTTPResponse(answer.status, answer.headers, body, url)
