@@ -57,6 +57,11 @@ async def _adrain(pieces: AsyncGenerator[bytes, None]) -> None:
             return
 
 
+def _has_events(decoder: StreamDecoder) -> bool:
+    events: int = getattr(decoder, "events", 0)
+    return events > 0
+
+
 def _is_json(headers: Any) -> bool:
     return str(headers.get("content-type", "")).lower().startswith("application/json")
 
@@ -297,7 +302,7 @@ class Provider:
         return (server_root(base) if req.root else base) + req.path
 
     def _check_answer(self, status: int, headers: Any, body: bytes, url: str,
-               req: HTTPRequest) -> None:
+                      req: HTTPRequest) -> None:
         if status < 300:
             return
         if status < 400:
@@ -481,7 +486,9 @@ class Provider:
         try:
             for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
-                if chunks:
+                if chunks or _has_events(decoder):
+                    # Content, or an event of substance (a tool call being assembled
+                    # yields nothing yet): the answer has started.
                     first = False
                     yield from chunks
                 elif first and time.monotonic() > deadline:
@@ -507,7 +514,7 @@ class Provider:
         try:
             async for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
-                if chunks:
+                if chunks or _has_events(decoder):
                     first = False
                     for chunk in chunks:
                         yield chunk
