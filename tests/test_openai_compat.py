@@ -389,3 +389,29 @@ def test_llama_cpp_error_line_inside_a_stream_is_raised(fake: OpenAIFake,
                          b"\n\n"))
     with pytest.raises(ResponseError, match="context overflow"):
         list(provider.stream(req()))
+
+
+def test_a_slow_tool_call_stream_is_not_cut_at_first_token(fake: OpenAIFake) -> None:
+    # Three tool calls, 0.3 s apart: no content chunk comes until the end, but events do;
+    # first_token (0.5 s) bounds the wait for the answer to start, not for its first text.
+    calls = [{"name": f"tool_{i}", "arguments": {"n": i}, "id": f"c{i}"} for i in range(3)]
+    fake.push(Reply(text="", tool_calls=calls, chunk_delay=0.3))
+    p = make(fake.base_url, timeout=Timeouts(connect=2, read=2, write=2, pool=2,
+                                              first_token=0.5, total=20))
+    chunks = list(p.stream(req()))
+    assert chunks[-1].tool_calls is not None and len(chunks[-1].tool_calls) == 3
+    p.close()
+
+
+def test_a_stream_of_keepalives_only_is_cut_at_first_token() -> None:
+    # ": ping" comments keep the socket busy (so the read timeout never fires) but are no
+    # answer: first_token ends the wait.
+    from llmcore.testing.hostile import HostileServer
+
+    with HostileServer() as hostile:
+        hostile.fault = "keepalive_only"
+        p = make(hostile.base_url, timeout=Timeouts(connect=2, read=2, write=2, pool=2,
+                                                     first_token=0.5, total=20))
+        with pytest.raises(ProviderTimeoutError, match="first_token"):
+            list(p.stream(req()))
+        p.close()

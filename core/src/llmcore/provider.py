@@ -36,6 +36,31 @@ from .types import (
     StreamChunk,
 )
 
+#: After a stream said it is done, how many more body pieces are read to reach the end of
+#: the HTTP body (so the connection goes back to the pool instead of being closed).
+_DRAIN_PIECES = 4
+
+
+def _drain(pieces: Generator[bytes, None, None]) -> None:
+    """Read what is left of a finished stream's body (the closing chunk of a chunked
+    answer, usually already received); a server that keeps sending is cut off."""
+    for i, _ in enumerate(pieces):
+        if i >= _DRAIN_PIECES:
+            return
+
+
+async def _adrain(pieces: AsyncGenerator[bytes, None]) -> None:
+    i = 0
+    async for _ in pieces:
+        i += 1
+        if i > _DRAIN_PIECES:
+            return
+
+
+def _has_events(decoder: StreamDecoder) -> bool:
+    events: int = getattr(decoder, "events", 0)
+    return events > 0
+
 
 def _is_json(headers: Any) -> bool:
     return str(headers.get("content-type", "")).lower().startswith("application/json")
@@ -277,7 +302,7 @@ class Provider:
         return (server_root(base) if req.root else base) + req.path
 
     def _check_answer(self, status: int, headers: Any, body: bytes, url: str,
-               req: HTTPRequest) -> None:
+                      req: HTTPRequest) -> None:
         if status < 300:
             return
         if status < 400:
@@ -333,7 +358,7 @@ class Provider:
                 answer = self.transport.open(req, self._http_url(base, req))
                 try:
                     if answer.status >= 300:
-                        body = answer.read() if answer.status >= 400 else b""
+                        body = answer.read_error() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
                     if json_is_error and _is_json(answer.headers):
                         raise self._json_not_stream(answer.read(), answer, req)
@@ -400,7 +425,7 @@ class Provider:
                 answer = await self.atransport.open(req, self._http_url(base, req))
                 try:
                     if answer.status >= 300:
-                        body = await answer.read() if answer.status >= 400 else b""
+                        body = await answer.read_error() if answer.status >= 400 else b""
                         self._check_answer(answer.status, answer.headers, body, answer.url, req)
                     if json_is_error and _is_json(answer.headers):
                         raise self._json_not_stream(await answer.read(), answer, req)
@@ -461,12 +486,15 @@ class Provider:
         try:
             for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
-                if chunks:
+                if chunks or _has_events(decoder):
+                    # Content, or an event of substance (a tool call being assembled
+                    # yields nothing yet): the answer has started.
                     first = False
                     yield from chunks
                 elif first and time.monotonic() > deadline:
                     raise self._no_first_chunk(limit, req)
                 if decoder.done:
+                    _drain(pieces)
                     break
         finally:
             pieces.close()  # back to the pool now, not at garbage collection
@@ -486,13 +514,14 @@ class Provider:
         try:
             async for piece in pieces:
                 chunks = self._decode_piece(decoder, piece, req)
-                if chunks:
+                if chunks or _has_events(decoder):
                     first = False
                     for chunk in chunks:
                         yield chunk
                 elif first and time.monotonic() > deadline:
                     raise self._no_first_chunk(limit, req)
                 if decoder.done:
+                    await _adrain(pieces)
                     break
         finally:
             await pieces.aclose()

@@ -169,6 +169,36 @@ def test_async_stream_error_is_raised(ollama_fake: OllamaFake, make: Make) -> No
         asyncio.run(run())
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("body", "said"), [
+    (b"{}", "no message"),
+    (b'{"error": "model runner crashed"}', "model runner crashed"),
+    (b'{"model": "x", "message": "not an object", "done": true}', "no message"),
+])
+def test_a_200_that_is_not_an_answer_is_an_error(ollama_fake: OllamaFake, make: Make,
+                                                 body: bytes, said: str, mode: str) -> None:
+    ollama_fake.push(Reply(body=body))
+    p = make()
+
+    async def run() -> Any:
+        try:
+            return await p.achat(ask())
+        finally:
+            await p.aclose()
+
+    with pytest.raises(ResponseError, match=said):
+        p.chat(ask()) if mode == "sync" else asyncio.run(run())
+
+
+def test_an_absurd_token_count_keeps_the_answer(ollama_fake: OllamaFake, make: Make) -> None:
+    ollama_fake.push(Reply(body=b'{"model": "m", "message": {"role": "assistant", '
+                                b'"content": "whole answer"}, "done": true, '
+                                b'"prompt_eval_count": 1e999, "eval_count": -3}'))
+    resp = make().chat(ask())
+    assert resp.content == "whole answer"
+    assert (resp.usage.input_tokens, resp.usage.output_tokens) == (0, 0)
+
+
 # -- generate and embed ------------------------------------------------------------------------
 def test_generate_is_a_raw_completion_of_the_prompt(ollama_fake: OllamaFake,
                                                     make: Make) -> None:

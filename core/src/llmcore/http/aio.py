@@ -12,13 +12,14 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from ..errors import ProviderError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
-from .limits import Limits
-from .messages import HTTPRequest, HTTPResponse, lower_headers
+from .limits import ERROR_BODY_BYTES, Limits
+from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
 if sys.version_info >= (3, 11):
@@ -36,32 +37,39 @@ class AsyncAnswer:
         self._resp = resp
         self.url = url
         self.status: int = resp.status
-        self.headers: Mapping[str, str] = lower_headers(resp.headers.items())
+        # aiohttp's headers already look names up case-insensitively.
+        self.headers: Mapping[str, str] = resp.headers
         self.limits = limits
         self.deadline = started + limits.total
         self.got_bytes = False
-        self._body = BodyDecoder(self.headers.get("content-encoding"),
-                                 limits.max_response_bytes)
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
         import aiohttp
 
         lim = self.limits
         content = self._resp.content
+        # aiohttp bounds each socket read by max(first_token, read) and the call by total;
+        # a read gets its own, tighter timer only when its limit is the smaller one (a
+        # timer per read costs ~5 µs, paid on every chunk of every stream otherwise).
+        sock_read = max(lim.first_token, lim.read)
         try:
+            body = BodyDecoder(self.headers.get("content-encoding"), lim.max_response_bytes)
             while True:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     raise self._t.fail.deadline(self.url, lim, "total", self.got_bytes)
                 gap = lim.read if self.got_bytes else lim.first_token
-                async with _timeout(min(gap, left)):
+                if gap < sock_read:
+                    async with _timeout(min(gap, left)):
+                        data = await content.readany()
+                else:
                     data = await content.readany()
                 if not data:
                     break
                 self.got_bytes = True
-                for piece in self._body.feed(data):
+                for piece in body.feed(data):
                     yield piece
-            for piece in self._body.close():
+            for piece in body.close():
                 yield piece
         except asyncio.TimeoutError as exc:
             raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
@@ -74,7 +82,47 @@ class AsyncAnswer:
             raise self._t.fail.bad_body(self.url, exc) from None
 
     async def read(self) -> bytes:
+        lim = self.limits
+        size = self.headers.get("content-length")
+        encoding = self.headers.get("content-encoding")
+        if (size is not None and size.isdigit() and int(size) <= lim.max_response_bytes
+                and encoding in (None, "", "identity") and lim.first_token == lim.read):
+            # The common answer: plain, of a known size within the limit. aiohttp reads
+            # exactly that many bytes under its socket-read and total timeouts, so the
+            # piecewise loop (an async generator, a few µs per answer) is not needed.
+            return await self._read_whole()
         return b"".join([p async for p in self.pieces()])
+
+    async def read_error(self) -> bytes:
+        """The start of an error answer's body (at most ERROR_BODY_BYTES): enough for the
+        server's message; a huge or broken error page must not hide the status."""
+        out: list[bytes] = []
+        size = 0
+        pieces = self.pieces()
+        try:
+            async for piece in pieces:
+                out.append(piece)
+                size += len(piece)
+                if size >= ERROR_BODY_BYTES:
+                    break
+        except ProviderError:
+            pass
+        finally:
+            await pieces.aclose()
+        return b"".join(out)[:ERROR_BODY_BYTES]
+
+    async def _read_whole(self) -> bytes:
+        import aiohttp
+
+        try:
+            data: bytes = await self._resp.read()
+        except asyncio.TimeoutError as exc:
+            raise self._t.fail.timeout(self.url, self.limits, exc, True,
+                                       self.deadline) from exc
+        except aiohttp.ClientError as exc:
+            raise self._t.fail.cut(self.url, exc) from exc
+        self.got_bytes = True
+        return data
 
     def close(self) -> None:
         self._resp.release()
@@ -138,8 +186,15 @@ class AsyncTransport:
         started = time.monotonic()
         session = self.session()
         try:
-            async with _timeout(min(lim.first_token + lim.connect + lim.pool,
-                                           lim.total)):
+            if lim.first_token < lim.read:
+                # aiohttp's socket-read timeout is the larger of the two: hold the wait for
+                # the answer's head to first_token here.
+                async with _timeout(min(lim.first_token + lim.connect + lim.pool,
+                                        lim.total)):
+                    resp = await session.request(
+                        req.method, url, data=req.body_bytes(), headers=req.headers,
+                        allow_redirects=False, timeout=self._client_timeout(lim))
+            else:
                 resp = await session.request(
                     req.method, url, data=req.body_bytes(), headers=req.headers,
                     allow_redirects=False, timeout=self._client_timeout(lim))
@@ -154,7 +209,7 @@ class AsyncTransport:
     async def send(self, req: HTTPRequest, url: str) -> HTTPResponse:
         answer = await self.open(req, url)
         try:
-            body = await answer.read()
+            body = await answer.read() if answer.status < 400 else await answer.read_error()
         finally:
             answer.close()
         return HTTPResponse(answer.status, answer.headers, body, url)

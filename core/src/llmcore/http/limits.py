@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 
 MiB = 1024 * 1024
+#: How much of an error answer (status >= 400) is read: its message, not a whole page.
+ERROR_BODY_BYTES = 64 * 1024
 
 
 @attrs.frozen(slots=True)

@@ -155,7 +155,11 @@ def answer_error(provider: str, data: Any, wanted: str, *, model: str | None = N
     # ``status`` is only named in the text: a 2xx is not an error status to report.
     """A 2xx whose body is not the answer asked for. When the body carries an error object,
     its message is the one shown (and the failure may be worth another try elsewhere)."""
-    msg = server_message(data)
+    # Only an ``error`` (or FastAPI ``detail``) field says "this is an error"; a bare
+    # ``message`` may be part of a wrong-shaped answer (Ollama's own field is ``message``),
+    # and is quoted in the snippet below anyway.
+    msg = server_message(data) if isinstance(data, dict) and (
+        data.get("error") or data.get("detail")) else None
     if msg is not None:
         return ResponseError(f"{provider}: the server answered {status} with an error: {msg}",
                              provider=provider, model=model, retryable=False)

@@ -18,6 +18,8 @@ class StreamDecoder(Protocol):
 
     #: True once the server said the answer is complete (the rest is not read).
     done: bool
+    # Optional: ``events`` (an int), how many events of substance were seen; the base
+    # class then counts the answer as started even before a chunk is yielded.
 
     def feed(self, data: bytes) -> list[StreamChunk]: ...
 
@@ -33,10 +35,14 @@ class SSEChunks:
                  fields: tuple[str, ...] = ()) -> None:
         self.sse = SSEDecoder(max_event, eager=eager, fields=fields)
         self.done = False
+        #: Events seen (keep-alive comments are not events): the answer has started even
+        #: when they yield no chunk yet (a tool call being assembled).
+        self.events = 0
 
     def feed(self, data: bytes) -> list[StreamChunk]:
         out: list[StreamChunk] = []
         for ev in self.sse.feed(data):
+            self.events += 1
             out.extend(self.event(ev))
             if self.done:
                 break
@@ -63,10 +69,13 @@ class NDJSONChunks:
     def __init__(self, max_line: int) -> None:
         self.lines = NDJSONDecoder(max_line)
         self.done = False
+        #: Objects seen (blank keep-alive lines are not): the answer has started.
+        self.events = 0
 
     def feed(self, data: bytes) -> list[StreamChunk]:
         out: list[StreamChunk] = []
         for obj in self.lines.feed(data):
+            self.events += 1
             out.extend(self.item(obj))
             if self.done:
                 break

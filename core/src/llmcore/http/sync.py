@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from ..errors import ProviderError, ResponseError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
-from .limits import Limits
-from .messages import HTTPRequest, HTTPResponse, lower_headers
+from .limits import ERROR_BODY_BYTES, Limits
+from .messages import HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
 
@@ -31,15 +31,14 @@ class SyncAnswer:
         self._resp = resp
         self.url = url
         self.status: int = resp.status_code
-        self.headers: Mapping[str, str] = lower_headers(resp.headers.multi_items())
+        # httpx's headers already look names up case-insensitively.
+        self.headers: Mapping[str, str] = resp.headers
         self.limits = limits
         self.started = started
         self.deadline = started + limits.total
         self.got_bytes = False
-        self._body = BodyDecoder(self.headers.get("content-encoding"),
-                                 limits.max_response_bytes)
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Generator[bytes, None, None]:
         """The decoded body as it arrives."""
         import httpx
 
@@ -47,6 +46,7 @@ class SyncAnswer:
         tmo = self._resp.request.extensions.get("timeout")
         raw = self._resp.iter_raw()
         try:
+            body = BodyDecoder(self.headers.get("content-encoding"), lim.max_response_bytes)
             while True:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
@@ -61,8 +61,8 @@ class SyncAnswer:
                 except StopIteration:
                     break
                 self.got_bytes = True
-                yield from self._body.feed(data)
-            yield from self._body.close()
+                yield from body.feed(data)
+            yield from body.close()
         except httpx.TimeoutException as exc:
             raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
                                        self.deadline) from exc
@@ -75,6 +75,24 @@ class SyncAnswer:
 
     def read(self) -> bytes:
         return b"".join(self.pieces())
+
+    def read_error(self) -> bytes:
+        """The start of an error answer's body (at most ERROR_BODY_BYTES): enough for the
+        server's message; a huge or broken error page must not hide the status."""
+        out: list[bytes] = []
+        size = 0
+        pieces = self.pieces()
+        try:
+            for piece in pieces:
+                out.append(piece)
+                size += len(piece)
+                if size >= ERROR_BODY_BYTES:
+                    break
+        except ProviderError:
+            pass
+        finally:
+            pieces.close()
+        return b"".join(out)[:ERROR_BODY_BYTES]
 
     def close(self) -> None:
         self._resp.close()
@@ -92,6 +110,7 @@ class SyncTransport:
         self.tls_url = tls_url
         self.fail = TransportFailures(name, unreachable_hint, unreachable)
         self._client: Any = None
+        self._timeout: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -119,9 +138,7 @@ class SyncTransport:
         lim = self.limits.for_call(req.timeout)
         started = time.monotonic()
         client = self.client
-        timeout = httpx.Timeout(connect=min(lim.connect, lim.total),
-                                read=min(lim.first_token, lim.total), write=lim.write,
-                                pool=lim.pool)
+        timeout = self._httpx_timeout(lim)
         try:
             request = client.build_request(req.method, url, content=req.body_bytes(),
                                            headers=req.headers, timeout=timeout)
@@ -134,13 +151,24 @@ class SyncTransport:
             raise self.fail.cut(url, exc, during="while answering") from exc
         return SyncAnswer(self, resp, url, lim, started)
 
+    def _httpx_timeout(self, lim: Limits) -> Any:
+        """httpx's timeouts for one call (the wait for the head is first_token); made once
+        for the provider's own limits, since building one costs a few µs per call."""
+        if lim is self.limits and self._timeout is not None:
+            return self._timeout
+        import httpx
+
+        t = httpx.Timeout(connect=min(lim.connect, lim.total),
+                          read=min(lim.first_token, lim.total), write=lim.write, pool=lim.pool)
+        if lim is self.limits:
+            self._timeout = t
+        return t
+
     def send(self, req: HTTPRequest, url: str) -> HTTPResponse:
         """Send ``req`` and read the whole (bounded) answer."""
         answer = self.open(req, url)
         try:
-            body = answer.read()
-        except ProviderError:
-            raise
+            body = answer.read() if answer.status < 400 else answer.read_error()
         finally:
             answer.close()
         return HTTPResponse(answer.status, answer.headers, body, url)

@@ -128,6 +128,7 @@ HOSTILE_EXPECTED: dict[str, type[ProviderError]] = {
     "endless_line": ResponseError, "endless_stream": ProviderError,
     "keepalive_only": ProviderTimeoutError,
     "oversize": ResponseError, "gzip_bomb": ResponseError, "redirect": ResponseError,
+    "huge_error_page": ResponseError, "unknown_encoding": ResponseError,
     "bad_utf8": ResponseError, "error_in_200": ResponseError,
     "absurd_retry_after": RateLimitError, "absurd_retry_after_503": ResponseError,
 }
@@ -205,6 +206,11 @@ def _check_fault_details(fault: str, err: BaseException, hostile: HostileServer)
     if fault == "redirect":
         assert "127.0.0.2" in text, f"the redirect's Location is not named: {text}"
         assert hostile.elsewhere.connections == 0, "something was sent to the other host"
+    elif fault == "huge_error_page":
+        assert getattr(err, "status", None) == 500 and getattr(err, "retryable", False), \
+            f"a huge error page hid the 500: {text}"
+    elif fault == "unknown_encoding":
+        assert "br" in text, f"the unexpected encoding is not named: {text}"
     elif fault == "bad_utf8":
         assert "UTF-8" in text, f"invalid UTF-8 not named as such: {text}"
     elif fault == "error_in_200":

@@ -12,6 +12,8 @@
 ``oversize``              a 200 body far larger than any answer
 ``gzip_bomb``             a small gzip body that inflates to 64 MiB
 ``redirect``              307 to the same path on another loopback address (127.0.0.2)
+``huge_error_page``       a 500 whose HTML body is 8 MiB (the status must still show)
+``unknown_encoding``      a 200 compressed with an encoding llmcore did not ask for (br)
 ``bad_utf8``              a 200 whose JSON holds bytes that are not UTF-8
 ``error_in_200``          a 200 whose body is an error object, not an answer
 ``absurd_retry_after``    429 with ``Retry-After: 1e20`` (and ``retry-after-ms: inf``)
@@ -37,7 +39,8 @@ import time
 from typing import Any
 
 FAULTS = ("trickle", "silence", "endless_line", "endless_stream", "keepalive_only",
-          "oversize", "gzip_bomb", "redirect", "bad_utf8", "error_in_200",
+          "oversize", "gzip_bomb", "redirect", "huge_error_page", "unknown_encoding",
+          "bad_utf8", "error_in_200",
           "absurd_retry_after", "absurd_retry_after_503")
 
 #: One OpenAI-style SSE chunk; a provider with another stream format passes its own.
@@ -164,6 +167,16 @@ class HostileServer:
             send(_head(status, {**headers, "Content-Type": "application/json",
                                 "Content-Length": str(len(body))}) + body)
             return True
+        if fault == "huge_error_page":
+            page = b"<html>" + b"<p>internal error</p>" * ((8 << 20) // 21) + b"</html>"
+            send(_head(500, {"Content-Type": "text/html", "Content-Length": str(len(page))})
+                 + page)
+            return True
+        if fault == "unknown_encoding":
+            body = b"\x1b\x00\x00\x00 not really brotli"
+            send(_head(200, {"Content-Type": "application/json", "Content-Encoding": "br",
+                             "Content-Length": str(len(body))}) + body)
+            return True
         if fault == "bad_utf8":
             body = b'{"error": "\xff\xfe not utf-8 \xc3\x28"}'
             send(_head(200, {"Content-Type": "application/json",
@@ -234,7 +247,7 @@ class HostileServer:
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
     reason = {200: "OK", 307: "Temporary Redirect", 429: "Too Many Requests",
-              503: "Service Unavailable"}.get(status, "Status")
+              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Status")
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmcore import ChatRequest, ChatResponse, Message, ModelInfo, StreamChunk, Usage
+from llmcore import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ModelInfo,
+    StreamChunk,
+    Usage,
+    token_count,
+)
 
 #: ChatRequest fields that Ollama takes inside ``options`` (and their Ollama names).
 _OPTION_NAMES = {"temperature": "temperature", "top_p": "top_p", "seed": "seed",
@@ -112,8 +120,10 @@ def generate_body(request: ChatRequest, model: str, stream: bool, **kw: Any) -> 
 
 
 def usage_of(data: dict[str, Any]) -> Usage:
-    return Usage(input_tokens=int(data.get("prompt_eval_count") or 0),
-                 output_tokens=int(data.get("eval_count") or 0))
+    # token_count: a bogus count (1e999, "x") is 0, never an exception that throws away
+    # a complete answer.
+    return Usage(input_tokens=token_count(data.get("prompt_eval_count")),
+                 output_tokens=token_count(data.get("eval_count")))
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -188,7 +198,7 @@ def model_info(name: str, provider: str, tag: dict[str, Any] | None,
     extra = {k: v for k, v in (tag or {}).items() if k in ("size", "digest", "modified_at")}
     return ModelInfo(
         name=name, provider=provider,
-        context_length=int(context) if context is not None else None,
+        context_length=token_count(context) or None,
         capabilities=list((show or {}).get("capabilities") or []),
         parameter_size=details.get("parameter_size") or None,
         quantization=details.get("quantization_level") or None,
