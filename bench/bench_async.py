@@ -9,8 +9,8 @@ the same run, against that stub:
   and ``llmcore.AsyncClient.chat`` (router, hooks, metrics; with the default metrics and
   with metrics off, to tell the router's cost from the sinks'). Ratios are against raw
   aiohttp; the budget is >= 0.85x for the client (default metrics on). "Default
-  metrics" is the default config (the ``sqlite`` sink) with the database in a temporary directory, so the benchmark never
-  writes into the user's own ``metrics.db``.
+  metrics" is the default config (the ``sqlite`` sink) with the database in a temporary
+  directory, so the benchmark never writes into the user's own ``metrics.db``.
 * sync, one at a time: raw ``httpx.Client``, the provider's ``chat``, and
   ``llmcore.Client.chat``; the ratio is time per call against raw httpx; the budget is
   <= 1.05x (default metrics on).
