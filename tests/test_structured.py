@@ -16,7 +16,7 @@ from llmcore import AsyncClient, Client
 from llmcore.config import parse_config
 from llmcore.errors import AllProvidersFailed
 from llmcore.structured import NATIVE, StructuredOutputError, for_provider, json_schema
-from llmcore.testing.fakes import OpenAIFake, Reply
+from llmcore.testing.fakes import AnthropicFake, OpenAIFake, Reply
 from llmcore.testing.fakes.ollama import OllamaFake
 from llmcore.types import ChatRequest, Message
 
@@ -126,7 +126,7 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
         bad = subprocess.run([*run, "--json", "--schema", '{"type": 12}', "who"],
                              capture_output=True, text=True, timeout=120, env=env)
         assert bad.returncode == 2
-        assert "not a valid JSON Schema" in json.loads(bad.stdout)["message"]
+        assert "not a valid JSON Schema" in json.loads(bad.stdout)["error"]
 
 
 @pytest.mark.parametrize("status", [422, 500])
@@ -151,3 +151,59 @@ def test_other_server_errors_are_not_retried_in_another_shape() -> None:
         with pytest.raises(AllProvidersFailed):
             c.chat("who?", schema=SCHEMA)
     assert len(fake.requests) == 1
+
+
+# -- through the Anthropic plugin: the forced tool call, against the Anthropic fake ----------
+def _answer(args: dict[str, object], text: str = "") -> Reply:
+    return Reply(text=text, tool_calls=[{"name": "answer", "arguments": args}])
+
+
+def _anthropic_cfg(url: str) -> str:
+    return cfg("anthropic", url, "claude-fake-1").replace(
+        "    models:", "    api_key: sk-ant-test\n    models:")
+
+
+def _check_anthropic_requests(fake: object, schema: dict[str, object]) -> None:
+    first, second = (r.json for r in fake.message_requests())  # type: ignore[attr-defined]
+    # Forced tool call in the Messages API's own shape; no response_format (it has none).
+    assert first["tools"] == [{"name": "answer", "input_schema": schema,
+                               "description": "Give the answer in this structure."}]
+    assert first["tool_choice"] == {"type": "tool", "name": "answer"}
+    assert "response_format" not in first
+    # The retry carries the bad answer and the validation error.
+    assert second["messages"][1] == {"role": "assistant", "content": '{"name": "Ada"}'}
+    assert "'age' is a required property" in second["messages"][2]["content"]
+    import anthropic.types
+
+    for body in (first, second):  # the official SDK's types take the request as built
+        pydantic.TypeAdapter(anthropic.types.MessageCreateParams).validate_python(body)
+
+
+def test_anthropic_forced_tool_answer_is_parsed_and_retried() -> None:
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(_answer({"name": "Ada"}), _answer({"name": "Ada", "age": 36}))
+        got = c.chat("who?", schema=Person)
+    assert got == Person(name="Ada", age=36)
+    _check_anthropic_requests(fake, Person.model_json_schema())
+
+
+def test_anthropic_forced_tool_answer_async() -> None:
+    async def run() -> object:
+        with AnthropicFake() as fake:
+            async with AsyncClient(parse_config(_anthropic_cfg(fake.base_url))) as c:
+                fake.push(_answer({"name": "Ada"}), _answer({"name": "Ada", "age": 36}))
+                got = await c.chat("who?", schema=SCHEMA)
+            _check_anthropic_requests(fake, SCHEMA)
+            return got
+
+    import asyncio
+
+    assert asyncio.run(run()) == {"name": "Ada", "age": 36}
+
+
+def test_anthropic_text_beside_the_forced_tool_call_is_not_taken_for_the_answer() -> None:
+    # Claude may say a sentence before the tool_use block; the answer is the tool's input.
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(_answer({"name": "Ada", "age": 36}, text="Here is the answer."))
+        assert c.chat("who?", schema=Person) == Person(name="Ada", age=36)
+    assert len(fake.message_requests()) == 1

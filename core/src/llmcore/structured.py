@@ -149,10 +149,14 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
 def answer_text(resp: ChatResponse) -> str:
-    """The JSON text of an answer: the content, or the forced tool call's arguments."""
-    if resp.tool_calls and not (resp.content or "").strip():
-        fn = resp.tool_calls[0].get("function", resp.tool_calls[0])
-        args = fn.get("arguments", "")
+    """The JSON text of an answer: the forced tool call's arguments, else the content.
+
+    The call named :data:`SCHEMA_NAME` wins over text: Claude may write a sentence before
+    the forced ``tool_use`` block, and that sentence is not the answer."""
+    calls = [c.get("function", c) for c in resp.tool_calls or []]
+    named = [fn for fn in calls if fn.get("name") == SCHEMA_NAME]
+    if named or (calls and not (resp.content or "").strip()):
+        args = (named or calls)[0].get("arguments", "")
         return args if isinstance(args, str) else json.dumps(args)
     return resp.content or ""
 
