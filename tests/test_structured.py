@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from anthropic_shape import check_request
 from llmcore import AsyncClient, Client
 from llmcore.config import parse_config
 from llmcore.errors import AllProvidersFailed
@@ -173,10 +174,8 @@ def _check_anthropic_requests(fake: object, schema: dict[str, object]) -> None:
     # The retry carries the bad answer and the validation error.
     assert second["messages"][1] == {"role": "assistant", "content": '{"name": "Ada"}'}
     assert "'age' is a required property" in second["messages"][2]["content"]
-    import anthropic.types
-
     for body in (first, second):  # the official SDK's types take the request as built
-        pydantic.TypeAdapter(anthropic.types.MessageCreateParams).validate_python(body)
+        check_request(body)
 
 
 def test_anthropic_forced_tool_answer_is_parsed_and_retried() -> None:
