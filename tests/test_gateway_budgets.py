@@ -1,0 +1,71 @@
+"""Budgets apply to the gateway: what ``llmcore serve`` answers is counted in the metrics
+database the budgets read, and a provider over its budget is then skipped for gateway
+requests, like for the library."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from gateway_support import GatewayProcess
+from llmcore.budgets import REFRESH_S
+from llmcore.testing.fakes import OpenAIFake, Reply
+
+
+def _pricey_spending(db: Path) -> float:
+    if not db.is_file():
+        return 0.0
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        return float(conn.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE kind = 'request' "
+            "AND outcome = 'ok' AND provider = 'pricey'").fetchone()[0])
+    except sqlite3.OperationalError:  # the writer has not made the table yet
+        return 0.0
+    finally:
+        conn.close()
+
+
+def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path: Path) -> None:
+    db = tmp_path / "metrics.db"
+    with OpenAIFake() as pricey, OpenAIFake() as cheap:
+        config = (
+            "providers:\n"
+            f"  pricey:\n    plugin: openai\n    base_url: {pricey.base_url}\n"
+            "    models: [m]\n    retry: {max_attempts: 1}\n"
+            # 100000 USD per million tokens: 16 tokens cost $1.60, over the $1 a day
+            "    cost: {input_per_million: 100000, output_per_million: 100000}\n"
+            "    budget: {daily_usd: 1.0}\n"
+            f"  cheap:\n    plugin: openai\n    base_url: {cheap.base_url}\n"
+            "    models: [m]\n"
+            "routing: {state: memory}\n"
+            f"metrics: {{sinks: [sqlite], sqlite: {{path: {db}}}}}\n"
+            "serve:\n  models:\n    chat: [pricey/m, cheap/m]\n")
+        pricey.push(Reply(text="from pricey", usage=(10, 6)))
+        cheap.push(Reply(text="from cheap"))
+        with GatewayProcess(tmp_path, config) as gw:
+            body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+            status, first, _ = gw.post("/v1/chat/completions", body)
+            assert status == 200, (first, gw.stderr())
+            assert first["choices"][0]["message"]["content"] == "from pricey"
+            # The gateway's request reaches the metrics db with its cost (the sqlite
+            # writer batches, so wait for it; generous for a loaded machine).
+            deadline = time.monotonic() + 60
+            while _pricey_spending(db) == 0.0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _pricey_spending(db) == pytest.approx(1.6), gw.stderr()
+            time.sleep(REFRESH_S + 0.5)  # the worker's budget sums are cached that long
+            status, second, _ = gw.post("/v1/chat/completions", body)
+            assert status == 200, (second, gw.stderr())
+            assert second["choices"][0]["message"]["content"] == "from cheap"
+    assert len(pricey.requests) == 1  # skipped without a network call
+    assert len(cheap.requests) == 1
+    conn = sqlite3.connect(db)
+    try:
+        skipped = conn.execute("SELECT message FROM events WHERE kind = 'attempt' AND "
+                               "provider = 'pricey' AND outcome = 'skipped'").fetchall()
+    finally:
+        conn.close()
+    assert skipped == [("over its daily budget: $1.6000 of $1.00 spent",)]
