@@ -206,3 +206,24 @@ def test_anthropic_text_beside_the_forced_tool_call_is_not_taken_for_the_answer(
         fake.push(_answer({"name": "Ada", "age": 36}, text="Here is the answer."))
         assert c.chat("who?", schema=Person) == Person(name="Ada", age=36)
     assert len(fake.message_requests()) == 1
+
+
+def test_anthropic_a_schema_that_is_not_an_object_is_wrapped_and_unwrapped() -> None:
+    # The Messages API refuses a tool whose input_schema is not an object (400 on
+    # input_schema.type; the SDK's types let any dict through): a list schema goes as the
+    # "value" property of one, and the answer is the value again.
+    numbers = {"type": "array", "items": {"type": "integer"}, "minItems": 2}
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(Reply(text="", tool_calls=[{"name": "answer_value",
+                                              "arguments": {"value": [3, "x"]}}]),
+                  Reply(text="", tool_calls=[{"name": "answer_value",
+                                              "arguments": {"value": [3, 4]}}]))
+        assert c.chat("two numbers", schema=numbers) == [3, 4]
+    first, second = (r.json for r in fake.message_requests())
+    assert first["tools"][0]["input_schema"] == {
+        "type": "object", "properties": {"value": numbers}, "required": ["value"]}
+    assert first["tool_choice"] == {"type": "tool", "name": "answer_value"}
+    assert second["messages"][1] == {"role": "assistant", "content": '[3, "x"]'}
+    assert "1: 'x' is not of type 'integer'" in second["messages"][2]["content"]
+    for body in (first, second):
+        check_request(body)

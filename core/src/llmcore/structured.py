@@ -28,6 +28,10 @@ from .types import ChatRequest, ChatResponse, Message
 
 #: The name the schema goes by in the request (the forced tool's name on Anthropic).
 SCHEMA_NAME = "answer"
+#: The forced tool's name when the schema is not an object: a tool's parameters must be
+#: one (Anthropic refuses any other ``input_schema``), so the schema is wrapped as the
+#: ``value`` property and the answer unwrapped again.
+WRAPPED_NAME = "answer_value"
 
 
 class StructuredOutputError(LLMCoreError):
@@ -116,11 +120,15 @@ def _openai_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
 
 def _tool_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
     """A tool whose parameters are the schema, and the model forced to call it."""
+    name, params = SCHEMA_NAME, schema
+    if schema.get("type") != "object":
+        name, params = WRAPPED_NAME, {"type": "object", "properties": {"value": schema},
+                                      "required": ["value"]}
     tool = {"type": "function", "function": {
-        "name": SCHEMA_NAME, "description": "Give the answer in this structure.",
-        "parameters": schema}}
+        "name": name, "description": "Give the answer in this structure.",
+        "parameters": params}}
     return attrs.evolve(request, response_format=None, tools=[tool],
-                        tool_choice={"type": "function", "function": {"name": SCHEMA_NAME}})
+                        tool_choice={"type": "function", "function": {"name": name}})
 
 
 #: Provider type → how a request asks for structured output. Types not listed use the
@@ -154,9 +162,17 @@ def answer_text(resp: ChatResponse) -> str:
     The call named :data:`SCHEMA_NAME` wins over text: Claude may write a sentence before
     the forced ``tool_use`` block, and that sentence is not the answer."""
     calls = [c.get("function", c) for c in resp.tool_calls or []]
-    named = [fn for fn in calls if fn.get("name") == SCHEMA_NAME]
+    named = [fn for fn in calls if fn.get("name") in (SCHEMA_NAME, WRAPPED_NAME)]
     if named or (calls and not (resp.content or "").strip()):
-        args = (named or calls)[0].get("arguments", "")
+        fn = (named or calls)[0]
+        args = fn.get("arguments", "")
+        if fn.get("name") == WRAPPED_NAME:
+            try:
+                inner = json.loads(args) if isinstance(args, str) else args
+            except json.JSONDecodeError:
+                return str(args)  # not JSON: the validation says so and asks again
+            if isinstance(inner, dict) and "value" in inner:
+                return json.dumps(inner["value"])
         return args if isinstance(args, str) else json.dumps(args)
     return resp.content or ""
 
