@@ -227,3 +227,19 @@ def test_anthropic_a_schema_that_is_not_an_object_is_wrapped_and_unwrapped() -> 
     assert "1: 'x' is not of type 'integer'" in second["messages"][2]["content"]
     for body in (first, second):
         check_request(body)
+
+
+def test_anthropic_refusing_the_tool_request_is_not_asked_without_the_schema() -> None:
+    # A 400 makes solve() try the json_object shape once; on Anthropic that must still be
+    # the forced tool (it has no response_format to fall back to), so the API's own
+    # refusal reaches the caller instead of an unconstrained answer passing by luck.
+    refusal = "tools.0.custom.input_schema: JSON schema is invalid"
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(Reply(status=400, error=refusal), Reply(status=400, error=refusal),
+                  Reply(text='{"name": "Ada", "age": 36}'))
+        with pytest.raises(AllProvidersFailed) as info:
+            c.chat("who?", schema=SCHEMA)
+    assert refusal in str(info.value)
+    bodies = [r.json for r in fake.message_requests()]
+    assert len(bodies) == 2
+    assert all(b["tool_choice"] == {"type": "tool", "name": "answer"} for b in bodies)

@@ -143,9 +143,15 @@ def for_provider(request: ChatRequest, provider_type: str) -> ChatRequest:
     this per attempt; the request as the caller built it is left alone)."""
     shape = NATIVE.get(provider_type)
     rf = request.response_format
-    if shape is None or not rf or rf.get("type") != "json_schema":
+    if shape is None or not rf:
         return request
-    return shape(request, (rf.get("json_schema") or {}).get("schema") or {})
+    if rf.get("type") == "json_schema":
+        return shape(request, (rf.get("json_schema") or {}).get("schema") or {})
+    if rf.get("type") == "json_object" and isinstance(rf.get("schema"), dict):
+        # The second shape :func:`solve` tries after a 400: still a forced tool here, so
+        # the provider's own refusal is what the caller sees, not an unconstrained answer.
+        return shape(request, rf["schema"])
+    return request
 
 
 def ask(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
