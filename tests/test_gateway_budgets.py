@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from gateway_support import GatewayProcess
-from llmcore.budgets import REFRESH_S
+from llmcore.budgets import REFRESH_S, period_starts
+from llmcore.sinks.sqlite import connect, event_row, insert_rows
 from llmcore.testing.fakes import OpenAIFake, Reply
 
 
@@ -47,9 +48,10 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
         cheap.push(Reply(text="from cheap"))
         with GatewayProcess(tmp_path, config) as gw:
             body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-            status, first, _ = gw.post("/v1/chat/completions", body)
+            status, first, headers = gw.post("/v1/chat/completions", body)
             assert status == 200, (first, gw.stderr())
             assert first["choices"][0]["message"]["content"] == "from pricey"
+            assert headers["X-Llmcore-Provider"] == "pricey"
             # The gateway's request reaches the metrics db with its cost (the sqlite
             # writer batches, so wait for it; generous for a loaded machine).
             deadline = time.monotonic() + 60
@@ -57,8 +59,9 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
                 time.sleep(0.1)
             assert _pricey_spending(db) == pytest.approx(1.6), gw.stderr()
             time.sleep(REFRESH_S + 0.5)  # the worker's budget sums are cached that long
-            status, second, _ = gw.post("/v1/chat/completions", body)
+            status, second, headers = gw.post("/v1/chat/completions", body)
             assert status == 200, (second, gw.stderr())
+            assert headers["X-Llmcore-Provider"] == "cheap"
             assert second["choices"][0]["message"]["content"] == "from cheap"
     assert len(pricey.requests) == 1  # skipped without a network call
     assert len(cheap.requests) == 1
@@ -69,3 +72,43 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
     finally:
         conn.close()
     assert skipped == [("over its daily budget: $1.6000 of $1.00 spent",)]
+
+
+def _spend(db: Path, provider: str, usd: float) -> None:
+    conn = connect(db)
+    try:
+        insert_rows(conn, [event_row({"kind": "request", "provider": provider,
+                                      "outcome": "ok", "cost_usd": usd,
+                                      "time": time.time()})])
+    finally:
+        conn.close()
+
+
+def test_spent_budgets_are_a_429_with_the_reason_and_when_to_retry(tmp_path: Path) -> None:
+    """Every provider of a served model over its budget, or ``routing.budget`` spent: the
+    client gets 429 saying so, with ``Retry-After`` up to the reset (not a 502, not
+    "cooling down"), and nothing reaches the upstream."""
+    db = tmp_path / "metrics.db"
+    _spend(db, "pricey", 2.0)
+    reset = period_starts()["daily"][1]
+    with OpenAIFake() as pricey:
+        base = (
+            "providers:\n"
+            f"  pricey:\n    plugin: openai\n    base_url: {pricey.base_url}\n"
+            "    models: [m]\n    budget: {daily_usd: 1.0}\n"
+            "routing:\n  state: memory\n  {glob}\n"
+            f"metrics: {{sinks: [sqlite], sqlite: {{path: {db}}}}}\n"
+            "serve:\n  models:\n    chat: [pricey/m]\n")
+        body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+        for glob, says in (("", "every provider for 'chat' is over its budget (pricey: "
+                                "over its daily budget: $2.0000 of $1.00 spent)"),
+                           ("budget: {daily_usd: 1.5}",
+                            "the daily budget of $1.50 (routing.budget.daily_usd) is spent")):
+            (tmp_path / glob[:6]).mkdir(exist_ok=True)
+            with GatewayProcess(tmp_path / glob[:6], base.replace("{glob}", glob)) as gw:
+                status, got, headers = gw.post("/v1/chat/completions", body)
+                assert status == 429, (got, gw.stderr())
+                assert says in got["error"]["message"]
+                wait = int(headers["Retry-After"])
+                assert 0 < wait <= reset - time.time() + 5
+    assert pricey.requests == []
