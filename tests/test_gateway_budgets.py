@@ -4,8 +4,10 @@ requests, like for the library."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,18 @@ def _pricey_spending(db: Path) -> float:
         conn.close()
 
 
+def _stream(gw: GatewayProcess, body: dict[str, object]) -> str:
+    """The text of a streamed chat completion through the gateway."""
+    req = urllib.request.Request(gw.url + "/v1/chat/completions", method="POST",
+                                 data=json.dumps({**body, "stream": True}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        lines = r.read().decode().splitlines()
+    events = [json.loads(ln[6:]) for ln in lines if ln.startswith("data: {")]
+    return "".join(e["choices"][0]["delta"].get("content") or "" for e in events
+                   if e.get("choices"))
+
+
 def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path: Path) -> None:
     db = tmp_path / "metrics.db"
     with OpenAIFake() as pricey, OpenAIFake() as cheap:
@@ -36,15 +50,17 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
             "providers:\n"
             f"  pricey:\n    plugin: openai\n    base_url: {pricey.base_url}\n"
             "    models: [m]\n    retry: {max_attempts: 1}\n"
-            # 100000 USD per million tokens: 16 tokens cost $1.60, over the $1 a day
+            # 100000 USD per million tokens: 16 tokens cost $1.60; two answers are over
+            # the $2 a day
             "    cost: {input_per_million: 100000, output_per_million: 100000}\n"
-            "    budget: {daily_usd: 1.0}\n"
+            "    budget: {daily_usd: 2.0}\n"
             f"  cheap:\n    plugin: openai\n    base_url: {cheap.base_url}\n"
             "    models: [m]\n"
             "routing: {state: memory}\n"
             f"metrics: {{sinks: [sqlite], sqlite: {{path: {db}}}}}\n"
             "serve:\n  models:\n    chat: [pricey/m, cheap/m]\n")
-        pricey.push(Reply(text="from pricey", usage=(10, 6)))
+        pricey.push(Reply(text="from pricey", usage=(10, 6)),
+                    Reply(text="streamed from pricey", usage=(10, 6)))
         cheap.push(Reply(text="from cheap"))
         with GatewayProcess(tmp_path, config) as gw:
             body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -52,18 +68,19 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
             assert status == 200, (first, gw.stderr())
             assert first["choices"][0]["message"]["content"] == "from pricey"
             assert headers["X-Llmcore-Provider"] == "pricey"
-            # The gateway's request reaches the metrics db with its cost (the sqlite
-            # writer batches, so wait for it; generous for a loaded machine).
+            assert "streamed from pricey" in _stream(gw, body)  # $1.60 more: over now
+            # The gateway's requests, streamed too, reach the metrics db with their cost
+            # (the sqlite writer batches, so wait for it; generous for a loaded machine).
             deadline = time.monotonic() + 60
-            while _pricey_spending(db) == 0.0 and time.monotonic() < deadline:
+            while _pricey_spending(db) < 3.0 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert _pricey_spending(db) == pytest.approx(1.6), gw.stderr()
+            assert _pricey_spending(db) == pytest.approx(3.2), gw.stderr()
             time.sleep(REFRESH_S + 0.5)  # the worker's budget sums are cached that long
             status, second, headers = gw.post("/v1/chat/completions", body)
             assert status == 200, (second, gw.stderr())
             assert headers["X-Llmcore-Provider"] == "cheap"
             assert second["choices"][0]["message"]["content"] == "from cheap"
-    assert len(pricey.requests) == 1  # skipped without a network call
+    assert len(pricey.requests) == 2  # then skipped without a network call
     assert len(cheap.requests) == 1
     conn = sqlite3.connect(db)
     try:
@@ -71,7 +88,7 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
                                "provider = 'pricey' AND outcome = 'skipped'").fetchall()
     finally:
         conn.close()
-    assert skipped == [("over its daily budget: $1.6000 of $1.00 spent",)]
+    assert skipped == [("over its daily budget: $3.2000 of $2.00 spent",)]
 
 
 def _spend(db: Path, provider: str, usd: float) -> None:
