@@ -124,3 +124,39 @@ def test_chat_attach_cli(images: dict[str, Path], tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=120, env=env)
         assert bad.returncode == 2 and "not an image" in bad.stderr
         assert len(fake.requests) == 1
+
+
+def test_anthropic_gets_image_blocks(images: dict[str, Path], web: str) -> None:
+    """Attachments (files and downloaded URLs) reach the Messages API as base64 ``image``
+    blocks with the sniffed media type; an image given as an http(s) URL on a message is
+    sent as a ``url`` source. The official SDK's types accept every body sent."""
+    from anthropic_shape import check_request
+    from llmcore.testing.fakes import AnthropicFake
+    from llmcore.types import Message
+
+    with AnthropicFake() as fake:
+        text = cfg("anthropic", fake.base_url, "claude-3-haiku").replace(
+            "    models:", "    api_key: sk-ant-test\n    models:")
+        with Client(parse_config(text)) as c:
+            fake.push(Reply(text="a picture"), Reply(text="streamed"), Reply(text="linked"))
+            c.chat("what is this?", attachments=[images["png"], f"{web}/pic"])
+            "".join(ch.content for ch in c.stream("and this?", attachments=[images["jpeg"]]))
+            c.chat([Message("user", "and this one?",
+                            images=["https://example.com/cat.jpg"])])
+    bodies = [r.json for r in fake.message_requests()]
+    assert len(bodies) == 3
+    b64 = {k: base64.b64encode(v).decode() for k, v in (("png", PNG), ("jpeg", JPEG))}
+    (msg,) = bodies[0]["messages"]
+    assert msg["role"] == "user" and msg["content"] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                     "data": b64["png"]}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
+                                     "data": b64["jpeg"]}},
+        {"type": "text", "text": "what is this?"}]
+    assert bodies[1]["stream"] is True and bodies[1]["messages"][0]["content"][0] == {
+        "type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
+                                    "data": b64["jpeg"]}}
+    assert bodies[2]["messages"][0]["content"][0] == {
+        "type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+    for body in bodies:
+        check_request(body)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from anthropic_shape import check_request
 from llmcore import AsyncClient, Client
 from llmcore.config import parse_config
 from llmcore.errors import AllProvidersFailed
 from llmcore.structured import NATIVE, StructuredOutputError, for_provider, json_schema
-from llmcore.testing.fakes import OpenAIFake, Reply
+from llmcore.testing.fakes import AnthropicFake, OpenAIFake, Reply
 from llmcore.testing.fakes.ollama import OllamaFake
 from llmcore.types import ChatRequest, Message
 
@@ -126,7 +127,7 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
         bad = subprocess.run([*run, "--json", "--schema", '{"type": 12}', "who"],
                              capture_output=True, text=True, timeout=120, env=env)
         assert bad.returncode == 2
-        assert "not a valid JSON Schema" in json.loads(bad.stdout)["message"]
+        assert "not a valid JSON Schema" in json.loads(bad.stdout)["error"]
 
 
 @pytest.mark.parametrize("status", [422, 500])
@@ -151,3 +152,94 @@ def test_other_server_errors_are_not_retried_in_another_shape() -> None:
         with pytest.raises(AllProvidersFailed):
             c.chat("who?", schema=SCHEMA)
     assert len(fake.requests) == 1
+
+
+# -- through the Anthropic plugin: the forced tool call, against the Anthropic fake ----------
+def _answer(args: dict[str, object], text: str = "") -> Reply:
+    return Reply(text=text, tool_calls=[{"name": "answer", "arguments": args}])
+
+
+def _anthropic_cfg(url: str) -> str:
+    return cfg("anthropic", url, "claude-fake-1").replace(
+        "    models:", "    api_key: sk-ant-test\n    models:")
+
+
+def _check_anthropic_requests(fake: object, schema: dict[str, object]) -> None:
+    first, second = (r.json for r in fake.message_requests())  # type: ignore[attr-defined]
+    # Forced tool call in the Messages API's own shape; no response_format (it has none).
+    assert first["tools"] == [{"name": "answer", "input_schema": schema,
+                               "description": "Give the answer in this structure."}]
+    assert first["tool_choice"] == {"type": "tool", "name": "answer"}
+    assert "response_format" not in first
+    # The retry carries the bad answer and the validation error.
+    assert second["messages"][1] == {"role": "assistant", "content": '{"name": "Ada"}'}
+    assert "'age' is a required property" in second["messages"][2]["content"]
+    for body in (first, second):  # the official SDK's types take the request as built
+        check_request(body)
+
+
+def test_anthropic_forced_tool_answer_is_parsed_and_retried() -> None:
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(_answer({"name": "Ada"}), _answer({"name": "Ada", "age": 36}))
+        got = c.chat("who?", schema=Person)
+    assert got == Person(name="Ada", age=36)
+    _check_anthropic_requests(fake, Person.model_json_schema())
+
+
+def test_anthropic_forced_tool_answer_async() -> None:
+    async def run() -> object:
+        with AnthropicFake() as fake:
+            async with AsyncClient(parse_config(_anthropic_cfg(fake.base_url))) as c:
+                fake.push(_answer({"name": "Ada"}), _answer({"name": "Ada", "age": 36}))
+                got = await c.chat("who?", schema=SCHEMA)
+            _check_anthropic_requests(fake, SCHEMA)
+            return got
+
+    import asyncio
+
+    assert asyncio.run(run()) == {"name": "Ada", "age": 36}
+
+
+def test_anthropic_text_beside_the_forced_tool_call_is_not_taken_for_the_answer() -> None:
+    # Claude may say a sentence before the tool_use block; the answer is the tool's input.
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(_answer({"name": "Ada", "age": 36}, text="Here is the answer."))
+        assert c.chat("who?", schema=Person) == Person(name="Ada", age=36)
+    assert len(fake.message_requests()) == 1
+
+
+def test_anthropic_a_schema_that_is_not_an_object_is_wrapped_and_unwrapped() -> None:
+    # The Messages API refuses a tool whose input_schema is not an object (400 on
+    # input_schema.type; the SDK's types let any dict through): a list schema goes as the
+    # "value" property of one, and the answer is the value again.
+    numbers = {"type": "array", "items": {"type": "integer"}, "minItems": 2}
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(Reply(text="", tool_calls=[{"name": "answer_value",
+                                              "arguments": {"value": [3, "x"]}}]),
+                  Reply(text="", tool_calls=[{"name": "answer_value",
+                                              "arguments": {"value": [3, 4]}}]))
+        assert c.chat("two numbers", schema=numbers) == [3, 4]
+    first, second = (r.json for r in fake.message_requests())
+    assert first["tools"][0]["input_schema"] == {
+        "type": "object", "properties": {"value": numbers}, "required": ["value"]}
+    assert first["tool_choice"] == {"type": "tool", "name": "answer_value"}
+    assert second["messages"][1] == {"role": "assistant", "content": '[3, "x"]'}
+    assert "1: 'x' is not of type 'integer'" in second["messages"][2]["content"]
+    for body in (first, second):
+        check_request(body)
+
+
+def test_anthropic_refusing_the_tool_request_is_not_asked_without_the_schema() -> None:
+    # A 400 makes solve() try the json_object shape once; on Anthropic that must still be
+    # the forced tool (it has no response_format to fall back to), so the API's own
+    # refusal reaches the caller instead of an unconstrained answer passing by luck.
+    refusal = "tools.0.custom.input_schema: JSON schema is invalid"
+    with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
+        fake.push(Reply(status=400, error=refusal), Reply(status=400, error=refusal),
+                  Reply(text='{"name": "Ada", "age": 36}'))
+        with pytest.raises(AllProvidersFailed) as info:
+            c.chat("who?", schema=SCHEMA)
+    assert refusal in str(info.value)
+    bodies = [r.json for r in fake.message_requests()]
+    assert len(bodies) == 2
+    assert all(b["tool_choice"] == {"type": "tool", "name": "answer"} for b in bodies)

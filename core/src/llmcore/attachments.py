@@ -4,7 +4,11 @@ Each attachment is read (a URL is downloaded) once, its type detected from its f
 (never from its name or the server's ``Content-Type``), its size checked, and it is
 carried on the last user message as a ``data:`` URL. Each provider type then gets it in its
 own shape (:func:`for_provider`, called from the core's generation hook): OpenAI-compatible
-servers take the data URL as an ``image_url`` part, Ollama takes the bare base64.
+servers take the data URL as an ``image_url`` part, Ollama takes the bare base64, and the
+Anthropic plugin makes it a base64 ``image`` block with the sniffed ``media_type``. A URL
+attachment is downloaded here, so its type and size are checked like a file's; only an
+image put on a message as an http(s) URL by the caller is sent to Anthropic as a ``url``
+source.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ from .types import ChatRequest, ChatResponse, Message
 
 #: The name the schema goes by in the request (the forced tool's name on Anthropic).
 SCHEMA_NAME = "answer"
+#: The forced tool's name when the schema is not an object: a tool's parameters must be
+#: one (Anthropic refuses any other ``input_schema``), so the schema is wrapped as the
+#: ``value`` property and the answer unwrapped again.
+WRAPPED_NAME = "answer_value"
 
 
 class StructuredOutputError(LLMCoreError):
@@ -116,11 +120,15 @@ def _openai_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
 
 def _tool_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
     """A tool whose parameters are the schema, and the model forced to call it."""
+    name, params = SCHEMA_NAME, schema
+    if schema.get("type") != "object":
+        name, params = WRAPPED_NAME, {"type": "object", "properties": {"value": schema},
+                                      "required": ["value"]}
     tool = {"type": "function", "function": {
-        "name": SCHEMA_NAME, "description": "Give the answer in this structure.",
-        "parameters": schema}}
+        "name": name, "description": "Give the answer in this structure.",
+        "parameters": params}}
     return attrs.evolve(request, response_format=None, tools=[tool],
-                        tool_choice={"type": "function", "function": {"name": SCHEMA_NAME}})
+                        tool_choice={"type": "function", "function": {"name": name}})
 
 
 #: Provider type → how a request asks for structured output. Types not listed use the
@@ -135,9 +143,15 @@ def for_provider(request: ChatRequest, provider_type: str) -> ChatRequest:
     this per attempt; the request as the caller built it is left alone)."""
     shape = NATIVE.get(provider_type)
     rf = request.response_format
-    if shape is None or not rf or rf.get("type") != "json_schema":
+    if shape is None or not rf:
         return request
-    return shape(request, (rf.get("json_schema") or {}).get("schema") or {})
+    if rf.get("type") == "json_schema":
+        return shape(request, (rf.get("json_schema") or {}).get("schema") or {})
+    if rf.get("type") == "json_object" and isinstance(rf.get("schema"), dict):
+        # The second shape :func:`solve` tries after a 400: still a forced tool here, so
+        # the provider's own refusal is what the caller sees, not an unconstrained answer.
+        return shape(request, rf["schema"])
+    return request
 
 
 def ask(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
@@ -149,10 +163,22 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
 def answer_text(resp: ChatResponse) -> str:
-    """The JSON text of an answer: the content, or the forced tool call's arguments."""
-    if resp.tool_calls and not (resp.content or "").strip():
-        fn = resp.tool_calls[0].get("function", resp.tool_calls[0])
+    """The JSON text of an answer: the forced tool call's arguments, else the content.
+
+    The call named :data:`SCHEMA_NAME` wins over text: Claude may write a sentence before
+    the forced ``tool_use`` block, and that sentence is not the answer."""
+    calls = [c.get("function", c) for c in resp.tool_calls or []]
+    named = [fn for fn in calls if fn.get("name") in (SCHEMA_NAME, WRAPPED_NAME)]
+    if named or (calls and not (resp.content or "").strip()):
+        fn = (named or calls)[0]
         args = fn.get("arguments", "")
+        if fn.get("name") == WRAPPED_NAME:
+            try:
+                inner = json.loads(args) if isinstance(args, str) else args
+            except json.JSONDecodeError:
+                return str(args)  # not JSON: the validation says so and asks again
+            if isinstance(inner, dict) and "value" in inner:
+                return json.dumps(inner["value"])
         return args if isinstance(args, str) else json.dumps(args)
     return resp.content or ""
 

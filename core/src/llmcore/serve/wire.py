@@ -105,6 +105,7 @@ def from_error(exc: BaseException, model: str | None = None) -> WireError:
     every one said the model does not exist, or nobody serves it → 404; every one is
     rate-limited or cooling down → 429 with ``Retry-After``; anything else → 502.
     """
+    from ..budgets import BudgetExceeded
     from ..errors import (
         AllProvidersFailed,
         BadRequestError,
@@ -121,6 +122,11 @@ def from_error(exc: BaseException, model: str | None = None) -> WireError:
         if not tried:
             until = min((a.cooldown_until or 0.0) for a in exc.attempts)
             wait = max(1, int(until - time.time() + 0.999))
+            if all(a.error_type == "OverBudget" for a in exc.attempts):
+                why = "; ".join(f"{a.provider}: {a.message}" for a in exc.attempts)
+                return WireError(429, f"every provider for {model!r} is over its budget "
+                                 f"({why}); retry in {wait} s", "rate_limit",
+                                 headers={"Retry-After": str(wait)})
             return WireError(429, f"every provider for {model!r} is cooling down; retry in "
                              f"{wait} s", "rate_limit", headers={"Retry-After": str(wait)})
         statuses = {a.status for a in tried}
@@ -132,6 +138,9 @@ def from_error(exc: BaseException, model: str | None = None) -> WireError:
         if statuses == {429}:
             return WireError(429, exc.message, "rate_limit", headers={"Retry-After": "1"})
         return WireError(502, f"every provider failed: {exc.message}", "upstream")
+    if isinstance(exc, BudgetExceeded):  # routing.budget is spent: nothing goes out
+        wait = max(1, int(exc.resets_at - time.time() + 0.999))
+        return WireError(429, exc.message, "rate_limit", headers={"Retry-After": str(wait)})
     if isinstance(exc, ConfigError):
         return WireError(404, exc.message, "not_found", param="model")
     if isinstance(exc, BadRequestError):
