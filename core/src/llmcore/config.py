@@ -43,6 +43,13 @@ AGENT_MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only",
 ISOLATION = ("none", "worktree")
 
 
+def normalize_mode(mode: str) -> str:
+    """llmcore's name for ``mode`` (``"full-auto"`` → ``"full_auto"``); unknown names are
+    returned as given, for the plugin to refuse with its list of modes."""
+    key = mode.strip().lower() if isinstance(mode, str) else mode
+    return AGENT_MODE_ALIASES.get(key, key)
+
+
 @attrs.define
 class Timeouts:
     """Deadlines in seconds. A single number N in YAML sets read, first_token, write and

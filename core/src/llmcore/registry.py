@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,21 @@ def model_name(model: str | None, provider_type: str) -> str | None:
     if not model or provider_type not in TAGGED_TYPES:
         return model
     return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
+#: A parameter count in a model name (``70b``, ``270m``, ``1.5B``); compiled on first use.
+_PARAMS = r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])"
+
+
+def parameter_count(text: str | None) -> float | None:
+    """Billions of parameters named in ``text``: ``llama3:70b`` → 70, ``gemma-3-270m`` → 0.27."""
+    if not text:
+        return None
+    found = re.findall(_PARAMS, text)  # re caches the compiled pattern
+    if not found:
+        return None
+    value, unit = found[-1]
+    return float(value) / (1000.0 if unit in "mM" else 1.0)
 
 
 def normalize_capability(tag: str) -> str:

@@ -26,9 +26,10 @@ The modules, each with one job:
 
 from __future__ import annotations
 
+from ..registry import parameter_count
 from .agents_as_providers import prompt_text
 from .api import Router
-from .candidates import Candidate, parameter_count
+from .candidates import Candidate
 from .run import describe_attempts
 from .streams import AsyncRoutedStream, RoutedStream
 
