@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import cli
 from .base import State, echo_json, pass_state, table
+from .group import cli
 
 if TYPE_CHECKING:
     from ..types import AgentResult
