@@ -251,8 +251,7 @@ def _budget_checks(runtime: Runtime) -> list[Check]:
 
 
 def _sink_checks(runtime: Runtime, sink_types: dict[str, Any]) -> list[Check]:
-    from .config import suggest
-    from .metrics import parse_sink_options
+    from .config import parse_sink_options, suggest
 
     mc = runtime.config.metrics
     out = []
