@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ConfigError
+from .pricing import cost_usd
 
 if TYPE_CHECKING:
     from .config import Config, RegistryConfig
@@ -361,18 +362,15 @@ class Registry:
         tin = _tokens(usage, "input_tokens")
         tout = _tokens(usage, "output_tokens")
         if prices is not None:
-            return (tin * prices[0] + tout * prices[1]) / 1e6
+            return cost_usd((prices[0], prices[1], None), tin, tout)
         if local if local is not None else self.is_local(provider_type):
             return 0.0
         entry = self.info(model, provider_type)
         if entry is None or not entry.priced:
             return None
-        pin, pout = entry.input_per_million or 0.0, entry.output_per_million or 0.0
-        cached = min(_tokens(usage, "cached_tokens"), tin)
-        pcached = entry.cached_input_per_million
-        if cached and pcached is not None:
-            return ((tin - cached) * pin + cached * pcached + tout * pout) / 1e6
-        return (tin * pin + tout * pout) / 1e6
+        return cost_usd((entry.input_per_million or 0.0, entry.output_per_million or 0.0,
+                         entry.cached_input_per_million), tin, tout,
+                        _tokens(usage, "cached_tokens"))
 
     # -- sync with what providers report -------------------------------------------------
     def _read_cache(self) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..pricing import Pricing
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from .calls import afirst_answer, first_answer
 from .candidates import Candidate, Planner
 from .checks import check_request
 from .policy import Cooldowns
-from .pricing import Pricing
 from .run import Crew, Run
 from .strategies import Balancer
 from .streams import AsyncRoutedStream, RoutedStream, astream, stream

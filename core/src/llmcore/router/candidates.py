@@ -20,10 +20,10 @@ from .choice import ModelChooser
 
 if TYPE_CHECKING:
     from ..agents import Agent
+    from ..pricing import Pricing
     from ..provider import Provider
     from ..runtime import Runtime
     from ..types import ChatRequest
-    from .pricing import Pricing
     from .strategies import Balancer
 
 

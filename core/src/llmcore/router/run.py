@@ -31,11 +31,11 @@ from .policy import retry_after, retry_cfg
 if TYPE_CHECKING:
     from ..config import Config
     from ..hooks import Hooks
+    from ..pricing import Pricing
     from ..provider import Provider
     from .candidates import Candidate
     from .choice import ModelChooser
     from .policy import Cooldowns
-    from .pricing import Pricing
     from .strategies import Balancer
 
 # Request ids: a random per-process prefix and a counter (a syscall per request was measurable).
