@@ -46,6 +46,16 @@ _GIT_ID = ["-c", "user.name=llmcore", "-c", "user.email=llmcore@localhost",
            "-c", "commit.gpgsign=false"]
 
 
+def git_toplevel(path: str) -> str | None:
+    """The root of the git work tree holding ``path``, or ``None`` outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path,
+                             capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
 #: git takes lock files for refs and worktree admin; parallel runs of one checkout (a batch)
 #: make their worktrees and branches one at a time here, and retry a lock held elsewhere.
 _REPO_LOCK = threading.Lock()
@@ -191,8 +201,6 @@ def prepare_worktree(agent: Agent, cwd: str, run_id: str, *,
                      resume: str | None = None) -> WorktreeInfo:
     """The worktree the run works in: the one of the run whose session ``resume`` names, or
     a new branch and worktree from ``HEAD`` of ``cwd``'s checkout."""
-    from .runner import git_toplevel
-
     if resume:
         earlier = find_run(session_id=resume, agent=agent.name)
         if earlier is not None and os.path.isdir(earlier.root):

@@ -22,16 +22,25 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import attrs
 
 from .agent_support import npm_package_version
-from .config import AGENT_MODE_ALIASES, AGENT_MODES, AgentConfig, structure_options
+from .config import (
+    AGENT_MODE_ALIASES,
+    AGENT_MODES,
+    AgentConfig,
+    normalize_mode,
+    structure_options,
+)
 from .errors import (
     AgentAuthError,
     AgentConnectionError,
     AgentError,
     AgentFailedError,
-    AgentNotFoundError,
     AgentRateLimitError,
     ConfigError,
 )
+
+# Re-exported: code outside the core knows them as llmcore.agents names.
+from .runner import RunOutput as RunOutput
+from .runner import missing_program as missing_program
 from .types import AgentResult, AgentTask
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -43,13 +52,6 @@ ARGV_PROMPT_MAX = 96 * 1024
 #: llmcore's modes, from the most careful to the most free, and their other names.
 MODES = AGENT_MODES
 MODE_ALIASES = AGENT_MODE_ALIASES
-
-
-def normalize_mode(mode: str) -> str:
-    """llmcore's name for ``mode`` (``"full-auto"`` → ``"full_auto"``); unknown names are
-    returned as given, for the plugin to refuse with its list of modes."""
-    key = mode.strip().lower() if isinstance(mode, str) else mode
-    return MODE_ALIASES.get(key, key)
 
 
 #: Flags seen by ``--version`` probes are cached per executable path for the process.
@@ -82,33 +84,6 @@ class Invocation:
     stdin: bytes | None = None
     #: Files the runner deletes when the run is over (a prompt file the plugin wrote).
     temp_files: list[str] = attrs.field(factory=list)
-
-
-@attrs.define
-class RunOutput:
-    """What the runner saw of one run, handed to :meth:`Agent.finish`.
-
-    Memory is bounded: ``events`` keeps the first and the last parsed events up to a cap
-    (``events_total`` counts them all); the tails keep the last lines up to a byte budget. The
-    whole output is in the log file at ``log_path``.
-    """
-
-    exit_code: int | None
-    events: list[dict[str, Any]]
-    stdout_tail: str
-    stderr_tail: str
-    duration_s: float
-    files_modified: list[str]
-    timed_out: bool = False
-    cancelled: bool = False
-    events_total: int = 0
-    stdout_bytes: int = 0
-    stderr_bytes: int = 0
-    log_path: str | None = None
-    worktree: str | None = None
-    cwd: str = ""
-    #: What was started (argv, env additions, ``meta``).
-    invocation: Invocation | None = None
 
 
 # Generic shapes of the failures every agent meets; plugins add their own before these.
@@ -443,11 +418,3 @@ def _proxy_configured(extra: Mapping[str, str]) -> bool:
     """Whether the agent's environment names an HTTP(S) proxy."""
     names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
     return any(extra.get(n) or os.environ.get(n) for n in names)
-
-
-def missing_program(agent: Agent) -> AgentNotFoundError:
-    return AgentNotFoundError(
-        f"{agent.name}: program {agent.config.command or agent.program!r} was not found",
-        agent=agent.name,
-        hint=f"install it, or set agents.{agent.name}.command to its path",
-    )

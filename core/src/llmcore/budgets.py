@@ -267,34 +267,6 @@ def spend_sinks(config: Config) -> list[MetricsSink]:
     return [SpendSink(url)] if url and has_budget(config) else []
 
 
-def doctor_checks(runtime: Runtime) -> list[Any]:
-    """Rows for ``llmcore doctor``: every budget and whether it is spent."""
-    from .doctor import Check
-
-    b = for_runtime(runtime)
-    if not b.active:
-        return []
-    out = []
-    rows = [(None, runtime.config.routing.budget)] + [
-        (n, p.budget) for n, p in (runtime.config.providers or {}).items()]
-    for name, budget in rows:
-        if budget is None:
-            continue
-        got = b.over(name, budget)
-        label = name or "(global)"
-        if got is None:
-            out.append(Check("budget", label, "ok", detail=", ".join(
-                f"{k} ${v:.2f}" for k, v in limits(budget))))
-        else:
-            period, used, limit, reset = got
-            when = datetime.fromtimestamp(reset).strftime("%Y-%m-%d %H:%M")
-            out.append(Check("budget", label, "budget",
-                             detail=f"{period}: ${used:.4f} of ${limit:.2f} spent",
-                             hint=f"skipped until {when}" if name else
-                             f"every request refused until {when}"))
-    return out
-
-
 def _since(period: str) -> str:
     return "00:00 today" if period == "daily" else "the 1st of the month"
 

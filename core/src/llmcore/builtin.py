@@ -21,9 +21,13 @@ class BuiltinPlugin:
 
     @hookimpl
     def llmcore_register_metrics_sinks(self) -> list[Any]:
-        from .metrics import builtin_sinks
+        # The sinks the core ships (their modules import their heavy libraries lazily).
+        from .sinks.jsonl import JsonlSink
+        from .sinks.log import LogSink
+        from .sinks.prometheus import PrometheusSink
+        from .sinks.sqlite import SqliteSink
 
-        return builtin_sinks()
+        return [SqliteSink, JsonlSink, PrometheusSink, LogSink]
 
     @hookimpl
     def llmcore_generate(self, call: Any) -> Any:

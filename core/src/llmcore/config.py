@@ -43,6 +43,13 @@ AGENT_MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only",
 ISOLATION = ("none", "worktree")
 
 
+def normalize_mode(mode: str) -> str:
+    """llmcore's name for ``mode`` (``"full-auto"`` → ``"full_auto"``); unknown names are
+    returned as given, for the plugin to refuse with its list of modes."""
+    key = mode.strip().lower() if isinstance(mode, str) else mode
+    return AGENT_MODE_ALIASES.get(key, key)
+
+
 @attrs.define
 class Timeouts:
     """Deadlines in seconds. A single number N in YAML sets read, first_token, write and
@@ -877,11 +884,36 @@ def check_plugin_options(
             raise config.error((section, name, *(err.path or "").split(".")), err.message) from None
 
 
+def parse_sink_options(name: str, options_cls: type, options: Mapping[str, Any]) -> Any:
+    """Build a sink's ``Options`` from ``metrics.<name>``; unknown or ill-typed keys raise a
+    ``ConfigError`` naming the key (and the nearest valid one)."""
+    from .errors import ConfigError
+
+    allowed = [f.name for f in attrs.fields(options_cls)]
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"metrics.{name} must be a mapping of options",
+                          hint="valid keys: " + ", ".join(allowed))
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                f"metrics.{name}.{key}: unknown key{suggest(str(key), allowed)}",
+                hint="valid keys: " + ", ".join(allowed),
+            )
+    try:
+        return structure_options(options_cls, options)
+    except Exception as exc:
+        import cattrs
+
+        if isinstance(exc, cattrs.BaseValidationError):
+            lines = cattrs.transform_error(exc)
+            raise ConfigError(f"metrics.{name}: {lines[0] if lines else exc}",
+                              hint="valid keys: " + ", ".join(allowed)) from None
+        raise
+
+
 def check_sinks(config: Config, sink_types: Mapping[str, type]) -> None:
     """Every sink named in ``metrics.sinks`` is installed, and every ``metrics.<sink>``
     section names a sink and holds only its options (with the nearest valid key)."""
-    from .metrics import parse_sink_options
-
     mc = config.metrics
     for i, name in enumerate(mc.sinks):
         if name not in sink_types:

@@ -124,7 +124,7 @@ def _probe_provider(provider: Any, check: Check) -> None:
 
 
 def _probe_agent(agent: Any, check: Check) -> None:
-    from .agents import missing_program
+    from .runner import missing_program
 
     if not agent.available():
         err = missing_program(agent)
@@ -182,9 +182,7 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
             checks[-1].status = "timeout"
             jobs.append((_probe_agent, agent, checks[-1]))
     checks.extend(_sink_checks(runtime, sink_types))
-    from .budgets import doctor_checks  # spent budgets: providers skipped, requests refused
-
-    checks.extend(doctor_checks(runtime))
+    checks.extend(_budget_checks(runtime))
 
     threads = []
     for fn, obj, check in jobs:
@@ -222,9 +220,38 @@ def _quiet(fn: Callable[[], Any]) -> None:
         pass
 
 
+def _budget_checks(runtime: Runtime) -> list[Check]:
+    """Rows for every budget and whether it is spent (providers skipped, requests refused)."""
+    from datetime import datetime
+
+    from .budgets import for_runtime, limits
+
+    b = for_runtime(runtime)
+    if not b.active:
+        return []
+    out: list[Check] = []
+    rows = [(None, runtime.config.routing.budget)] + [
+        (n, p.budget) for n, p in (runtime.config.providers or {}).items()]
+    for name, budget in rows:
+        if budget is None:
+            continue
+        got = b.over(name, budget)
+        label = name or "(global)"
+        if got is None:
+            out.append(Check("budget", label, "ok", detail=", ".join(
+                f"{k} ${v:.2f}" for k, v in limits(budget))))
+        else:
+            period, used, limit, reset = got
+            when = datetime.fromtimestamp(reset).strftime("%Y-%m-%d %H:%M")
+            out.append(Check("budget", label, "budget",
+                             detail=f"{period}: ${used:.4f} of ${limit:.2f} spent",
+                             hint=f"skipped until {when}" if name else
+                             f"every request refused until {when}"))
+    return out
+
+
 def _sink_checks(runtime: Runtime, sink_types: dict[str, Any]) -> list[Check]:
-    from .config import suggest
-    from .metrics import parse_sink_options
+    from .config import parse_sink_options, suggest
 
     mc = runtime.config.metrics
     out = []

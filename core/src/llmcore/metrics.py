@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -79,34 +78,6 @@ _NAMES: dict[type, tuple[str, ...]] = {}
 FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(MetricsEvent))
 
 
-def parse_sink_options(name: str, options_cls: type, options: Mapping[str, Any]) -> Any:
-    """Build a sink's ``Options`` from ``metrics.<name>``; unknown or ill-typed keys raise a
-    ``ConfigError`` naming the key (and the nearest valid one)."""
-    from .config import structure_options, suggest
-    from .errors import ConfigError
-
-    allowed = [f.name for f in attrs.fields(options_cls)]
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"metrics.{name} must be a mapping of options",
-                          hint="valid keys: " + ", ".join(allowed))
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(
-                f"metrics.{name}.{key}: unknown key{suggest(str(key), allowed)}",
-                hint="valid keys: " + ", ".join(allowed),
-            )
-    try:
-        return structure_options(options_cls, options)
-    except Exception as exc:
-        import cattrs
-
-        if isinstance(exc, cattrs.BaseValidationError):
-            lines = cattrs.transform_error(exc)
-            raise ConfigError(f"metrics.{name}: {lines[0] if lines else exc}",
-                              hint="valid keys: " + ", ".join(allowed)) from None
-        raise
-
-
 class MetricsSink:
     """Receives every event. Built from ``metrics.<type_name>`` options as a dict.
 
@@ -119,6 +90,8 @@ class MetricsSink:
     Options: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
+        from .config import parse_sink_options
+
         self.options = options or {}
         self.opts: Any = (
             parse_sink_options(self.type_name, self.Options, self.options)
@@ -146,16 +119,6 @@ class MetricsSink:
 
     def close(self) -> None:
         self.flush()
-
-
-def builtin_sinks() -> list[type[MetricsSink]]:
-    """The sinks the core ships (their modules import their heavy libraries lazily)."""
-    from .sinks.jsonl import JsonlSink
-    from .sinks.log import LogSink
-    from .sinks.prometheus import PrometheusSink
-    from .sinks.sqlite import SqliteSink
-
-    return [SqliteSink, JsonlSink, PrometheusSink, LogSink]
 
 
 class Metrics:

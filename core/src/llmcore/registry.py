@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ConfigError
+from .pricing import cost_usd
 
 if TYPE_CHECKING:
     from .config import Config, RegistryConfig
@@ -80,6 +82,21 @@ def model_name(model: str | None, provider_type: str) -> str | None:
     if not model or provider_type not in TAGGED_TYPES:
         return model
     return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
+#: A parameter count in a model name (``70b``, ``270m``, ``1.5B``); compiled on first use.
+_PARAMS = r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])"
+
+
+def parameter_count(text: str | None) -> float | None:
+    """Billions of parameters named in ``text``: ``llama3:70b`` → 70, ``gemma-3-270m`` → 0.27."""
+    if not text:
+        return None
+    found = re.findall(_PARAMS, text)  # re caches the compiled pattern
+    if not found:
+        return None
+    value, unit = found[-1]
+    return float(value) / (1000.0 if unit in "mM" else 1.0)
 
 
 def normalize_capability(tag: str) -> str:
@@ -345,18 +362,15 @@ class Registry:
         tin = _tokens(usage, "input_tokens")
         tout = _tokens(usage, "output_tokens")
         if prices is not None:
-            return (tin * prices[0] + tout * prices[1]) / 1e6
+            return cost_usd((prices[0], prices[1], None), tin, tout)
         if local if local is not None else self.is_local(provider_type):
             return 0.0
         entry = self.info(model, provider_type)
         if entry is None or not entry.priced:
             return None
-        pin, pout = entry.input_per_million or 0.0, entry.output_per_million or 0.0
-        cached = min(_tokens(usage, "cached_tokens"), tin)
-        pcached = entry.cached_input_per_million
-        if cached and pcached is not None:
-            return ((tin - cached) * pin + cached * pcached + tout * pout) / 1e6
-        return (tin * pin + tout * pout) / 1e6
+        return cost_usd((entry.input_per_million or 0.0, entry.output_per_million or 0.0,
+                         entry.cached_input_per_million), tin, tout,
+                        _tokens(usage, "cached_tokens"))
 
     # -- sync with what providers report -------------------------------------------------
     def _read_cache(self) -> dict[str, Any]:

@@ -27,11 +27,14 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import attrs
+
 from .agent_procs import ProcessTree
-from .errors import AgentCancelledError, AgentError, AgentTimeoutError
+from .agent_worktrees import git_toplevel
+from .errors import AgentCancelledError, AgentError, AgentNotFoundError, AgentTimeoutError
 
 if TYPE_CHECKING:
-    from .agents import Agent, CancelToken, EventCallback, Invocation, RunOutput
+    from .agents import Agent, CancelToken, EventCallback, Invocation
     from .types import AgentResult, AgentTask
 
 log = logging.getLogger("llmcore.runner")
@@ -59,6 +62,41 @@ _SECRET_NAME = re.compile(r"(API_?KEY|_TOKEN|TOKEN_|_SECRET|SECRET_|PASSWORD|ACC
 
 
 # -- environment --------------------------------------------------------------------------
+@attrs.define
+class RunOutput:
+    """What the runner saw of one run, handed to :meth:`Agent.finish`.
+
+    Memory is bounded: ``events`` keeps the first and the last parsed events up to a cap
+    (``events_total`` counts them all); the tails keep the last lines up to a byte budget. The
+    whole output is in the log file at ``log_path``.
+    """
+
+    exit_code: int | None
+    events: list[dict[str, Any]]
+    stdout_tail: str
+    stderr_tail: str
+    duration_s: float
+    files_modified: list[str]
+    timed_out: bool = False
+    cancelled: bool = False
+    events_total: int = 0
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    log_path: str | None = None
+    worktree: str | None = None
+    cwd: str = ""
+    #: What was started (argv, env additions, ``meta``).
+    invocation: Invocation | None = None
+
+
+def missing_program(agent: Agent) -> AgentNotFoundError:
+    return AgentNotFoundError(
+        f"{agent.name}: program {agent.config.command or agent.program!r} was not found",
+        agent=agent.name,
+        hint=f"install it, or set agents.{agent.name}.command to its path",
+    )
+
+
 def agent_environment(agent: Agent, extra: dict[str, str] | None = None,
                       unset: list[str] | None = None,
                       base: dict[str, str] | None = None) -> dict[str, str]:
@@ -92,16 +130,6 @@ def _git(cwd: str, *args: str, check: bool = True) -> bytes:
     if check and out.returncode != 0:
         raise OSError(out.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
     return out.stdout
-
-
-def git_toplevel(path: str) -> str | None:
-    """The root of the git work tree holding ``path``, or ``None`` outside git."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path,
-                             capture_output=True, check=False, stdin=subprocess.DEVNULL)
-    except OSError:
-        return None
-    return out.stdout.decode().strip() or None if out.returncode == 0 else None
 
 
 class GitState:
@@ -471,10 +499,8 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
     raised (auth, rate limit…). Each raised error carries the partial result in ``.result``
     when the program ran.
     """
-    from .agents import missing_program
-
     check_prompt(agent.name, task.prompt)
-    from .agents import normalize_mode
+    from .config import normalize_mode
 
     if task.mode != normalize_mode(task.mode):
         import attrs
@@ -578,7 +604,6 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
                     timeout: float, log_path: Path, run_id: str,
                     on_event: EventCallback | None, cancel: CancelToken | None) -> RunOutput:
     from .agent_procs import register, unregister
-    from .agents import RunOutput
 
     log_file = _open_log(log_path)
     collector = _Collector(agent, on_event, log_file)

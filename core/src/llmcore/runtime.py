@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -22,6 +22,9 @@ from .hooks import Hooks
 from .metrics import Metrics, MetricsSink
 from .plugins import PluginManager
 from .provider import Provider
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 #: With no config, local servers are tried in this order: the ones most people run first.
 #: Types not listed follow, in the order their plugins were found. A server that is not
@@ -80,6 +83,13 @@ class Runtime:
         self._providers: dict[str, Provider] | None = None
         self._agents: dict[str, Agent] | None = None
         self._metrics: Metrics | None = None
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        """The model registry of this config (facts, context sizes, prices)."""
+        from .registry import get_registry
+
+        return get_registry(self.config)
 
     @property
     def hooks(self) -> Hooks:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import cli
 from .base import State, echo_json, pass_state, table
+from .group import cli
 
 if TYPE_CHECKING:
     from ..types import AgentResult
@@ -30,7 +30,7 @@ def agents(state: State, as_json: bool) -> None:
     found = list(rt.agents.values())
 
     def row(agent: Any) -> dict[str, Any]:
-        from ..agents import normalize_mode
+        from ..config import normalize_mode
 
         path = agent.executable() if agent.available() else None
         cfg = agent.config
@@ -247,8 +247,7 @@ def agent_merge(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 def agent_clean(keep: str, cwd: str | None, as_json: bool) -> None:
     """Remove finished isolated runs' worktrees and branches (runs still going are left)."""
-    from ..agent_worktrees import clean_runs
-    from ..runner import git_toplevel
+    from ..agent_worktrees import clean_runs, git_toplevel
 
     source = (git_toplevel(cwd) or cwd) if cwd else None
     removed = clean_runs(keep, source=source)

@@ -160,3 +160,23 @@ def error_json(exc: Any) -> dict[str, Any]:
     return {"error": exc.message, "error_type": type(exc).__name__.split("_")[0],
             "hint": exc.hint,
             "attempts": [a.to_dict() for a in getattr(exc, "attempts", None) or []]}
+
+
+def prompt_text(words: tuple[str, ...]) -> str:
+    """The prompt from the arguments; ``-`` (or nothing, with a pipe) reads stdin."""
+    text = " ".join(words)
+    if text == "-" or (not text and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+    if not text.strip():
+        raise click.UsageError("give a prompt: llmcore chat \"your question\" (or - to read "
+                               "it from stdin)")
+    return text
+
+
+def chat_footer(provider: str | None, model: str | None, usage: Any, seconds: float) -> None:
+    """One dim line on stderr (only on a terminal, so pipes get just the answer)."""
+    if not sys.stderr.isatty():
+        return
+    tokens = f" · {usage.input_tokens} in / {usage.output_tokens} out" if usage else ""
+    click.secho(f"[{provider or '?'}/{model or '?'}{tokens} · {seconds:.2f} s]", err=True,
+                dim=True)

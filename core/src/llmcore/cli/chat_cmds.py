@@ -8,19 +8,8 @@ from typing import Any
 
 import click
 
-from . import cli
-from .base import State, echo_json, pass_state, table
-
-
-def _prompt_text(words: tuple[str, ...]) -> str:
-    """The prompt from the arguments; ``-`` (or nothing, with a pipe) reads stdin."""
-    text = " ".join(words)
-    if text == "-" or (not text and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-    if not text.strip():
-        raise click.UsageError("give a prompt: llmcore chat \"your question\" (or - to read "
-                               "it from stdin)")
-    return text
+from .base import State, chat_footer, echo_json, pass_state, prompt_text, table
+from .group import cli
 
 
 @cli.command()
@@ -68,7 +57,7 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
                       attach=list(attach), schema=schema, log=log, cont=cont, cid=cid,
                       interactive=interactive)
         return
-    text = _prompt_text(prompt)
+    text = prompt_text(prompt)
     if as_json:
         from ..errors import LLMCoreError
 
@@ -88,7 +77,7 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
         if resp.thinking:
             click.secho(resp.thinking, err=True, dim=True)
         click.echo(resp.content)
-        _footer(resp.provider, resp.model, resp.usage, resp.latency_s)
+        chat_footer(resp.provider, resp.model, resp.usage, resp.latency_s)
         return
     t0 = time.monotonic()
     last: Any = None
@@ -106,16 +95,7 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
         last = chunk
     click.echo("")
     if last is not None:
-        _footer(last.provider, last.model, last.usage, time.monotonic() - t0)
-
-
-def _footer(provider: str | None, model: str | None, usage: Any, seconds: float) -> None:
-    """One dim line on stderr (only on a terminal, so pipes get just the answer)."""
-    if not sys.stderr.isatty():
-        return
-    tokens = f" · {usage.input_tokens} in / {usage.output_tokens} out" if usage else ""
-    click.secho(f"[{provider or '?'}/{model or '?'}{tokens} · {seconds:.2f} s]", err=True,
-                dim=True)
+        chat_footer(last.provider, last.model, last.usage, time.monotonic() - t0)
 
 
 @cli.command()

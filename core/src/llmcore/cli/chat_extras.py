@@ -78,9 +78,9 @@ def extended_chat(state: State, prompt: tuple[str, ...], *, provider: str | None
         if interactive:
             session(conv, stream=stream and not as_json, attach=attach)
             return
-        from .chat_cmds import _footer, _prompt_text
+        from .base import chat_footer, prompt_text
 
-        text = _prompt_text(prompt)
+        text = prompt_text(prompt)
         if schema is not None:
             spec = load_schema(schema)
             msgs = conv._turn(text)
@@ -94,12 +94,12 @@ def extended_chat(state: State, prompt: tuple[str, ...], *, provider: str | None
                 echo_json({**resp.to_dict(), "conversation_id": conv.cid})
                 return
             click.echo(resp.content)
-            _footer(resp.provider, resp.model, resp.usage, resp.latency_s)
+            chat_footer(resp.provider, resp.model, resp.usage, resp.latency_s)
             return
         t0 = time.monotonic()
         last = _stream_turn(conv, text, attach)
         if last is not None:
-            _footer(last.provider, last.model, last.usage, time.monotonic() - t0)
+            chat_footer(last.provider, last.model, last.usage, time.monotonic() - t0)
 
 
 def _notice(text: str) -> None:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import cli
 from .base import State, echo_json, pass_state, table
+from .group import cli
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

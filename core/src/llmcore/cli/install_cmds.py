@@ -19,7 +19,7 @@ import click
 
 from ..errors import LLMCoreError
 from ..plugins import CORE_DISTRIBUTION
-from . import cli
+from .group import cli
 
 PREFIX = "llmcore-plugin-"
 INSTALLER_ENV = "LLMCORE_INSTALLER"

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from . import cli
 from .base import State, echo_json, json_errors, pass_state
+from .group import cli
 
 
 @cli.command()

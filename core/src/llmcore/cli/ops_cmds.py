@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from . import cli
 from .base import State, echo_json, handle_errors, pass_state
+from .group import cli
 
 
 def _money(v: float) -> str:

@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import LLMCoreError
 from ..hookspecs import HOOK_API_VERSION
 from ..plugins import CORE_DISTRIBUTION
-from . import cli
+from .group import cli
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 

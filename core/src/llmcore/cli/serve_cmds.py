@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from . import cli
 from .base import State, handle_errors, pass_state
+from .group import cli
 
 
 @cli.command()

@@ -17,7 +17,8 @@ The modules, each with one job:
 - :mod:`.api`: :class:`Router`, what the client calls;
 - :mod:`.candidates`: the plan (which candidates, in which order) and model sizes;
 - :mod:`.strategies`: ``routing.strategy`` and the load it measures;
-- :mod:`.pricing`: the cost of a response, and the price order for ``cost``;
+- :mod:`llmcore.pricing` (shared with the sinks and reports): the cost of a response,
+  and the price order for ``cost``;
 - :mod:`.policy`: retry waits and when to cool down; :mod:`.failures`: what an error means;
 - :mod:`.run`: one request's attempts and every decision about them, shared by
 - :mod:`.calls` and :mod:`.streams`: the sync and async loops, which only call and await;
@@ -26,9 +27,10 @@ The modules, each with one job:
 
 from __future__ import annotations
 
+from ..registry import parameter_count
 from .agents_as_providers import prompt_text
 from .api import Router
-from .candidates import Candidate, parameter_count
+from .candidates import Candidate
 from .run import describe_attempts
 from .streams import AsyncRoutedStream, RoutedStream
 

@@ -17,7 +17,7 @@ from ..types import AgentTask, ChatRequest, ChatResponse, Usage
 
 if TYPE_CHECKING:
     from ..agents import Agent
-    from ..runtime import Runtime
+    from ..hooks import Hooks
     from .candidates import Candidate
 
 
@@ -40,7 +40,7 @@ def serving_agents(agents: Mapping[str, Agent], available: dict[str, bool],
     return out
 
 
-def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async: bool) -> Any:
+def agent_call(hooks: Hooks, cand: Candidate, request: ChatRequest, is_async: bool) -> Any:
     """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one."""
     agent = cand.agent
     assert agent is not None
@@ -54,7 +54,7 @@ def agent_call(runtime: Runtime, cand: Candidate, request: ChatRequest, is_async
 
     def run() -> ChatResponse:
         call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t))
-        result = runtime.hooks.run_agent(call)
+        result = hooks.run_agent(call)
         if not result.success:
             raise ResponseError(
                 f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",

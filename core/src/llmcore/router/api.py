@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..pricing import Pricing
 from ..types import ChatRequest, ChatResponse, EmbeddingResponse, ModelInfo, StreamChunk
 from .calls import afirst_answer, first_answer
 from .candidates import Candidate, Planner
 from .checks import check_request
 from .policy import Cooldowns
-from .pricing import Pricing
-from .run import Run
+from .run import Crew, Run
 from .strategies import Balancer
 from .streams import AsyncRoutedStream, RoutedStream, astream, stream
 
@@ -35,6 +35,12 @@ class Router:
         self.balancer = Balancer(runtime, self.pricing)
         self.planner = Planner(runtime, self.balancer, self.pricing)
         self.policy = Cooldowns(runtime, self.balancer.lock)
+        # What every run of this router works with (a run never reaches back in here).
+        self.crew = Crew(policy=self.policy, balancer=self.balancer, pricing=self.pricing,
+                         chooser=self.planner.chooser, hooks=runtime.hooks,
+                         config=runtime.config, emit=self.emit,
+                         listening=lambda: runtime.metrics.listening,
+                         providers=lambda: runtime.providers)
         # The strategies' measurements, by provider name (read by tests and tools).
         self._latency = self.balancer.latency
         self._in_flight = self.balancer.in_flight
@@ -60,12 +66,6 @@ class Router:
     def emit(self, event: MetricsEvent) -> None:
         self.runtime.metrics.emit(event)
 
-    def answered(self, cand: Candidate, duration: float) -> None:
-        """A call succeeded: reset its failures in a row, measure its latency."""
-        with self.balancer.lock:
-            self.policy.succeeded(cand)
-            self.balancer.measured(cand, duration)
-
     # -- choosing ---------------------------------------------------------------------
     def candidates(self, request: ChatRequest, provider: str | None = None,
                    fallback: bool | None = None, *, require: list[str] | None = None,
@@ -87,7 +87,7 @@ class Router:
         check_request(request, op)
         plan = self.planner.plan(plan_request or request, provider, fallback, require,
                                  min_context, op)
-        return Run(self, op, request, plan)
+        return Run(self.crew, op, request, plan)
 
     # -- requests -----------------------------------------------------------------------
     def chat(self, request: ChatRequest, provider: str | None = None,

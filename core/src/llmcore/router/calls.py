@@ -28,15 +28,15 @@ _T = TypeVar("_T")
 def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
     """Call the candidate through the generation hooks (an awaitable when ``is_async``)."""
     run.tries += 1
-    router = run.router
+    crew = run.crew
     if cand.kind == "cli":
-        return agent_call(router.runtime, cand, req, is_async)
+        return agent_call(crew.hooks, cand, req, is_async)
     p = cand.provider
     assert p is not None
     if cand.model is None and run.op != "embed":
         # No model asked or configured, and none could be chosen from the server's list:
         # the listing's own error (refused, 401, no chat model) is this attempt's answer.
-        why = router.planner.chooser.failure(cand.name)
+        why = crew.chooser.failure(cand.name)
         if why is not None:
             raise why
     if run.op == "embed":
@@ -44,7 +44,7 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
         model = cand.model
         call = GenerationCall(operation="embed", request=req, provider=p,
                               is_async=is_async, proceed=lambda t: embed(t, model),
-                              config=router.runtime.config, emit=router.emit)
+                              config=crew.config, emit=crew.emit)
     else:
         method = {
             ("chat", False): p.chat, ("stream", False): p.stream,
@@ -52,14 +52,14 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
             ("stream", True): p.astream, ("generate", True): p.agenerate,
         }[(run.op, is_async)]
         call = GenerationCall(operation=run.op, request=req, provider=p, is_async=is_async,
-                              proceed=method, config=router.runtime.config, emit=router.emit)
-    return router.runtime.hooks.generate(call)
+                              proceed=method, config=crew.config, emit=crew.emit)
+    return crew.hooks.generate(call)
 
 
 def call_once(run: Run, cand: Candidate, req: Any) -> Any:
     """One call of a chat or embeddings request: the finished response, or a ProviderError."""
     t0 = time.monotonic()
-    balancer = run.router.balancer
+    balancer = run.crew.balancer
     balancer.enter(cand)
     try:
         resp = invoke(run, cand, req, False)
@@ -73,7 +73,7 @@ def call_once(run: Run, cand: Candidate, req: Any) -> Any:
 async def acall_once(run: Run, cand: Candidate, req: Any) -> Any:
     """The async :func:`call_once`."""
     t0 = time.monotonic()
-    balancer = run.router.balancer
+    balancer = run.crew.balancer
     balancer.enter(cand)
     try:
         resp = await invoke(run, cand, req, True)

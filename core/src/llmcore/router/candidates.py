@@ -9,26 +9,22 @@ candidates as skipped attempts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..gates import gate
-from ..registry import model_name
+from ..registry import model_name, parameter_count
 from .agents_as_providers import serving_agents
 from .choice import ModelChooser
 
 if TYPE_CHECKING:
     from ..agents import Agent
+    from ..pricing import Pricing
     from ..provider import Provider
     from ..runtime import Runtime
     from ..types import ChatRequest
-    from .pricing import Pricing
     from .strategies import Balancer
-
-#: A parameter count in a model name (``70b``, ``270m``, ``1.5B``); compiled on first use.
-_PARAMS = r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([bBmM])(?![A-Za-z])"
 
 
 class Candidate:
@@ -253,14 +249,3 @@ def _unique(models: list[str], type_name: str) -> list[str]:
             seen.add(key)
             out.append(m)
     return out
-
-
-def parameter_count(text: str | None) -> float | None:
-    """Billions of parameters named in ``text``: ``llama3:70b`` → 70, ``gemma-3-270m`` → 0.27."""
-    if not text:
-        return None
-    found = re.findall(_PARAMS, text)  # re caches the compiled pattern
-    if not found:
-        return None
-    value, unit = found[-1]
-    return float(value) / (1000.0 if unit in "mM" else 1.0)

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..registry import model_name
+from ..registry import model_name, parameter_count
 
 if TYPE_CHECKING:
     from ..provider import Provider
@@ -47,8 +47,6 @@ def chat_capable(info: ModelInfo) -> bool:
 
 def pick(models: list[ModelInfo], default: str | None, type_name: str) -> str | None:
     """The model the rule above picks from ``models``, or ``None`` when none can chat."""
-    from .candidates import parameter_count
-
     usable = [m for m in models if chat_capable(m)]
     if not usable:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,22 +29,54 @@ from .failures import as_provider_error, hint, refused
 from .policy import retry_after, retry_cfg
 
 if TYPE_CHECKING:
-    from .api import Router
+    from ..config import Config
+    from ..hooks import Hooks
+    from ..pricing import Pricing
+    from ..provider import Provider
     from .candidates import Candidate
+    from .choice import ModelChooser
+    from .policy import Cooldowns
+    from .strategies import Balancer
 
 # Request ids: a random per-process prefix and a counter (a syscall per request was measurable).
 _RID_PREFIX = os.urandom(4).hex() + "-"
 _RID_COUNTER = itertools.count(1)
 
 
+@attrs.frozen
+class Crew:
+    """What a :class:`Run` works with, handed over by its :class:`~.api.Router` (one per
+    router, shared by its runs): a run decides with these and never asks the router.
+
+    ``emit``/``listening``/``providers`` are functions because what they read is built
+    lazily by the runtime (the metrics sinks, the providers), after the router exists.
+    """
+
+    policy: Cooldowns  # cooldowns and the failure streaks
+    balancer: Balancer  # in-flight counts and latencies (routing.strategy); its lock
+    pricing: Pricing  # the cost of an answer
+    chooser: ModelChooser  # automatic model choices (a failed listing is an answer)
+    hooks: Hooks  # the calls go through the generation / agent-run hooks
+    config: Config
+    emit: Callable[[MetricsEvent], None]
+    listening: Callable[[], bool]  # does anyone receive events? (else none is built)
+    providers: Callable[[], Mapping[str, Provider]]  # for "nobody serves that model"
+
+    def answered(self, cand: Candidate, duration: float) -> None:
+        """A call succeeded: reset its failures in a row, measure its latency."""
+        with self.balancer.lock:
+            self.policy.succeeded(cand)
+            self.balancer.measured(cand, duration)
+
+
 class Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
 
-    __slots__ = ("attempts", "cooled", "errors", "index", "op", "plan", "request", "rid",
-                 "router", "start", "tries")
+    __slots__ = ("attempts", "cooled", "crew", "errors", "index", "op", "plan", "request",
+                 "rid", "start", "tries")
 
-    def __init__(self, router: Router, op: str, request: Any, plan: list[Candidate]) -> None:
-        self.router = router
+    def __init__(self, crew: Crew, op: str, request: Any, plan: list[Candidate]) -> None:
+        self.crew = crew
         self.op = op
         self.request = request
         self.plan = plan
@@ -77,7 +110,7 @@ class Run:
                 if lost:
                     self._cannot_carry(cand, lost)
                     continue
-            cool = self.router.policy.cooling(cand)
+            cool = self.crew.policy.cooling(cand)
             if cool is None:
                 return cand
             self._skip(cand, *cool)
@@ -130,14 +163,14 @@ class Run:
             raise exc
         self.errors.append(err)
         if isinstance(err, ModelNotFoundError):  # the server's list changed: choose again
-            self.router.planner.chooser.invalidate(cand.name)
+            self.crew.chooser.invalidate(cand.name)
         duration = time.monotonic() - t0
         a = Attempt(
             provider=cand.name, model=cand.model, ok=False, error_type=type(err).__name__,
             status=err.status, message=err.message, hint=hint(cand, err),
             duration_s=duration, retry=self.tries - 1,
         )
-        policy = self.router.policy
+        policy = self.crew.policy
         due = policy.after_failure(cand, err)
         if due is not None:
             self._cool(cand, cand.name, due[0], due[1], a)
@@ -170,7 +203,7 @@ class Run:
         return True
 
     def _later_candidates(self) -> bool:
-        active = self.router.policy.active()
+        active = self.crew.policy.active()
         for c in self.plan[self.index + 1:]:
             if c.name not in active and c.model_key not in active:
                 return True
@@ -179,7 +212,7 @@ class Run:
     def retrying(self, cand: Candidate, wait: float) -> None:
         """Note that ``cand`` is called again after ``wait`` seconds."""
         last = self.attempts[-1] if self.attempts else None
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="retry", provider=cand.name, plugin=cand.type_name, model=cand.model,
             operation=self.op, outcome=last.error_type or "error" if last else "error",
             status=last.status if last else None, attempt=self.tries + 1,
@@ -190,7 +223,7 @@ class Run:
         """The candidate is done for this request (cooled in :meth:`failed_try` if due):
         note the failover."""
         if self.has_next():
-            self.router.emit(MetricsEvent(
+            self.crew.emit(MetricsEvent(
                 kind="failover", provider=cand.name, plugin=cand.type_name, model=cand.model,
                 operation=self.op, outcome=type(exc).__name__, status=exc.status,
                 request_id=self.rid, message=f"to {self.plan[self.index + 1].name}",
@@ -198,12 +231,12 @@ class Run:
 
     def _cool(self, cand: Candidate, key: str, seconds: float, reason: str,
               a: Attempt) -> None:
-        seconds = self.router.policy.seconds(seconds)
+        seconds = self.crew.policy.seconds(seconds)
         until = time.time() + seconds
-        self.router.policy.put(key, until, reason)
+        self.crew.policy.put(key, until, reason)
         self.cooled.add(key)
         a.cooldown_until = until
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="cooldown", provider=cand.name, plugin=cand.type_name, model=cand.model,
             operation=self.op, outcome=reason, status=a.status, cooldown_until=until,
             duration_s=seconds, request_id=self.rid, message=f"{key} until {clock(until)}",
@@ -216,7 +249,7 @@ class Run:
         if err is None:
             raise exc
         self.failed_try(cand, err, t0, mid_stream=True)
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=cand.model,
             operation=self.op, outcome="StreamInterrupted", attempts=len(self.attempts),
             latency_s=time.monotonic() - self.start, request_id=self.rid,
@@ -233,7 +266,7 @@ class Run:
         """The error when no candidate answered (raise it)."""
         if not self.attempts and self.op == "embed":
             return AllProvidersFailed([], message="no enabled provider supports embeddings")
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="request", outcome="AllProvidersFailed", operation=self.op,
             latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
             request_id=self.rid,
@@ -245,7 +278,7 @@ class Run:
     def _nobody_serves(self) -> str:
         """Say why no candidate was even tried: which model was asked, who serves what."""
         model = getattr(self.request, "model", None)
-        providers = self.router.runtime.providers
+        providers = self.crew.providers()
         if not providers:
             return ("no provider is enabled: configure one in llmcore.yaml "
                     "(see `llmcore providers`)")
@@ -262,7 +295,7 @@ class Run:
     def succeeded(self, cand: Candidate, t0: float, model: str | None) -> Attempt:
         a = Attempt(provider=cand.name, model=model or cand.model, ok=True,
                     duration_s=time.monotonic() - t0, retry=self.tries - 1)
-        self.router.answered(cand, a.duration_s)
+        self.crew.answered(cand, a.duration_s)
         self._record(a, cand)
         return a
 
@@ -278,12 +311,12 @@ class Run:
         resp.attempts = self.attempts
         resp.latency_s = time.monotonic() - self.start
         if resp.cost_usd is None:  # an agent or a provider may report its own
-            resp.cost_usd = self.router.pricing.cost(cand, resp.model or cand.model,
+            resp.cost_usd = self.crew.pricing.cost(cand, resp.model or cand.model,
                                                      resp.usage)
-        if not self.router.listening:
+        if not self.crew.listening():
             return resp
         u = resp.usage or Usage()
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
             operation=self.op, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
             cost_usd=resp.cost_usd, latency_s=resp.latency_s, ttft_s=resp.ttft_s,
@@ -295,12 +328,12 @@ class Run:
                   t0: float) -> EmbeddingResponse:
         self.succeeded(cand, t0, resp.model)
         resp.provider = resp.provider or cand.name
-        if not self.router.listening:
+        if not self.crew.listening():
             return resp
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
             operation="embed", input_tokens=resp.usage.input_tokens,
-            cost_usd=self.router.pricing.cost(cand, resp.model or cand.model, resp.usage),
+            cost_usd=self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage),
             latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
             request_id=self.rid,
         ))
@@ -310,25 +343,25 @@ class Run:
                  last: StreamChunk | None) -> None:
         """A stream ended well; ``last`` is its last chunk with usage (and the model)."""
         a = self.succeeded(cand, t0, last.model if last else None)
-        if not self.router.listening:
+        if not self.crew.listening():
             return
         u = last.usage if last and last.usage else None
         latency = time.monotonic() - self.start
         out = u.output_tokens if u else None
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="request", provider=cand.name, plugin=cand.type_name, model=a.model,
             operation="stream", latency_s=latency, ttft_s=ttft,
             input_tokens=u.input_tokens if u else None, output_tokens=out,
-            cost_usd=self.router.pricing.cost(cand, a.model, u),
+            cost_usd=self.crew.pricing.cost(cand, a.model, u),
             tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
             attempts=len(self.attempts), request_id=self.rid,
         ))
 
     def _record(self, a: Attempt, cand: Candidate) -> None:
         self.attempts.append(a)
-        if not self.router.listening:
+        if not self.crew.listening():
             return
-        self.router.emit(MetricsEvent(
+        self.crew.emit(MetricsEvent(
             kind="attempt", provider=a.provider, plugin=cand.type_name, model=a.model,
             operation=self.op,
             outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    from ..pricing import Pricing
     from ..runtime import Runtime
     from .candidates import Candidate
-    from .pricing import Pricing
 
 
 class Balancer:

@@ -93,7 +93,7 @@ def stream(run: Run) -> Iterator[StreamChunk]:
         except Exception as exc:
             raise run.interrupted(cand, exc, t0, seen.parts)  # noqa: B904
         finally:
-            run.router.balancer.leave(cand)
+            run.crew.balancer.leave(cand)
             close = getattr(it, "close", None)
             if close is not None:  # the caller stopped early: release the connection
                 close()
@@ -125,7 +125,7 @@ async def astream(run: Run) -> AsyncIterator[StreamChunk]:
         except Exception as exc:
             raise run.interrupted(cand, exc, t0, seen.parts)  # noqa: B904
         finally:
-            run.router.balancer.leave(cand)
+            run.crew.balancer.leave(cand)
             aclose = getattr(it, "aclose", None)
             if aclose is not None:  # the caller stopped early: release the connection
                 await aclose()
@@ -141,7 +141,7 @@ def _open(run: Run, cand: Candidate,
     The candidate stays counted in flight until the stream ends.
     """
     t0 = time.monotonic()
-    run.router.balancer.enter(cand)
+    run.crew.balancer.enter(cand)
     held: list[StreamChunk] = []
     try:
         got = invoke(run, cand, req, False)
@@ -152,7 +152,7 @@ def _open(run: Run, cand: Candidate,
             if _carries(chunk):
                 break
     except Exception as exc:
-        run.router.balancer.leave(cand)
+        run.crew.balancer.leave(cand)
         raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
     return it, held, t0
 
@@ -161,7 +161,7 @@ async def _aopen(run: Run, cand: Candidate,
                  req: Any) -> tuple[AsyncIterator[StreamChunk], list[StreamChunk], float]:
     """The async :func:`_open`."""
     t0 = time.monotonic()
-    run.router.balancer.enter(cand)
+    run.crew.balancer.enter(cand)
     held: list[StreamChunk] = []
     try:
         got = invoke(run, cand, req, True)
@@ -178,7 +178,7 @@ async def _aopen(run: Run, cand: Candidate,
             if _carries(chunk):
                 break
     except Exception as exc:
-        run.router.balancer.leave(cand)
+        run.crew.balancer.leave(cand)
         raise run.failed_try(cand, exc, t0)  # noqa: B904 (keeps its own cause)
     return it, held, t0
 

@@ -127,7 +127,7 @@ class PrometheusMetrics:
         if cost is None and self.pricer is not None:
             registry = self.pricer()
             if registry is not None:
-                from .sqlite import price_event
+                from ..pricing import price_event
 
                 cost = price_event(registry, d)
         if cost:

@@ -42,6 +42,7 @@ import attrs
 
 from ..errors import ConfigError, LLMCoreError
 from ..metrics import FIELDS, MetricsEvent, MetricsSink
+from ..pricing import price_event
 from ..secrets import redact
 from . import data_dir
 
@@ -502,19 +503,6 @@ class SqliteSink(MetricsSink):
         if new > 0:
             self._recorded = self.dropped
             _count_lost(self.path, new, self._why)
-
-
-def price_event(registry: Any, d: dict[str, Any]) -> float | None:
-    """The cost of a request or agent run that carries tokens but no cost of its own."""
-    if d.get("kind") not in ("request", "agent_run") or d.get("outcome") != "ok":
-        return None
-    if d.get("input_tokens") is None and d.get("output_tokens") is None:
-        return None
-    try:
-        cost: float | None = registry.cost(d.get("model"), d.get("plugin") or "", d)
-    except Exception:
-        return None
-    return cost
 
 
 def _close_at_exit(ref: weakref.ref[SqliteSink]) -> None:

@@ -1,9 +1,13 @@
-"""What a request cost, and how expensive a candidate is for the ``cost`` strategy.
+"""What things cost: the one place prices become dollars.
+
+Used by the router (:class:`Pricing`: the cost of a response, the order of the ``cost``
+strategy), by the model registry (:meth:`llmcore.registry.Registry.cost`) and by the metrics
+sinks and reports (:func:`price_event`: events that carry tokens but no cost).
 
 Prices come from the provider's ``cost:`` config section when it has one, else 0 on a
 local provider, else the model registry (USD per million tokens). Where a (provider,
 model)'s prices come from is looked up once and cached: pricing a response is then a
-dictionary lookup and Registry.cost's arithmetic (a registry lookup costs ~6 µs).
+dictionary lookup and :func:`cost_usd` (a registry lookup costs ~6 µs).
 """
 
 from __future__ import annotations
@@ -12,16 +16,41 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..provider import Provider
-    from ..registry import Registry
-    from ..runtime import Runtime
-    from .candidates import Candidate
+    from .provider import Provider
+    from .registry import Registry
+    from .router.candidates import Candidate
+    from .runtime import Runtime
 
 #: USD per million (input, output, cached input or None) tokens
 _Prices = tuple[float, float, "float | None"]
 #: (the provider priced, its prices for one model, or None when they are unknown)
 _Source = tuple["Provider", "_Prices | None"]
 _MAX_CACHED = 4096  # (provider, model) pairs come from config and servers: few
+
+
+def cost_usd(prices: _Prices, input_tokens: int, output_tokens: int,
+             cached_tokens: int = 0) -> float:
+    """USD for one call at ``prices`` (per million tokens). Cached input tokens are
+    counted inside ``input_tokens`` (the OpenAI convention) and charged at the cached rate
+    when there is one."""
+    pin, pout, pcached = prices
+    cached = min(cached_tokens, input_tokens)
+    if cached and pcached is not None:
+        return ((input_tokens - cached) * pin + cached * pcached + output_tokens * pout) / 1e6
+    return (input_tokens * pin + output_tokens * pout) / 1e6
+
+
+def price_event(registry: Any, d: dict[str, Any]) -> float | None:
+    """The cost of a request or agent run that carries tokens but no cost of its own."""
+    if d.get("kind") not in ("request", "agent_run") or d.get("outcome") != "ok":
+        return None
+    if d.get("input_tokens") is None and d.get("output_tokens") is None:
+        return None
+    try:
+        cost: float | None = registry.cost(d.get("model"), d.get("plugin") or "", d)
+    except Exception:
+        return None
+    return cost
 
 
 class Pricing:
@@ -33,9 +62,7 @@ class Pricing:
 
     @functools.cached_property
     def registry(self) -> Registry:
-        from ..registry import get_registry
-
-        return get_registry(self.runtime.config)
+        return self.runtime.registry
 
     def cost(self, cand: Candidate, model: str | None, usage: Any) -> float | None:
         """USD for ``usage`` on ``cand`` serving ``model``; ``None`` when no price is known.
@@ -54,14 +81,8 @@ class Pricing:
         prices = hit[1]
         if prices is None:
             return None
-        # Registry.cost's arithmetic on the cached prices (its lookup costs ~6 µs a call)
-        pin, pout, pcached = prices
-        tin = usage.input_tokens or 0
-        tout = usage.output_tokens or 0
-        cached = min(getattr(usage, "cached_tokens", None) or 0, tin)
-        if cached and pcached is not None:  # cached input tokens have their own rate
-            return ((tin - cached) * pin + cached * pcached + tout * pout) / 1e6
-        return (tin * pin + tout * pout) / 1e6
+        return cost_usd(prices, usage.input_tokens or 0, usage.output_tokens or 0,
+                        getattr(usage, "cached_tokens", None) or 0)
 
     def _source(self, p: Provider, model: str | None) -> _Source:
         cfg = p.config.cost
