@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from .base import State, chat_footer, echo_json, pass_state, prompt_text, table
+from .base import (
+    State,
+    chat_footer,
+    echo_json,
+    json_errors,
+    pass_state,
+    prompt_text,
+    table,
+)
 from .group import cli
 
 
@@ -42,6 +50,17 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
          no_stream: bool, as_json: bool, attach: tuple[str, ...], schema: str | None,
          log: bool | None, cont: bool, cid: str | None, interactive: bool) -> None:
     """Ask a model; the answer streams to the terminal as it is generated."""
+    # With --json every failure is one JSON object on stdout, a config error included
+    # (the config is first read here, by state.config / state.client).
+    with json_errors(as_json):
+        _chat(state, prompt, provider, model, system, temperature, max_tokens, no_stream,
+              as_json, attach, schema, log, cont, cid, interactive)
+
+
+def _chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str | None,
+          system: str | None, temperature: float | None, max_tokens: int | None,
+          no_stream: bool, as_json: bool, attach: tuple[str, ...], schema: str | None,
+          log: bool | None, cont: bool, cid: str | None, interactive: bool) -> None:
     opts: dict[str, Any] = {}
     if temperature is not None:
         opts["temperature"] = temperature
@@ -59,16 +78,7 @@ def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str
         return
     text = prompt_text(prompt)
     if as_json:
-        from ..errors import LLMCoreError
-
-        try:
-            resp = state.client.chat(text, model=model, provider=provider, system=system,
-                                     **opts)
-        except LLMCoreError as exc:  # one JSON object on failure too, on stdout
-            from .base import error_json
-
-            echo_json(error_json(exc))
-            sys.exit(exc.exit_code)
+        resp = state.client.chat(text, model=model, provider=provider, system=system, **opts)
         echo_json(resp.to_dict())
         return
     client = state.client
