@@ -1,10 +1,10 @@
 """The ``sqlite`` sink (the default): every event in a local SQLite database.
 
 Options (``metrics.sqlite``): ``path`` (default ``<user data dir>/metrics.db``),
-``batch_size`` (events per transaction at most, default 500), ``flush_interval`` (seconds
+``batch_size`` (events per transaction at most, default 5000), ``flush_interval`` (seconds
 the writer gathers events before one transaction, default 1; a flush or close writes at
 once), ``queue_size`` (events held
-in memory while the writer is behind, default 10000; beyond that events are dropped and
+in memory while the writer is behind, default 20000; beyond that events are dropped and
 that is reported once), ``compute_cost`` (default true: price events that carry tokens
 but no cost from the model registry, at write time).
 
@@ -14,6 +14,11 @@ Why it is built this way:
   background thread wakes every
   ``flush_interval`` and writes what gathered in one transaction, so a request never waits
   for the disk and the writer rarely competes with it for the CPU.
+* Large transactions: a commit rewrites every page it touched in the table and its five
+  indexes (and the WAL checkpoints copy them again), so the writer's CPU per event falls
+  with the batch: measured on a growing database, 17 µs/event in batches of 500, 9 µs
+  in 2000, 7 µs in 5000. At 4000 requests/s (8000 events) a batch of 500 filled every
+  60 ms; the default of 5000 lets the writer take most of a second's events at once.
 * WAL journal + ``busy_timeout``: several processes (two CLIs, a server) write the same
   file safely; readers (``llmcore usage``) never block writers.
 * A ``schema_migrations`` table records the schema version; migrations run once, under
@@ -374,8 +379,10 @@ def _read_events(path: str | os.PathLike[str], since: float | None, until: float
 @attrs.define
 class SqliteOptions:
     path: str | None = None
-    batch_size: int = 500
-    queue_size: int = 10000
+    # Large enough that a busy process writes few, big transactions (see the module doc);
+    # the queue holds a few batches (~8 MB at most) while a locked database is waited for.
+    batch_size: int = 5000
+    queue_size: int = 20000
     flush_interval: float = 1.0
     compute_cost: bool = True
 
