@@ -417,16 +417,22 @@ class SqliteSink(MetricsSink):
         self._inflight = 0  # events of the batch the writer is writing now
         self._why = ""  # the last write error, for the lost-events record
         self._recorded = 0  # dropped events already added to the lost-events record
+        #: Is a writer thread running (set by ``_start``, cleared as the writer ends, and
+        #: in a forked child, which has no writer)?
+        self._writing = False
+        self._queue_size: int = self.opts.queue_size
+        self._batch_size: int = self.opts.batch_size
         ref = weakref.ref(self)
         atexit.register(_close_at_exit, ref)
+        _SINKS.add(self)
 
     # -- the request path: one append ------------------------------------------------------
     def emit(self, event: MetricsEvent) -> None:
-        t = self._thread
-        if t is None or not t.is_alive():
+        # A flag, not Thread.is_alive(): that takes a lock, and was a fifth of this method.
+        if not self._writing:
             self._start()
         pending = self._pending
-        if len(pending) >= self.opts.queue_size:
+        if len(pending) >= self._queue_size:
             self.dropped += 1
             self.report(RuntimeError(f"{self.opts.queue_size} events waiting; the writer "
                                      "cannot keep up, so events are being dropped"),
@@ -436,15 +442,22 @@ class SqliteSink(MetricsSink):
         # (later changes to it by a hook do not leak in), the event is freed at once, and
         # a tuple of plain values is dropped from the cyclic GC's tracking at its next pass.
         pending.append(values_of(event))
-        if len(pending) >= self.opts.batch_size:
+        if len(pending) >= self._batch_size:
             self._urgent.set()
 
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="llmcore-sqlite-sink",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._write_until_stopped,
+                                                name="llmcore-sqlite-sink", daemon=True)
                 self._thread.start()
+            self._writing = True
+
+    def _write_until_stopped(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._writing = False  # the next emit starts a writer again
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -546,6 +559,19 @@ def price_event(registry: Any, d: dict[str, Any]) -> float | None:
     except Exception:
         return None
     return cost
+
+
+#: Every sink of this process, so a forked child can note that it has no writer threads.
+_SINKS: weakref.WeakSet[SqliteSink] = weakref.WeakSet()
+
+
+def _no_writers_after_fork() -> None:
+    for sink in list(_SINKS):
+        sink._writing = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_writers_after_fork)
 
 
 def _close_at_exit(ref: weakref.ref[SqliteSink]) -> None:
