@@ -233,3 +233,31 @@ def test_sinks_never_write_a_registered_key(tmp_path: Path,
              str(read_events(tmp_path / "m.db"))]
     for text in texts:
         assert "rejected" in text and "sk-live-abcdef123456" not in text
+
+
+def test_sqlite_writer_restarts_after_close_and_in_a_forked_child(tmp_path: Path) -> None:
+    """The request path checks a flag, not the thread, for a running writer: the flag must
+    fall when the writer stops (close) and in a forked child (which has no threads), or
+    that process's events would queue forever."""
+    import os
+
+    db = tmp_path / "m.db"
+    sink = SqliteSink({"path": str(db)})
+    sink.emit(MetricsEvent(kind="request", provider="parent-1"))
+    sink.close()
+    sink.emit(MetricsEvent(kind="request", provider="parent-2"))  # a new writer starts
+    sink.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: emit, close (drains), and leave without pytest's teardown
+        code = 1
+        try:
+            sink.emit(MetricsEvent(kind="request", provider="child"))
+            sink.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.close()
+    assert sorted(e["provider"] for e in read_events(db)) == ["child", "parent-1",
+                                                              "parent-2"]

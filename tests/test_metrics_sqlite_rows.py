@@ -191,3 +191,34 @@ def test_stored_values_are_those_at_emit_time(tmp_path: Path) -> None:
     sink.close()
     (row,) = read_events(db)
     assert (row["provider"], row["latency_s"]) == ("a", 0.5)
+
+
+def test_writer_remembers_unpriced_models_without_losing_prices() -> None:
+    """The writer skips the price lookup for a (model, plugin) the registry cannot price,
+    and that memory never costs a priced model (or the same model elsewhere) its cost."""
+    from llmcore.registry import get_registry
+
+    reg = get_registry(None)
+    assert reg.price("gpt-4o", "openai") is not None  # the bundled registry prices it
+
+    def req(model: str, plugin: str, tin: int) -> tuple[Any, ...]:
+        return sqlite_sink.values_of(MetricsEvent(
+            kind="request", provider="p", plugin=plugin, model=model, operation="chat",
+            input_tokens=tin, output_tokens=10))
+
+    unpriced: set[tuple[Any, Any]] = set()
+    first = sqlite_sink.rows_of([req("no-such-model-xyz", "openai", 5)], 1, reg, unpriced)
+    assert first[0][sqlite_sink.COLUMNS.index("cost_usd")] is None
+    assert ("no-such-model-xyz", "openai") in unpriced
+    rows = sqlite_sink.rows_of([req("no-such-model-xyz", "openai", 7),
+                                req("gpt-4o", "openai", 1000)], 1, reg, unpriced)
+    cost = sqlite_sink.COLUMNS.index("cost_usd")
+    assert rows[0][cost] is None
+    assert rows[1][cost] == pytest.approx(reg.cost("gpt-4o", "openai",
+                                                   {"input_tokens": 1000,
+                                                    "output_tokens": 10}))
+    assert ("gpt-4o", "openai") not in unpriced
+    # A local plugin prices everything at 0: the same model there is not "unpriced".
+    local = next(iter(reg.local_types))
+    again = sqlite_sink.rows_of([req("no-such-model-xyz", local, 5)], 1, reg, unpriced)
+    assert again[0][cost] == 0.0

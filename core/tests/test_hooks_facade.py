@@ -107,3 +107,46 @@ def test_the_cli_builds_one_runtime(tmp_path: Path) -> None:
     rt = state.runtime
     assert state.client.runtime is rt and state.client.router.runtime is rt
     state.close()
+
+
+def test_generate_without_plugins_gives_what_pluggy_gives() -> None:
+    """With only llmcore's own implementations registered, ``Hooks.generate`` skips
+    pluggy's multicall: the built-in reshaping still runs before the provider is called,
+    exceptions pass unchanged, and a plugin registered later is called again."""
+    pm = PluginManager(load_entry_points=False)
+    hooks = Hooks(pm)
+    seen: list[Any] = []
+
+    class Reshaped:  # a provider type the built-in plugin reshapes requests for
+        type_name = "anthropic"
+        name = "o"
+
+    def proceed(request: Any) -> Any:
+        seen.append(request)
+        return "answer"
+
+    req = llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")], model="m",
+                              response_format={"type": "json_schema", "json_schema": {
+                                  "name": "x", "schema": {"type": "object"}}})
+    call = GenerationCall(operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
+                          is_async=False, proceed=proceed)
+    fast = hooks.generate(call)
+    slow = pm.pm.hook.llmcore_generate(call=GenerationCall(
+        operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
+        is_async=False, proceed=proceed))
+    assert fast == slow == "answer"
+    assert seen[0] == seen[1] and seen[0] is not req  # reshaped by the built-in plugin
+
+    def boom(request: Any) -> Any:
+        raise KeyError("from the provider")
+
+    with pytest.raises(KeyError, match="from the provider"):
+        hooks.generate(GenerationCall(operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
+                                      is_async=False, proceed=boom))
+    pm.register(Plugin(), name="test-plugin")
+    cached = llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")], model="m",
+                                 extra={"cached": True})
+    got = hooks.generate(GenerationCall(operation="chat", request=cached,
+                                        provider=Reshaped(),  # type: ignore[arg-type]
+                                        is_async=False, proceed=proceed))
+    assert got.content == "from the cache"
