@@ -13,8 +13,9 @@ test:
 unit:
 	.venv/bin/python -m pytest core/tests plugins -q
 
-## lint: ruff over everything
+## lint: ruff over everything (the format is checked too)
 lint:
+	.venv/bin/ruff format --check core plugins tests bench docs
 	.venv/bin/ruff check core plugins tests bench docs
 
 ## type: mypy, strict on the core

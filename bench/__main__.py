@@ -30,8 +30,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -53,16 +55,26 @@ def main() -> int:
         try:
             got = module.run(quick=args.quick)
         except Exception as exc:  # one broken benchmark must not hide the others
-            got = [{"group": short, "name": "error", "value": None, "unit": "",
-                    "note": f"{type(exc).__name__}: {exc}"}]
+            got = [
+                {
+                    "group": short,
+                    "name": "error",
+                    "value": None,
+                    "unit": "",
+                    "note": f"{type(exc).__name__}: {exc}",
+                }
+            ]
         for r in got:
             r.setdefault("group", short)
         rows.extend(got)
         print(f"    {time.monotonic() - t0:.1f}s", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "quick": args.quick}
+    meta = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "quick": args.quick,
+    }
     (out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = render(meta, rows)
     (out / "latest.md").write_text(md)
@@ -77,14 +89,19 @@ def fmt(v: object) -> str:
 
 
 def render(meta: dict, rows: list[dict]) -> str:
-    lines = [f"Machine: {meta['machine']}  ", f"Date: {meta['date']}"
-             + ("  (quick run)" if meta["quick"] else ""), "",
-             "| group | measurement | value | unit | ratio | budget | met |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {meta['machine']}  ",
+        f"Date: {meta['date']}" + ("  (quick run)" if meta["quick"] else ""),
+        "",
+        "| group | measurement | value | unit | ratio | budget | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         met = {True: "yes", False: "**no**", None: ""}[r.get("met")]
-        lines.append(f"| {r['group']} | {r['name']} | {fmt(r.get('value'))} | {r.get('unit','')}"
-                     f" | {fmt(r.get('ratio'))} | {r.get('budget', '')} | {met} |")
+        lines.append(
+            f"| {r['group']} | {r['name']} | {fmt(r.get('value'))} | {r.get('unit', '')}"
+            f" | {fmt(r.get('ratio'))} | {r.get('budget', '')} | {met} |"
+        )
     notes = [f"- {r['group']}/{r['name']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 

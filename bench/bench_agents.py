@@ -51,20 +51,39 @@ def _runner_overhead(quick: bool) -> list[dict[str, Any]]:
             ours: list[float] = []
             for _ in range(n):  # interleaved so machine load hits both alike
                 t0 = time.perf_counter()
-                subprocess.run([sys.executable, str(script), "--", "hi"], cwd=cwd,
-                               capture_output=True, check=True)
+                subprocess.run(
+                    [sys.executable, str(script), "--", "hi"],
+                    cwd=cwd,
+                    capture_output=True,
+                    check=True,
+                )
                 bare.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 result = agent.run(AgentTask(prompt="hi", cwd=str(cwd)))
                 ours.append(time.perf_counter() - t0)
                 assert result.success and result.events == 1
             b, o = _median_ms(bare), _median_ms(ours)
-            rows.append({"group": "agents", "name": f"bare subprocess.run ({label})",
-                         "value": round(b, 1), "unit": "ms", "note": f"median of {n}"})
-            rows.append({"group": "agents", "name": f"llmcore runner ({label})",
-                         "value": round(o, 1), "unit": "ms", "ratio": round(o / b, 2),
-                         "budget": "≤ bare + 50 ms", "met": o - b <= 50,
-                         "note": f"overhead {o - b:.1f} ms (median of {n})"})
+            rows.append(
+                {
+                    "group": "agents",
+                    "name": f"bare subprocess.run ({label})",
+                    "value": round(b, 1),
+                    "unit": "ms",
+                    "note": f"median of {n}",
+                }
+            )
+            rows.append(
+                {
+                    "group": "agents",
+                    "name": f"llmcore runner ({label})",
+                    "value": round(o, 1),
+                    "unit": "ms",
+                    "ratio": round(o / b, 2),
+                    "budget": "≤ bare + 50 ms",
+                    "met": o - b <= 50,
+                    "note": f"overhead {o - b:.1f} ms (median of {n})",
+                }
+            )
     return rows
 
 
@@ -81,11 +100,14 @@ def _agent_startup(quick: bool) -> list[dict[str, Any]]:
     runs = 1 if quick else 3
     for plugin in ("qwen", "opencode", "aider"):
         times: list[float] = []
-        with tempfile.TemporaryDirectory() as tmp, \
-                agent_fake(side_text="title", default=Reply(text="ok")) as fake:  # type: ignore
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            agent_fake(side_text="title", default=Reply(text="ok")) as fake,
+        ):  # type: ignore
             repo = git_repo(Path(tmp, "repo"))
-            yaml = real_agent_yaml(plugin, plugin, fake.base_url, key_env="LLMCORE_BENCH_KEY",
-                                   mode="read_only")
+            yaml = real_agent_yaml(
+                plugin, plugin, fake.base_url, key_env="LLMCORE_BENCH_KEY", mode="read_only"
+            )
             with llmcore.Client(parse_config(yaml)) as client:
                 for _ in range(runs):
                     t0 = time.perf_counter()
@@ -93,9 +115,15 @@ def _agent_startup(quick: bool) -> list[dict[str, Any]]:
                     times.append(time.perf_counter() - t0)
                     if not result.success:
                         raise RuntimeError(f"{plugin}: {result.error}")
-        rows.append({"group": "agents", "name": f"{plugin}: trivial run, start to result",
-                     "value": round(statistics.median(times), 2), "unit": "s",
-                     "note": f"median of {runs}; local fake endpoint, trivial prompt"})
+        rows.append(
+            {
+                "group": "agents",
+                "name": f"{plugin}: trivial run, start to result",
+                "value": round(statistics.median(times), 2),
+                "unit": "s",
+                "note": f"median of {runs}; local fake endpoint, trivial prompt",
+            }
+        )
     return rows
 
 
@@ -111,13 +139,21 @@ def _opencode_attach(quick: bool) -> list[dict[str, Any]]:
     runs = 2 if quick else 5
     fresh: list[float] = []
     attached: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, \
-            agent_fake(side_text="title", default=Reply(text="ok")) as fake:  # type: ignore
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        agent_fake(side_text="title", default=Reply(text="ok")) as fake,
+    ):  # type: ignore
         repo = git_repo(Path(tmp, "repo"))
         clients = {}
         for label, opts in (("fresh", {}), ("attached", {"attach": "auto"})):
-            yaml = real_agent_yaml("opencode", "opencode", fake.base_url,
-                                   key_env="LLMCORE_BENCH_KEY", mode="read_only", options=opts)
+            yaml = real_agent_yaml(
+                "opencode",
+                "opencode",
+                fake.base_url,
+                key_env="LLMCORE_BENCH_KEY",
+                mode="read_only",
+                options=opts,
+            )
             clients[label] = llmcore.Client(parse_config(yaml))
         try:
             t0 = time.perf_counter()
@@ -136,12 +172,22 @@ def _opencode_attach(quick: bool) -> list[dict[str, Any]]:
                 c.close()  # stops the server of attach: auto
     f, a = statistics.median(fresh), statistics.median(attached)
     return [
-        {"group": "agents", "name": "opencode: trivial run, fresh `opencode run`",
-         "value": round(f, 2), "unit": "s", "note": f"median of {runs}"},
-        {"group": "agents", "name": "opencode: trivial run, attach: auto (server reused)",
-         "value": round(a, 2), "unit": "s", "ratio": round(a / f, 2),
-         "note": f"median of {runs}, interleaved with the fresh runs; the first attached "
-                 f"run (starting `opencode serve`) took {first_s:.1f} s"},
+        {
+            "group": "agents",
+            "name": "opencode: trivial run, fresh `opencode run`",
+            "value": round(f, 2),
+            "unit": "s",
+            "note": f"median of {runs}",
+        },
+        {
+            "group": "agents",
+            "name": "opencode: trivial run, attach: auto (server reused)",
+            "value": round(a, 2),
+            "unit": "s",
+            "ratio": round(a / f, 2),
+            "note": f"median of {runs}, interleaved with the fresh runs; the first attached "
+            f"run (starting `opencode serve`) took {first_s:.1f} s",
+        },
     ]
 
 
@@ -150,13 +196,27 @@ def run(quick: bool) -> list[dict[str, Any]]:
     try:
         rows += _opencode_attach(quick)
     except Exception as exc:
-        rows.append({"group": "agents", "name": "opencode attach", "value": None,
-                     "unit": "", "note": f"{type(exc).__name__}: {exc}"})
+        rows.append(
+            {
+                "group": "agents",
+                "name": "opencode attach",
+                "value": None,
+                "unit": "",
+                "note": f"{type(exc).__name__}: {exc}",
+            }
+        )
     try:
         rows += _agent_startup(quick)
     except Exception as exc:  # the runner rows stand on their own
-        rows.append({"group": "agents", "name": "real agents start-up", "value": None,
-                     "unit": "", "note": f"{type(exc).__name__}: {exc}"})
+        rows.append(
+            {
+                "group": "agents",
+                "name": "real agents start-up",
+                "value": None,
+                "unit": "",
+                "note": f"{type(exc).__name__}: {exc}",
+            }
+        )
     return rows
 
 

@@ -66,8 +66,9 @@ REQUEST = {"model": "bench-model", "messages": [{"role": "user", "content": "pin
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", STUB], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUB], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.isdigit():
@@ -96,8 +97,9 @@ async def raw_aiohttp(url: str, total: int) -> float:
         data = json.dumps(REQUEST).encode()
 
         async def call() -> Any:
-            async with s.post(url + "/chat/completions", data=data,
-                              headers={"Content-Type": "application/json"}) as r:
+            async with s.post(
+                url + "/chat/completions", data=data, headers={"Content-Type": "application/json"}
+            ) as r:
                 return json.loads(await r.read())
 
         await drive(call, IN_FLIGHT)  # warm the pool
@@ -109,6 +111,7 @@ async def raw_httpx(url: str, total: int) -> float:
 
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(limits=limits, timeout=60) as c:
+
         async def call() -> Any:
             r = await c.post(url + "/chat/completions", json=REQUEST)
             return r.json()
@@ -121,8 +124,9 @@ def _provider(url: str) -> Any:
     from llmcore.config import ProviderConfig
     from llmcore.openai_compat import OpenAIProvider
 
-    return OpenAIProvider(ProviderConfig(name="stub", plugin="openai", base_url=url,
-                                         models=["bench-model"]))
+    return OpenAIProvider(
+        ProviderConfig(name="stub", plugin="openai", base_url=url, models=["bench-model"])
+    )
 
 
 async def llmcore_provider(url: str, total: int) -> float:
@@ -148,8 +152,7 @@ def _default_metrics_config() -> Any:
     if _TMP is None:
         _TMP = tempfile.TemporaryDirectory(prefix="llmcore-bench-")
     db = os.path.join(_TMP.name, "metrics.db")
-    return Config(providers={}, agents={},
-                  metrics=MetricsConfig(options={"sqlite": {"path": db}}))
+    return Config(providers={}, agents={}, metrics=MetricsConfig(options={"sqlite": {"path": db}}))
 
 
 _TMP: Any = None
@@ -222,13 +225,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rounds = 2 if quick else 3
     sync_n = 200 if quick else 600
     os.environ.setdefault("LLMCORE_CONFIG", os.devnull)  # never read a user config here
-    async_cases = (("raw aiohttp", raw_aiohttp), ("raw httpx.AsyncClient", raw_httpx),
-                   ("llmcore provider achat", llmcore_provider),
-                   ("llmcore AsyncClient.chat", llmcore_client),
-                   ("llmcore AsyncClient.chat, metrics off", llmcore_client_no_metrics))
-    sync_cases = (("raw httpx.Client", sync_raw), ("llmcore provider chat", sync_provider),
-                  ("llmcore Client.chat", sync_llmcore),
-                  ("llmcore Client.chat, metrics off", sync_llmcore_no_metrics))
+    async_cases = (
+        ("raw aiohttp", raw_aiohttp),
+        ("raw httpx.AsyncClient", raw_httpx),
+        ("llmcore provider achat", llmcore_provider),
+        ("llmcore AsyncClient.chat", llmcore_client),
+        ("llmcore AsyncClient.chat, metrics off", llmcore_client_no_metrics),
+    )
+    sync_cases = (
+        ("raw httpx.Client", sync_raw),
+        ("llmcore provider chat", sync_provider),
+        ("llmcore Client.chat", sync_llmcore),
+        ("llmcore Client.chat, metrics off", sync_llmcore_no_metrics),
+    )
     proc, url = start_stub()
     rates: dict[str, float] = {}
     per_call: dict[str, float] = {}
@@ -252,20 +261,33 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     base = rates["raw aiohttp"]
     rows: list[dict[str, Any]] = []
     for name, rate in rates.items():
-        row: dict[str, Any] = {"group": "async", "name": f"{name}, {IN_FLIGHT} in flight",
-                               "value": rate, "unit": "req/s", "ratio": rate / base}
+        row: dict[str, Any] = {
+            "group": "async",
+            "name": f"{name}, {IN_FLIGHT} in flight",
+            "value": rate,
+            "unit": "req/s",
+            "ratio": rate / base,
+        }
         if name == "llmcore AsyncClient.chat":
             off = rates["llmcore AsyncClient.chat, metrics off"]
             direct = rates["llmcore provider achat"]
-            row.update(budget=">= 0.85x raw aiohttp", met=rate / base >= 0.85,
-                       note=f"per request: transport {1e6 / direct:.0f} us, router+hooks "
-                            f"{1e6 / off - 1e6 / direct:.0f} us, default metrics sinks "
-                            f"{1e6 / rate - 1e6 / off:.0f} us (CPU time at {IN_FLIGHT} in flight)")
+            row.update(
+                budget=">= 0.85x raw aiohttp",
+                met=rate / base >= 0.85,
+                note=f"per request: transport {1e6 / direct:.0f} us, router+hooks "
+                f"{1e6 / off - 1e6 / direct:.0f} us, default metrics sinks "
+                f"{1e6 / rate - 1e6 / off:.0f} us (CPU time at {IN_FLIGHT} in flight)",
+            )
         rows.append(row)
     raw_sync = per_call["raw httpx.Client"]
     for name, t in per_call.items():
-        row = {"group": "async", "name": f"{name}, sequential", "value": t * 1e6,
-               "unit": "us/call", "ratio": t / raw_sync}
+        row = {
+            "group": "async",
+            "name": f"{name}, sequential",
+            "value": t * 1e6,
+            "unit": "us/call",
+            "ratio": t / raw_sync,
+        }
         if name == "llmcore Client.chat":
             row.update(budget="<= 1.05x raw httpx", met=t / raw_sync <= 1.05)
         rows.append(row)

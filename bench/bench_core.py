@@ -38,9 +38,23 @@ class Worker:
     def __init__(self, python: str, name: str, url: str, warmup: int) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            [python, "-m", "bench.clients", "--client", name, "--url", url,
-             "--warmup", str(warmup), "--cpu", "1"],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                python,
+                "-m",
+                "bench.clients",
+                "--client",
+                name,
+                "--url",
+                url,
+                "--warmup",
+                str(warmup),
+                "--cpu",
+                "1",
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
 
@@ -99,8 +113,7 @@ def collect(quick: bool) -> tuple[dict[str, dict[str, list[float]]], dict[str, s
                     live.append(w)
                 except RuntimeError as exc:
                     errors[w.name] = str(exc)
-            print(f"    {len(live)} clients x {batches} batches x {size} requests",
-                  file=sys.stderr)
+            print(f"    {len(live)} clients x {batches} batches x {size} requests", file=sys.stderr)
             for _ in range(batches):
                 rng.shuffle(live)
                 for w in list(live):
@@ -123,14 +136,35 @@ def run(quick: bool) -> list[dict]:
     med = {name: {k: statistics.median(v) for k, v in d.items()} for name, d in samples.items()}
     rows: list[dict] = []
 
-    def row(group: str, name: str, value: float | None, unit: str = "µs", *,
-            ratio: float | None = None, budget: str = "", met: bool | None = None,
-            note: str = "") -> None:
-        rows.append({"group": group, "name": name, "value": value, "unit": unit,
-                     "ratio": ratio, "budget": budget, "met": met, "note": note or None})
+    def row(
+        group: str,
+        name: str,
+        value: float | None,
+        unit: str = "µs",
+        *,
+        ratio: float | None = None,
+        budget: str = "",
+        met: bool | None = None,
+        note: str = "",
+    ) -> None:
+        rows.append(
+            {
+                "group": group,
+                "name": name,
+                "value": value,
+                "unit": unit,
+                "ratio": ratio,
+                "budget": budget,
+                "met": met,
+                "note": note or None,
+            }
+        )
 
-    for key, label in (("plain", "chat, non-streaming"), ("ttfc", "stream, first chunk"),
-                       ("total", "stream, total")):
+    for key, label in (
+        ("plain", "chat, non-streaming"),
+        ("ttfc", "stream, first chunk"),
+        ("total", "stream, total"),
+    ):
         group = f"core: {label}"
         for name, (api, what) in CLIENTS.items():
             if name in errors and name not in med:
@@ -175,13 +209,16 @@ def layer_rows(quick: bool) -> list[dict]:
 
     from bench.clients import PassThroughHook, llmcore_config
 
-    saved = {v: os.environ.get(v) for v in ("XDG_STATE_HOME", "XDG_DATA_HOME",
-                                              "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    saved = {
+        v: os.environ.get(v)
+        for v in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+    }
     home = tempfile.mkdtemp(prefix="llmcore-bench-")
     for v in saved:
         os.environ[v] = os.path.join(home, v.lower())
-    answer = ChatResponse(content="ok", model="bench-model", usage=Usage(5, 2),
-                          finish_reason="stop")
+    answer = ChatResponse(
+        content="ok", model="bench-model", usage=Usage(5, 2), finish_reason="stop"
+    )
 
     def client(metrics: bool = False, hook: bool = False) -> llmcore.Client:
         pm = PluginManager()
@@ -196,8 +233,9 @@ def layer_rows(quick: bool) -> list[dict]:
     provider = bare.runtime.providers["stub"]
     msgs = [{"role": "user", "content": "hi"}]
     variants = {
-        "provider": lambda: provider.chat(ChatRequest(messages=[Message("user", "hi")],
-                                                      model="bench-model")),
+        "provider": lambda: provider.chat(
+            ChatRequest(messages=[Message("user", "hi")], model="bench-model")
+        ),
         "client": lambda: bare.chat(msgs),
         "hook": lambda: with_hook.chat(msgs),
         "metrics": lambda: with_metrics.chat(msgs),
@@ -226,15 +264,34 @@ def layer_rows(quick: bool) -> list[dict]:
             else:
                 os.environ[v] = old
     med = {k: statistics.median(v) * 1e6 for k, v in per_call.items()}
-    note = ("no network: the provider returns a ready answer, so this is llmcore's own "
-            "work per call; median of batches")
+    note = (
+        "no network: the provider returns a ready answer, so this is llmcore's own "
+        "work per call; median of batches"
+    )
     return [
-        {"group": "core: layers", "name": "Client.chat, router + hooks, metrics off",
-         "value": med["client"] - med["provider"], "unit": "µs/call", "note": note},
-        {"group": "core: layers", "name": "+ one pass-through generation hook",
-         "value": med["hook"] - med["client"], "unit": "µs/call"},
-        {"group": "core: layers", "name": "+ metrics on (default sqlite sink)",
-         "value": med["metrics"] - med["client"], "unit": "µs/call"},
-        {"group": "core: layers", "name": "the provider's own call (reference)",
-         "value": med["provider"], "unit": "µs/call"},
+        {
+            "group": "core: layers",
+            "name": "Client.chat, router + hooks, metrics off",
+            "value": med["client"] - med["provider"],
+            "unit": "µs/call",
+            "note": note,
+        },
+        {
+            "group": "core: layers",
+            "name": "+ one pass-through generation hook",
+            "value": med["hook"] - med["client"],
+            "unit": "µs/call",
+        },
+        {
+            "group": "core: layers",
+            "name": "+ metrics on (default sqlite sink)",
+            "value": med["metrics"] - med["client"],
+            "unit": "µs/call",
+        },
+        {
+            "group": "core: layers",
+            "name": "the provider's own call (reference)",
+            "value": med["provider"],
+            "unit": "µs/call",
+        },
     ]

@@ -34,10 +34,15 @@ def _config(urls: list[tuple[str, str]], threshold: int) -> Any:
 
     lines = ["providers:"]
     for name, url in urls:
-        lines.append(f"  {name}: {{plugin: openai, base_url: '{url}', api_key: bench-key, "
-                     f"models: [{stub.MODEL}], retry: {{max_attempts: 2}}}}")
-    lines += ["agents: {}", "metrics: {enabled: false}",
-              f"routing: {{state: memory, cooldown: {{failure_threshold: {threshold}}}}}"]
+        lines.append(
+            f"  {name}: {{plugin: openai, base_url: '{url}', api_key: bench-key, "
+            f"models: [{stub.MODEL}], retry: {{max_attempts: 2}}}}"
+        )
+    lines += [
+        "agents: {}",
+        "metrics: {enabled: false}",
+        f"routing: {{state: memory, cooldown: {{failure_threshold: {threshold}}}}}",
+    ]
     return parse_config("\n".join(lines) + "\n")
 
 
@@ -48,10 +53,12 @@ def _clients(live: str, cls: Any) -> dict[str, Any]:
     pm = PluginManager(load_entry_points=False)
     return {
         "live alone": cls(_config([("live", live)], 1_000_000), plugin_manager=pm),
-        "dead then live": cls(_config([("dead", dead), ("live", live)], 1_000_000),
-                              plugin_manager=pm),
-        "dead (cooled down) then live": cls(_config([("dead", dead), ("live", live)], 3),
-                                            plugin_manager=pm),
+        "dead then live": cls(
+            _config([("dead", dead), ("live", live)], 1_000_000), plugin_manager=pm
+        ),
+        "dead (cooled down) then live": cls(
+            _config([("dead", dead), ("live", live)], 3), plugin_manager=pm
+        ),
     }
 
 
@@ -65,7 +72,7 @@ def _sync(live: str, rounds: int, n: int) -> dict[str, list[float]]:
             c.chat("warm up")
     for r in range(rounds):
         order = list(clients.items())
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for name, c in order:
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -87,7 +94,7 @@ async def _async(live: str, rounds: int, n: int) -> dict[str, list[float]]:
             await c.chat("warm up")
     for r in range(rounds):
         order = list(clients.items())
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for name, c in order:
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -102,19 +109,32 @@ async def _async(live: str, rounds: int, n: int) -> dict[str, list[float]]:
 def _rows(mode: str, times: dict[str, list[float]]) -> list[dict[str, Any]]:
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
     base = med["live alone"]
-    rows: list[dict[str, Any]] = [{
-        "group": "failover", "name": f"live alone ({mode})", "value": base, "unit": "ms",
-        "ratio": 1.0, "note": None,
-    }]
+    rows: list[dict[str, Any]] = [
+        {
+            "group": "failover",
+            "name": f"live alone ({mode})",
+            "value": base,
+            "unit": "ms",
+            "ratio": 1.0,
+            "note": None,
+        }
+    ]
     for name in ("dead then live", "dead (cooled down) then live"):
         extra = med[name] - base
-        rows.append({
-            "group": "failover", "name": f"{name}: extra ({mode})", "value": extra,
-            "unit": "ms", "ratio": med[name] / base if base else None,
-            "budget": f"≤ {BUDGET_MS:.0f} ms", "met": extra <= BUDGET_MS,
-            "note": f"median {med[name]:.2f} ms vs {base:.2f} ms for the live stub alone"
-                    if mode == "sync" and name == "dead then live" else None,
-        })
+        rows.append(
+            {
+                "group": "failover",
+                "name": f"{name}: extra ({mode})",
+                "value": extra,
+                "unit": "ms",
+                "ratio": med[name] / base if base else None,
+                "budget": f"≤ {BUDGET_MS:.0f} ms",
+                "met": extra <= BUDGET_MS,
+                "note": f"median {med[name]:.2f} ms vs {base:.2f} ms for the live stub alone"
+                if mode == "sync" and name == "dead then live"
+                else None,
+            }
+        )
     return rows
 
 
@@ -138,11 +158,19 @@ def _cold(live: str, runs: int) -> list[dict[str, Any]]:
     def once(urls: list[tuple[str, str]]) -> float:
         lines = ["providers:"] + [
             f"  {n}: {{plugin: openai, base_url: '{u}', api_key: bench-key, "
-            f"models: [{stub.MODEL}]}}" for n, u in urls]
+            f"models: [{stub.MODEL}]}}"
+            for n, u in urls
+        ]
         lines += ["agents: {}", "metrics: {enabled: false}", "routing: {state: memory}"]
         warm = "import httpx, llmcore.router, llmcore.openai_compat\n"
-        out = subprocess.run([sys.executable, "-c", warm + _COLD], input="\n".join(lines),
-                             capture_output=True, text=True, timeout=120, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", warm + _COLD],
+            input="\n".join(lines),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         return float(out.stdout.strip()) * 1000
 
     alone, chain = [], []
@@ -150,11 +178,19 @@ def _cold(live: str, runs: int) -> list[dict[str, Any]]:
         alone.append(once([("live", live)]))
         chain.append(once([("dead", _dead_url()), ("live", live)]))
     a, c = statistics.median(alone), statistics.median(chain)
-    return [{"group": "failover", "name": "first request of a process: extra", "value": c - a,
-             "unit": "ms", "ratio": c / a if a else None, "budget": f"≤ {BUDGET_MS:.0f} ms",
-             "met": c - a <= BUDGET_MS,
-             "note": f"median of {runs} fresh processes: {c:.1f} ms (dead then live) vs "
-                     f"{a:.1f} ms (live alone); imports are done before timing"}]
+    return [
+        {
+            "group": "failover",
+            "name": "first request of a process: extra",
+            "value": c - a,
+            "unit": "ms",
+            "ratio": c / a if a else None,
+            "budget": f"≤ {BUDGET_MS:.0f} ms",
+            "met": c - a <= BUDGET_MS,
+            "note": f"median of {runs} fresh processes: {c:.1f} ms (dead then live) vs "
+            f"{a:.1f} ms (live alone); imports are done before timing",
+        }
+    ]
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

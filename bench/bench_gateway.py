@@ -110,17 +110,33 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 def start_gateway(stub: str, workers: int, tmp: Path) -> tuple[subprocess.Popen[str], str]:
     cfg = tmp / f"gateway-{workers}.yaml"
     cfg.write_text(
-        f"providers:\n  stub: {{plugin: openai, base_url: \"{stub}/v1\", "
+        f'providers:\n  stub: {{plugin: openai, base_url: "{stub}/v1", '
         "models: [bench-model]}\n"
         "routing: {state: memory}\n"
-        f"metrics: {{sinks: [sqlite], sqlite: {{path: \"{tmp / f'metrics-{workers}.db'}\"}}}}\n"
+        f'metrics: {{sinks: [sqlite], sqlite: {{path: "{tmp / f"metrics-{workers}.db"}"}}}}\n'
         "serve:\n  models:\n    bench: [stub/bench-model]\n"
-        "  keys:\n    bench: {key_env: BENCH_GATEWAY_KEY}\n")
+        "  keys:\n    bench: {key_env: BENCH_GATEWAY_KEY}\n"
+    )
     env = {**os.environ, "BENCH_GATEWAY_KEY": KEY, "LLMCORE_CONFIG": str(cfg)}
-    proc = subprocess.Popen([sys.executable, "-m", "llmcore", "serve", "--port", "0",
-                             "--workers", str(workers), "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmcore",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            str(workers),
+            "--config",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "listening on" not in line:
@@ -132,8 +148,12 @@ def start_gateway(stub: str, workers: int, tmp: Path) -> tuple[subprocess.Popen[
 
 
 def start_pass_through(stub: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", PASS_THROUGH, stub],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PASS_THROUGH, stub],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     port = proc.stdout.readline().strip()
     return proc, f"http://127.0.0.1:{port}"
@@ -145,30 +165,47 @@ def litellm_python() -> Path | None:
         return Path(override)
     from bench import compare_env
 
-    compare_env.ENVS["litellm-proxy"] = (compare_env.CACHE / "bench-litellm-proxy",
-                                         "litellm[proxy]==1.100.0", "litellm.proxy")
+    compare_env.ENVS["litellm-proxy"] = (
+        compare_env.CACHE / "bench-litellm-proxy",
+        "litellm[proxy]==1.100.0",
+        "litellm.proxy",
+    )
     return compare_env.python_for("litellm-proxy")
 
 
 def start_litellm(stub: str, tmp: Path) -> tuple[subprocess.Popen[str], str] | None:
     py = litellm_python()
     if py is None or not (py.parent / "litellm").exists():
-        print("[bench] LiteLLM's proxy is not available: its rows are not measured",
-              file=sys.stderr)
+        print(
+            "[bench] LiteLLM's proxy is not available: its rows are not measured", file=sys.stderr
+        )
         return None
     cfg = tmp / "litellm.yaml"
     cfg.write_text(
         "model_list:\n  - model_name: bench\n    litellm_params:\n"
         f"      model: openai/bench-model\n      api_base: {stub}/v1\n      api_key: x\n"
-        "litellm_settings:\n  drop_params: true\n")
+        "litellm_settings:\n  drop_params: true\n"
+    )
     port = _free_port()
     litellm = py.parent / "litellm"
-    proc = subprocess.Popen([str(litellm), "--config", str(cfg), "--host", "127.0.0.1",
-                             "--port", str(port), "--num_workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True,
-                            env={**os.environ, "LITELLM_LOG": "ERROR",
-                                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    proc = subprocess.Popen(
+        [
+            str(litellm),
+            "--config",
+            str(cfg),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
     try:
         _wait_port(port, proc, timeout=180)
     except RuntimeError:
@@ -188,8 +225,7 @@ async def one(s: Any, url: str, stream: bool, key: str | None) -> None:
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    async with s.post(url + "/v1/chat/completions", data=json.dumps(body),
-                      headers=headers) as r:
+    async with s.post(url + "/v1/chat/completions", data=json.dumps(body), headers=headers) as r:
         data = await r.read()
         if r.status != 200 or (stream and b"[DONE]" not in data):
             raise RuntimeError(f"{url}: {r.status} {data[:200]!r}")
@@ -243,15 +279,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             med: dict[str, float] = {}
             rates: dict[tuple[str, bool], float] = {}
             for _ in range(rounds):  # interleaved rounds; each case keeps its best
-                med["direct"] = min(med.get("direct", 1e9),
-                                    asyncio.run(median_ms(stub, n_seq, None)))
+                med["direct"] = min(
+                    med.get("direct", 1e9), asyncio.run(median_ms(stub, n_seq, None))
+                )
                 for name, got in servers.items():
                     if got is None:
                         continue
                     url, key = got[1], keys.get(name)
                     if "2 workers" not in name:
-                        med[name] = min(med.get(name, 1e9),
-                                        asyncio.run(median_ms(url, n_seq, key)))
+                        med[name] = min(med.get(name, 1e9), asyncio.run(median_ms(url, n_seq, key)))
                     for stream in (False, True):
                         r = asyncio.run(rate(url, total, stream, key))
                         rates[(name, stream)] = max(rates.get((name, stream), 0.0), r)
@@ -261,17 +297,33 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     _stop(got[0])
     for name, got in servers.items():
         if got is None:
-            rows.append({"group": "gateway", "name": f"{name}: not measured", "value": None,
-                         "unit": "", "note": "litellm[proxy] could not be installed or "
-                                             "started here (see stderr)"})
+            rows.append(
+                {
+                    "group": "gateway",
+                    "name": f"{name}: not measured",
+                    "value": None,
+                    "unit": "",
+                    "note": "litellm[proxy] could not be installed or started here (see stderr)",
+                }
+            )
     for name, m in med.items():
         if name == "direct":
-            rows.append({"group": "gateway", "name": "median latency, stub called directly",
-                         "value": m, "unit": "ms"})
+            rows.append(
+                {
+                    "group": "gateway",
+                    "name": "median latency, stub called directly",
+                    "value": m,
+                    "unit": "ms",
+                }
+            )
             continue
         added = m - med["direct"]
-        row: dict[str, Any] = {"group": "gateway", "name": f"added median latency, {name}",
-                               "value": added, "unit": "ms"}
+        row: dict[str, Any] = {
+            "group": "gateway",
+            "name": f"added median latency, {name}",
+            "value": added,
+            "unit": "ms",
+        }
         if name.startswith("llmcore"):
             row.update(budget="<= 0.5 ms", met=added <= 0.5)
         rows.append(row)
@@ -281,12 +333,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         for (name, s), r in rates.items():
             if s != stream:
                 continue
-            row = {"group": "gateway", "name": f"{name}, {kind}, {IN_FLIGHT} clients",
-                   "value": r, "unit": "req/s", "ratio": r / base if base else None}
+            row = {
+                "group": "gateway",
+                "name": f"{name}, {kind}, {IN_FLIGHT} clients",
+                "value": r,
+                "unit": "req/s",
+                "ratio": r / base if base else None,
+            }
             if name.startswith("llmcore") and base:
                 workers = 2 if "2 workers" in name else 1
-                row.update(budget=">= 0.6x pass-through per worker",
-                           met=r / workers / base >= 0.6)
+                row.update(budget=">= 0.6x pass-through per worker", met=r / workers / base >= 0.6)
             rows.append(row)
     return rows
 

@@ -46,9 +46,11 @@ async def raw_aiohttp(url: str, total: int) -> float:
 
     data = json.dumps(PLAIN).encode()
     async with aiohttp.ClientSession() as s:
+
         async def call() -> Any:
-            async with s.post(url + "/api/chat", data=data,
-                              headers={"Content-Type": "application/json"}) as r:
+            async with s.post(
+                url + "/api/chat", data=data, headers={"Content-Type": "application/json"}
+            ) as r:
                 return json.loads(await r.read())
 
         await drive(call, IN_FLIGHT)
@@ -60,6 +62,7 @@ async def raw_httpx(url: str, total: int) -> float:
 
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(limits=limits, timeout=60) as c:
+
         async def call() -> Any:
             return (await c.post(url + "/api/chat", json=PLAIN)).json()
 
@@ -71,8 +74,9 @@ def provider(url: str) -> Any:
     from llmcore.config import ProviderConfig
     from llmcore_ollama import OllamaProvider
 
-    return OllamaProvider(ProviderConfig(name="bench", plugin="ollama", base_url=url,
-                                         models=[MODEL]))
+    return OllamaProvider(
+        ProviderConfig(name="bench", plugin="ollama", base_url=url, models=[MODEL])
+    )
 
 
 def request() -> Any:
@@ -105,6 +109,7 @@ def sync_rows(url: str, n: int, rounds: int) -> dict[str, float]:
     p, req = provider(url), request()
     out: dict[str, float] = {}
     with httpx.Client(base_url=url, timeout=60) as c:
+
         def raw_stream() -> None:
             with c.stream("POST", "/api/chat", json=STREAM) as r:
                 for line in r.iter_lines():
@@ -152,9 +157,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         # Rounds interleave the cases, so a burst of load from other processes on the
         # shared machine hits all of them alike; each keeps its best round.
         # httpx's async client is ~20x slower here: fewer calls keep the run short.
-        cases = (("raw aiohttp", raw_aiohttp, total),
-                 ("OllamaProvider.achat", plugin_async, total),
-                 ("raw httpx.AsyncClient", raw_httpx, 5 * IN_FLIGHT))
+        cases = (
+            ("raw aiohttp", raw_aiohttp, total),
+            ("OllamaProvider.achat", plugin_async, total),
+            ("raw httpx.AsyncClient", raw_httpx, 5 * IN_FLIGHT),
+        )
         rates: dict[str, float] = {}
         for _ in range(rounds):
             for name, fn, calls in cases:
@@ -163,22 +170,50 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     base = rates["raw aiohttp"]
     for name, rate in rates.items():
-        row: dict[str, Any] = {"group": "ollama", "name": f"{name}, {IN_FLIGHT} in flight",
-                               "value": rate, "unit": "req/s", "ratio": rate / base}
+        row: dict[str, Any] = {
+            "group": "ollama",
+            "name": f"{name}, {IN_FLIGHT} in flight",
+            "value": rate,
+            "unit": "req/s",
+            "ratio": rate / base,
+        }
         if name == "OllamaProvider.achat":
             row.update(budget=">= 0.8x raw aiohttp", met=rate / base >= 0.8)
         rows.append(row)
-    for raw, ours in (("raw httpx, chat", "OllamaProvider.chat"),
-                      ("raw httpx, NDJSON stream", "OllamaProvider.stream")):
-        rows.append({"group": "ollama", "name": f"{raw}, sequential",
-                     "value": sync[raw] * 1e6, "unit": "us/call", "ratio": 1.0})
-        rows.append({"group": "ollama", "name": f"{ours}, sequential",
-                     "value": sync[ours] * 1e6, "unit": "us/call",
-                     "ratio": sync[ours] / sync[raw]})
+    for raw, ours in (
+        ("raw httpx, chat", "OllamaProvider.chat"),
+        ("raw httpx, NDJSON stream", "OllamaProvider.stream"),
+    ):
+        rows.append(
+            {
+                "group": "ollama",
+                "name": f"{raw}, sequential",
+                "value": sync[raw] * 1e6,
+                "unit": "us/call",
+                "ratio": 1.0,
+            }
+        )
+        rows.append(
+            {
+                "group": "ollama",
+                "name": f"{ours}, sequential",
+                "value": sync[ours] * 1e6,
+                "unit": "us/call",
+                "ratio": sync[ours] / sync[raw],
+            }
+        )
     ms = not_running_ms(20)
-    rows.append({"group": "ollama", "name": "'Ollama is not running' error", "value": ms,
-                 "unit": "ms", "budget": "milliseconds", "met": ms < 50,
-                 "note": "chat() to a closed port until ProviderConnectionError (median)"})
+    rows.append(
+        {
+            "group": "ollama",
+            "name": "'Ollama is not running' error",
+            "value": ms,
+            "unit": "ms",
+            "budget": "milliseconds",
+            "met": ms < 50,
+            "note": "chat() to a closed port until ProviderConnectionError (median)",
+        }
+    )
     return rows
 
 

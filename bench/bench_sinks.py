@@ -54,8 +54,18 @@ def _time_chats(client: Any, n: int) -> list[float]:
 def _emit_cost(sink: Any, n: int) -> float:
     from llmcore.metrics import MetricsEvent
 
-    events = [MetricsEvent(kind="request", provider="p", plugin="openai", model="gpt-4o",
-                           input_tokens=i, output_tokens=10, latency_s=0.01) for i in range(n)]
+    events = [
+        MetricsEvent(
+            kind="request",
+            provider="p",
+            plugin="openai",
+            model="gpt-4o",
+            input_tokens=i,
+            output_tokens=10,
+            latency_s=0.01,
+        )
+        for i in range(n)
+    ]
     t0 = time.perf_counter()
     for e in events:
         sink.emit(e)
@@ -76,13 +86,32 @@ def _writer_cpu(db: Path, n: int) -> dict[str, Any]:
     events = []
     for i in range(n // 2):
         rid = f"{i:012x}"
-        events.append(MetricsEvent(kind="attempt", provider="stub", plugin="openai",
-                                   model="gpt-4o", operation="chat", latency_s=0.001,
-                                   attempt=1, request_id=rid))
-        events.append(MetricsEvent(kind="request", provider="stub", plugin="openai",
-                                   model="gpt-4o", operation="chat", input_tokens=12,
-                                   output_tokens=3, latency_s=0.001, attempts=1,
-                                   request_id=rid))
+        events.append(
+            MetricsEvent(
+                kind="attempt",
+                provider="stub",
+                plugin="openai",
+                model="gpt-4o",
+                operation="chat",
+                latency_s=0.001,
+                attempt=1,
+                request_id=rid,
+            )
+        )
+        events.append(
+            MetricsEvent(
+                kind="request",
+                provider="stub",
+                plugin="openai",
+                model="gpt-4o",
+                operation="chat",
+                input_tokens=12,
+                output_tokens=3,
+                latency_s=0.001,
+                attempts=1,
+                request_id=rid,
+            )
+        )
     w = SqliteSink({"path": str(db)})
     w.emit(events[0])
     w.flush()  # the connection and schema are made before timing
@@ -92,9 +121,13 @@ def _writer_cpu(db: Path, n: int) -> dict[str, Any]:
     w.flush()
     writer = (time.process_time() - p0) - (time.thread_time() - m0)
     w.close()
-    return {"name": "sqlite writer CPU per event", "value": writer / len(events) * 1e6,
-            "unit": "µs", "note": "process CPU minus the emitting thread's, over "
-                                  f"{len(events)} attempt+request events; 2 per chat"}
+    return {
+        "name": "sqlite writer CPU per event",
+        "value": writer / len(events) * 1e6,
+        "unit": "µs",
+        "note": "process CPU minus the emitting thread's, over "
+        f"{len(events)} attempt+request events; 2 per chat",
+    }
 
 
 def run(quick: bool) -> list[dict]:
@@ -115,7 +148,7 @@ def run(quick: bool) -> list[dict]:
         sink: list[float] = []
         for r in range(rounds):
             pair = [(plain, base), (with_sqlite, sink)]
-            for client, into in (pair if r % 2 == 0 else pair[::-1]):
+            for client, into in pair if r % 2 == 0 else pair[::-1]:
                 into.extend(_time_chats(client, block))
         plain.close()
         with_sqlite.close()
@@ -124,18 +157,27 @@ def run(quick: bool) -> list[dict]:
         ratio = s / b
         rows += [
             {"name": "chat, no sink (median)", "value": b * 1e6, "unit": "µs"},
-            {"name": "chat, sqlite sink (median)", "value": s * 1e6, "unit": "µs",
-             "ratio": ratio, "budget": f"<= {BUDGET_RATIO:.2f}x", "met": ratio <= BUDGET_RATIO,
-             "note": f"{len(sink)} requests; {stored} request events stored"},
-            {"name": "sqlite sink added per request", "value": (s - b) * 1e6, "unit": "µs",
-             "note": "difference of medians; noise on a shared machine is ±tens of µs"},
+            {
+                "name": "chat, sqlite sink (median)",
+                "value": s * 1e6,
+                "unit": "µs",
+                "ratio": ratio,
+                "budget": f"<= {BUDGET_RATIO:.2f}x",
+                "met": ratio <= BUDGET_RATIO,
+                "note": f"{len(sink)} requests; {stored} request events stored",
+            },
+            {
+                "name": "sqlite sink added per request",
+                "value": (s - b) * 1e6,
+                "unit": "µs",
+                "note": "difference of medians; noise on a shared machine is ±tens of µs",
+            },
         ]
 
         n = 2000 if quick else 20000
         for label, make in (
             ("sqlite", lambda: SqliteSink({"path": str(Path(tmp) / "emit.db")})),
-            ("jsonl", lambda: JsonlSink({"path": str(Path(tmp) / "emit.jsonl"),
-                                         "max_bytes": 0})),
+            ("jsonl", lambda: JsonlSink({"path": str(Path(tmp) / "emit.jsonl"), "max_bytes": 0})),
             ("log (logger off)", lambda: LogSink({})),
         ):
             logging.getLogger("llmcore.metrics").setLevel(logging.WARNING)
@@ -146,18 +188,26 @@ def run(quick: bool) -> list[dict]:
             drain = time.perf_counter() - t0
             note = ""
             if label == "sqlite":
-                note = (f"writer drained {n} events in {drain * 1000:.0f} ms after the loop "
-                        "(off the request path)")
-            rows.append({"name": f"emit() cost, {label}", "value": per * 1e6, "unit": "µs",
-                         "note": note})
+                note = (
+                    f"writer drained {n} events in {drain * 1000:.0f} ms after the loop "
+                    "(off the request path)"
+                )
+            rows.append(
+                {"name": f"emit() cost, {label}", "value": per * 1e6, "unit": "µs", "note": note}
+            )
 
         # the writer's throughput: events stored per second, batched
         w = SqliteSink({"path": str(Path(tmp) / "throughput.db")})
         t0 = time.perf_counter()
         _emit_cost(w, n)
         w.close()
-        rows.append({"name": "sqlite writer throughput", "value": n / (time.perf_counter() - t0),
-                     "unit": "events/s"})
+        rows.append(
+            {
+                "name": "sqlite writer throughput",
+                "value": n / (time.perf_counter() - t0),
+                "unit": "events/s",
+            }
+        )
         rows.append(_writer_cpu(Path(tmp) / "cpu.db", n))
     for r in rows:
         r["group"] = "sinks"

@@ -29,8 +29,9 @@ from bench import compare_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-IMPORT_SNIPPET = ("import time; t = time.perf_counter(); import {module}; "
-                  "print(time.perf_counter() - t)")
+IMPORT_SNIPPET = (
+    "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+)
 
 
 def _env() -> dict[str, str]:
@@ -48,8 +49,9 @@ def time_import(python: str, module: str, n: int) -> float:
     subprocess.run([python, "-c", code], capture_output=True, env=_env(), check=True)
     runs = []
     for _ in range(n):
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=_env(),
-                             check=True)
+        out = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, env=_env(), check=True
+        )
         runs.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(runs)
 
@@ -68,8 +70,13 @@ def time_command(argv: list[str], n: int, extra_env: dict[str, str] | None = Non
 def importtime_profile(top: int = 8) -> list[tuple[str, float]]:
     """Top-level packages by cumulative import time during ``llmcore --help``."""
     code = "import sys; sys.argv = ['llmcore', '--help']; from llmcore.cli import main; main()"
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
-                         text=True, env=_env(), cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     per_pkg: dict[str, float] = {}
     for line in out.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -85,11 +92,27 @@ def run(quick: bool) -> list[dict]:
     py = sys.executable
     rows: list[dict] = []
 
-    def row(name: str, value: float | None, *, budget: str = "", met: bool | None = None,
-            ratio: float | None = None, note: str = "") -> None:
-        rows.append({"group": "startup", "name": name,
-                     "value": None if value is None else value * 1e3, "unit": "ms",
-                     "ratio": ratio, "budget": budget, "met": met, "note": note or None})
+    def row(
+        name: str,
+        value: float | None,
+        *,
+        budget: str = "",
+        met: bool | None = None,
+        ratio: float | None = None,
+        note: str = "",
+    ) -> None:
+        rows.append(
+            {
+                "group": "startup",
+                "name": name,
+                "value": None if value is None else value * 1e3,
+                "unit": "ms",
+                "ratio": ratio,
+                "budget": budget,
+                "met": met,
+                "note": note or None,
+            }
+        )
 
     baseline = time_command([py, "-c", "pass"], n)
     row("python -c pass (interpreter start, reference)", baseline)
@@ -99,20 +122,27 @@ def run(quick: bool) -> list[dict]:
     row("import llmcore.client (Client and its machinery)", client_import)
     helps = time_command([str(VENV_BIN / "llmcore"), "--help"], n)
     profile = importtime_profile()
-    row("llmcore --help (nine plugins installed)", helps, budget="≤ 300 ms",
+    row(
+        "llmcore --help (nine plugins installed)",
+        helps,
+        budget="≤ 300 ms",
         met=helps <= 0.300,
         note="-X importtime, self time by top-level package: "
-             + ", ".join(f"{pkg} {ms:.0f} ms" for pkg, ms in profile))
+        + ", ".join(f"{pkg} {ms:.0f} ms" for pkg, ms in profile),
+    )
     bare = time_command([str(VENV_BIN / "llmcore"), "--help"], n, {"LLMCORE_PLUGINS": ""})
-    row("llmcore --help, no plugin loaded (LLMCORE_PLUGINS=)", bare, ratio=bare / helps,
-        note=f"the nine plugins add {(helps - bare) * 1e3:.0f} ms")
+    row(
+        "llmcore --help, no plugin loaded (LLMCORE_PLUGINS=)",
+        bare,
+        ratio=bare / helps,
+        note=f"the nine plugins add {(helps - bare) * 1e3:.0f} ms",
+    )
     openai_import = time_import(py, "openai", n)
     row("import openai", openai_import, ratio=openai_import / llmcore_import)
     litellm = compare_env.python_for("litellm")
     if litellm is not None:
         v = time_import(str(litellm), "litellm", n)
-        row("import litellm", v, ratio=v / llmcore_import,
-            note="litellm==1.100.0 in its own venv")
+        row("import litellm", v, ratio=v / llmcore_import, note="litellm==1.100.0 in its own venv")
     else:
         row("import litellm", None, note="LiteLLM could not be installed")
     llm = compare_env.python_for("llm")

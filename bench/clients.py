@@ -63,9 +63,10 @@ def make_raw_socket(url: str) -> tuple[Plain, Stream]:
 
     def request(stream: bool) -> bytes:
         body = json.dumps(openai_body(stream)).encode()
-        return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
+        return (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     plain_req, stream_req = request(False), request(True)
 
@@ -76,7 +77,7 @@ def make_raw_socket(url: str) -> tuple[Plain, Stream]:
             buf += sock.recv(65536)
         head, _, body = buf.partition(b"\r\n\r\n")
         i = head.lower().index(b"content-length:") + 15
-        length = int(head[i:head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else None])
+        length = int(head[i : head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else None])
         while len(body) < length:
             body += sock.recv(65536)
         return str(json.loads(body)["choices"][0]["message"]["content"])
@@ -94,7 +95,7 @@ def make_raw_socket(url: str) -> tuple[Plain, Stream]:
             size = int(size_line, 16)
             while len(buf) < size + 2:
                 buf += sock.recv(65536)
-            chunk, buf = buf[:size], buf[size + 2:]
+            chunk, buf = buf[:size], buf[size + 2 :]
             if size == 0:
                 return
             payload = chunk[6:].strip()
@@ -140,13 +141,13 @@ def make_ollama_raw_httpx(url: str) -> tuple[Plain, Stream]:
     client = httpx.Client(base_url=url)
 
     def plain() -> str:
-        r = client.post("/api/chat", json={"model": MODEL, "messages": MESSAGES,
-                                           "stream": False})
+        r = client.post("/api/chat", json={"model": MODEL, "messages": MESSAGES, "stream": False})
         return str(r.json()["message"]["content"])
 
     def stream() -> Iterator[str]:
-        with client.stream("POST", "/api/chat", json={"model": MODEL, "messages": MESSAGES,
-                                                      "stream": True}) as r:
+        with client.stream(
+            "POST", "/api/chat", json={"model": MODEL, "messages": MESSAGES, "stream": True}
+        ) as r:
             for line in r.iter_lines():
                 if line:
                     data = json.loads(line)
@@ -187,8 +188,13 @@ class PassThroughHook:
         self.llmcore_generate = llmcore_generate
 
 
-def make_llmcore(url: str, plugin: str = "openai", metrics: bool = False, hook: bool = False,
-                 provider_only: bool = False) -> tuple[Plain, Stream]:
+def make_llmcore(
+    url: str,
+    plugin: str = "openai",
+    metrics: bool = False,
+    hook: bool = False,
+    provider_only: bool = False,
+) -> tuple[Plain, Stream]:
     import llmcore
     from llmcore.config import parse_config
     from llmcore.plugins import PluginManager
@@ -236,8 +242,11 @@ def make_openai_sdk(url: str) -> tuple[Plain, Stream]:
 
     def stream() -> Iterator[str]:
         for chunk in client.chat.completions.create(
-                model=MODEL, messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-                stream_options={"include_usage": True}):
+            model=MODEL,
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
+            stream_options={"include_usage": True},
+        ):
             if chunk.choices and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content
 
@@ -247,8 +256,13 @@ def make_openai_sdk(url: str) -> tuple[Plain, Stream]:
 def make_litellm(url: str) -> tuple[Plain, Stream]:
     import litellm
 
-    kw = {"model": f"openai/{MODEL}", "api_base": url + "/v1", "api_key": "bench-key",
-          "messages": MESSAGES, "max_retries": 0}
+    kw = {
+        "model": f"openai/{MODEL}",
+        "api_base": url + "/v1",
+        "api_key": "bench-key",
+        "messages": MESSAGES,
+        "max_retries": 0,
+    }
 
     def plain() -> str:
         return str(litellm.completion(**kw).choices[0].message.content)

@@ -26,15 +26,29 @@ def python_for(name: str) -> Path | None:
     """The venv's python with ``name`` installed (installing it once), or None if it fails."""
     venv, requirement, module = ENVS[name]
     py = venv / "bin" / "python"
-    if py.exists() and subprocess.run([str(py), "-c", f"import {module}"],
-                                      capture_output=True).returncode == 0:
+    if (
+        py.exists()
+        and subprocess.run([str(py), "-c", f"import {module}"], capture_output=True).returncode == 0
+    ):
         return py
-    print(f"[bench] installing {requirement} into {venv.relative_to(ROOT)} "
-          "(once; about a minute)", file=sys.stderr)
+    print(
+        f"[bench] installing {requirement} into {venv.relative_to(ROOT)} (once; about a minute)",
+        file=sys.stderr,
+    )
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", requirement], check=True)
+        subprocess.run(
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                requirement,
+            ],
+            check=True,
+        )
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"[bench] could not install {requirement}: {exc}", file=sys.stderr)
         return None

@@ -34,14 +34,22 @@ OLLAMA_TS = "2024-01-01T00:00:00.000000Z"
 
 
 def _response(body: bytes, content_type: str) -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type.encode()
-            + b"\r\nContent-Length: " + str(len(body)).encode()
-            + b"\r\nConnection: keep-alive\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + content_type.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: keep-alive\r\n\r\n"
+        + body
+    )
 
 
 def _chunked(parts: list[bytes], content_type: str) -> bytes:
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type.encode()
-            + b"\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + content_type.encode()
+        + b"\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+    )
     body = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts)
     return head + body + b"0\r\n\r\n"
 
@@ -52,51 +60,115 @@ def _dumps(obj: object) -> bytes:
 
 def build_replies() -> dict[str, bytes]:
     """Every reply the stub can give, as complete HTTP responses."""
-    usage = {"prompt_tokens": 5, "completion_tokens": len(WORDS),
-             "total_tokens": 5 + len(WORDS)}
-    chat = {"id": "chatcmpl-bench", "object": "chat.completion", "created": CREATED,
-            "model": MODEL, "system_fingerprint": None,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": TEXT},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": usage}
-    completion = {"id": "cmpl-bench", "object": "text_completion", "created": CREATED,
-                  "model": MODEL, "choices": [{"index": 0, "text": TEXT, "logprobs": None,
-                                               "finish_reason": "stop"}], "usage": usage}
+    usage = {"prompt_tokens": 5, "completion_tokens": len(WORDS), "total_tokens": 5 + len(WORDS)}
+    chat = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": MODEL,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": TEXT},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
+    completion = {
+        "id": "cmpl-bench",
+        "object": "text_completion",
+        "created": CREATED,
+        "model": MODEL,
+        "choices": [{"index": 0, "text": TEXT, "logprobs": None, "finish_reason": "stop"}],
+        "usage": usage,
+    }
 
     def sse(with_usage: bool) -> bytes:
-        base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": CREATED,
-                "model": MODEL, "system_fingerprint": None}
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                              "content": ""},
-                                        "logprobs": None, "finish_reason": None}]}]
-        events += [{**base, "choices": [{"index": 0, "delta": {"content": w},
-                                         "logprobs": None, "finish_reason": None}]}
-                   for w in WORDS]
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
-                                            "finish_reason": "stop"}]})
+        base = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "system_fingerprint": None,
+        }
+        events = [
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        ]
+        events += [
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}
+                ],
+            }
+            for w in WORDS
+        ]
+        events.append(
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+            }
+        )
         if with_usage:
             events.append({**base, "choices": [], "usage": usage})
         parts = [b"data: " + _dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
         return _chunked(parts, "text/event-stream; charset=utf-8")
 
     def ollama_line(content: str, done: bool) -> dict[str, object]:
-        line: dict[str, object] = {"model": MODEL, "created_at": OLLAMA_TS,
-                                   "message": {"role": "assistant", "content": content},
-                                   "done": done}
+        line: dict[str, object] = {
+            "model": MODEL,
+            "created_at": OLLAMA_TS,
+            "message": {"role": "assistant", "content": content},
+            "done": done,
+        }
         if done:
-            line.update(done_reason="stop", total_duration=1000, load_duration=10,
-                        prompt_eval_count=5, prompt_eval_duration=100,
-                        eval_count=len(WORDS), eval_duration=800)
+            line.update(
+                done_reason="stop",
+                total_duration=1000,
+                load_duration=10,
+                prompt_eval_count=5,
+                prompt_eval_duration=100,
+                eval_count=len(WORDS),
+                eval_duration=800,
+            )
         return line
 
     ndjson = [_dumps(ollama_line(w, False)) + b"\n" for w in WORDS]
     ndjson.append(_dumps(ollama_line("", True)) + b"\n")
-    models = {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED,
-                                          "owned_by": "bench"}]}
-    tags = {"models": [{"name": MODEL, "model": MODEL, "modified_at": OLLAMA_TS, "size": 1,
-                        "digest": "0" * 64, "details": {"format": "gguf", "family": "bench",
-                                                        "parameter_size": "1M",
-                                                        "quantization_level": "Q4_0"}}]}
+    models = {
+        "object": "list",
+        "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "bench"}],
+    }
+    tags = {
+        "models": [
+            {
+                "name": MODEL,
+                "model": MODEL,
+                "modified_at": OLLAMA_TS,
+                "size": 1,
+                "digest": "0" * 64,
+                "details": {
+                    "format": "gguf",
+                    "family": "bench",
+                    "parameter_size": "1M",
+                    "quantization_level": "Q4_0",
+                },
+            }
+        ]
+    }
     return {
         "chat": _response(_dumps(chat), "application/json"),
         "chat_sse": sse(False),
@@ -107,9 +179,11 @@ def build_replies() -> dict[str, bytes]:
         "ollama_stream": _chunked(ndjson, "application/x-ndjson"),
         "ollama_tags": _response(_dumps(tags), "application/json"),
         "ollama_version": _response(b'{"version":"0.12.0"}', "application/json"),
-        "not_found": (b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 21\r\nConnection: keep-alive\r\n\r\n"
-                      b'{"error":"not found"}'),
+        "not_found": (
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 21\r\nConnection: keep-alive\r\n\r\n"
+            b'{"error":"not found"}'
+        ),
     }
 
 
@@ -137,11 +211,11 @@ class StubProtocol(asyncio.Protocol):
             i = lower.find(b"content-length:")
             if i >= 0:
                 j = lower.find(b"\r\n", i)
-                length = int(head[i + 15:j if j > 0 else len(head)])
+                length = int(head[i + 15 : j if j > 0 else len(head)])
             total = end + 4 + length
             if len(self.buf) < total:
                 return
-            body = self.buf[end + 4:total]
+            body = self.buf[end + 4 : total]
             self.buf = self.buf[total:]
             assert self.transport is not None
             self.transport.write(self.reply(head, body))
@@ -196,8 +270,12 @@ def pin_client() -> None:
 def running(cpu: int = 0) -> Iterator[str]:
     """Start the stub in a subprocess pinned to core ``cpu``; yield ``http://127.0.0.1:PORT``."""
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "bench.stub", "--cpu", str(cpu)],
-                            cwd=root, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.stub", "--cpu", str(cpu)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         port = proc.stdout.readline().strip()

@@ -19,11 +19,13 @@ from llmcore.cli import cli
 PAGE = Path(__file__).parent / "reference" / "cli.md"
 
 
-def _command(cmd: click.Command, path: list[str], out: list[str],
-             parent: click.Context | None = None) -> None:
+def _command(
+    cmd: click.Command, path: list[str], out: list[str], parent: click.Context | None = None
+) -> None:
     name = " ".join(path)
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent,
-                        **(cmd.context_settings if parent is None else {}))
+    ctx = click.Context(
+        cmd, info_name=path[-1], parent=parent, **(cmd.context_settings if parent is None else {})
+    )
     depth = min(len(path) + 1, 4)
     out += [f"{'#' * depth} `{name}`", ""]
     pieces = cmd.collect_usage_pieces(ctx)

@@ -28,17 +28,16 @@ PAGE = Path(__file__).parent / "reference" / "configuration.md"
 NOTES: dict[str, str] = {
     "Config.plugins": "Which installed plugins load.",
     "Config.providers": "HTTP backends by name. Absent: every installed local provider "
-                        "type with its defaults. Present (even empty): exactly these.",
-    "Config.agents": "Coding agents by name. Absent: every installed agent type with its "
-                     "defaults.",
+    "type with its defaults. Present (even empty): exactly these.",
+    "Config.agents": "Coding agents by name. Absent: every installed agent type with its defaults.",
     "Config.routing": "How a request picks its provider, fails over and cools down.",
     "Config.metrics": "Where request and agent-run events are recorded.",
     "Config.registry": "The model capability registry (context sizes, prices).",
     "PluginsConfig.disabled": "Plugins never imported: short names (`aider`), distribution "
-                              "names or entry-point names.",
+    "names or entry-point names.",
     "ProviderConfig.name": "Filled in from the section's key.",
     "ProviderConfig.plugin": "The provider type (`ollama`, `vllm`, `openai`, ...). Default: "
-                             "the section's key.",
+    "the section's key.",
     "ProviderConfig.enabled": "`false` keeps the section but never routes to it.",
     "ProviderConfig.priority": "Lower is tried first (strategy `priority`).",
     "ProviderConfig.base_url": "Where the server is; default: the type's own.",
@@ -46,17 +45,17 @@ NOTES: dict[str, str] = {
     "ProviderConfig.api_key": "A literal key (prefer `api_key_env`); never shown or logged.",
     "ProviderConfig.api_key_env": "The environment variable holding the key.",
     "ProviderConfig.models": "Models served here; the first is the default. Empty: the "
-                             "router picks one the server lists (see routing).",
+    "router picks one the server lists (see routing).",
     "ProviderConfig.fallback_models": "Tried in order after `models:` fail (never instead "
-                                      "of a model the request names).",
+    "of a model the request names).",
     "ProviderConfig.largest_first": "Prefer the largest model that fits.",
     "ProviderConfig.timeout": "Seconds; a number, or a mapping of connect/read/write/"
-                              "pool/first_token/total.",
+    "pool/first_token/total.",
     "ProviderConfig.limits": "Byte limits on what the server may send.",
     "ProviderConfig.retry": "Retries on this provider before failing over.",
     "ProviderConfig.cost": "Prices; overrides the registry for this provider.",
     "ProviderConfig.options": "Any other key of the section goes to the plugin's options "
-                              "(see [plugin options](plugin-options.md)).",
+    "(see [plugin options](plugin-options.md)).",
     "AgentConfig.name": "Filled in from the section's key.",
     "AgentConfig.plugin": "The agent type (`aider`, `codex`, ...). Default: the section's key.",
     "AgentConfig.enabled": "`false` keeps the section but never runs it.",
@@ -65,7 +64,7 @@ NOTES: dict[str, str] = {
     "AgentConfig.args": "Extra arguments for every run.",
     "AgentConfig.env": "Extra environment variables for the program.",
     "AgentConfig.inherit_env": "Pass every secret-looking variable of your environment "
-                               "through (default: only the agent's own).",
+    "through (default: only the agent's own).",
     "AgentConfig.timeout": "Seconds before the run's whole process group is stopped.",
     "AgentConfig.mode": "`read_only`, `suggest`, `auto_edit` or `full_auto`.",
     "AgentConfig.model": "The model the agent is told to use.",
@@ -83,15 +82,14 @@ NOTES: dict[str, str] = {
     "CooldownConfig.failure_threshold": "Consecutive failures that start a cooldown.",
     "CooldownConfig.failure_seconds": "Length of that cooldown.",
     "RoutingConfig.strategy": "`priority`, `round_robin`, `cost` (or `cost_based`), "
-                              "`latency`, `least_busy`, `api_first` or `cli_first`.",
+    "`latency`, `least_busy`, `api_first` or `cli_first`.",
     "RoutingConfig.prefer": "`api` (API only), `cli` (agents, then API) or `auto` (by the "
-                            "task: `cwd=`/`edit=True` to agents first).",
+    "task: `cwd=`/`edit=True` to agents first).",
     "RoutingConfig.fallback": "Try the next provider when one fails.",
     "RoutingConfig.cooldown": "When a failing provider is rested.",
     "RoutingConfig.latency_decay": "Weight of the newest sample in the latency average.",
     "MetricsConfig.enabled": "Record events at all.",
-    "MetricsConfig.sinks": "Sink types that receive events (`sqlite`, `jsonl`, "
-                           "`prometheus`, ...).",
+    "MetricsConfig.sinks": "Sink types that receive events (`sqlite`, `jsonl`, `prometheus`, ...).",
     "MetricsConfig.options": "Per-sink options: `metrics.<sink>: {...}`.",
     "RegistryConfig.path": "A YAML file of your own model entries.",
     "RegistryConfig.ttl_seconds": "How long models reported by providers are trusted.",
@@ -150,7 +148,8 @@ def _type_name(tp: Any) -> str:
     if attrs.has(tp):
         return "section"
     return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def _default(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
@@ -166,13 +165,16 @@ def _default(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
         return "true" if d else "false"
     if isinstance(d, str):
         return f'"{d}"' if d else '""'
-    return repr(d) if not isinstance(d, (list, dict)) else (repr(d) if d else
-                                                               ("[]" if isinstance(d, list)
-                                                                else "{}"))
+    return (
+        repr(d)
+        if not isinstance(d, (list, dict))
+        else (repr(d) if d else ("[]" if isinstance(d, list) else "{}"))
+    )
 
 
-def _section(cls: type, path: str, comments: dict[str, str], out: list[str],
-             seen: set[type]) -> None:
+def _section(
+    cls: type, path: str, comments: dict[str, str], out: list[str], seen: set[type]
+) -> None:
     try:
         attrs.resolve_types(cls)
     except (NameError, TypeError):
@@ -221,12 +223,16 @@ def render_plugin_options() -> str:
     from llmcore.runtime import Runtime
 
     rt = Runtime(cfg.Config(), PluginManager())
-    out = ["# Plugin options", "",
-           "<!-- generated at build time by docs/gen_config.py from each plugin's Options -->",
-           "",
-           "Keys a provider or agent type adds to its section of `llmcore.yaml` (its `Options` "
-           "class), next to the [core keys](configuration.md). Generated from the plugins "
-           "installed when the site was built.", ""]
+    out = [
+        "# Plugin options",
+        "",
+        "<!-- generated at build time by docs/gen_config.py from each plugin's Options -->",
+        "",
+        "Keys a provider or agent type adds to its section of `llmcore.yaml` (its `Options` "
+        "class), next to the [core keys](configuration.md). Generated from the plugins "
+        "installed when the site was built.",
+        "",
+    ]
     for kind, types_ in (("providers", rt.provider_types), ("agents", rt.agent_types)):
         for name in sorted(types_):
             opts = getattr(types_[name], "Options", None)
@@ -263,8 +269,11 @@ def render() -> str:
         "",
     ]
     _section(cfg.Config, "", comments, out, {cfg.Config})
-    out += ["Each plugin adds keys of its own to its sections: see "
-            "[plugin options](plugin-options.md).", ""]
+    out += [
+        "Each plugin adds keys of its own to its sections: see "
+        "[plugin options](plugin-options.md).",
+        "",
+    ]
     return "\n".join(out).rstrip() + "\n"
 
 

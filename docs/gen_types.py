@@ -21,19 +21,42 @@ PAGE = Path(__file__).parent / "reference" / "data-types.md"
 
 #: (module, class names) in reading order: what a provider receives, then what it returns.
 CLASSES = [
-    ("llmcore.types", ["ChatRequest", "Message", "ChatResponse", "StreamChunk", "Usage",
-                       "EmbeddingResponse", "ModelInfo", "Health", "Attempt"]),
+    (
+        "llmcore.types",
+        [
+            "ChatRequest",
+            "Message",
+            "ChatResponse",
+            "StreamChunk",
+            "Usage",
+            "EmbeddingResponse",
+            "ModelInfo",
+            "Health",
+            "Attempt",
+        ],
+    ),
     ("llmcore.http", ["HTTPRequest", "HTTPResponse", "SSEEvent"]),
 ]
 
 #: The shape of one tool call, as requests carry them (assistant messages) and responses
 #: and the last stream chunk return them: OpenAI's, whatever the provider's API speaks.
-TOOL_CALL = {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}
-TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+TOOL_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 def _comments(cls: type) -> dict[str, str]:
@@ -79,8 +102,12 @@ def _section(module: str, name: str) -> list[str]:
     if doc.startswith(f"{name}(") or not cls.__doc__:
         doc = ""
     comments = _comments(cls)
-    out = [f"## `{name}`", "", f"`{module}.{name}`" + (" (also `llmcore." + name + "`)"
-                                                       if module != "llmcore" else ""), ""]
+    out = [
+        f"## `{name}`",
+        "",
+        f"`{module}.{name}`" + (" (also `llmcore." + name + "`)" if module != "llmcore" else ""),
+        "",
+    ]
     if doc:
         out += [doc, ""]
     out += ["| field | type | default | meaning |", "|---|---|---|---|"]
@@ -90,8 +117,7 @@ def _section(module: str, name: str) -> list[str]:
         tp = _type(f.type)
         meaning = comments.get(f.name, "").replace("|", "/")
         out.append(f"| `{f.name}` | `{tp}` | `{_default(f)}` | {meaning} |")
-    extra = [n for n, v in vars(cls).items() if isinstance(v, property) and not
-             n.startswith("_")]
+    extra = [n for n, v in vars(cls).items() if isinstance(v, property) and not n.startswith("_")]
     if extra:
         out += ["", "Computed: " + ", ".join(f"`{n}`" for n in extra) + "."]
     out.append("")
@@ -129,9 +155,9 @@ def render() -> str:
         json.dumps(TOOL_CALL, indent=2),
         "```",
         "",
-        "The result goes back as `Message(role=\"tool\", content=..., "
-        "tool_call_id=\"call_1\")`. `ChatRequest.tool_choice` is `\"auto\"`, "
-        "`\"required\"`, `\"none\"` or `{\"type\": \"function\", \"function\": {\"name\": "
+        'The result goes back as `Message(role="tool", content=..., '
+        'tool_call_id="call_1")`. `ChatRequest.tool_choice` is `"auto"`, '
+        '`"required"`, `"none"` or `{"type": "function", "function": {"name": '
         "...}}`.",
         "",
     ]

@@ -34,10 +34,13 @@ def plugin_pages() -> dict[str, str]:
         dist = readme.parent.name
         short = dist.removeprefix("llmcore-plugin-")
         base = f"{SOURCE_URL}/plugins/{dist}"
-        text = _REL_LINK.sub(lambda m, b=base: f"{m.group(1)}({b}/{m.group(2)})",
-                             readme.read_text(encoding="utf-8"))
-        note = (f"\n\n---\n\nInstall: `llmcore install {short}` "
-                f"(or `pip install {dist}`). This page is the plugin's README.\n")
+        text = _REL_LINK.sub(
+            lambda m, b=base: f"{m.group(1)}({b}/{m.group(2)})", readme.read_text(encoding="utf-8")
+        )
+        note = (
+            f"\n\n---\n\nInstall: `llmcore install {short}` "
+            f"(or `pip install {dist}`). This page is the plugin's README.\n"
+        )
         pages[f"guide/plugins/{short}.md"] = text.rstrip() + note
     return pages
 

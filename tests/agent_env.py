@@ -61,12 +61,14 @@ def ensure_agents() -> None:
         if _setup_done or not _missing():
             _setup_done = True
             return
-        proc = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True,
-                              timeout=1800, check=False)
+        proc = subprocess.run(
+            ["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, timeout=1800, check=False
+        )
         if proc.returncode != 0 or _missing():
             raise RuntimeError(
                 f"scripts/setup-agents.sh failed (exit {proc.returncode}); still missing: "
-                f"{_missing()}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+                f"{_missing()}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            )
         _setup_done = True
 
 
@@ -75,8 +77,9 @@ def agent_path_dirs() -> list[str]:
     return [str(NODE22_BIN), str(NPM_BIN), str(AIDER_VENV / "bin")]
 
 
-def agent_env(extra: dict[str, str] | None = None,
-              base: dict[str, str] | None = None) -> dict[str, str]:
+def agent_env(
+    extra: dict[str, str] | None = None, base: dict[str, str] | None = None
+) -> dict[str, str]:
     """The environment to run an agent program with (a copy; ``extra`` wins)."""
     env = dict(os.environ if base is None else base)
     env["PATH"] = os.pathsep.join([*agent_path_dirs(), env.get("PATH", "")])
@@ -112,12 +115,18 @@ def alive(pid: int) -> bool:
             stat = f.read()
     except OSError:
         return False
-    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
+    return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
 
 
 # -- a tiny fake agent for runner tests ----------------------------------------------------
-def script_agent(script: Path, *, name: str = "fake", own_env_keys: tuple[str, ...] = (),
-                 ignored: tuple[str, ...] = (), **config: object) -> object:
+def script_agent(
+    script: Path,
+    *,
+    name: str = "fake",
+    own_env_keys: tuple[str, ...] = (),
+    ignored: tuple[str, ...] = (),
+    **config: object,
+) -> object:
     """An :class:`llmcore.Agent` that runs ``python SCRIPT -- PROMPT``.
 
     Its ``finish`` keeps the :class:`RunOutput` on ``agent.last_run`` so tests can look at what
@@ -134,8 +143,15 @@ def script_agent(script: Path, *, name: str = "fake", own_env_keys: tuple[str, .
         last_run: object = None
 
         def build(self, task: object) -> object:
-            return llmcore.Invocation(argv=[sys.executable, str(script), *task.args,  # type: ignore[attr-defined]
-                                            "--", task.prompt])  # type: ignore[attr-defined]
+            return llmcore.Invocation(
+                argv=[
+                    sys.executable,
+                    str(script),
+                    *task.args,  # type: ignore[attr-defined]
+                    "--",
+                    task.prompt,
+                ]
+            )  # type: ignore[attr-defined]
 
         def finish(self, task: object, run: object) -> object:
             self.last_run = run
@@ -163,16 +179,28 @@ def agent_fake(side_text: str | None = None, **kw: object) -> object:
             return super().next_reply(req)  # type: ignore[arg-type]
 
         def tool_requests(self) -> list[dict[str, object]]:
-            return [r.json for r in self.requests
-                    if r.body and isinstance(r.json, dict) and r.json.get("tools")]
+            return [
+                r.json
+                for r in self.requests
+                if r.body and isinstance(r.json, dict) and r.json.get("tools")
+            ]
 
     return AgentFake(**kw)  # type: ignore[arg-type]
 
 
-def real_agent_yaml(name: str, plugin: str, base_url: str, *, key_env: str = "LLMCORE_TEST_KEY",
-                    model: str = "fake-model", mode: str = "auto_edit", timeout: float = 120,
-                    options: dict[str, object] | None = None, program: str | None = None,
-                    env: dict[str, str] | None = None) -> str:
+def real_agent_yaml(
+    name: str,
+    plugin: str,
+    base_url: str,
+    *,
+    key_env: str = "LLMCORE_TEST_KEY",
+    model: str = "fake-model",
+    mode: str = "auto_edit",
+    timeout: float = 120,
+    options: dict[str, object] | None = None,
+    program: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """An llmcore.yaml with one agent pointed at ``base_url`` with the tests' programs.
 
     ``program``: the tests' program to run (default: the plugin's name, e.g. ``qwen``;
@@ -182,28 +210,50 @@ def real_agent_yaml(name: str, plugin: str, base_url: str, *, key_env: str = "LL
 
     ensure_agents()
     section = {
-        "plugin": plugin, "command": str(program_path(program or plugin)),
-        "base_url": base_url, "api_key_env": key_env, "model": model, "mode": mode,
-        "timeout": timeout, "env": {"PATH": agent_path_value(), **(env or {})},
+        "plugin": plugin,
+        "command": str(program_path(program or plugin)),
+        "base_url": base_url,
+        "api_key_env": key_env,
+        "model": model,
+        "mode": mode,
+        "timeout": timeout,
+        "env": {"PATH": agent_path_value(), **(env or {})},
         "options": options or {},
     }
     return "agents:\n  " + json.dumps(name) + ": " + json.dumps(section) + "\n"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """``python -m llmcore ARGS`` in a subprocess (the CLI as a user runs it)."""
     import sys
 
     full = dict(os.environ)
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
-                          text=True, env=full, cwd=cwd, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def real_agent_client(agent_cls: type, *, name: str, program: str, base_url: str,
-                      key_env: str, key: str, model: str, monkeypatch: Any,
-                      env: dict[str, str] | None = None) -> Any:
+def real_agent_client(
+    agent_cls: type,
+    *,
+    name: str,
+    program: str,
+    base_url: str,
+    key_env: str,
+    key: str,
+    model: str,
+    monkeypatch: Any,
+    env: dict[str, str] | None = None,
+) -> Any:
     """An :class:`llmcore.Client` with one ``agent_cls`` agent named ``name`` running the
     tests' ``program`` against ``base_url`` (auto_edit, 90 s), its key in ``key_env``."""
     import llmcore
@@ -211,10 +261,19 @@ def real_agent_client(agent_cls: type, *, name: str, program: str, base_url: str
 
     exe, path = real_program(program)
     monkeypatch.setenv(key_env, key)
-    agent = agent_cls(AgentConfig(
-        name=name, plugin=agent_cls.type_name, command=exe, base_url=base_url,  # type: ignore[attr-defined]
-        api_key_env=key_env, model=model, mode="auto_edit", timeout=90,
-        env={"PATH": path, **(env or {})}))
+    agent = agent_cls(
+        AgentConfig(
+            name=name,
+            plugin=agent_cls.type_name,
+            command=exe,
+            base_url=base_url,  # type: ignore[attr-defined]
+            api_key_env=key_env,
+            model=model,
+            mode="auto_edit",
+            timeout=90,
+            env={"PATH": path, **(env or {})},
+        )
+    )
     return llmcore.Client(agents=[agent])
 
 
@@ -235,14 +294,27 @@ class ChatAgentChecks(RealAgentChecks):
         return json.dumps(last_user[-1])
 
 
-def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, version: str,
-                         script: Callable[[Path], None], prompt: str, files: list[str],
-                         output: str | None = None, options: dict[str, object] | None = None,
-                         repo_files: dict[str, str] | None = None,
-                         refused_key: bool = True, plugin: str | None = None,
-                         program: str | None = None, base_url: str | None = None,
-                         key_env: str = "LLMCORE_TEST_KEY", model: str = "fake-model",
-                         env: dict[str, str] | None = None) -> None:
+def check_cli_runs_agent(
+    tmp_path: Path,
+    fake: Any,
+    *,
+    name: str,
+    key: str,
+    version: str,
+    script: Callable[[Path], None],
+    prompt: str,
+    files: list[str],
+    output: str | None = None,
+    options: dict[str, object] | None = None,
+    repo_files: dict[str, str] | None = None,
+    refused_key: bool = True,
+    plugin: str | None = None,
+    program: str | None = None,
+    base_url: str | None = None,
+    key_env: str = "LLMCORE_TEST_KEY",
+    model: str = "fake-model",
+    env: dict[str, str] | None = None,
+) -> None:
     """``llmcore agents --json`` finds agent ``name`` (of ``plugin``, default ``name``) at
     ``version``; ``llmcore agent run --json`` runs it against ``fake`` (scripted by
     ``script(repo)``) and prints a successful result that changed ``files``, with a session
@@ -256,9 +328,18 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
     import json
 
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text(real_agent_yaml(name, plugin or name, base_url or fake.base_url,
-                                   key_env=key_env, model=model, options=options,
-                                   program=program, env=env))
+    cfg.write_text(
+        real_agent_yaml(
+            name,
+            plugin or name,
+            base_url or fake.base_url,
+            key_env=key_env,
+            model=model,
+            options=options,
+            program=program,
+            env=env,
+        )
+    )
     run_env = {key_env: key}
     listed = run_cli("--config", str(cfg), "agents", "--json", env=run_env)
     assert listed.returncode == 0, listed.stderr
@@ -267,8 +348,18 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
 
     repo = git_repo(tmp_path / "repo", repo_files)
     script(repo)
-    out = run_cli("--config", str(cfg), "agent", "run", name, prompt, "--cwd", str(repo),
-                  "--json", env=run_env)
+    out = run_cli(
+        "--config",
+        str(cfg),
+        "agent",
+        "run",
+        name,
+        prompt,
+        "--cwd",
+        str(repo),
+        "--json",
+        env=run_env,
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["success"] and data["files_modified"] == files and data["session_id"]
@@ -279,7 +370,17 @@ def check_cli_runs_agent(tmp_path: Path, fake: Any, *, name: str, key: str, vers
         assert field in data
     if refused_key:
         fake.default = Reply(status=401, error="bad key")
-        failed = run_cli("--config", str(cfg), "agent", "run", name, "hi", "--cwd", str(repo),
-                         "--json", env=run_env)
+        failed = run_cli(
+            "--config",
+            str(cfg),
+            "agent",
+            "run",
+            name,
+            "hi",
+            "--cwd",
+            str(repo),
+            "--json",
+            env=run_env,
+        )
         assert failed.returncode != 0
         assert json.loads(failed.stdout)["error_type"] == "AgentAuthError"

@@ -27,8 +27,15 @@ START_TIMEOUT_S = 60.0
 
 
 class GatewayProcess:
-    def __init__(self, tmp_path: Path, config: str, *, workers: int = 1,
-                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        config: str,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.dir = tmp_path
         self.config_path = tmp_path / "gateway.yaml"
         self.config_path.write_text(config, encoding="utf-8")
@@ -42,16 +49,33 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "llmcore", "serve", "--port", "0", "--config",
-                 str(self.config_path), "--workers", str(self.workers), *self.args],
-                stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                env=self.env, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "llmcore",
+                    "serve",
+                    "--port",
+                    "0",
+                    "--config",
+                    str(self.config_path),
+                    "--workers",
+                    str(self.workers),
+                    *self.args,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=self.env,
+                start_new_session=True,
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.proc.wait(timeout=30)
-            raise AssertionError(f"llmcore serve did not start ({self.proc.returncode}): "
-                                 f"{line!r}\n{self.stderr()}")
+            raise AssertionError(
+                f"llmcore serve did not start ({self.proc.returncode}): {line!r}\n{self.stderr()}"
+            )
         self.url = line.split("listening on ", 1)[1].split()[0]
         self.wait_health()
         return self
@@ -90,14 +114,19 @@ class GatewayProcess:
         except ValueError:
             return status, None, text
 
-    def post(self, path: str, body: Any, headers: dict[str, str] | None = None
-             ) -> tuple[int, Any, dict[str, str]]:
+    def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         import json
         import urllib.error
 
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method="POST", headers={
-            "Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, json.loads(r.read() or b"null"), dict(r.headers)
@@ -111,8 +140,7 @@ class GatewayProcess:
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                             text=True)
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 60.0) -> int:
@@ -124,8 +152,9 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-            raise AssertionError(f"llmcore serve did not stop on SIGTERM\n{self.stderr()}"
-                                 ) from None
+            raise AssertionError(
+                f"llmcore serve did not stop on SIGTERM\n{self.stderr()}"
+            ) from None
 
     def __enter__(self) -> GatewayProcess:
         return self.start()
@@ -140,8 +169,10 @@ class GatewayProcess:
 
 def provider_yaml(name: str, base_url: str, models: list[str], **extra: Any) -> str:
     more = "".join(f", {k}: {v}" for k, v in extra.items())
-    return (f"  {name}: {{plugin: openai, base_url: \"{base_url}\", "
-            f"models: [{', '.join(models)}], retry: {{max_attempts: 1}}{more}}}\n")
+    return (
+        f'  {name}: {{plugin: openai, base_url: "{base_url}", '
+        f"models: [{', '.join(models)}], retry: {{max_attempts: 1}}{more}}}\n"
+    )
 
 
 # -- fixtures the gateway test modules import (module-scoped: one gateway per module) --
@@ -164,12 +195,14 @@ def _config(tmp: Path, upstreams: dict[str, OpenAIFake], llama_url: str | None) 
         + f"metrics: {{sinks: [sqlite], sqlite: {{path: {tmp / 'metrics.db'}}}}}\n"
         + "serve:\n  models:\n"
         + ("    chat: [broken/gemma3, llama/gemma3]\n" if llama_url else "")
-        + "    coder: [broken/fake-model, tools/fake-model]\n")
+        + "    coder: [broken/fake-model, tools/fake-model]\n"
+    )
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory,
-            upstreams: dict[str, OpenAIFake]) -> Iterator[GatewayProcess]:
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, OpenAIFake]
+) -> Iterator[GatewayProcess]:
     """Two workers in front of scripted fakes (tool calls, faults)."""
     tmp = tmp_path_factory.mktemp("gw-openai")
     with GatewayProcess(tmp, _config(tmp, upstreams, None), workers=2) as gw:
@@ -177,8 +210,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="module")
-def llama_gateway(tmp_path_factory: pytest.TempPathFactory, llama_server: str,
-                  upstreams: dict[str, OpenAIFake]) -> Iterator[GatewayProcess]:
+def llama_gateway(
+    tmp_path_factory: pytest.TempPathFactory, llama_server: str, upstreams: dict[str, OpenAIFake]
+) -> Iterator[GatewayProcess]:
     """Two workers whose ``chat`` route is [a provider answering 500, real llama.cpp]."""
     tmp = tmp_path_factory.mktemp("gw-llama")
     with GatewayProcess(tmp, _config(tmp, upstreams, llama_server), workers=2) as gw:

@@ -22,7 +22,8 @@ CACHE = ROOT / ".ci-cache"
 # Read before the autouse fixture points XDG_CACHE_HOME at a temporary directory: uv keeps
 # its shared cache, so a fresh venv costs links, not downloads.
 UV_CACHE = os.environ.get("UV_CACHE_DIR") or str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "uv")
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "uv"
+)
 
 
 def _source_hash() -> str:
@@ -50,8 +51,12 @@ def built_dists() -> Path:
         if len(list(out.glob("*.whl"))) != len(PLUGINS) + 1:
             for old in CACHE.glob("dist-*"):
                 shutil.rmtree(old, ignore_errors=True)
-            subprocess.run(["bash", str(ROOT / "scripts" / "build-dists.sh"), str(out)],
-                           check=True, capture_output=True, text=True)
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "build-dists.sh"), str(out)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
     return out
 
 
@@ -81,21 +86,33 @@ def make_venv(path: Path, *, pip: bool = False) -> Path:
 
 def pip_install(python: Path, *args: str | Path) -> None:
     """Install into ``python``'s environment (dependencies come from the normal index)."""
-    subprocess.run([uv(), "pip", "install", "--quiet", "--python", str(python),
-                    *map(str, args)], check=True, env=_env())
+    subprocess.run(
+        [uv(), "pip", "install", "--quiet", "--python", str(python), *map(str, args)],
+        check=True,
+        env=_env(),
+    )
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LLMCORE_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLMCORE_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
     env["UV_CACHE_DIR"] = UV_CACHE
     env.update(extra or {})
     return env
 
 
-def run_in(python: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_in(
+    python: Path,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run ``llmcore ARGS`` from that environment, isolated from the user's config."""
     exe = python.parent / "llmcore"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd,
-                          env=_env(env), timeout=timeout)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, cwd=cwd, env=_env(env), timeout=timeout
+    )

@@ -28,8 +28,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("LLAMA_VENV", ROOT / ".ci-cache" / "llama-venv"))
-MODEL = Path(os.environ.get("LLAMA_MODEL", ROOT / ".ci-cache" / "models" /
-                            "gemma3-270m-q4_k_m.gguf"))
+MODEL = Path(
+    os.environ.get("LLAMA_MODEL", ROOT / ".ci-cache" / "models" / "gemma3-270m-q4_k_m.gguf")
+)
 SETUP = ROOT / "scripts" / "setup-llama.sh"
 #: The name the server answers to (``--model_alias``); requests use it as ``model``.
 MODEL_ALIAS = "gemma3"
@@ -46,25 +47,46 @@ def ensure_installed() -> None:
     """Run the setup script when the venv or the model is missing (it is idempotent)."""
     if (VENV / "bin" / "python").exists() and MODEL.exists() and Path(f"{MODEL}.ok").exists():
         return
-    print(f"\n[real_llama] installing the llama.cpp server with {SETUP} "
-          "(the first build takes ~20 min)", file=sys.stderr)
+    print(
+        f"\n[real_llama] installing the llama.cpp server with {SETUP} "
+        "(the first build takes ~20 min)",
+        file=sys.stderr,
+    )
     subprocess.run(["bash", str(SETUP)], check=True)
 
 
 def server_argv(port: int) -> list[str]:
-    return [str(VENV / "bin" / "python"), "-m", "llama_cpp.server",
-            "--model", str(MODEL), "--model_alias", MODEL_ALIAS,
-            "--host", "127.0.0.1", "--port", str(port),
-            "--n_threads", "2", "--n_ctx", "2048", "--chat_format", "gemma"]
+    return [
+        str(VENV / "bin" / "python"),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(MODEL),
+        "--model_alias",
+        MODEL_ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        "2",
+        "--n_ctx",
+        "2048",
+        "--chat_format",
+        "gemma",
+    ]
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Path,
-               timeout: float = READY_TIMEOUT_S) -> None:
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = READY_TIMEOUT_S
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {proc.returncode} before it was "
-                               f"ready; its log ends with:\n{tail(log)}")
+            raise RuntimeError(
+                f"llama.cpp server exited with {proc.returncode} before it was "
+                f"ready; its log ends with:\n{tail(log)}"
+            )
         try:
             with urllib.request.urlopen(f"{base_url}/v1/models", timeout=2) as resp:
                 if resp.status == 200 and json.load(resp).get("data"):
@@ -103,8 +125,13 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(server_argv(port), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            server_argv(port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base_url, proc, log)

@@ -47,8 +47,10 @@ def test_run_agents_in_parallel_keeps_order_and_counts(tmp_path: Path) -> None:
             running = sum(1 for x in outcomes_ref if x.state == "running")
             most = max(most, running)
 
-    tasks = [{"agent": "fake", "prompt": f"sleep 0.3 #{i}", "cwd": str(tmp_path), "id": f"t{i}"}
-             for i in range(8)]
+    tasks = [
+        {"agent": "fake", "prompt": f"sleep 0.3 #{i}", "cwd": str(tmp_path), "id": f"t{i}"}
+        for i in range(8)
+    ]
     outcomes_ref: list[Any] = []
     from llmcore.agent_batch import Batch
 
@@ -63,8 +65,10 @@ def test_run_agents_in_parallel_keeps_order_and_counts(tmp_path: Path) -> None:
 def test_a_hundred_tasks_keep_memory_bounded(tmp_path: Path) -> None:
     agent: Any = script_agent(write_script(tmp_path, ECHO))
     client = llmcore.Client(agents=[agent])
-    out = client.run_agents([{"agent": "fake", "prompt": f"big {i}", "cwd": str(tmp_path)}
-                             for i in range(100)], parallel=8)
+    out = client.run_agents(
+        [{"agent": "fake", "prompt": f"big {i}", "cwd": str(tmp_path)} for i in range(100)],
+        parallel=8,
+    )
     assert len(out) == 100 and all(o.state == "ok" for o in out)
     # Each task printed 512 KiB; what a finished task keeps is capped.
     assert all(len(o.result.output) <= KEEP_TEXT for o in out)
@@ -72,12 +76,16 @@ def test_a_hundred_tasks_keep_memory_bounded(tmp_path: Path) -> None:
 
 def test_rate_limited_agent_is_cooled_down_for_the_rest_of_the_batch(tmp_path: Path) -> None:
     calls = tmp_path / "limited-calls"
-    limited = write_script(tmp_path, f"""
+    limited = write_script(
+        tmp_path,
+        f"""
         import sys
         open({str(calls)!r}, "a").write("x")
         print("Error: 429 Too Many Requests: rate limit reached", file=sys.stderr)
         sys.exit(1)
-    """, name="limited.py")
+    """,
+        name="limited.py",
+    )
 
     class Limited(llmcore.Agent):
         type_name = program = "limited"
@@ -91,8 +99,9 @@ def test_rate_limited_agent_is_cooled_down_for_the_rest_of_the_batch(tmp_path: P
     lim = Limited(llmcore.AgentConfig(name="lim", command=sys.executable))
     good: Any = script_agent(write_script(tmp_path, ECHO), name="good")
     client = llmcore.Client(agents=[lim, good])
-    tasks = [{"agent": ["lim", "good"], "prompt": f"task {i}", "cwd": str(tmp_path)}
-             for i in range(4)] + [{"agent": "lim", "prompt": "only lim", "cwd": str(tmp_path)}]
+    tasks = [
+        {"agent": ["lim", "good"], "prompt": f"task {i}", "cwd": str(tmp_path)} for i in range(4)
+    ] + [{"agent": "lim", "prompt": "only lim", "cwd": str(tmp_path)}]
     out = client.run_agents(tasks, parallel=1)
     assert [o.agent for o in out[:4]] == ["good"] * 4
     assert all(o.state == "ok" for o in out[:4])
@@ -112,9 +121,13 @@ def test_async_run_agents_cancel_stops_every_process(tmp_path: Path) -> None:
         def on_update(o: Any) -> None:
             pass
 
-        task = asyncio.ensure_future(client.run_agents(
-            [{"agent": "fake", "prompt": "sleep 60", "cwd": str(tmp_path)}] * 6, parallel=3,
-            on_update=on_update))
+        task = asyncio.ensure_future(
+            client.run_agents(
+                [{"agent": "fake", "prompt": "sleep 60", "cwd": str(tmp_path)}] * 6,
+                parallel=3,
+                on_update=on_update,
+            )
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -142,7 +155,7 @@ def _python_children_running(marker: str) -> list[int]:
             cmd = Path(f"/proc/{name}/cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         if ppid == me and b"sleep 60" in cmd:
             found.append(int(name))
     return found
@@ -151,7 +164,9 @@ def _python_children_running(marker: str) -> list[int]:
 # -- the CLI ----------------------------------------------------------------------------------
 def _cli_setup(tmp_path: Path, tasks: list[dict[str, Any]], **top: Any) -> tuple[Path, dict]:
     exe = tmp_path / "fakeclaude"
-    exe.write_text(f"#!{sys.executable}\n" + """
+    exe.write_text(
+        f"#!{sys.executable}\n"
+        + """
 import json, os, subprocess, sys, time
 prompt = sys.argv[-1]
 if prompt.startswith("hang"):
@@ -168,12 +183,15 @@ print(json.dumps({"type": "result", "subtype": "success" if ok else "error_durin
                   "is_error": False, "result": "did " + prompt, "session_id": "s",
                   "usage": {"input_tokens": 10, "output_tokens": 2}}))
 sys.exit(0 if ok else 1)
-""")
+"""
+    )
     exe.chmod(0o755)
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("agents:\n  fc:\n    plugin: claude-code\n"
-                   f"    command: {json.dumps(str(exe))}\n    timeout: 120\n"
-                   "routing:\n  state: memory\n")
+    cfg.write_text(
+        "agents:\n  fc:\n    plugin: claude-code\n"
+        f"    command: {json.dumps(str(exe))}\n    timeout: 120\n"
+        "routing:\n  state: memory\n"
+    )
     tf = tmp_path / "tasks.yaml"
     import yaml
 
@@ -184,12 +202,23 @@ sys.exit(0 if ok else 1)
 
 def test_cli_batch_json_lines_summary_and_exit_status(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo")
-    tasks = [{"id": f"w{i}", "prompt": f"write f{i}.txt"} for i in range(3)] + \
-        [{"id": "bad", "prompt": "fail please"}]
-    tf, env = _cli_setup(tmp_path, tasks, parallel=2,
-                         defaults={"agent": "fc", "cwd": str(repo), "isolation": "worktree"})
-    out = subprocess.run([sys.executable, "-m", "llmcore", "agent", "batch", str(tf), "--json"],
-                         env=env, capture_output=True, text=True, timeout=300, check=False)
+    tasks = [{"id": f"w{i}", "prompt": f"write f{i}.txt"} for i in range(3)] + [
+        {"id": "bad", "prompt": "fail please"}
+    ]
+    tf, env = _cli_setup(
+        tmp_path,
+        tasks,
+        parallel=2,
+        defaults={"agent": "fc", "cwd": str(repo), "isolation": "worktree"},
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "llmcore", "agent", "batch", str(tf), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 1, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     finished = {x["task"]: x for x in lines if "task" in x}
@@ -225,12 +254,20 @@ def ctrl_c_as_on_a_terminal() -> None:
 def test_signal_to_agent_batch_cancels_all_leaving_nothing(tmp_path: Path, sig: int) -> None:
     repo = git_repo(tmp_path / "repo")
     tasks = [{"prompt": f"hang {i}"} for i in range(5)]
-    tf, env = _cli_setup(tmp_path, tasks, parallel=3,
-                         defaults={"agent": "fc", "cwd": str(repo), "isolation": "worktree"})
-    proc = subprocess.Popen([sys.executable, "-m", "llmcore", "agent", "batch", str(tf),
-                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True,
-                            preexec_fn=ctrl_c_as_on_a_terminal)
+    tf, env = _cli_setup(
+        tmp_path,
+        tasks,
+        parallel=3,
+        defaults={"agent": "fc", "cwd": str(repo), "isolation": "worktree"},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmcore", "agent", "batch", str(tf), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_as_on_a_terminal,
+    )
     pids_file = tmp_path / "pids"
     try:
         deadline = time.monotonic() + 120
@@ -251,10 +288,24 @@ def test_signal_to_agent_batch_cancels_all_leaving_nothing(tmp_path: Path, sig: 
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["cancelled"] is True and summary["summary"]["cancelled"] == 5
     # No stray worktree or branch: the cancelled tasks changed nothing.
-    assert subprocess.run(["git", "branch", "--list", "llmcore/*"], cwd=repo,
-                          capture_output=True, text=True, check=True).stdout == ""
-    assert len(subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True,
-                              text=True, check=True).stdout.splitlines()) == 1
+    assert (
+        subprocess.run(
+            ["git", "branch", "--list", "llmcore/*"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        == ""
+    )
+    assert (
+        len(
+            subprocess.run(
+                ["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True
+            ).stdout.splitlines()
+        )
+        == 1
+    )
     assert list_runs() == [] or all(r.source != str(repo) for r in list_runs())
 
 
@@ -266,15 +317,29 @@ def test_live_table_shows_every_task_with_its_numbers(tmp_path: Path) -> None:
 
     agent: Any = script_agent(write_script(tmp_path, ECHO))
     client = llmcore.Client(agents=[agent])
-    out = client.run_agents([{"agent": "fake", "prompt": "hello", "cwd": str(tmp_path),
-                              "id": "greet"},
-                             {"agent": "fake", "prompt": "sleep 0", "cwd": str(tmp_path)}])
+    out = client.run_agents(
+        [
+            {"agent": "fake", "prompt": "hello", "cwd": str(tmp_path), "id": "greet"},
+            {"agent": "fake", "prompt": "sleep 0", "cwd": str(tmp_path)},
+        ]
+    )
     out[0].result.cost_usd = 0.25
     table = _BatchTable(enabled=False)
     table.outcomes = out
     buf = StringIO()
     Console(file=buf, width=120).print(table.render())
     text = buf.getvalue()
-    for needle in ("task", "agent", "state", "elapsed", "files", "tokens", "cost",
-                   "greet", "fake", "ok", "$0.2500"):
+    for needle in (
+        "task",
+        "agent",
+        "state",
+        "elapsed",
+        "files",
+        "tokens",
+        "cost",
+        "greet",
+        "fake",
+        "ok",
+        "$0.2500",
+    ):
         assert needle in text, needle

@@ -17,13 +17,16 @@ from llmcore.types import AgentTask
 
 
 def test_child_left_running_after_the_agent_exits_is_stopped(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json, subprocess, sys
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(json.dumps({"type": "child", "pid": child.pid}), flush=True)
         # exits at once, leaving the child behind
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     t0 = time.monotonic()
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
@@ -33,13 +36,16 @@ def test_child_left_running_after_the_agent_exits_is_stopped(tmp_path: Path) -> 
     assert time.monotonic() - t0 < 10
 
 
-def test_a_gigabyte_of_output_keeps_memory_bounded(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gigabyte_of_output_keeps_memory_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 1 GiB in 64 KiB lines with a JSON event every 64 lines (one per 4 MiB), after one 8 MiB
     # line (longer than MAX_LINE); the log file is capped smaller here
     # so the test does not write 256 MiB to disk.
     monkeypatch.setattr(runner, "LOG_MAX_BYTES", 8 * 1024 * 1024)
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json, sys
         out = sys.stdout.buffer
         line = b"x" * 65535 + b"\\n"
@@ -49,7 +55,8 @@ def test_a_gigabyte_of_output_keeps_memory_bounded(tmp_path: Path,
             out.write(block)
         out.write(json.dumps({"type": "result", "text": "the end"}).encode() + b"\\n")
         out.flush()
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path), timeout=600))
     run = agent.last_run
@@ -66,14 +73,17 @@ def test_a_gigabyte_of_output_keeps_memory_bounded(tmp_path: Path,
 
 
 def test_invalid_json_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         print('{"type": "ok", "n": 1}')
         print('{"type": "broken", ')
         print('[1, 2, 3]')
         print('{not json at all}')
         print('"a string"')
         print('{"type": "ok", "n": 2}')
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     assert result.success
@@ -82,13 +92,16 @@ def test_invalid_json_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
 
 
 def test_crash_mid_run_is_a_failed_result_with_partial_output(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json, os, signal, sys
         print(json.dumps({"type": "step", "n": 1}), flush=True)
         open("half.txt", "w").write("partial")
         print("Segmentation fault coming", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSEGV)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     assert not result.success
@@ -99,14 +112,17 @@ def test_crash_mid_run_is_a_failed_result_with_partial_output(tmp_path: Path) ->
 
 
 def test_prompt_starting_with_a_dash_is_never_a_flag(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import argparse, json
         p = argparse.ArgumentParser()
         p.add_argument("--delete-everything", action="store_true")
         p.add_argument("prompt")
         a = p.parse_args()
         print(json.dumps({"delete": a.delete_everything, "prompt": a.prompt}))
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="--delete-everything", cwd=str(tmp_path)))
     assert result.success
@@ -146,11 +162,14 @@ def test_missing_program_is_a_clear_not_found_error(tmp_path: Path) -> None:
 
 
 def test_callback_that_raises_does_not_break_the_run(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json
         for i in range(3):
             print(json.dumps({"n": i}))
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
 
     def boom(_: dict[str, Any]) -> None:
@@ -183,15 +202,25 @@ def test_cli_reports_a_missing_program_and_a_missing_directory(tmp_path: Path) -
     listed = run_cli("--config", str(cfg), "agents", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
-    assert {k: row[k] for k in ("name", "plugin", "found", "version", "path", "mode", "model",
-                                "base_url")} == {
-        "name": "q", "plugin": "qwen", "found": False, "version": None, "path": None,
-        "mode": "suggest", "model": None, "base_url": None}
+    assert {
+        k: row[k]
+        for k in ("name", "plugin", "found", "version", "path", "mode", "model", "base_url")
+    } == {
+        "name": "q",
+        "plugin": "qwen",
+        "found": False,
+        "version": None,
+        "path": None,
+        "mode": "suggest",
+        "model": None,
+        "base_url": None,
+    }
     assert row["options"]["bare"] is True  # the effective options, defaults filled in
     missing = run_cli("--config", str(cfg), "agent", "run", "q", "hi", "--cwd", str(tmp_path))
     assert missing.returncode == 1
     assert "was not found" in missing.stderr and "agents.q.command" in missing.stderr
     assert "Traceback" not in missing.stderr
-    nodir = run_cli("--config", str(cfg), "agent", "run", "q", "hi", "--cwd",
-                    str(tmp_path / "nope"))
+    nodir = run_cli(
+        "--config", str(cfg), "agent", "run", "q", "hi", "--cwd", str(tmp_path / "nope")
+    )
     assert nodir.returncode == 1 and "does not exist" in nodir.stderr

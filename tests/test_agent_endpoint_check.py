@@ -26,11 +26,14 @@ def _dead_port() -> int:
 
 def _agent(tmp_path: Path, base_url: str | None, **config: Any) -> Any:
     # The fake agent writes a file: whether it ran shows in the repository.
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import pathlib
         pathlib.Path("ran.txt").write_text("ran")
         print("done")
-    """)
+    """,
+    )
     return script_agent(script, base_url=base_url, **config)
 
 
@@ -63,8 +66,9 @@ def test_no_base_url_or_check_switched_off_means_no_check(tmp_path: Path) -> Non
     agent.check_endpoint()  # the plugin said its program does not connect there directly
 
 
-def test_proxy_leaves_remote_hosts_to_the_program(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_leaves_remote_hosts_to_the_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # "localhost.invalid" never resolves; with a proxy the program would reach it through
     # the proxy, so the pre-flight must not judge it (and must not hang or raise).
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")

@@ -14,9 +14,17 @@ from llmcore.agents import normalize_mode
 from llmcore.types import AgentTask
 
 
-@pytest.mark.parametrize(("given", "mode"), [
-    ("suggest", "suggest"), ("auto-edit", "auto_edit"), ("full-auto", "full_auto"),
-    ("Full-Auto", "full_auto"), ("read-only", "read_only"), ("auto_edit", "auto_edit")])
+@pytest.mark.parametrize(
+    ("given", "mode"),
+    [
+        ("suggest", "suggest"),
+        ("auto-edit", "auto_edit"),
+        ("full-auto", "full_auto"),
+        ("Full-Auto", "full_auto"),
+        ("read-only", "read_only"),
+        ("auto_edit", "auto_edit"),
+    ],
+)
 def test_seed_approval_names_are_aliases_of_the_modes(given: str, mode: str) -> None:
     assert normalize_mode(given) == mode
 
@@ -34,10 +42,12 @@ def test_aliases_reach_the_plugin_through_the_runner(tmp_path: Path) -> None:
 
 def test_cli_mode_alias_and_agents_json_shows_effective_options(tmp_path: Path) -> None:
     exe = tmp_path / "fakeagent"
-    exe.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                   "mode = sys.argv[sys.argv.index('--permission-mode') + 1]\n"
-                   "print(json.dumps({'type': 'result', 'subtype': 'success', 'is_error': False,"
-                   " 'result': mode, 'session_id': 's'}))\n")
+    exe.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        "mode = sys.argv[sys.argv.index('--permission-mode') + 1]\n"
+        "print(json.dumps({'type': 'result', 'subtype': 'success', 'is_error': False,"
+        " 'result': mode, 'session_id': 's'}))\n"
+    )
     exe.chmod(0o755)
     cfg = tmp_path / "llmcore.yaml"
     cfg.write_text(
@@ -47,10 +57,21 @@ def test_cli_mode_alias_and_agents_json_shows_effective_options(tmp_path: Path) 
         f"  oc:\n    plugin: opencode\n    command: {json.dumps(str(exe))}\n"
         "    options:\n      attach: auto\n      continue_session: true\n"
         f"  gem:\n    plugin: gemini\n    command: {json.dumps(str(exe))}\n"
-        "    options:\n      sandbox: docker\n      excluded_tools: [write_file]\n")
+        "    options:\n      sandbox: docker\n      excluded_tools: [write_file]\n"
+    )
     env = {"LLMCORE_CONFIG": str(cfg)}
-    out = run_cli("agent", "run", "fake", "go", "--mode", "full-auto", "--cwd", str(tmp_path),
-                  "--json", env=env)
+    out = run_cli(
+        "agent",
+        "run",
+        "fake",
+        "go",
+        "--mode",
+        "full-auto",
+        "--cwd",
+        str(tmp_path),
+        "--json",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == "bypassPermissions"
     rows = {r["name"]: r for r in json.loads(run_cli("agents", "--json", env=env).stdout)}

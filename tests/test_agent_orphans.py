@@ -56,8 +56,10 @@ def _pids(path: Path, want: int, timeout: float = 30.0) -> list[int]:
             if len(pids) >= want:
                 return pids
         time.sleep(0.05)
-    raise AssertionError(f"the fake recorded fewer than {want} pids: "
-                         f"{path.read_text() if path.exists() else '(none)'}")
+    raise AssertionError(
+        f"the fake recorded fewer than {want} pids: "
+        f"{path.read_text() if path.exists() else '(none)'}"
+    )
 
 
 def _no_run_process_alive(pids: list[int]) -> None:
@@ -73,8 +75,11 @@ def _no_run_process_alive(pids: list[int]) -> None:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(e.startswith(RUN_TAG_ENV.encode() + b"=") for e in env) and alive(pid) \
-                and _ancestor_is(pid, me):
+        if (
+            any(e.startswith(RUN_TAG_ENV.encode() + b"=") for e in env)
+            and alive(pid)
+            and _ancestor_is(pid, me)
+        ):
             tagged.append(pid)
     assert not tagged, f"tagged processes alive: {tagged}"
 
@@ -104,14 +109,17 @@ def pids_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_setsid_grandchild_whose_parent_died_is_stopped(tmp_path: Path, pids_file: Path) -> None:
     # The classic daemon: a child starts a detached grandchild and exits; the program exits.
-    script = _fake(tmp_path, """
+    script = _fake(
+        tmp_path,
+        """
         mid = detached("import subprocess, sys, os\\n"
                        "p = subprocess.Popen([sys.executable, '-c', 'import time; "
                        "time.sleep(300)'], start_new_session=True)\\n"
                        "open(os.environ['PIDS_FILE'], 'a').write(str(p.pid) + chr(10))")
         mid.wait()
         print(json.dumps({"type": "result"}), flush=True)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     assert result.success
@@ -120,21 +128,28 @@ def test_setsid_grandchild_whose_parent_died_is_stopped(tmp_path: Path, pids_fil
     assert not _run_threads()
 
 
-def test_detached_grandchild_with_an_empty_environment_is_stopped(tmp_path: Path,
-                                                                  pids_file: Path) -> None:
+def test_detached_grandchild_with_an_empty_environment_is_stopped(
+    tmp_path: Path, pids_file: Path
+) -> None:
     # No tag in its environment and not in the group: found from the tree seen during the run.
-    script = _fake(tmp_path, """
+    script = _fake(
+        tmp_path,
+        """
         detached("import time; time.sleep(300)", clear_env=True)
         time.sleep(1.5)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     _no_run_process_alive(_pids(pids_file, 2))
 
 
-def test_program_and_child_that_ignore_sigterm_are_killed_at_timeout(tmp_path: Path,
-                                                                     pids_file: Path) -> None:
-    script = _fake(tmp_path, """
+def test_program_and_child_that_ignore_sigterm_are_killed_at_timeout(
+    tmp_path: Path, pids_file: Path
+) -> None:
+    script = _fake(
+        tmp_path,
+        """
         import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         detached("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -142,7 +157,8 @@ def test_program_and_child_that_ignore_sigterm_are_killed_at_timeout(tmp_path: P
         print(json.dumps({"type": "started"}), flush=True)
         while True:
             time.sleep(0.1)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     with pytest.raises(llmcore.AgentTimeoutError) as info:
         agent.run(AgentTask(prompt="x", cwd=str(tmp_path), timeout=2))
@@ -152,19 +168,23 @@ def test_program_and_child_that_ignore_sigterm_are_killed_at_timeout(tmp_path: P
 
 
 def test_detached_grandchild_holding_stdout_neither_crashes_nor_keeps_the_readers(
-        tmp_path: Path, pids_file: Path) -> None:
+    tmp_path: Path, pids_file: Path
+) -> None:
     # The grandchild inherits stdout and stderr and keeps writing to them after the program
     # exits: the readers must end with the run, and nothing may be written to the closed log.
     errors: list[BaseException] = []
     old_hook = threading.excepthook
     threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
     try:
-        script = _fake(tmp_path, """
+        script = _fake(
+            tmp_path,
+            """
             detached("import sys, time\\nwhile True:\\n    print('x', flush=True)\\n"
                      "    time.sleep(0.01)", keep_stdout=True)
             time.sleep(0.3)
             print(json.dumps({"type": "result"}), flush=True)
-        """)
+        """,
+        )
         agent: Any = script_agent(script)
         result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
         assert result.success
@@ -176,16 +196,20 @@ def test_detached_grandchild_holding_stdout_neither_crashes_nor_keeps_the_reader
     assert not errors, errors
 
 
-def test_program_that_closes_stdout_and_keeps_running_is_stopped(tmp_path: Path,
-                                                                 pids_file: Path) -> None:
-    script = _fake(tmp_path, """
+def test_program_that_closes_stdout_and_keeps_running_is_stopped(
+    tmp_path: Path, pids_file: Path
+) -> None:
+    script = _fake(
+        tmp_path,
+        """
         print(json.dumps({"type": "hello"}), flush=True)
         os.close(1)
         os.close(2)
         detached("import time; time.sleep(300)")
         while True:
             time.sleep(0.1)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     with pytest.raises(llmcore.AgentTimeoutError):
         agent.run(AgentTask(prompt="x", cwd=str(tmp_path), timeout=2))
@@ -195,16 +219,22 @@ def test_program_that_closes_stdout_and_keeps_running_is_stopped(tmp_path: Path,
 
 
 def test_cancel_stops_detached_processes(tmp_path: Path, pids_file: Path) -> None:
-    script = _fake(tmp_path, """
+    script = _fake(
+        tmp_path,
+        """
         detached("import time; time.sleep(300)")
         print(json.dumps({"type": "started"}), flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     cancel = threading.Event()
     with pytest.raises(llmcore.AgentCancelledError):
-        agent.run(AgentTask(prompt="x", cwd=str(tmp_path)),
-                  on_event=lambda ev: cancel.set(), cancel=cancel)
+        agent.run(
+            AgentTask(prompt="x", cwd=str(tmp_path)),
+            on_event=lambda ev: cancel.set(),
+            cancel=cancel,
+        )
     _no_run_process_alive(_pids(pids_file, 2))
 
 
@@ -214,8 +244,10 @@ def _cli_config(tmp_path: Path, fake: Path) -> Path:
     exe.write_text(f"#!{sys.executable}\n" + fake.read_text())
     exe.chmod(0o755)
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("agents:\n  fake:\n    plugin: claude-code\n"
-                   f"    command: {json.dumps(str(exe))}\n    timeout: 120\n")
+    cfg.write_text(
+        "agents:\n  fake:\n    plugin: claude-code\n"
+        f"    command: {json.dumps(str(exe))}\n    timeout: 120\n"
+    )
     return cfg
 
 
@@ -227,18 +259,37 @@ def ctrl_c_as_on_a_terminal() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_signal_to_llmcore_agent_run_stops_the_agent(tmp_path: Path, pids_file: Path,
-                                                     sig: int) -> None:
-    fake = _fake(tmp_path, """
+def test_signal_to_llmcore_agent_run_stops_the_agent(
+    tmp_path: Path, pids_file: Path, sig: int
+) -> None:
+    fake = _fake(
+        tmp_path,
+        """
         detached("import time; time.sleep(300)")
         time.sleep(300)
-    """)
+    """,
+    )
     cfg = _cli_config(tmp_path, fake)
     env = {**os.environ, "LLMCORE_CONFIG": str(cfg), "PIDS_FILE": str(pids_file)}
-    proc = subprocess.Popen([sys.executable, "-m", "llmcore", "agent", "run", "fake", "go",
-                             "--cwd", str(tmp_path), "--json"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=ctrl_c_as_on_a_terminal)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmcore",
+            "agent",
+            "run",
+            "fake",
+            "go",
+            "--cwd",
+            str(tmp_path),
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_as_on_a_terminal,
+    )
     try:
         pids = _pids(pids_file, 2, timeout=60)
         proc.send_signal(sig)
@@ -255,12 +306,18 @@ def test_signal_to_llmcore_agent_run_stops_the_agent(tmp_path: Path, pids_file: 
 
 def test_run_agent_is_stopped_at_interpreter_exit(tmp_path: Path, pids_file: Path) -> None:
     # A program that runs the agent in a daemon thread and exits while it still runs.
-    fake = _fake(tmp_path, """
+    fake = _fake(
+        tmp_path,
+        """
         detached("import time; time.sleep(300)")
         time.sleep(300)
-    """, name="fake.py")
+    """,
+        name="fake.py",
+    )
     cfg = _cli_config(tmp_path, fake)
-    prog = write_script(tmp_path, f"""
+    prog = write_script(
+        tmp_path,
+        f"""
         import os, threading, time, llmcore
         client = llmcore.Client.from_config({str(cfg)!r})
         threading.Thread(target=client.run_agent, args=("fake", "go"),
@@ -268,31 +325,51 @@ def test_run_agent_is_stopped_at_interpreter_exit(tmp_path: Path, pids_file: Pat
         while not os.path.exists(os.environ["PIDS_FILE"]) or \\
                 len(open(os.environ["PIDS_FILE"]).read().split()) < 2:
             time.sleep(0.05)
-    """, name="embed.py")
+    """,
+        name="embed.py",
+    )
     env = {**os.environ, "PIDS_FILE": str(pids_file)}
-    out = subprocess.run([sys.executable, str(prog)], env=env, capture_output=True,
-                         text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, str(prog)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     _no_run_process_alive(_pids(pids_file, 2))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_signal_to_a_program_in_client_run_agent_stops_the_agent(tmp_path: Path,
-                                                                 pids_file: Path,
-                                                                 sig: int) -> None:
+def test_signal_to_a_program_in_client_run_agent_stops_the_agent(
+    tmp_path: Path, pids_file: Path, sig: int
+) -> None:
     # A program embedding llmcore, blocked in Client.run_agent in its main thread.
-    fake = _fake(tmp_path, """
+    fake = _fake(
+        tmp_path,
+        """
         detached("import time; time.sleep(300)")
         time.sleep(300)
-    """, name="fake.py")
+    """,
+        name="fake.py",
+    )
     cfg = _cli_config(tmp_path, fake)
-    prog = write_script(tmp_path, f"""
+    prog = write_script(
+        tmp_path,
+        f"""
         import llmcore
         client = llmcore.Client.from_config({str(cfg)!r})
         client.run_agent("fake", "go", cwd={str(tmp_path)!r})
-    """, name="embed.py")
-    proc = subprocess.Popen([sys.executable, str(prog)], env={**os.environ,
-                            "PIDS_FILE": str(pids_file)}, stderr=subprocess.PIPE, text=True)
+    """,
+        name="embed.py",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(prog)],
+        env={**os.environ, "PIDS_FILE": str(pids_file)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pids = _pids(pids_file, 2, timeout=60)
         proc.send_signal(sig)

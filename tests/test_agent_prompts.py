@@ -30,8 +30,7 @@ def _fds() -> set[str]:
 
 
 @pytest.mark.parametrize("bad", ["fix\x00this", "bell\x07", "esc\x1b[31m", "del\x7f"])
-def test_control_bytes_are_a_bad_request_before_anything_starts(tmp_path: Path,
-                                                                bad: str) -> None:
+def test_control_bytes_are_a_bad_request_before_anything_starts(tmp_path: Path, bad: str) -> None:
     marker = tmp_path / "started"
     script = write_script(tmp_path, f"open({str(marker)!r}, 'w').write('x')\n")
     agent: Any = script_agent(script)
@@ -71,8 +70,9 @@ def test_long_prompt_goes_by_the_plugins_stdin(tmp_path: Path) -> None:
         def build(self, task: Any) -> llmcore.Invocation:
             if self.prompt_fits_argv(task.prompt):
                 return llmcore.Invocation(argv=[sys.executable, str(script), task.prompt])
-            return llmcore.Invocation(argv=[sys.executable, str(script)],
-                                      stdin=task.prompt.encode())
+            return llmcore.Invocation(
+                argv=[sys.executable, str(script)], stdin=task.prompt.encode()
+            )
 
         def finish(self, task: Any, run: Any) -> Any:
             self.last = run.events[0]
@@ -106,21 +106,32 @@ def test_prompt_file_through_the_client_and_the_cli(tmp_path: Path) -> None:
 
 def test_cli_prompt_file_and_bad_prompt_as_json(tmp_path: Path) -> None:
     exe = tmp_path / "fakeagent"
-    exe.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                   "print(json.dumps({'type': 'result', 'subtype': 'success', 'is_error': False,"
-                   " 'result': sys.argv[-1], 'session_id': 's1'}))\n")
+    exe.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        "print(json.dumps({'type': 'result', 'subtype': 'success', 'is_error': False,"
+        " 'result': sys.argv[-1], 'session_id': 's1'}))\n"
+    )
     exe.chmod(0o755)
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("agents:\n  fake:\n    plugin: claude-code\n"
-                   f"    command: {json.dumps(str(exe))}\n")
+    cfg.write_text(
+        f"agents:\n  fake:\n    plugin: claude-code\n    command: {json.dumps(str(exe))}\n"
+    )
     (tmp_path / "task.txt").write_text("do the thing from a file")
     env = {"LLMCORE_CONFIG": str(cfg)}
-    out = run_cli("agent", "run", "fake", "--prompt-file", str(tmp_path / "task.txt"),
-                  "--cwd", str(tmp_path), "--json", env=env)
+    out = run_cli(
+        "agent",
+        "run",
+        "fake",
+        "--prompt-file",
+        str(tmp_path / "task.txt"),
+        "--cwd",
+        str(tmp_path),
+        "--json",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == "do the thing from a file"
-    out = run_cli("agent", "run", "fake", "nul\x01byte", "--cwd", str(tmp_path), "--json",
-                  env=env)
+    out = run_cli("agent", "run", "fake", "nul\x01byte", "--cwd", str(tmp_path), "--json", env=env)
     assert out.returncode != 0
     data = json.loads(out.stdout)
     assert data["error_type"] == "BadRequestError" and "control character" in data["error"]

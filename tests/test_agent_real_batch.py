@@ -44,20 +44,32 @@ def _decide(req: Any, kind: str) -> Reply:
     if not m:  # a side request (title, routing): a plain answer
         return Reply(text="ok", usage=(5, 1))
     name = m.group(1)
-    done = {"claude": "tool_result", "codex": "function_call_output",
-            "gemini": "functionResponse"}[kind]
+    done = {"claude": "tool_result", "codex": "function_call_output", "gemini": "functionResponse"}[
+        kind
+    ]
     if done in body:
         return Reply(text=f"Wrote {name}.", usage=(20, 3))
     root = _worktree(body)
     content = f"content of {name}\n"
     call = {
-        "claude": {"name": "Write", "id": f"toolu_{name[:3]}",
-                   "arguments": {"file_path": f"{root}/{name}", "content": content}},
-        "codex": {"name": "exec_command", "id": f"call_{name[:3]}",
-                  "arguments": {"cmd": f"printf 'content of {name}\\n' > {name}",
-                                "workdir": root, "tty": False}},
-        "gemini": {"name": "write_file",
-                   "arguments": {"file_path": f"{root}/{name}", "content": content}},
+        "claude": {
+            "name": "Write",
+            "id": f"toolu_{name[:3]}",
+            "arguments": {"file_path": f"{root}/{name}", "content": content},
+        },
+        "codex": {
+            "name": "exec_command",
+            "id": f"call_{name[:3]}",
+            "arguments": {
+                "cmd": f"printf 'content of {name}\\n' > {name}",
+                "workdir": root,
+                "tty": False,
+            },
+        },
+        "gemini": {
+            "name": "write_file",
+            "arguments": {"file_path": f"{root}/{name}", "content": content},
+        },
     }[kind]
     return Reply(text="", tool_calls=[call], usage=(10, 2))
 
@@ -81,29 +93,62 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[llmcore.
     home = tmp_path / "claude-home"
     home.mkdir()
     with ExitStack() as stack:
-        fakes = {k: stack.enter_context(_smart(cls, k)) for k, cls in
-                 (("claude", AnthropicFake), ("codex", ResponsesFake), ("gemini", GeminiFake))}
+        fakes = {
+            k: stack.enter_context(_smart(cls, k))
+            for k, cls in (
+                ("claude", AnthropicFake),
+                ("codex", ResponsesFake),
+                ("gemini", GeminiFake),
+            )
+        }
         agents = []
         for kind, cls, prog, url, model, extra in (
-                ("claude", ClaudeCodeAgent, "claude", fakes["claude"].url, "claude-fake-1",
-                 {"HOME": str(home)}),
-                ("codex", CodexAgent, "codex", fakes["codex"].base_url, "gpt-fake", {}),
-                ("gemini", GeminiAgent, "gemini", fakes["gemini"].url, "gemini-fake", {})):
+            (
+                "claude",
+                ClaudeCodeAgent,
+                "claude",
+                fakes["claude"].url,
+                "claude-fake-1",
+                {"HOME": str(home)},
+            ),
+            ("codex", CodexAgent, "codex", fakes["codex"].base_url, "gpt-fake", {}),
+            ("gemini", GeminiAgent, "gemini", fakes["gemini"].url, "gemini-fake", {}),
+        ):
             exe, path = real_program(prog)
-            agents.append(cls(AgentConfig(
-                name=kind, plugin=cls.type_name, command=exe, base_url=url,
-                api_key_env="LLMCORE_TEST_KEY", model=model, mode="auto_edit", timeout=240,
-                isolation="worktree", env={"PATH": path, **extra})))
+            agents.append(
+                cls(
+                    AgentConfig(
+                        name=kind,
+                        plugin=cls.type_name,
+                        command=exe,
+                        base_url=url,
+                        api_key_env="LLMCORE_TEST_KEY",
+                        model=model,
+                        mode="auto_edit",
+                        timeout=240,
+                        isolation="worktree",
+                        env={"PATH": path, **extra},
+                    )
+                )
+            )
         with llmcore.Client(agents=agents) as c:
             yield c
 
 
-def test_twenty_tasks_three_agents_four_parallel_in_worktrees(client: llmcore.Client,
-                                                               tmp_path: Path) -> None:
+def test_twenty_tasks_three_agents_four_parallel_in_worktrees(
+    client: llmcore.Client, tmp_path: Path
+) -> None:
     repo = git_repo(tmp_path / "repo")
     kinds = ("claude", "codex", "gemini")
-    tasks = [{"id": f"t{i:02d}", "agent": kinds[i % 3], "cwd": str(repo),
-              "prompt": f"Create the file TASKFILE:t{i:02d}.txt"} for i in range(20)]
+    tasks = [
+        {
+            "id": f"t{i:02d}",
+            "agent": kinds[i % 3],
+            "cwd": str(repo),
+            "prompt": f"Create the file TASKFILE:t{i:02d}.txt",
+        }
+        for i in range(20)
+    ]
     out = client.run_agents(tasks, parallel=4)
 
     problems = [(o.name, o.agent, o.state, o.error) for o in out if o.state != "ok"]
@@ -130,8 +175,16 @@ def test_twenty_tasks_three_agents_four_parallel_in_worktrees(client: llmcore.Cl
     cleaned = run_cli("agent", "clean", "--keep", "none", "--json")
     assert cleaned.returncode == 0, cleaned.stderr
     assert len(json.loads(cleaned.stdout)["removed"]) == 20
-    git = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True,  # noqa: E731
-                                    text=True, check=True).stdout
+
+    def git(*a):
+        return subprocess.run(
+            ["git", *a],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
     assert git("branch", "--list", "llmcore/*") == ""
     assert len(git("worktree", "list").splitlines()) == 1
     assert all(not Path(o.result.worktree or "").exists() for o in out if o.result)

@@ -32,46 +32,68 @@ def _claude(fake: Any, mp: pytest.MonkeyPatch, tmp: Path) -> llmcore.Client:
     from llmcore_claude_code.agent import ClaudeCodeAgent
 
     (tmp / "home").mkdir()
-    return real_agent_client(ClaudeCodeAgent, name="claude-code", program="claude",
-                             base_url=fake.url, key_env="LLMCORE_TEST_KEY", key=KEY,
-                             model="claude-fake-1", monkeypatch=mp,
-                             env={"HOME": str(tmp / "home")})
+    return real_agent_client(
+        ClaudeCodeAgent,
+        name="claude-code",
+        program="claude",
+        base_url=fake.url,
+        key_env="LLMCORE_TEST_KEY",
+        key=KEY,
+        model="claude-fake-1",
+        monkeypatch=mp,
+        env={"HOME": str(tmp / "home")},
+    )
 
 
 def _codex(fake: Any, mp: pytest.MonkeyPatch, tmp: Path) -> llmcore.Client:
     from llmcore_codex.agent import CodexAgent
 
-    return real_agent_client(CodexAgent, name="codex", program="codex", base_url=fake.base_url,
-                             key_env="LLMCORE_TEST_KEY", key=KEY, model="gpt-fake",
-                             monkeypatch=mp)
+    return real_agent_client(
+        CodexAgent,
+        name="codex",
+        program="codex",
+        base_url=fake.base_url,
+        key_env="LLMCORE_TEST_KEY",
+        key=KEY,
+        model="gpt-fake",
+        monkeypatch=mp,
+    )
 
 
 def _gemini(fake: Any, mp: pytest.MonkeyPatch, tmp: Path) -> llmcore.Client:
     from llmcore_gemini.agent import GeminiAgent
 
-    return real_agent_client(GeminiAgent, name="gemini", program="gemini", base_url=fake.url,
-                             key_env="LLMCORE_TEST_KEY", key=KEY, model="gemini-fake",
-                             monkeypatch=mp)
+    return real_agent_client(
+        GeminiAgent,
+        name="gemini",
+        program="gemini",
+        base_url=fake.url,
+        key_env="LLMCORE_TEST_KEY",
+        key=KEY,
+        model="gemini-fake",
+        monkeypatch=mp,
+    )
 
 
 CASES: dict[str, tuple[Callable[[], Any], Callable[..., llmcore.Client]]] = {
     "claude-code": (AnthropicFake, _claude),
     "codex": (ResponsesFake, _codex),
     "gemini": (GeminiFake, _gemini),
-    "qwen": (lambda: agent_fake(side_text="noted"),
-             lambda f, mp, tmp: _chat_client("qwen", f, mp)),
-    "opencode": (lambda: agent_fake(side_text="A title"),
-                 lambda f, mp, tmp: _chat_client("opencode", f, mp)),
+    "qwen": (lambda: agent_fake(side_text="noted"), lambda f, mp, tmp: _chat_client("qwen", f, mp)),
+    "opencode": (
+        lambda: agent_fake(side_text="A title"),
+        lambda f, mp, tmp: _chat_client("opencode", f, mp),
+    ),
     "aider": (agent_fake, lambda f, mp, tmp: _chat_client("aider", f, mp)),
 }
 
 
 @pytest.mark.parametrize("agent", list(CASES))
-def test_300_kib_prompt_file_reaches_the_real_program(agent: str, tmp_path: Path,
-                                                      agent_repo: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_300_kib_prompt_file_reaches_the_real_program(
+    agent: str, tmp_path: Path, agent_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_fake, make_client = CASES[agent]
-    body = ("Read this carefully. " * (300 * 1024 // 21))
+    body = "Read this carefully. " * (300 * 1024 // 21)
     prompt = f"{HEAD} {body}Reply with the word done. {TAIL}"
     assert len(prompt.encode()) > 300 * 1024
     task = tmp_path / "task.txt"
@@ -86,8 +108,10 @@ def test_300_kib_prompt_file_reaches_the_real_program(agent: str, tmp_path: Path
             result = exc.result
         sent = [r.body.decode("utf-8", "replace") for r in fake.requests if r.body]
     got = [s for s in sent if HEAD in s and TAIL in s]
-    assert got, (f"{agent}: no request carried the whole prompt; {len(sent)} requests, "
-                 f"sizes {[len(s) for s in sent]}; result {result}")
+    assert got, (
+        f"{agent}: no request carried the whole prompt; {len(sent)} requests, "
+        f"sizes {[len(s) for s in sent]}; result {result}"
+    )
     # The whole text, not a cut: every repetition arrived (JSON may escape nothing here).
     assert max(s.count("Read this carefully.") for s in got) >= body.count("Read this carefully.")
     assert result is not None and result.success, json.dumps(result.to_dict() if result else {})

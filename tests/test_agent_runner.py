@@ -16,12 +16,15 @@ from llmcore.types import AgentTask
 
 
 def test_prompt_is_passed_as_one_value_and_events_are_parsed(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json, sys
         print(json.dumps({"type": "start", "argv": sys.argv[1:]}), flush=True)
         print("some plain text")
         print(json.dumps({"type": "result", "text": "done"}))
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     seen: list[dict[str, Any]] = []
     prompt = "--help; rm -rf / $(echo hi) 'quoted'"
@@ -37,7 +40,9 @@ def test_events_reach_the_callback_while_the_agent_is_still_running(tmp_path: Pa
     # The agent waits for a file that only the callback creates: the run can only finish if
     # the first event was delivered before the process ended.
     flag = tmp_path / "flag"
-    script = write_script(tmp_path, f"""
+    script = write_script(
+        tmp_path,
+        f"""
         import json, os, time
         print(json.dumps({{"type": "step"}}), flush=True)
         for _ in range(200):
@@ -45,7 +50,8 @@ def test_events_reach_the_callback_while_the_agent_is_still_running(tmp_path: Pa
                 print(json.dumps({{"type": "saw_flag"}}), flush=True)
                 break
             time.sleep(0.05)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     seen: list[str] = []
 
@@ -57,19 +63,32 @@ def test_events_reach_the_callback_while_the_agent_is_still_running(tmp_path: Pa
     assert seen == ["step", "saw_flag"]
 
 
-def test_other_providers_keys_are_not_passed(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    script = write_script(tmp_path, """
+def test_other_providers_keys_are_not_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = write_script(
+        tmp_path,
+        """
         import json, os
         print(json.dumps({k: os.environ.get(k) for k in
               ["MINE_API_KEY", "OTHER_API_KEY", "GITHUB_TOKEN", "CONFIGURED_KEY",
                "FROM_ENV_KEY", "HOME", "PLAIN_VAR"]}))
-    """)
-    for k, v in {"MINE_API_KEY": "m", "OTHER_API_KEY": "o", "GITHUB_TOKEN": "g",
-                 "FROM_ENV_KEY": "f", "PLAIN_VAR": "p"}.items():
+    """,
+    )
+    for k, v in {
+        "MINE_API_KEY": "m",
+        "OTHER_API_KEY": "o",
+        "GITHUB_TOKEN": "g",
+        "FROM_ENV_KEY": "f",
+        "PLAIN_VAR": "p",
+    }.items():
         monkeypatch.setenv(k, v)
-    agent: Any = script_agent(script, own_env_keys=("MINE_API_KEY",),
-                              env={"CONFIGURED_KEY": "c"}, api_key_env="FROM_ENV_KEY")
+    agent: Any = script_agent(
+        script,
+        own_env_keys=("MINE_API_KEY",),
+        env={"CONFIGURED_KEY": "c"},
+        api_key_env="FROM_ENV_KEY",
+    )
     agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     env = agent.last_run.events[0]
     assert env["MINE_API_KEY"] == "m" and env["CONFIGURED_KEY"] == "c"
@@ -83,12 +102,16 @@ def test_other_providers_keys_are_not_passed(tmp_path: Path,
 
 
 def test_files_changed_in_git_ignore_files_already_dirty(tmp_path: Path) -> None:
-    repo = git_repo(tmp_path / "repo", {"a.txt": "a\n", "b.txt": "b\n", "c.txt": "c\n",
-                                        "d.txt": "d\n", "keep.txt": "k\n"})
+    repo = git_repo(
+        tmp_path / "repo",
+        {"a.txt": "a\n", "b.txt": "b\n", "c.txt": "c\n", "d.txt": "d\n", "keep.txt": "k\n"},
+    )
     (repo / "a.txt").write_text("dirty before\n")  # dirty, left alone by the agent
     (repo / "b.txt").write_text("dirty before\n")  # dirty, changed again by the agent
     (repo / "old_untracked.txt").write_text("x")  # untracked before, left alone
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import os, subprocess
         open("b.txt", "w").write("changed by agent\\n")
         open("c.txt", "w").write("changed by agent\\n")
@@ -100,7 +123,8 @@ def test_files_changed_in_git_ignore_files_already_dirty(tmp_path: Path) -> None
         open("committed.txt", "w").write("c")
         subprocess.run(["git", "add", "committed.txt"], check=True)
         subprocess.run(["git", "commit", "-q", "-m", "agent"], check=True)
-    """)
+    """,
+    )
     agent: Any = script_agent(script, ignored=(".agent-cache",))
     result = agent.run(AgentTask(prompt="x", cwd=str(repo)))
     assert result.success
@@ -113,13 +137,16 @@ def test_files_changed_outside_git_from_a_snapshot(tmp_path: Path) -> None:
     (work / "same.txt").write_text("same")
     (work / "edit.txt").write_text("before")
     (work / "gone.txt").write_text("bye")
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import os
         open("edit.txt", "w").write("after!")
         open("new.txt", "w").write("n")
         os.remove("gone.txt")
         open("node_modules/pkg/x.js", "w").write("skipped dir")
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(work)))
     assert result.files_modified == ["edit.txt", "gone.txt", "new.txt"]
@@ -127,10 +154,13 @@ def test_files_changed_outside_git_from_a_snapshot(tmp_path: Path) -> None:
 
 def test_worktree_isolation_leaves_the_checkout_untouched(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo", {"app.py": "print(1)\n"})
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         open("app.py", "w").write("print(2)\\n")
         open("added.py", "w").write("x = 1\\n")
-    """)
+    """,
+    )
     agent: Any = script_agent(script, isolation="worktree")
     result = agent.run(AgentTask(prompt="x", cwd=str(repo)))
     assert result.worktree and Path(result.worktree).is_dir()
@@ -138,8 +168,9 @@ def test_worktree_isolation_leaves_the_checkout_untouched(tmp_path: Path) -> Non
     assert (repo / "app.py").read_text() == "print(1)\n"
     assert not (repo / "added.py").exists()
     assert result.files_modified == ["added.py", "app.py"]
-    listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True,
-                            text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
     assert os.path.realpath(result.worktree) in listed
 
 
@@ -161,15 +192,16 @@ SPAWNER = """
 """
 
 
-def test_timeout_kills_the_whole_group_including_a_term_ignoring_grandchild(
-        tmp_path: Path) -> None:
+def test_timeout_kills_the_whole_group_including_a_term_ignoring_grandchild(tmp_path: Path) -> None:
     script = write_script(tmp_path, SPAWNER)
     agent: Any = script_agent(script)
     pids: list[int] = []
     t0 = time.monotonic()
     with pytest.raises(llmcore.AgentTimeoutError) as info:
-        agent.run(AgentTask(prompt="x", cwd=str(tmp_path), timeout=2.0),
-                  on_event=lambda e: pids.extend(e.get("pids", [])))
+        agent.run(
+            AgentTask(prompt="x", cwd=str(tmp_path), timeout=2.0),
+            on_event=lambda e: pids.extend(e.get("pids", [])),
+        )
     elapsed = time.monotonic() - t0
     assert len(pids) == 4
     assert not [p for p in pids if alive(p)], "a process of the run survived it"
@@ -185,9 +217,15 @@ def test_cancelling_async_run_agent_stops_the_process_group(tmp_path: Path) -> N
 
     async def main() -> None:
         client = llmcore.AsyncClient(agents=[agent])
-        task = asyncio.create_task(client.run_agent(
-            "fake", "x", cwd=tmp_path, timeout=120,
-            on_event=lambda e: pids.extend(e.get("pids", []))))
+        task = asyncio.create_task(
+            client.run_agent(
+                "fake",
+                "x",
+                cwd=tmp_path,
+                timeout=120,
+                on_event=lambda e: pids.extend(e.get("pids", [])),
+            )
+        )
         for _ in range(200):
             if pids:
                 break
@@ -204,28 +242,44 @@ def test_cancelling_async_run_agent_stops_the_process_group(tmp_path: Path) -> N
 
 
 def test_sync_client_runs_agent_and_reports_result(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json
         open("out.txt", "w").write("x")
         print(json.dumps({"type": "result"}))
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     with llmcore.Client(agents=[agent]) as client:
         result = client.run_agent("fake", "do it", cwd=tmp_path)
     assert result.success and result.files_modified == ["out.txt"]
     d = result.to_dict()
-    for key in ("success", "output", "files_modified", "duration_s", "exit_code",
-                "session_id", "usage", "cost_usd", "error", "log_path"):
+    for key in (
+        "success",
+        "output",
+        "files_modified",
+        "duration_s",
+        "exit_code",
+        "session_id",
+        "usage",
+        "cost_usd",
+        "error",
+        "log_path",
+    ):
         assert key in d
 
 
 def test_failed_exit_is_reported_with_the_last_stderr_line(tmp_path: Path) -> None:
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import sys
         print("working")
         print("fatal: the model is gone", file=sys.stderr)
         sys.exit(3)
-    """)
+    """,
+    )
     agent: Any = script_agent(script)
     result = agent.run(AgentTask(prompt="x", cwd=str(tmp_path)))
     assert not result.success and result.exit_code == 3

@@ -48,8 +48,7 @@ def test_agent_version_uses_the_npm_package_without_starting_it(tmp_path: Path) 
     assert agent.version() == "9.8.7"
 
 
-def test_agent_version_falls_back_to_the_program_when_the_package_differs(
-        tmp_path: Path) -> None:
+def test_agent_version_falls_back_to_the_program_when_the_package_differs(tmp_path: Path) -> None:
     exe = npm_tree(tmp_path, name="@someone/else")
     exe.resolve().write_text("#!/bin/sh\necho 'acme 4.5.6'\n")
     agent = NpmAgent(AgentConfig(name="n2", plugin="npm-test", command=str(exe)))
@@ -72,8 +71,11 @@ def test_endpoint_home_and_required_key(monkeypatch: pytest.MonkeyPatch) -> None
     assert plain.endpoint_home("~/mine") == Path("~/mine").expanduser()
 
     monkeypatch.delenv("ACME_TEST_KEY", raising=False)
-    agent = NpmAgent(AgentConfig(name="ep", plugin="npm-test", base_url="http://127.0.0.1:9",
-                                 api_key_env="ACME_TEST_KEY"))
+    agent = NpmAgent(
+        AgentConfig(
+            name="ep", plugin="npm-test", base_url="http://127.0.0.1:9", api_key_env="ACME_TEST_KEY"
+        )
+    )
     home = agent.endpoint_home(subdir=".acme")
     assert home is not None and home.name == ".acme" and home.parent == agent.private_home()
     with pytest.raises(llmcore.AgentError) as info:
@@ -87,11 +89,13 @@ def test_endpoint_home_and_required_key(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_git_repo_commits_its_files(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "r", {"a/b.txt": "x\n"})
-    listed = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True,
-                            check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert listed == ["a/b.txt"]
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True,
-                            text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
     assert status == ""
 
 
@@ -100,9 +104,15 @@ def test_agent_repo_fixture_is_a_clean_repository(agent_repo: Path) -> None:
 
 
 def test_run_checks_catch_what_they_are_for() -> None:
-    ok = llmcore.AgentResult(agent="a", success=True, output="done", files_modified=["f"],
-                             exit_code=0, usage=llmcore.Usage(input_tokens=3, output_tokens=2),
-                             session_id="s1")
+    ok = llmcore.AgentResult(
+        agent="a",
+        success=True,
+        output="done",
+        files_modified=["f"],
+        exit_code=0,
+        usage=llmcore.Usage(input_tokens=3, output_tokens=2),
+        session_id="s1",
+    )
     check_run(ok, files=["f"], output="done", usage=(3, 2))
     with pytest.raises(AssertionError):
         check_run(ok, files=["g"])

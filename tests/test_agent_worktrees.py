@@ -26,13 +26,15 @@ EDIT = """
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _agent(tmp_path: Path, **kw: Any) -> Any:
-    return script_agent(write_script(tmp_path, EDIT), isolation="worktree",
-                        ignored=(".agent-cache",), **kw)
+    return script_agent(
+        write_script(tmp_path, EDIT), isolation="worktree", ignored=(".agent-cache",), **kw
+    )
 
 
 def test_run_gets_its_own_branch_worktree_and_diff(tmp_path: Path) -> None:
@@ -98,7 +100,8 @@ def test_clean_by_policy_and_from_the_cli(tmp_path: Path) -> None:
     ok = ok_agent.run(AgentTask(prompt="a.txt=1", cwd=str(repo)))
     bad_script = write_script(tmp_path, EDIT + "    sys.exit(3)\n", name="bad.py")
     bad = script_agent(bad_script, isolation="worktree").run(
-        AgentTask(prompt="b.txt=2", cwd=str(repo)))
+        AgentTask(prompt="b.txt=2", cwd=str(repo))
+    )
     assert ok.success and not bad.success
     assert clean_runs("all") == []
     removed = clean_runs("failed")
@@ -127,13 +130,16 @@ def test_resuming_a_session_reuses_its_runs_worktree(tmp_path: Path) -> None:
             r.session_id = task.resume or "sess-1"
             return r
 
-    agent = SessionAgent(llmcore.AgentConfig(name="sess", command=sys.executable,
-                                             isolation="worktree"))
+    agent = SessionAgent(
+        llmcore.AgentConfig(name="sess", command=sys.executable, isolation="worktree")
+    )
     first = agent.run(AgentTask(prompt="one.txt=1", cwd=str(repo)))
     again = agent.run(AgentTask(prompt="two.txt=2", cwd=str(repo), resume="sess-1"))
     assert again.worktree == first.worktree and again.branch == first.branch
-    assert sorted(p.name for p in Path(again.worktree or "").glob("*.txt")) == \
-        ["one.txt", "two.txt"]
+    assert sorted(p.name for p in Path(again.worktree or "").glob("*.txt")) == [
+        "one.txt",
+        "two.txt",
+    ]
     assert "+2" in (again.diff or "") and "+1" in (again.diff or "")
     assert len(list_runs()) == 1
 
@@ -153,13 +159,16 @@ def test_cli_merge_and_runs(tmp_path: Path) -> None:
 
 def test_interrupted_isolated_run_keeps_changes_or_leaves_nothing(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo")
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import json, sys
         if sys.argv[-1] == "edit":
             open("half.txt", "w").write("half done\\n")
         print(json.dumps({"type": "step"}), flush=True)
         import time; time.sleep(60)
-    """)
+    """,
+    )
 
     import _thread
     import signal

@@ -34,8 +34,11 @@ def test_plugins_use_only_the_public_api_and_no_other_plugin() -> None:
         for path in (d / "src").rglob("*.py"):
             for name in imports(path):
                 top = name.split(".")[0]
-                if top == "llmcore" and name not in ("llmcore",) and not name.startswith(
-                        "llmcore.testing"):
+                if (
+                    top == "llmcore"
+                    and name not in ("llmcore",)
+                    and not name.startswith("llmcore.testing")
+                ):
                     bad.append(f"{path.relative_to(ROOT)}: imports {name}")
                 if top in PLUGIN_MODULES and top != own:
                     bad.append(f"{path.relative_to(ROOT)}: imports another plugin {name}")
@@ -43,9 +46,12 @@ def test_plugins_use_only_the_public_api_and_no_other_plugin() -> None:
 
 
 def test_the_core_never_imports_a_plugin() -> None:
-    bad = [f"{p.relative_to(ROOT)}: {n}"
-           for p in (ROOT / "core" / "src").rglob("*.py")
-           for n in imports(p) if n.split(".")[0] in PLUGIN_MODULES]
+    bad = [
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in (ROOT / "core" / "src").rglob("*.py")
+        for n in imports(p)
+        if n.split(".")[0] in PLUGIN_MODULES
+    ]
     assert bad == []
 
 
@@ -57,12 +63,22 @@ CORE = ROOT / "core" / "src" / "llmcore"
 #: the core's own plugin, whose provider and sinks read the config. Untying it means moving
 #: the config *loader* above the plugin manager. The test fails when this set changes, so
 #: it can only shrink: delete it once the cycle is gone.
-KNOWN_CYCLE = frozenset({
-    "llmcore.builtin", "llmcore.config", "llmcore.metrics", "llmcore.openai_compat",
-    "llmcore.plugins", "llmcore.provider", "llmcore.providers.openai", "llmcore.registry",
-    "llmcore.sinks.jsonl", "llmcore.sinks.log", "llmcore.sinks.prometheus",
-    "llmcore.sinks.sqlite",
-})
+KNOWN_CYCLE = frozenset(
+    {
+        "llmcore.builtin",
+        "llmcore.config",
+        "llmcore.metrics",
+        "llmcore.openai_compat",
+        "llmcore.plugins",
+        "llmcore.provider",
+        "llmcore.providers.openai",
+        "llmcore.registry",
+        "llmcore.sinks.jsonl",
+        "llmcore.sinks.log",
+        "llmcore.sinks.prometheus",
+        "llmcore.sinks.sqlite",
+    }
+)
 
 
 def _core_modules() -> dict[str, tuple[Path, bool]]:
@@ -113,8 +129,10 @@ def import_graph() -> dict[str, set[str]]:
                 else:
                     full = node.module or ""
                 # `from pkg import sub` imports the submodule; `from mod import name` the module
-                names = [f"{full}.{a.name}" if f"{full}.{a.name}" in modules else full
-                         for a in node.names]
+                names = [
+                    f"{full}.{a.name}" if f"{full}.{a.name}" in modules else full
+                    for a in node.names
+                ]
             for name in names:
                 target = resolve(name) if name.split(".")[0] == "llmcore" else None
                 if target is not None and target != mod:
@@ -186,17 +204,41 @@ def test_the_import_graph_sees_function_level_imports() -> None:
 def test_no_import_cycle_between_core_modules() -> None:
     graph = import_graph()
     found = [c for c in cycles(graph) if c != KNOWN_CYCLE]
-    assert not found, "import cycles in core/src/llmcore (move the shared piece where it " \
+    assert not found, (
+        "import cycles in core/src/llmcore (move the shared piece where it "
         "belongs):\n" + "\n".join(" -> ".join(one_loop(graph, c)) for c in found)
+    )
     assert KNOWN_CYCLE in cycles(graph), (
-        "the config <-> plugins cycle changed or is gone: update or delete KNOWN_CYCLE")
+        "the config <-> plugins cycle changed or is gone: update or delete KNOWN_CYCLE"
+    )
 
 
 def test_a_run_never_reaches_back_into_the_router() -> None:
     """``Run`` and the loops get their collaborators (``Crew``), not the ``Router``."""
     for name in ("run.py", "calls.py", "streams.py"):
         tree = ast.parse((CORE / "router" / name).read_text(encoding="utf-8"))
-        bad = [ast.unparse(n) for n in ast.walk(tree)
-               if (isinstance(n, ast.Attribute) and n.attr == "router")
-               or (isinstance(n, ast.ImportFrom) and n.module == "api")]
+        bad = [
+            ast.unparse(n)
+            for n in ast.walk(tree)
+            if (isinstance(n, ast.Attribute) and n.attr == "router")
+            or (isinstance(n, ast.ImportFrom) and n.module == "api")
+        ]
         assert not bad, f"router/{name} reaches into the Router: {bad}"
+
+
+def test_ruff_format_and_lint_are_clean() -> None:
+    """The tree stays as `ruff format` writes it and `ruff check` passes (what `make lint`
+    runs), so a style slip fails here, not in the next person's diff."""
+    import subprocess
+    import sys
+
+    paths = ["core", "plugins", "tests", "bench", "docs"]
+    for args in (["format", "--check", *paths], ["check", *paths]):
+        out = subprocess.run(
+            [sys.executable, "-m", "ruff", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, f"ruff {args[0]}:\n{out.stdout}{out.stderr}"

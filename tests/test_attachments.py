@@ -52,8 +52,10 @@ def web(tmp_path: Path) -> Iterator[str]:
 
 
 def cfg(plugin: str, url: str, model: str) -> str:
-    return (f"providers:\n  p:\n    plugin: {plugin}\n    base_url: {url}\n"
-            f"    models: ['{model}']\nmetrics: {{enabled: false}}\nrouting: {{state: memory}}\n")
+    return (
+        f"providers:\n  p:\n    plugin: {plugin}\n    base_url: {url}\n"
+        f"    models: ['{model}']\nmetrics: {{enabled: false}}\nrouting: {{state: memory}}\n"
+    )
 
 
 def test_openai_gets_image_url_parts(images: dict[str, Path], web: str) -> None:
@@ -63,8 +65,10 @@ def test_openai_gets_image_url_parts(images: dict[str, Path], web: str) -> None:
     (msg,) = fake.requests[0].json["messages"]
     assert msg["content"][0] == {"type": "text", "text": "what is this?"}
     urls = [p["image_url"]["url"] for p in msg["content"][1:]]
-    assert urls == ["data:image/png;base64," + base64.b64encode(PNG).decode(),
-                    "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()]
+    assert urls == [
+        "data:image/png;base64," + base64.b64encode(PNG).decode(),
+        "data:image/jpeg;base64," + base64.b64encode(JPEG).decode(),
+    ]
 
 
 def test_ollama_gets_bare_base64(ollama_fake: OllamaFake, images: dict[str, Path]) -> None:
@@ -74,25 +78,28 @@ def test_ollama_gets_bare_base64(ollama_fake: OllamaFake, images: dict[str, Path
         c.chat("look", attachments=[images["jpeg"]])
         "".join(ch.content for ch in c.stream("look", attachments=[images["png"]]))
     assert ollama_fake.requests[-2].json["messages"][0]["images"] == [
-        base64.b64encode(JPEG).decode()]
+        base64.b64encode(JPEG).decode()
+    ]
     assert ollama_fake.requests[-1].json["messages"][0]["images"] == [
-        base64.b64encode(PNG).decode()]
+        base64.b64encode(PNG).decode()
+    ]
 
 
 def test_a_blind_model_is_skipped_with_the_reason(images: dict[str, Path]) -> None:
     with OpenAIFake() as blind, OpenAIFake() as seeing:
-        text = (f"providers:\n  blind:\n    plugin: openai\n    base_url: {blind.base_url}\n"
-                f"    models: ['gemma3:1b']\n  seeing:\n    plugin: openai\n"
-                f"    base_url: {seeing.base_url}\n    models: [gpt-4o]\n"
-                "metrics: {enabled: false}\nrouting: {state: memory}\n")
+        text = (
+            f"providers:\n  blind:\n    plugin: openai\n    base_url: {blind.base_url}\n"
+            f"    models: ['gemma3:1b']\n  seeing:\n    plugin: openai\n"
+            f"    base_url: {seeing.base_url}\n    models: [gpt-4o]\n"
+            "metrics: {enabled: false}\nrouting: {state: memory}\n"
+        )
         with Client(parse_config(text)) as c:
             seeing.push(Reply(text="I see a PNG"))
             resp = c.chat("look", attachments=[images["png"]])
             plain = c.chat("no image")  # without an image the first one answers again
     assert resp.provider == "seeing" and plain.provider == "blind"
     skipped = resp.attempts[0]
-    assert (skipped.provider, skipped.skipped, skipped.error_type) == ("blind", True,
-                                                                       "NoVision")
+    assert (skipped.provider, skipped.skipped, skipped.error_type) == ("blind", True, "NoVision")
     assert "cannot see images" in skipped.message
     assert len(blind.requests) == 1  # only the plain prompt reached it
 
@@ -114,14 +121,24 @@ def test_chat_attach_cli(images: dict[str, Path], tmp_path: Path) -> None:
         fake.push(Reply(text="two images"))
         run = [sys.executable, "-m", "llmcore", "--config", str(path), "chat"]
         env = {**os.environ, "NO_COLOR": "1"}
-        out = subprocess.run([*run, "-a", str(images["png"]), "-a", str(images["jpeg"]),
-                              "describe"], capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            [*run, "-a", str(images["png"]), "-a", str(images["jpeg"]), "describe"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "two images"
         parts = fake.requests[0].json["messages"][0]["content"]
         assert [p["type"] for p in parts] == ["text", "image_url", "image_url"]
-        bad = subprocess.run([*run, "-a", str(images["text"]), "describe"],
-                             capture_output=True, text=True, timeout=120, env=env)
+        bad = subprocess.run(
+            [*run, "-a", str(images["text"]), "describe"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert bad.returncode == 2 and "not an image" in bad.stderr
         assert len(fake.requests) == 1
 
@@ -136,27 +153,35 @@ def test_anthropic_gets_image_blocks(images: dict[str, Path], web: str) -> None:
 
     with AnthropicFake() as fake:
         text = cfg("anthropic", fake.base_url, "claude-3-haiku").replace(
-            "    models:", "    api_key: sk-ant-test\n    models:")
+            "    models:", "    api_key: sk-ant-test\n    models:"
+        )
         with Client(parse_config(text)) as c:
             fake.push(Reply(text="a picture"), Reply(text="streamed"), Reply(text="linked"))
             c.chat("what is this?", attachments=[images["png"], f"{web}/pic"])
             "".join(ch.content for ch in c.stream("and this?", attachments=[images["jpeg"]]))
-            c.chat([Message("user", "and this one?",
-                            images=["https://example.com/cat.jpg"])])
+            c.chat([Message("user", "and this one?", images=["https://example.com/cat.jpg"])])
     bodies = [r.json for r in fake.message_requests()]
     assert len(bodies) == 3
     b64 = {k: base64.b64encode(v).decode() for k, v in (("png", PNG), ("jpeg", JPEG))}
     (msg,) = bodies[0]["messages"]
     assert msg["role"] == "user" and msg["content"] == [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                     "data": b64["png"]}},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
-                                     "data": b64["jpeg"]}},
-        {"type": "text", "text": "what is this?"}]
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": b64["png"]},
+        },
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/jpeg", "data": b64["jpeg"]},
+        },
+        {"type": "text", "text": "what is this?"},
+    ]
     assert bodies[1]["stream"] is True and bodies[1]["messages"][0]["content"][0] == {
-        "type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
-                                    "data": b64["jpeg"]}}
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/jpeg", "data": b64["jpeg"]},
+    }
     assert bodies[2]["messages"][0]["content"][0] == {
-        "type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+        "type": "image",
+        "source": {"type": "url", "url": "https://example.com/cat.jpg"},
+    }
     for body in bodies:
         check_request(body)

@@ -34,8 +34,14 @@ def test_openai_client_parses_every_reply(stub_url: str) -> None:
     whole = c.chat.completions.create(model=stub.MODEL, messages=msgs)  # type: ignore[arg-type]
     assert whole.choices[0].message.content == stub.TEXT
     assert whole.usage is not None and whole.usage.completion_tokens == len(stub.WORDS)
-    chunks = list(c.chat.completions.create(model=stub.MODEL, messages=msgs,  # type: ignore[arg-type]
-                                            stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        c.chat.completions.create(
+            model=stub.MODEL,
+            messages=msgs,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == stub.TEXT
     assert chunks[-1].usage is not None and not chunks[-1].choices
     # without include_usage there is no usage chunk, as with OpenAI
@@ -64,8 +70,10 @@ def test_unknown_path_is_a_404_and_the_connection_stays_usable(stub_url: str) ->
 
     with httpx.Client(base_url=stub_url) as h:
         assert h.get("/nope").status_code == 404
-        assert h.post("/v1/chat/completions", json={"model": "m"}).json()["object"] == \
-            "chat.completion"
+        assert (
+            h.post("/v1/chat/completions", json={"model": "m"}).json()["object"]
+            == "chat.completion"
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in clients.CLIENTS if n != "litellm"])

@@ -22,9 +22,20 @@ from llmcore.testing.fakes import OpenAIFake, Reply
 def spend(db: Path, provider: str, usd: float, when: float | None = None) -> None:
     conn = connect(db)
     try:
-        insert_rows(conn, [event_row({"kind": "request", "provider": provider,
-                                      "outcome": "ok", "cost_usd": usd,
-                                      "time": when or time.time()})])
+        insert_rows(
+            conn,
+            [
+                event_row(
+                    {
+                        "kind": "request",
+                        "provider": provider,
+                        "outcome": "ok",
+                        "cost_usd": usd,
+                        "time": when or time.time(),
+                    }
+                )
+            ],
+        )
     finally:
         conn.close()
 
@@ -62,8 +73,11 @@ def test_a_provider_over_budget_is_skipped(tmp_path: Path) -> None:
         assert resp.provider == "cheap" and resp.content == "from cheap"
         assert a.requests == []  # no network call to the skipped one
         skipped = resp.attempts[0]
-        assert (skipped.provider, skipped.skipped, skipped.error_type) == ("pricey", True,
-                                                                           "OverBudget")
+        assert (skipped.provider, skipped.skipped, skipped.error_type) == (
+            "pricey",
+            True,
+            "OverBudget",
+        )
         assert "daily budget: $1.2500 of $1.00" in skipped.message
         assert skipped.cooldown_until == period_starts()["daily"][1]
         # under budget it is first again
@@ -73,9 +87,13 @@ def test_a_provider_over_budget_is_skipped(tmp_path: Path) -> None:
             assert c.chat("hi").provider == "pricey"
         cfg = tmp_path / "llmcore.yaml"
         cfg.write_text(config(a, b, db, budget="budget: {daily_usd: 1.0}"))
-        out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "doctor",
-                              "--json"], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "NO_COLOR": "1"})
+        out = subprocess.run(
+            [sys.executable, "-m", "llmcore", "--config", str(cfg), "doctor", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
     rows = {c["name"]: c for c in json.loads(out.stdout)["checks"] if c["component"] == "budget"}
     assert rows["pricey"]["status"] == "budget" and "$1.2500 of $1.00" in rows["pricey"]["detail"]
 
@@ -101,8 +119,9 @@ def test_a_negative_budget_is_a_config_error() -> None:
         parse_config("routing:\n  budget: {daily_usd: -1}\n")
 
 
-def test_a_locked_metrics_db_never_stalls_a_request(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_locked_metrics_db_never_stalls_a_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sqlite3
 
     db = tmp_path / "metrics.db"
@@ -114,7 +133,8 @@ def test_a_locked_metrics_db_never_stalls_a_request(tmp_path: Path,
         with OpenAIFake() as a, OpenAIFake() as b:
             text = config(a, b, db, budget="budget: {daily_usd: 1.0}").replace(
                 f"metrics: {{sqlite: {{path: {db}}}}}",
-                f"metrics: {{enabled: false, sqlite: {{path: {db}}}}}")
+                f"metrics: {{enabled: false, sqlite: {{path: {db}}}}}",
+            )
             with Client(parse_config(text)) as c:
                 a.push(Reply(text="answered"))
                 # the read gives up after READ_TIMEOUT_S (the sink's busy timeout is 10 s)
@@ -131,11 +151,15 @@ def test_spending_is_shared_across_hosts_through_redis(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     priced = "cost: {input_per_million: 100000, output_per_million: 100000}\n    "
     with RedisServer(tmp_path / "redis") as server, OpenAIFake() as a, OpenAIFake() as b:
+
         def host(name: str) -> str:  # each "host" has its own metrics db, one Redis
-            return config(a, b, tmp_path / f"{name}.db",
-                          budget=priced + "budget: {daily_usd: 1.0}",
-                          glob="budget: {monthly_usd: 3.0}").replace(
-                "state: memory", f"state: '{server.url}'")
+            return config(
+                a,
+                b,
+                tmp_path / f"{name}.db",
+                budget=priced + "budget: {daily_usd: 1.0}",
+                glob="budget: {monthly_usd: 3.0}",
+            ).replace("state: memory", f"state: '{server.url}'")
 
         with Client(parse_config(host("one"))) as c:
             a.push(Reply(text="spent", usage=(10, 5)))  # 15 tokens x $0.1 = $1.50

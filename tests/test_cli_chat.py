@@ -20,9 +20,14 @@ FAKES = {"openai": OpenAIFake, "vllm": VLLMFake, "lmstudio": LMStudioFake}
 
 
 def cli(config: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmcore", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, input=stdin,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -35,10 +40,13 @@ def write_config(tmp_path: Path, body: str) -> Path:
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[OpenAIFake, Path]]:
     plugin = request.param
     with FAKES[plugin]() as fake:
-        cfg = write_config(tmp_path, f"providers:\n  {plugin}:\n    plugin: {plugin}\n"
-                                     f"    base_url: {fake.base_url}\n"
-                                     f"    models: [{fake.models[0]}]\n"
-                                     f"metrics:\n  enabled: false\n")
+        cfg = write_config(
+            tmp_path,
+            f"providers:\n  {plugin}:\n    plugin: {plugin}\n"
+            f"    base_url: {fake.base_url}\n"
+            f"    models: [{fake.models[0]}]\n"
+            f"metrics:\n  enabled: false\n",
+        )
         yield fake, cfg
 
 
@@ -71,11 +79,17 @@ def test_chat_json(served: tuple[OpenAIFake, Path]) -> None:
 
 def test_chat_output_really_streams(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
-        cfg = write_config(tmp_path, f"providers:\n  o:\n    plugin: openai\n"
-                                     f"    base_url: {fake.base_url}\n    models: [m]\n")
+        cfg = write_config(
+            tmp_path,
+            f"providers:\n  o:\n    plugin: openai\n"
+            f"    base_url: {fake.base_url}\n    models: [m]\n",
+        )
         fake.push(Reply(chunks=["first ", "second"], text="first second", chunk_delay=1.5))
-        proc = subprocess.Popen([sys.executable, "-m", "llmcore", "--config", str(cfg), "chat",
-                                 "go"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmcore", "--config", str(cfg), "chat", "go"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stdout is not None
             got = ""
@@ -101,9 +115,12 @@ def test_chat_no_stream_and_stdin(served: tuple[OpenAIFake, Path]) -> None:
 
 def test_chat_errors_are_clear(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
-        cfg = write_config(tmp_path, f"providers:\n  o:\n    plugin: openai\n"
-                                     f"    base_url: {fake.base_url}\n    models: [m]\n"
-                                     f"    retry: {{max_attempts: 1}}\n")
+        cfg = write_config(
+            tmp_path,
+            f"providers:\n  o:\n    plugin: openai\n"
+            f"    base_url: {fake.base_url}\n    models: [m]\n"
+            f"    retry: {{max_attempts: 1}}\n",
+        )
         wrong = cli(cfg, "chat", "--provider", "oo", "hi")
         assert wrong.returncode == 2 and "no enabled provider named 'oo'" in wrong.stderr
         assert "Traceback" not in wrong.stderr
@@ -123,17 +140,21 @@ def test_embed(served: tuple[OpenAIFake, Path]) -> None:
     assert len(data["vectors"]) == 2 and len(data["vectors"][0]) == fake.embedding_dim
     assert fake.requests[-1].json["input"] == ["alpha", "beta"]
     human = cli(cfg, "embed", "alpha")
-    assert human.returncode == 0 and f"1 vector(s) of {fake.embedding_dim} dimensions" in \
-        human.stdout
+    assert (
+        human.returncode == 0 and f"1 vector(s) of {fake.embedding_dim} dimensions" in human.stdout
+    )
 
 
 def test_models_lists_context_and_capabilities(tmp_path: Path) -> None:
     with VLLMFake() as v, LMStudioFake() as lms:
-        cfg = write_config(tmp_path, f"providers:\n"
-                                     f"  v:\n    plugin: vllm\n    base_url: {v.base_url}\n"
-                                     f"  l:\n    plugin: lmstudio\n    base_url: {lms.base_url}\n"
-                                     f"  gone:\n    plugin: openai\n"
-                                     f"    base_url: http://127.0.0.1:9/v1\n")
+        cfg = write_config(
+            tmp_path,
+            f"providers:\n"
+            f"  v:\n    plugin: vllm\n    base_url: {v.base_url}\n"
+            f"  l:\n    plugin: lmstudio\n    base_url: {lms.base_url}\n"
+            f"  gone:\n    plugin: openai\n"
+            f"    base_url: http://127.0.0.1:9/v1\n",
+        )
         out = cli(cfg, "models", "--json")
         assert out.returncode == 0, out.stderr
         rows = {(m["provider"], m["name"]): m for m in json.loads(out.stdout)}
@@ -151,8 +172,9 @@ def test_models_lists_context_and_capabilities(tmp_path: Path) -> None:
 
 def test_models_pull_with_progress(tmp_path: Path) -> None:
     with OllamaFake() as fake:
-        cfg = write_config(tmp_path, f"providers:\n  ollama:\n    plugin: ollama\n"
-                                     f"    base_url: {fake.url}\n")
+        cfg = write_config(
+            tmp_path, f"providers:\n  ollama:\n    plugin: ollama\n    base_url: {fake.url}\n"
+        )
         t0 = time.monotonic()
         out = cli(cfg, "models", "pull", "gemma3:270m", "--provider", "ollama")
         assert out.returncode == 0, out.stderr
@@ -160,7 +182,8 @@ def test_models_pull_with_progress(tmp_path: Path) -> None:
         assert any(r.path == "/api/pull" for r in fake.requests)
         assert "gemma3:270m" in fake.catalog
         assert time.monotonic() - t0 < 60
-        no_pull = write_config(tmp_path, "providers:\n  o:\n    plugin: openai\n"
-                                         "    base_url: http://127.0.0.1:9/v1\n")
+        no_pull = write_config(
+            tmp_path, "providers:\n  o:\n    plugin: openai\n    base_url: http://127.0.0.1:9/v1\n"
+        )
         refused = cli(no_pull, "models", "pull", "x")
         assert refused.returncode == 2 and "can pull" in refused.stderr

@@ -27,26 +27,34 @@ from llmcore.testing.fakes.openai import OpenAIFake
 
 def _config(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "llmcore.yaml"
-    path.write_text(textwrap.dedent(body) + "agents: {}\nmetrics: {sinks: []}\n"
-                    "routing: {state: memory}\n")
+    path.write_text(
+        textwrap.dedent(body) + "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+    )
     return path
 
 
 def _llmcore(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # capture_output: stdout and stderr are pipes, as in CI or `llmcore chat … | tee`.
-    return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path,
-                          env={**__import__("os").environ, "COLUMNS": "80"})
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "COLUMNS": "80"},
+    )
 
 
-def test_every_provider_failed_in_a_pipe_is_plain_lines_with_whole_hints(
-        tmp_path: Path) -> None:
+def test_every_provider_failed_in_a_pipe_is_plain_lines_with_whole_hints(tmp_path: Path) -> None:
     with OllamaFake() as ollama:
-        cfg = _config(tmp_path, f"""
+        cfg = _config(
+            tmp_path,
+            f"""
             providers:
               local: {{plugin: ollama, base_url: '{ollama.url}',
                       models: [a-model-with-a-rather-long-name-that-is-not-pulled:latest]}}
-        """)
+        """,
+        )
         out = _llmcore(tmp_path, "--config", str(cfg), "chat", "--no-stream", "hi")
     assert out.returncode == 1
     err = out.stderr
@@ -59,22 +67,29 @@ def test_every_provider_failed_in_a_pipe_is_plain_lines_with_whole_hints(
 
 
 def test_chat_json_prints_one_json_object_on_failure_and_exits_1(tmp_path: Path) -> None:
-    with OpenAIFake(default=Reply(status=401, error="invalid api key")) as a, \
-            OpenAIFake(default=Reply(status=500)) as b:
-        cfg = _config(tmp_path, f"""
+    with (
+        OpenAIFake(default=Reply(status=401, error="invalid api key")) as a,
+        OpenAIFake(default=Reply(status=500)) as b,
+    ):
+        cfg = _config(
+            tmp_path,
+            f"""
             providers:
               a: {{plugin: openai, base_url: '{a.base_url}', api_key: k-test-secret-9999,
                   models: [m1]}}
               b: {{plugin: openai, base_url: '{b.base_url}', api_key: k-test-secret-9999,
                   models: [m1], retry: {{max_attempts: 1}}}}
-        """)
+        """,
+        )
         out = _llmcore(tmp_path, "--config", str(cfg), "chat", "--json", "hi")
     assert out.returncode == 1
     data = json.loads(out.stdout)
     assert data["error_type"] == "AllProvidersFailed"
     assert "all 2 attempt(s) failed" in data["error"]
     assert [(x["provider"], x["error_type"]) for x in data["attempts"]] == [
-        ("a", "AuthenticationError"), ("b", "ResponseError")]
+        ("a", "AuthenticationError"),
+        ("b", "ResponseError"),
+    ]
     assert "k-test-secret-9999" not in out.stdout + out.stderr
 
 
@@ -89,19 +104,24 @@ def test_chat_json_config_error_is_json_too(tmp_path: Path) -> None:
 
 
 def _one(url: str, extra: str = "") -> Client:
-    return Client(parse_config(
-        f"providers: {{a: {{plugin: openai, base_url: '{url}', api_key: k-test-1234, "
-        f"models: [m1], retry: {{max_attempts: 1}}{extra}}}}}\n"
-        "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"))
+    return Client(
+        parse_config(
+            f"providers: {{a: {{plugin: openai, base_url: '{url}', api_key: k-test-1234, "
+            f"models: [m1], retry: {{max_attempts: 1}}{extra}}}}}\n"
+            "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+        )
+    )
 
 
-@pytest.mark.parametrize("reply,cls", [
-    (Reply(status=401, error="bad key"), AuthenticationError),
-    (Reply(status=404, error="model 'm1' not found"), ModelNotFoundError),
-    (Reply(status=429, headers={"Retry-After": "7"}), RateLimitError),
-])
-def test_one_distinct_cause_is_also_an_instance_of_its_class(reply: Reply,
-                                                            cls: type) -> None:
+@pytest.mark.parametrize(
+    "reply,cls",
+    [
+        (Reply(status=401, error="bad key"), AuthenticationError),
+        (Reply(status=404, error="model 'm1' not found"), ModelNotFoundError),
+        (Reply(status=429, headers={"Retry-After": "7"}), RateLimitError),
+    ],
+)
+def test_one_distinct_cause_is_also_an_instance_of_its_class(reply: Reply, cls: type) -> None:
     with OpenAIFake(default=reply) as fake:
         client = _one(fake.base_url)
         with pytest.raises(cls) as info:
@@ -117,11 +137,15 @@ def test_one_distinct_cause_is_also_an_instance_of_its_class(reply: Reply,
 
 def test_two_distinct_causes_are_a_plain_all_providers_failed() -> None:
     with OpenAIFake(default=Reply(status=401)) as a, OpenAIFake(default=Reply(status=404)) as b:
-        client = Client(parse_config(
-            f"providers:\n  a: {{plugin: openai, base_url: '{a.base_url}', api_key: k-1234, "
-            "models: [m1]}\n"
-            f"  b: {{plugin: openai, base_url: '{b.base_url}', api_key: k-1234, models: [m1]}}\n"
-            "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"))
+        client = Client(
+            parse_config(
+                f"providers:\n  a: {{plugin: openai, base_url: '{a.base_url}', api_key: k-1234, "
+                "models: [m1]}\n"
+                f"  b: {{plugin: openai, base_url: '{b.base_url}', api_key: k-1234, "
+                "models: [m1]}\n"
+                "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+            )
+        )
         with pytest.raises(AllProvidersFailed) as info:
             client.chat("hi")
         assert type(info.value) is AllProvidersFailed
@@ -134,17 +158,33 @@ def test_on_a_terminal_the_table_keeps_each_hint_on_one_line(tmp_path: Path) -> 
     import pty
 
     with OllamaFake() as ollama:
-        cfg = _config(tmp_path, f"""
+        cfg = _config(
+            tmp_path,
+            f"""
             providers:
               local: {{plugin: ollama, base_url: '{ollama.url}',
                       models: [a-model-with-a-rather-long-name-that-is-not-pulled:latest]}}
-        """)
+        """,
+        )
         master, slave = pty.openpty()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "llmcore", "--config", str(cfg), "chat", "--no-stream",
-                 "hi"], stdout=subprocess.PIPE, stderr=slave, text=True, cwd=tmp_path,
-                env={**os.environ, "COLUMNS": "60", "TERM": "xterm"})
+                [
+                    sys.executable,
+                    "-m",
+                    "llmcore",
+                    "--config",
+                    str(cfg),
+                    "chat",
+                    "--no-stream",
+                    "hi",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=slave,
+                text=True,
+                cwd=tmp_path,
+                env={**os.environ, "COLUMNS": "60", "TERM": "xterm"},
+            )
             os.close(slave)
             chunks = []
             while True:

@@ -13,9 +13,13 @@ from llmcore.testing.fakes import OpenAIFake, VLLMFake
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmcore", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
 
 
 class TwoModels(OpenAIFake):
@@ -25,8 +29,10 @@ class TwoModels(OpenAIFake):
 def test_registry_fills_context_and_capabilities_and_filters(tmp_path: Path) -> None:
     with TwoModels() as fake:
         cfg = tmp_path / "llmcore.yaml"
-        cfg.write_text(f"providers:\n  hosted:\n    plugin: openai\n"
-                       f"    base_url: {fake.base_url}\n    api_key: sk-test-key-000000000000\n")
+        cfg.write_text(
+            f"providers:\n  hosted:\n    plugin: openai\n"
+            f"    base_url: {fake.base_url}\n    api_key: sk-test-key-000000000000\n"
+        )
         out = cli(cfg, "models", "--json")
         assert out.returncode == 0, out.stderr
         got = {m["name"]: m for m in json.loads(out.stdout)}

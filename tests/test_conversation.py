@@ -24,7 +24,7 @@ providers:
     plugin: openai
     base_url: {fake.base_url}
     models: [{model}]
-logs: {{enabled: {str(logs).lower()}, path: {tmp_path / 'logs.db'}}}
+logs: {{enabled: {str(logs).lower()}, path: {tmp_path / "logs.db"}}}
 metrics: {{enabled: false}}
 routing: {{state: memory}}
 """
@@ -85,8 +85,10 @@ def test_a_logged_conversation_continues_in_a_new_client(tmp_path: Path) -> None
 def test_history_is_trimmed_to_the_context_with_a_notice(tmp_path: Path) -> None:
     # gemma3:1b has a 32768-token context in the bundled registry
     notices: list[str] = []
-    with OpenAIFake() as fake, \
-            Client(parse_config(config(fake, tmp_path, "gemma3:1b", logs=False))) as c:
+    with (
+        OpenAIFake() as fake,
+        Client(parse_config(config(fake, tmp_path, "gemma3:1b", logs=False))) as c,
+    ):
         conv = c.conversation(system="sys", on_notice=notices.append, max_tokens=100)
         big = "word " * 40_000  # ~50k tokens by the estimate: one turn alone nearly fills it
         for i in range(3):
@@ -99,8 +101,12 @@ def test_history_is_trimmed_to_the_context_with_a_notice(tmp_path: Path) -> None
 
 
 def test_fit_keeps_system_and_last_message() -> None:
-    msgs = [Message("system", "s"), Message("user", "x" * 400), Message("assistant", "y" * 400),
-            Message("user", "z" * 40)]
+    msgs = [
+        Message("system", "s"),
+        Message("user", "x" * 400),
+        Message("assistant", "y" * 400),
+        Message("user", "z" * 40),
+    ]
     kept, dropped = fit(msgs, context=60, reserve=10)
     assert [m.role for m in kept] == ["system", "user"] and kept[-1].content == "z" * 40
     assert dropped == 2
@@ -111,12 +117,18 @@ def test_interactive_session_through_a_pty(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
         cfg = tmp_path / "llmcore.yaml"
         cfg.write_text(config(fake, tmp_path))
-        fake.push(Reply(text="first answer"),
-                  Reply(chunks=["slow "] * 50, text="slow " * 50, chunk_delay=0.2),
-                  Reply(text="third answer"))
-        child = pexpect.spawn(sys.executable, ["-m", "llmcore", "--config", str(cfg), "chat",
-                                               "-i"], env={**os.environ, "NO_COLOR": "1"},
-                              encoding="utf-8", timeout=60)
+        fake.push(
+            Reply(text="first answer"),
+            Reply(chunks=["slow "] * 50, text="slow " * 50, chunk_delay=0.2),
+            Reply(text="third answer"),
+        )
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "llmcore", "--config", str(cfg), "chat", "-i"],
+            env={**os.environ, "NO_COLOR": "1"},
+            encoding="utf-8",
+            timeout=60,
+        )
         try:
             child.expect("> ")
             child.sendline("hello")

@@ -24,15 +24,25 @@ from packaging_support import CORE, ROOT, built_dists, make_venv, pip_install, r
 
 DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "llmcore-plugin-openrouter"
-MY_PAGES = ["index.md", "getting-started.md", "guide/providers-and-agents.md",
-            "guide/python-api.md", "guide/deployment.md", "plugins/index.md",
-            "plugins/provider.md", "plugins/agent.md", "plugins/testing.md",
-            "plugins/publishing.md", "examples/llmcore-plugin-openrouter/README.md"]
+MY_PAGES = [
+    "index.md",
+    "getting-started.md",
+    "guide/providers-and-agents.md",
+    "guide/python-api.md",
+    "guide/deployment.md",
+    "plugins/index.md",
+    "plugins/provider.md",
+    "plugins/agent.md",
+    "plugins/testing.md",
+    "plugins/publishing.md",
+    "examples/llmcore-plugin-openrouter/README.md",
+]
 
 
 def _blocks(page: Path, lang: str) -> list[str]:
-    return re.findall(rf"^```{lang}[^\n]*\n(.*?)^```", page.read_text(encoding="utf-8"),
-                      re.S | re.M)
+    return re.findall(
+        rf"^```{lang}[^\n]*\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M
+    )
 
 
 def _generator(name: str) -> Any:
@@ -44,15 +54,26 @@ def _generator(name: str) -> Any:
 
 
 def test_site_builds_strictly(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
-                          "--site-dir", str(tmp_path / "site")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     site = tmp_path / "site"
-    for page in ("getting-started", "reference/configuration", "reference/cli",
-                 "reference/plugin-options", "plugins/hooks", "guide/plugins/aider",
-                 "changelog", "examples/llmcore-plugin-openrouter"):
+    for page in (
+        "getting-started",
+        "reference/configuration",
+        "reference/cli",
+        "reference/plugin-options",
+        "plugins/hooks",
+        "guide/plugins/aider",
+        "changelog",
+        "examples/llmcore-plugin-openrouter",
+    ):
         assert (site / page / "index.html").is_file(), f"{page} was not built"
 
 
@@ -60,7 +81,8 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
 def test_generated_pages_are_up_to_date(name: str) -> None:
     gen = _generator(name)
     assert gen.PAGE.read_text(encoding="utf-8") == gen.render(), (
-        f"{gen.PAGE.relative_to(ROOT)} is out of date: run `python docs/{name}.py`")
+        f"{gen.PAGE.relative_to(ROOT)} is out of date: run `python docs/{name}.py`"
+    )
 
 
 def _config_sections() -> list[tuple[str, type]]:
@@ -98,8 +120,9 @@ def test_configuration_reference_lists_every_key() -> None:
             if f.name in ("source", "lines", "sections"):
                 continue
             assert f"| `{f.name}` |" in by_heading[heading], f"{path}.{f.name} is missing"
-            row = next(r for r in by_heading[heading].splitlines()
-                       if r.startswith(f"| `{f.name}` |"))
+            row = next(
+                r for r in by_heading[heading].splitlines() if r.startswith(f"| `{f.name}` |")
+            )
             assert not row.endswith("|  |"), f"{path}.{f.name} has no description"
 
 
@@ -123,8 +146,9 @@ def test_cli_reference_lists_every_command_and_option() -> None:
 def test_every_plugin_has_a_page_in_the_nav() -> None:
     hooks = _generator("mkdocs_hooks")
     pages = hooks.plugin_pages()
-    plugins = sorted(p.name.removeprefix("llmcore-plugin-")
-                     for p in (ROOT / "plugins").glob("llmcore-plugin-*"))
+    plugins = sorted(
+        p.name.removeprefix("llmcore-plugin-") for p in (ROOT / "plugins").glob("llmcore-plugin-*")
+    )
     assert sorted(Path(p).stem for p in pages) == plugins
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for name in plugins:
@@ -138,8 +162,11 @@ def test_every_plugin_has_a_page_in_the_nav() -> None:
 
 
 #: Every page written by hand (hooks.md shows bare signatures, not runnable code).
-ALL_PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
-                   if p.relative_to(DOCS).as_posix() != "plugins/hooks.md")
+ALL_PAGES = sorted(
+    p.relative_to(DOCS).as_posix()
+    for p in DOCS.rglob("*.md")
+    if p.relative_to(DOCS).as_posix() != "plugins/hooks.md"
+)
 
 
 def test_every_python_block_compiles() -> None:
@@ -180,16 +207,24 @@ def test_python_api_examples_run(tmp_path: Path) -> None:
     assert len(blocks) >= 6
     with OpenAIFake(default=Reply(text="red, yellow and blue")) as fake:
         config = tmp_path / "llmcore.yaml"
-        config.write_text(f"providers:\n  main:\n    plugin: openai\n"
-                          f"    base_url: {fake.base_url}\n    models: [fake-model]\n")
+        config.write_text(
+            f"providers:\n  main:\n    plugin: openai\n"
+            f"    base_url: {fake.base_url}\n    models: [fake-model]\n"
+        )
         env = {**os.environ, "LLMCORE_CONFIG": str(config)}
         for i, code in enumerate(blocks):
             if "no-such-model" in code:  # the server says what a real one would
                 fake.push(Reply(status=404, error="The model `no-such-model` does not exist"))
             script = tmp_path / f"block{i}.py"
             script.write_text(f"BASE_URL = {fake.base_url!r}\n" + code)
-            out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [sys.executable, str(script)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert out.returncode == 0, f"block {i + 1}:\n{code}\n{out.stderr}"
             if "no-such-model" in code:
                 assert "main ModelNotFoundError" in out.stdout, out.stdout
@@ -197,8 +232,11 @@ def test_python_api_examples_run(tmp_path: Path) -> None:
                 assert "red, yellow and blue" in out.stdout, f"block {i + 1}: {out.stdout}"
     sent = [r.json for r in fake.requests if r.json]
     assert any(b.get("temperature") == 0.2 and b.get("max_tokens") == 60 for b in sent)
-    assert any(b["messages"][0] == {"role": "system", "content": "You are a terse poet."}
-               for b in sent if "messages" in b)
+    assert any(
+        b["messages"][0] == {"role": "system", "content": "You are a terse poet."}
+        for b in sent
+        if "messages" in b
+    )
 
 
 def test_testing_guide_examples_pass(tmp_path: Path) -> None:
@@ -206,8 +244,11 @@ def test_testing_guide_examples_pass(tmp_path: Path) -> None:
     from llmcore.cli.plugin_cmds import render_plugin
 
     render_plugin("acme", "provider", tmp_path / "acme")
-    blocks = [b for b in _blocks(DOCS / "plugins" / "testing.md", "python")
-              if "def test_" in b or "(ProviderContract):" in b]
+    blocks = [
+        b
+        for b in _blocks(DOCS / "plugins" / "testing.md", "python")
+        if "def test_" in b or "(ProviderContract):" in b
+    ]
     tests = tmp_path / "tests"
     tests.mkdir()
     expected = 0
@@ -215,18 +256,37 @@ def test_testing_guide_examples_pass(tmp_path: Path) -> None:
         (tests / f"test_guide_{i}.py").write_text(code)
         expected += len(re.findall(r"^(?:    )?def test_", code, re.M))
     # The contract class in the guide collects its whole suite too.
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "--rootdir", str(tmp_path), str(tests)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path / "acme" / "src")})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tests),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "acme" / "src")},
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", out.stdout).group(1))  # type: ignore[union-attr]
     assert passed > expected >= 4, out.stdout[-500:]
 
 
 def test_example_plugin_passes_its_tests() -> None:
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                         cwd=EXAMPLE, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert " passed" in out.stdout and "skipped" not in out.stdout
 
@@ -238,9 +298,9 @@ def test_example_plugin_installs_and_loads(tmp_path: Path) -> None:
     out = run_in(python, "install", str(EXAMPLE), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     records = json.loads(run_in(python, "plugins", "--json", cwd=tmp_path).stdout)
-    assert [(r["name"], r["status"]) for r in records] == [("llmcore-plugin-openrouter",
-                                                            "loaded")]
+    assert [(r["name"], r["status"]) for r in records] == [("llmcore-plugin-openrouter", "loaded")]
     (tmp_path / "llmcore.yaml").write_text(
-        "providers:\n  router:\n    plugin: openrouter\n    app_nmae: typo\n")
+        "providers:\n  router:\n    plugin: openrouter\n    app_nmae: typo\n"
+    )
     out = run_in(python, "config", "validate", cwd=tmp_path)
     assert out.returncode == 2 and "did you mean app_name" in out.stderr

@@ -60,8 +60,14 @@ def blocks(text: str) -> list[dict[str, str]]:
                 body.append(lines[i])
                 i += 1
             title = _TITLE.search(attrs)
-            out.append({"lang": lang, "title": title.group(1) if title else "",
-                        "body": "\n".join(body) + "\n", "directive": directive})
+            out.append(
+                {
+                    "lang": lang,
+                    "title": title.group(1) if title else "",
+                    "body": "\n".join(body) + "\n",
+                    "directive": directive,
+                }
+            )
             directive = ""
         i += 1
     return out
@@ -89,8 +95,11 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
     work.mkdir()
     ensure_agents()  # the real `codex` program, as the page's last step needs it
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LLMCORE_", "VIRTUAL_ENV", "OPENAI", "OPENROUTER"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LLMCORE_", "VIRTUAL_ENV", "OPENAI", "OPENROUTER"))
+    }
     env["PATH"] = f"{venv.parent}{os.pathsep}{agent_path_value()}"
     env["VIRTUAL_ENV"] = str(venv.parent.parent)
 
@@ -113,19 +122,42 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
                 ollama.stop()
             elif directive == "codex writes hello.py":
                 responses.push(
-                    Reply(text="", usage=(120, 9), tool_calls=[{
-                        "name": "exec_command", "id": "call_1",
-                        "arguments": {"cmd": "printf 'print(\"hello\")\\n' > hello.py",
-                                      "workdir": str(work / "demo"), "tty": False}}]),
-                    Reply(text="Created hello.py.", usage=(140, 4)))
+                    Reply(
+                        text="",
+                        usage=(120, 9),
+                        tool_calls=[
+                            {
+                                "name": "exec_command",
+                                "id": "call_1",
+                                "arguments": {
+                                    "cmd": "printf 'print(\"hello\")\\n' > hello.py",
+                                    "workdir": str(work / "demo"),
+                                    "tty": False,
+                                },
+                            }
+                        ],
+                    ),
+                    Reply(text="Created hello.py.", usage=(140, 4)),
+                )
             elif directive == "codex edits hello.py":
                 responses.push(
-                    Reply(text="", usage=(150, 12), tool_calls=[{
-                        "name": "exec_command", "id": "call_2",
-                        "arguments": {"cmd": "printf '# says hello\\nprint(\"hello\")\\n'"
-                                             " > hello.py",
-                                      "workdir": str(work / "demo"), "tty": False}}]),
-                    Reply(text="Added a comment.", usage=(170, 4)))
+                    Reply(
+                        text="",
+                        usage=(150, 12),
+                        tool_calls=[
+                            {
+                                "name": "exec_command",
+                                "id": "call_2",
+                                "arguments": {
+                                    "cmd": "printf '# says hello\\nprint(\"hello\")\\n' > hello.py",
+                                    "workdir": str(work / "demo"),
+                                    "tty": False,
+                                },
+                            }
+                        ],
+                    ),
+                    Reply(text="Added a comment.", usage=(170, 4)),
+                )
             elif directive:
                 pytest.fail(f"unknown test directive {directive!r} in {PAGE.name}")
 
@@ -188,8 +220,7 @@ def test_getting_started_page_runs(tmp_path: Path) -> None:
     assert files_after[run_line] == '# says hello\nprint("hello")\n'
 
 
-def _run(line: str, cwd: Path, env: dict[str, str],
-         dist: Path) -> subprocess.CompletedProcess[str]:
+def _run(line: str, cwd: Path, env: dict[str, str], dist: Path) -> subprocess.CompletedProcess[str]:
     if line.startswith("export "):
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = shlex.split(value)[0] if value else ""
@@ -197,7 +228,8 @@ def _run(line: str, cwd: Path, env: dict[str, str],
     cmd = line
     if line.startswith(("pip install ", "llmcore install ")):
         cmd += f" --no-index --find-links {shlex.quote(str(dist))}"
-    out = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        ["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, f"`{line}` failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
     return out

@@ -14,8 +14,14 @@ LINK = re.compile(r"!?\[[^\]]*\]\((?![a-z][a-z0-9+.-]*:|#|/)([^)\s]+)\)")
 
 
 def _pages() -> list[Path]:
-    return sorted([*(ROOT / "docs").rglob("*.md"), ROOT / "README.md", ROOT / "CHANGELOG.md",
-                   *(ROOT / "plugins").glob("llmcore-plugin-*/README.md")])
+    return sorted(
+        [
+            *(ROOT / "docs").rglob("*.md"),
+            ROOT / "README.md",
+            ROOT / "CHANGELOG.md",
+            *(ROOT / "plugins").glob("llmcore-plugin-*/README.md"),
+        ]
+    )
 
 
 def _links(page: Path) -> list[str]:

@@ -23,8 +23,7 @@ def test_the_page_covers_the_servers_the_seeds_name() -> None:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=NAMES)
-def test_each_example_answers_against_the_fake(block: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_example_answers_against_the_fake(block: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_config(block, source=str(PAGE))  # as written, with the real parser
     name, p = next(iter((cfg.providers or {}).items()))
     assert p.plugin == "openai" and p.base_url

@@ -27,8 +27,7 @@ def closed_port() -> int:
 
 
 def run(config: Path, *args: str) -> Any:
-    return CliRunner(env={"COLUMNS": "220"}).invoke(cli, ["--config", str(config), "doctor",
-                                                          *args])
+    return CliRunner(env={"COLUMNS": "220"}).invoke(cli, ["--config", str(config), "doctor", *args])
 
 
 def by_name(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -85,8 +84,15 @@ metrics:
 
         table = run(cfg)
     assert table.exit_code == 1
-    for text in ("llmcore doctor", "provider up", "unreachable", "missing", "→ install it:",
-                 "9.9.9", "fake-model"):
+    for text in (
+        "llmcore doctor",
+        "provider up",
+        "unreachable",
+        "missing",
+        "→ install it:",
+        "9.9.9",
+        "fake-model",
+    ):
         assert text in table.output, text
 
 

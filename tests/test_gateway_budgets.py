@@ -22,9 +22,12 @@ def _pricey_spending(db: Path) -> float:
         return 0.0
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     try:
-        return float(conn.execute(
-            "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE kind = 'request' "
-            "AND outcome = 'ok' AND provider = 'pricey'").fetchone()[0])
+        return float(
+            conn.execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE kind = 'request' "
+                "AND outcome = 'ok' AND provider = 'pricey'"
+            ).fetchone()[0]
+        )
     except sqlite3.OperationalError:  # the writer has not made the table yet
         return 0.0
     finally:
@@ -33,14 +36,18 @@ def _pricey_spending(db: Path) -> float:
 
 def _stream(gw: GatewayProcess, body: dict[str, object]) -> str:
     """The text of a streamed chat completion through the gateway."""
-    req = urllib.request.Request(gw.url + "/v1/chat/completions", method="POST",
-                                 data=json.dumps({**body, "stream": True}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        gw.url + "/v1/chat/completions",
+        method="POST",
+        data=json.dumps({**body, "stream": True}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         lines = r.read().decode().splitlines()
     events = [json.loads(ln[6:]) for ln in lines if ln.startswith("data: {")]
-    return "".join(e["choices"][0]["delta"].get("content") or "" for e in events
-                   if e.get("choices"))
+    return "".join(
+        e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices")
+    )
 
 
 def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path: Path) -> None:
@@ -58,9 +65,12 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
             "    models: [m]\n"
             "routing: {state: memory}\n"
             f"metrics: {{sinks: [sqlite], sqlite: {{path: {db}}}}}\n"
-            "serve:\n  models:\n    chat: [pricey/m, cheap/m]\n")
-        pricey.push(Reply(text="from pricey", usage=(10, 6)),
-                    Reply(text="streamed from pricey", usage=(10, 6)))
+            "serve:\n  models:\n    chat: [pricey/m, cheap/m]\n"
+        )
+        pricey.push(
+            Reply(text="from pricey", usage=(10, 6)),
+            Reply(text="streamed from pricey", usage=(10, 6)),
+        )
         cheap.push(Reply(text="from cheap"))
         with GatewayProcess(tmp_path, config) as gw:
             body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -84,8 +94,10 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
     assert len(cheap.requests) == 1
     conn = sqlite3.connect(db)
     try:
-        skipped = conn.execute("SELECT message FROM events WHERE kind = 'attempt' AND "
-                               "provider = 'pricey' AND outcome = 'skipped'").fetchall()
+        skipped = conn.execute(
+            "SELECT message FROM events WHERE kind = 'attempt' AND "
+            "provider = 'pricey' AND outcome = 'skipped'"
+        ).fetchall()
     finally:
         conn.close()
     assert skipped == [("over its daily budget: $3.2000 of $2.00 spent",)]
@@ -94,9 +106,20 @@ def test_gateway_requests_count_and_an_over_budget_provider_is_skipped(tmp_path:
 def _spend(db: Path, provider: str, usd: float) -> None:
     conn = connect(db)
     try:
-        insert_rows(conn, [event_row({"kind": "request", "provider": provider,
-                                      "outcome": "ok", "cost_usd": usd,
-                                      "time": time.time()})])
+        insert_rows(
+            conn,
+            [
+                event_row(
+                    {
+                        "kind": "request",
+                        "provider": provider,
+                        "outcome": "ok",
+                        "cost_usd": usd,
+                        "time": time.time(),
+                    }
+                )
+            ],
+        )
     finally:
         conn.close()
 
@@ -115,12 +138,20 @@ def test_spent_budgets_are_a_429_with_the_reason_and_when_to_retry(tmp_path: Pat
             "    models: [m]\n    budget: {daily_usd: 1.0}\n"
             "routing:\n  state: memory\n  {glob}\n"
             f"metrics: {{sinks: [sqlite], sqlite: {{path: {db}}}}}\n"
-            "serve:\n  models:\n    chat: [pricey/m]\n")
+            "serve:\n  models:\n    chat: [pricey/m]\n"
+        )
         body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-        for glob, says in (("", "every provider for 'chat' is over its budget (pricey: "
-                                "over its daily budget: $2.0000 of $1.00 spent)"),
-                           ("budget: {daily_usd: 1.5}",
-                            "the daily budget of $1.50 (routing.budget.daily_usd) is spent")):
+        for glob, says in (
+            (
+                "",
+                "every provider for 'chat' is over its budget (pricey: "
+                "over its daily budget: $2.0000 of $1.00 spent)",
+            ),
+            (
+                "budget: {daily_usd: 1.5}",
+                "the daily budget of $1.50 (routing.budget.daily_usd) is spent",
+            ),
+        ):
             (tmp_path / glob[:6]).mkdir(exist_ok=True)
             with GatewayProcess(tmp_path / glob[:6], base.replace("{glob}", glob)) as gw:
                 status, got, headers = gw.post("/v1/chat/completions", body)

@@ -29,8 +29,9 @@ ASK = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture
 def fakes() -> Iterator[tuple[OpenAIFake, OpenAIFake]]:
-    limited = OpenAIFake(default=Reply(status=429, error="slow down",
-                                       headers={"Retry-After": "120"})).start()
+    limited = OpenAIFake(
+        default=Reply(status=429, error="slow down", headers={"Retry-After": "120"})
+    ).start()
     good = OpenAIFake().start()
     yield limited, good
     limited.stop()
@@ -38,20 +39,27 @@ def fakes() -> Iterator[tuple[OpenAIFake, OpenAIFake]]:
 
 
 def test_two_gateways_share_cooldowns_through_redis(
-        tmp_path: Path, fakes: tuple[OpenAIFake, OpenAIFake]) -> None:
+    tmp_path: Path, fakes: tuple[OpenAIFake, OpenAIFake]
+) -> None:
     limited, good = fakes
     with RedisServer(tmp_path) as redis:
-        config = ("providers:\n" + provider_yaml("limited", limited.base_url, ["m"])
-                  + provider_yaml("good", good.base_url, ["fake-model"])
-                  + f"routing: {{state: \"{redis.url}\"}}\nmetrics: {{enabled: false}}\n"
-                  + "serve:\n  models:\n    fast: [limited/m, good/fake-model]\n")
+        config = (
+            "providers:\n"
+            + provider_yaml("limited", limited.base_url, ["m"])
+            + provider_yaml("good", good.base_url, ["fake-model"])
+            + f'routing: {{state: "{redis.url}"}}\nmetrics: {{enabled: false}}\n'
+            + "serve:\n  models:\n    fast: [limited/m, good/fake-model]\n"
+        )
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        with GatewayProcess(tmp_path / "a", config) as a, \
-                GatewayProcess(tmp_path / "b", config) as b:
+        with (
+            GatewayProcess(tmp_path / "a", config) as a,
+            GatewayProcess(tmp_path / "b", config) as b,
+        ):
             for gw in (a, b, a, b):
-                out = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0
-                                    ).chat.completions.create(model="fast", messages=ASK)
+                out = openai.OpenAI(
+                    base_url=gw.url + "/v1", api_key="x", max_retries=0
+                ).chat.completions.create(model="fast", messages=ASK)
                 assert out.choices[0].message.content == "Hello from the fake server."
     # the 429 seen by the first gateway cooled the provider for both: one call in all
     assert len(limited.requests) == 1
@@ -64,9 +72,12 @@ def _stream(url: str, out: dict[str, object]) -> None:
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
     try:
-        conn.request("POST", "/v1/chat/completions", json.dumps(
-            {"model": "slow/fake-model", "messages": ASK, "stream": True}),
-            {"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            json.dumps({"model": "slow/fake-model", "messages": ASK, "stream": True}),
+            {"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         out["worker"] = resp.getheader("X-Llmcore-Worker")
         text = []
@@ -90,8 +101,11 @@ def _stream(url: str, out: dict[str, object]) -> None:
 def test_killing_a_worker_mid_stream_loses_no_other_request(tmp_path: Path) -> None:
     words = " ".join(f"w{i}" for i in range(12))
     with OpenAIFake(default=Reply(text=words, chunk_delay=0.25)) as slow:
-        config = ("providers:\n" + provider_yaml("slow", slow.base_url, ["fake-model"])
-                  + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+        config = (
+            "providers:\n"
+            + provider_yaml("slow", slow.base_url, ["fake-model"])
+            + "routing: {state: memory}\nmetrics: {enabled: false}\n"
+        )
         with GatewayProcess(tmp_path, config, workers=2) as gw:
             results: list[dict[str, object]] = []
             threads: list[threading.Thread] = []
@@ -122,9 +136,9 @@ def test_killing_a_worker_mid_stream_loses_no_other_request(tmp_path: Path) -> N
                     assert r["end"] == "done" and r["text"] == words, r
             # the supervisor replaced the dead worker; new requests are served
             time.sleep(1.0)
-            out = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0
-                                ).chat.completions.create(model="slow/fake-model",
-                                                          messages=ASK)
+            out = openai.OpenAI(
+                base_url=gw.url + "/v1", api_key="x", max_retries=0
+            ).chat.completions.create(model="slow/fake-model", messages=ASK)
             assert out.choices[0].message.content == words
             assert len(gw.worker_pids()) == 2
             assert int(victim) not in gw.worker_pids()
@@ -150,14 +164,18 @@ def _query(prom: str, promql: str) -> list[dict]:
 
 
 def test_real_prometheus_scrapes_requests_by_key_and_provider(
-        tmp_path: Path, fakes: tuple[OpenAIFake, OpenAIFake]) -> None:
+    tmp_path: Path, fakes: tuple[OpenAIFake, OpenAIFake]
+) -> None:
     exe = _ensure_prometheus()
     _, good = fakes
-    config = ("providers:\n" + provider_yaml("good", good.base_url, ["fake-model"])
-              + "routing: {state: memory}\n"
-              + f"metrics: {{sinks: [sqlite], sqlite: {{path: {tmp_path / 'm.db'}}}}}\n"
-              + "serve:\n  keys:\n    team-a: {key_env: TEAM_A_KEY}\n"
-              + "    team-b: {key_env: TEAM_B_KEY}\n")
+    config = (
+        "providers:\n"
+        + provider_yaml("good", good.base_url, ["fake-model"])
+        + "routing: {state: memory}\n"
+        + f"metrics: {{sinks: [sqlite], sqlite: {{path: {tmp_path / 'm.db'}}}}}\n"
+        + "serve:\n  keys:\n    team-a: {key_env: TEAM_A_KEY}\n"
+        + "    team-b: {key_env: TEAM_B_KEY}\n"
+    )
     env = {"TEAM_A_KEY": "sk-team-a-secret", "TEAM_B_KEY": "sk-team-b-secret"}
     with GatewayProcess(tmp_path, config, workers=2, env=env) as gw:
         for key, n in (("sk-team-a-secret", 3), ("sk-team-b-secret", 1)):
@@ -168,31 +186,42 @@ def test_real_prometheus_scrapes_requests_by_key_and_provider(
         port = free_port()
         (tmp_path / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s}\nscrape_configs:\n"
-            f"  - job_name: llmcore\n    static_configs: [{{targets: ['{target}']}}]\n")
+            f"  - job_name: llmcore\n    static_configs: [{{targets: ['{target}']}}]\n"
+        )
         prom = subprocess.Popen(
-            [exe, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=(tmp_path / "prom.log").open("w"),
-            start_new_session=True)
+            [
+                exe,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "prom.log").open("w"),
+            start_new_session=True,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 90
             got: dict[tuple[str, str], float] = {}
             while time.monotonic() < deadline:
                 try:
-                    rows = _query(base, "sum by (key, provider) "
-                                        "(llmcore_gateway_requests_total{status=\"200\"})")
+                    rows = _query(
+                        base,
+                        'sum by (key, provider) (llmcore_gateway_requests_total{status="200"})',
+                    )
                 except OSError:
                     rows = []
-                got = {(r["metric"]["key"], r["metric"]["provider"]): float(r["value"][1])
-                       for r in rows}
+                got = {
+                    (r["metric"]["key"], r["metric"]["provider"]): float(r["value"][1])
+                    for r in rows
+                }
                 if got.get(("team-a", "good")) == 3 and got.get(("team-b", "good")) == 1:
                     break
                 time.sleep(0.5)
-            assert got == {("team-a", "good"): 3.0, ("team-b", "good"): 1.0}, \
-                (tmp_path / "prom.log").read_text()[-2000:]
-            sink = _query(base, "sum(llmcore_requests_total{provider=\"good\"})")
+            assert got == {("team-a", "good"): 3.0, ("team-b", "good"): 1.0}, (
+                tmp_path / "prom.log"
+            ).read_text()[-2000:]
+            sink = _query(base, 'sum(llmcore_requests_total{provider="good"})')
             assert float(sink[0]["value"][1]) == 4  # the prometheus sink, both workers
         finally:
             prom.send_signal(signal.SIGTERM)
@@ -201,15 +230,19 @@ def test_real_prometheus_scrapes_requests_by_key_and_provider(
 
 def test_sigterm_lets_in_flight_requests_finish_then_refuses(tmp_path: Path) -> None:
     with OpenAIFake(default=Reply(text="late but whole", delay=2.0)) as slow:
-        config = ("providers:\n" + provider_yaml("slow", slow.base_url, ["fake-model"])
-                  + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+        config = (
+            "providers:\n"
+            + provider_yaml("slow", slow.base_url, ["fake-model"])
+            + "routing: {state: memory}\nmetrics: {enabled: false}\n"
+        )
         gw = GatewayProcess(tmp_path, config, workers=2).start()
         try:
             got: dict[str, object] = {}
 
             def call() -> None:
                 got["status"], got["body"], _ = gw.post(
-                    "/v1/chat/completions", {"model": "slow/fake-model", "messages": ASK})
+                    "/v1/chat/completions", {"model": "slow/fake-model", "messages": ASK}
+                )
 
             t = threading.Thread(target=call)
             t.start()

@@ -41,14 +41,19 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, fake: OpenAIFake) -> Iterato
     bob_hash = hashlib.sha256(BOB.encode()).hexdigest()
     config = (
         "providers:\n"
-        + provider_yaml("up", fake.base_url, ["fake-model", "other"],
-                        cost="{input_per_million: 1000000, output_per_million: 1000000}")
+        + provider_yaml(
+            "up",
+            fake.base_url,
+            ["fake-model", "other"],
+            cost="{input_per_million: 1000000, output_per_million: 1000000}",
+        )
         + "routing: {state: memory}\n"
         + f"metrics: {{sinks: [sqlite], sqlite: {{path: {tmp / 'metrics.db'}, "
-          "flush_interval: 0.2}}\n"
+        "flush_interval: 0.2}}\n"
         + "serve:\n  models:\n    coder: [up/fake-model]\n  keys:\n"
         + "    alice: {key_env: ALICE_KEY, models: [coder], rpm: 3}\n"
-        + f"    bob: {{sha256: {bob_hash}, daily_usd: 0.5}}\n")
+        + f"    bob: {{sha256: {bob_hash}, daily_usd: 0.5}}\n"
+    )
     with GatewayProcess(tmp, config, workers=2, env={"ALICE_KEY": ALICE}) as gw:
         yield gw
 
@@ -110,9 +115,21 @@ def test_usage_by_key_and_no_key_anywhere(keyed: GatewayProcess) -> None:
     deadline = time.monotonic() + 30
     rows: dict[str, dict] = {}
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-m", "llmcore", "usage", "--by", "key",
-                              "--json", "--config", str(keyed.config_path)],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "llmcore",
+                "usage",
+                "--by",
+                "key",
+                "--json",
+                "--config",
+                str(keyed.config_path),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 0, out.stderr
         rows = {r["key"]: r for r in json.loads(out.stdout)["rows"]}
         if rows.get("alice", {}).get("requests", 0) >= 3 and "bob" in rows:
@@ -122,8 +139,12 @@ def test_usage_by_key_and_no_key_anywhere(keyed: GatewayProcess) -> None:
     from llmcore.sinks.sqlite import read_events
 
     refused = [e for e in read_events(keyed.dir / "metrics.db") if e["kind"] == "refused"]
-    assert {(e["key_name"], e["status"]) for e in refused} >= {("alice", 429), ("alice", 403),
-                                                                ("bob", 429), (None, 401)}
+    assert {(e["key_name"], e["status"]) for e in refused} >= {
+        ("alice", 429),
+        ("alice", 403),
+        ("bob", 429),
+        (None, 401),
+    }
     _, _, metrics = keyed.get("/metrics")
     assert 'key="alice"' in metrics and 'status="429"' in metrics
     db = (keyed.dir / "metrics.db").read_bytes()
@@ -135,20 +156,36 @@ def test_usage_by_key_and_no_key_anywhere(keyed: GatewayProcess) -> None:
 def test_non_loopback_without_keys_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("providers: {}\n")
-    out = subprocess.run([sys.executable, "-m", "llmcore", "serve", "--host", "0.0.0.0",
-                          "--port", "0", "--config", str(cfg)], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmcore",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "refusing to listen on 0.0.0.0" in out.stderr and "serve.keys" in out.stderr
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory,
-            fake: OpenAIFake) -> Iterator[GatewayProcess]:
+def limited(tmp_path_factory: pytest.TempPathFactory, fake: OpenAIFake) -> Iterator[GatewayProcess]:
     tmp = tmp_path_factory.mktemp("gw-limits")
-    config = ("providers:\n" + provider_yaml("up", fake.base_url, ["fake-model"])
-              + "routing: {state: memory}\nmetrics: {enabled: false}\n"
-              + "serve: {max_body_bytes: 4096, max_concurrency: 1}\n")
+    config = (
+        "providers:\n"
+        + provider_yaml("up", fake.base_url, ["fake-model"])
+        + "routing: {state: memory}\nmetrics: {enabled: false}\n"
+        + "serve: {max_body_bytes: 4096, max_concurrency: 1}\n"
+    )
     with GatewayProcess(tmp, config, workers=1) as gw:
         yield gw
 
@@ -161,29 +198,38 @@ def test_body_limit_is_413_in_the_endpoint_shape(limited: GatewayProcess) -> Non
     assert status == 413 and body["error"]["type"] == "request_too_large"
 
 
-def test_concurrency_bound_is_429_with_retry_after(limited: GatewayProcess,
-                                                   fake: OpenAIFake) -> None:
+def test_concurrency_bound_is_429_with_retry_after(
+    limited: GatewayProcess, fake: OpenAIFake
+) -> None:
     fake.push(Reply(delay=2.0))
-    slow = threading.Thread(target=limited.post, args=(
-        "/v1/chat/completions", {"model": "up/fake-model", "messages": ASK}))
+    slow = threading.Thread(
+        target=limited.post,
+        args=("/v1/chat/completions", {"model": "up/fake-model", "messages": ASK}),
+    )
     slow.start()
     time.sleep(0.7)
-    status, body, headers = limited.post("/v1/chat/completions",
-                                         {"model": "up/fake-model", "messages": ASK})
+    status, body, headers = limited.post(
+        "/v1/chat/completions", {"model": "up/fake-model", "messages": ASK}
+    )
     slow.join()
     assert status == 429 and headers["Retry-After"] == "1"
     assert "concurrency limit" in body["error"]["message"]
 
 
-def test_client_hanging_up_cancels_the_upstream_call(limited: GatewayProcess,
-                                                     fake: OpenAIFake) -> None:
+def test_client_hanging_up_cancels_the_upstream_call(
+    limited: GatewayProcess, fake: OpenAIFake
+) -> None:
     fake.push(Reply(text=" ".join(["word"] * 30), chunk_delay=0.5))  # ~15 s of stream
     host, port = limited.url.removeprefix("http://").split(":")
     body = json.dumps({"model": "up/fake-model", "messages": ASK, "stream": True}).encode()
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                  b"Content-Type: application/json\r\nContent-Length: "
-                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         s.settimeout(30)
         got = b""
         while b"data:" not in got:  # the stream has begun (headers may come first)

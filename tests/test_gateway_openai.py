@@ -21,24 +21,32 @@ from gateway_support import GatewayProcess, provider_yaml
 from llmcore.testing.fakes import OpenAIFake
 from llmcore.testing.fakes.base import Reply
 
-TOOL = {"type": "function", "function": {
-    "name": "write_file", "description": "Write a file",
-    "parameters": {"type": "object", "properties": {"path": {"type": "string"},
-                                                    "content": {"type": "string"}},
-                   "required": ["path", "content"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "write_file",
+        "description": "Write a file",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    },
+}
 ASK = [{"role": "user", "content": "Say hello in one word."}]
 
 
 def sdk(gw: GatewayProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0,
-                         timeout=120)
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, timeout=120)
 
 
-def test_sync_chat_fails_over_from_500_to_llama(llama_gateway: GatewayProcess,
-                                                upstreams: dict[str, OpenAIFake]) -> None:
+def test_sync_chat_fails_over_from_500_to_llama(
+    llama_gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
     before = len(upstreams["broken"].requests)
     raw = sdk(llama_gateway).chat.completions.with_raw_response.create(
-        model="chat", messages=ASK, max_tokens=12, temperature=0)
+        model="chat", messages=ASK, max_tokens=12, temperature=0
+    )
     resp = raw.parse()
     assert raw.headers["x-llmcore-provider"] == "llama"
     assert len(upstreams["broken"].requests) > before  # the 500 was really tried first
@@ -52,16 +60,26 @@ def test_sync_chat_fails_over_from_500_to_llama(llama_gateway: GatewayProcess,
 def test_stream_equals_plain_answer_and_carries_usage(llama_gateway: GatewayProcess) -> None:
     client = sdk(llama_gateway)
     ask = [{"role": "user", "content": "Name three colors."}]
-    plain = client.chat.completions.create(model="chat", messages=ask, max_tokens=16,
-                                           temperature=0, seed=1)
-    chunks = list(client.chat.completions.create(
-        model="chat", messages=ask, max_tokens=16, temperature=0, seed=1, stream=True,
-        stream_options={"include_usage": True}))
+    plain = client.chat.completions.create(
+        model="chat", messages=ask, max_tokens=16, temperature=0, seed=1
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="chat",
+            messages=ask,
+            max_tokens=16,
+            temperature=0,
+            seed=1,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices
-                and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert len(finishes) == 1
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
@@ -70,13 +88,21 @@ def test_stream_equals_plain_answer_and_carries_usage(llama_gateway: GatewayProc
 
 def test_async_client_concurrent_requests(llama_gateway: GatewayProcess) -> None:
     async def main() -> list[str]:
-        client = openai.AsyncOpenAI(base_url=llama_gateway.url + "/v1", api_key="x",
-                                    max_retries=0, timeout=120)
+        client = openai.AsyncOpenAI(
+            base_url=llama_gateway.url + "/v1", api_key="x", max_retries=0, timeout=120
+        )
         async with client:
-            outs = await asyncio.gather(*(client.chat.completions.create(
-                model="chat", messages=ASK, max_tokens=4, temperature=0) for _ in range(3)))
+            outs = await asyncio.gather(
+                *(
+                    client.chat.completions.create(
+                        model="chat", messages=ASK, max_tokens=4, temperature=0
+                    )
+                    for _ in range(3)
+                )
+            )
             stream = await client.chat.completions.create(
-                model="chat", messages=ASK, max_tokens=4, temperature=0, stream=True)
+                model="chat", messages=ASK, max_tokens=4, temperature=0, stream=True
+            )
             parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         return [o.choices[0].message.content or "" for o in outs] + ["".join(parts)]
 
@@ -84,14 +110,26 @@ def test_async_client_concurrent_requests(llama_gateway: GatewayProcess) -> None
     assert len(set(got)) == 1  # greedy: the same answer every time, streamed or not
 
 
-def test_tool_call_and_tool_result_round_trip(gateway: GatewayProcess,
-                                              upstreams: dict[str, OpenAIFake]) -> None:
+def test_tool_call_and_tool_result_round_trip(
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
     fake = upstreams["tools"]
-    fake.push(Reply(text="", tool_calls=[{"id": "call_7", "name": "write_file",
-                                          "arguments": {"path": "a.txt", "content": "hi"}}]))
+    fake.push(
+        Reply(
+            text="",
+            tool_calls=[
+                {
+                    "id": "call_7",
+                    "name": "write_file",
+                    "arguments": {"path": "a.txt", "content": "hi"},
+                }
+            ],
+        )
+    )
     client = sdk(gateway)
-    resp = client.chat.completions.create(model="coder", messages=ASK, tools=[TOOL],
-                                          tool_choice="auto")
+    resp = client.chat.completions.create(
+        model="coder", messages=ASK, tools=[TOOL], tool_choice="auto"
+    )
     choice = resp.choices[0]
     assert choice.finish_reason == "tool_calls"
     call = choice.message.tool_calls[0]
@@ -101,9 +139,15 @@ def test_tool_call_and_tool_result_round_trip(gateway: GatewayProcess,
     assert sent["tools"] == [TOOL] and sent["tool_choice"] == "auto"
 
     fake.push(Reply(text="Done."))
-    follow = client.chat.completions.create(model="coder", tools=[TOOL], messages=[
-        *ASK, choice.message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": "call_7", "content": "written"}])
+    follow = client.chat.completions.create(
+        model="coder",
+        tools=[TOOL],
+        messages=[
+            *ASK,
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": "call_7", "content": "written"},
+        ],
+    )
     assert follow.choices[0].message.content == "Done."
     msgs = fake.requests[-1].json["messages"]
     assert msgs[1]["tool_calls"][0]["id"] == "call_7"
@@ -111,9 +155,23 @@ def test_tool_call_and_tool_result_round_trip(gateway: GatewayProcess,
 
 
 def test_streamed_tool_call(gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]) -> None:
-    upstreams["tools"].push(Reply(text="", tool_calls=[
-        {"id": "call_1", "name": "write_file", "arguments": {"path": "b.txt", "content": "x"}},
-        {"id": "call_2", "name": "write_file", "arguments": {"path": "c.txt", "content": "y"}}]))
+    upstreams["tools"].push(
+        Reply(
+            text="",
+            tool_calls=[
+                {
+                    "id": "call_1",
+                    "name": "write_file",
+                    "arguments": {"path": "b.txt", "content": "x"},
+                },
+                {
+                    "id": "call_2",
+                    "name": "write_file",
+                    "arguments": {"path": "c.txt", "content": "y"},
+                },
+            ],
+        )
+    )
     client = sdk(gateway)
     with client.chat.completions.stream(model="coder", messages=ASK, tools=[TOOL]) as s:
         for _ in s:
@@ -125,13 +183,20 @@ def test_streamed_tool_call(gateway: GatewayProcess, upstreams: dict[str, OpenAI
     assert final.choices[0].finish_reason == "tool_calls"
 
 
-def test_response_format_reaches_the_upstream(gateway: GatewayProcess,
-                                              upstreams: dict[str, OpenAIFake]) -> None:
-    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-        "type": "object", "properties": {"a": {"type": "integer"}}}}}
+def test_response_format_reaches_the_upstream(
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "x",
+            "schema": {"type": "object", "properties": {"a": {"type": "integer"}}},
+        },
+    }
     upstreams["tools"].push(Reply(text='{"a": 1}'))
-    resp = sdk(gateway).chat.completions.create(model="tools/fake-model", messages=ASK,
-                                                response_format=fmt, presence_penalty=0.5)
+    resp = sdk(gateway).chat.completions.create(
+        model="tools/fake-model", messages=ASK, response_format=fmt, presence_penalty=0.5
+    )
     assert json.loads(resp.choices[0].message.content) == {"a": 1}
     sent = upstreams["tools"].requests[-1].json
     assert sent["response_format"] == fmt and sent["presence_penalty"] == 0.5
@@ -139,7 +204,8 @@ def test_response_format_reaches_the_upstream(gateway: GatewayProcess,
 
 
 def test_failure_after_first_byte_ends_stream_with_error(
-        gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]) -> None:
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
     upstreams["tools"].push(Reply(text="one two three four", cut_after=2))
     client = sdk(gateway)
     seen: list[str] = []
@@ -151,12 +217,14 @@ def test_failure_after_first_byte_ends_stream_with_error(
     assert "interrupted" in str(info.value).lower() or "stream" in str(info.value).lower()
 
 
-def test_completions_models_and_errors(gateway: GatewayProcess,
-                                       upstreams: dict[str, OpenAIFake]) -> None:
+def test_completions_models_and_errors(
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
     client = sdk(gateway)
     upstreams["tools"].push(Reply(text=" blue"))
-    comp = client.completions.create(model="tools/fake-model", prompt="The sky is",
-                                     max_tokens=5, temperature=0)
+    comp = client.completions.create(
+        model="tools/fake-model", prompt="The sky is", max_tokens=5, temperature=0
+    )
     assert comp.choices[0].text == " blue" and comp.usage.completion_tokens > 0
     assert upstreams["tools"].requests[-1].json["prompt"] == "The sky is"
     emb = client.embeddings.create(model="tools/fake-model", input=["a", "b"])
@@ -181,8 +249,20 @@ def test_attempts_and_metrics_are_recorded(llama_gateway: GatewayProcess) -> Non
     rows: dict[str, dict] = {}
     while time.monotonic() < deadline:
         out = subprocess.run(
-            [sys.executable, "-m", "llmcore", "usage", "--by", "provider", "--json",
-             "--config", str(llama_gateway.config_path)], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "llmcore",
+                "usage",
+                "--by",
+                "provider",
+                "--json",
+                "--config",
+                str(llama_gateway.config_path),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 0, out.stderr
         rows = {r["provider"]: r for r in json.loads(out.stdout)["rows"]}
         if "llama" in rows and "broken" in rows:
@@ -194,8 +274,10 @@ def test_attempts_and_metrics_are_recorded(llama_gateway: GatewayProcess) -> Non
     assert "(every provider failed)" not in rows  # a failed chain entry is a failover
     status, _, text = llama_gateway.get("/metrics")
     assert status == 200
-    assert 'llmcore_gateway_requests_total{endpoint="chat",key="",provider="llama",' \
-           'status="200"}' in text
+    assert (
+        'llmcore_gateway_requests_total{endpoint="chat",key="",provider="llama",'
+        'status="200"}' in text
+    )
     assert 'llmcore_requests_total{model="gemma3",outcome="ok",provider="llama"}' in text
 
 
@@ -207,8 +289,11 @@ def test_health_and_readiness(gateway: GatewayProcess, tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
-    config = ("providers:\n" + provider_yaml("down", dead, ["m"])
-              + "routing: {state: memory}\nmetrics: {enabled: false}\n")
+    config = (
+        "providers:\n"
+        + provider_yaml("down", dead, ["m"])
+        + "routing: {state: memory}\nmetrics: {enabled: false}\n"
+    )
     with GatewayProcess(tmp_path, config) as gw:
         status, body, _ = gw.get("/health/ready")
         assert status == 503 and body == {"status": "unavailable", "providers": {"down": False}}

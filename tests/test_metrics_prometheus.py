@@ -40,27 +40,32 @@ class P:
 
 
 def test_endpoint_serves_request_metrics(make_client: Any) -> None:
-    client = make_client("""
+    client = make_client(
+        """
 providers:
   first: {plugin: static, reply: "a b c", models: [m1], retry: {max_attempts: 1}}
   second: {plugin: static, reply: "d e", models: [m1]}
 agents: {}
 metrics: {sinks: [prometheus], prometheus: {port: 0}}
-""", P())
+""",
+        P(),
+    )
     sink = client.runtime.metrics.sinks[0]
     assert isinstance(sink, PrometheusSink)
     assert sink._server.server_address[0] == "127.0.0.1"  # not published beyond this host
     client.chat("one two")
     client.runtime.providers["first"].fail_with = ProviderConnectionError("refused")
     client.chat("three four five")
-    client.runtime.metrics.emit(MetricsEvent(kind="cooldown", provider="first",
-                                             cooldown_until=1.9e9))
+    client.runtime.metrics.emit(
+        MetricsEvent(kind="cooldown", provider="first", cooldown_until=1.9e9)
+    )
     text = httpx.get(f"http://127.0.0.1:{sink.port}/metrics", timeout=5).text
     fams = families(text)
     assert value(fams, "llmcore_requests_total", provider="first", outcome="ok") == 1
     assert value(fams, "llmcore_requests_total", provider="second", outcome="ok") == 1
-    assert value(fams, "llmcore_errors_total", provider="first",
-                 error="ProviderConnectionError") == 1
+    assert (
+        value(fams, "llmcore_errors_total", provider="first", error="ProviderConnectionError") == 1
+    )
     assert value(fams, "llmcore_tokens_total", provider="second", direction="input") == 3
     assert value(fams, "llmcore_tokens_total", provider="first", direction="output") == 3
     assert value(fams, "llmcore_request_latency_seconds_count", provider="second") == 1
@@ -75,20 +80,31 @@ def test_every_documented_metric_is_exposed() -> None:
     assert len(documented) >= 10
     sink = PrometheusSink({"serve": False})
     for e in (
-        MetricsEvent(kind="request", provider="p", model="m", input_tokens=3, output_tokens=4,
-                     cost_usd=0.01, latency_s=0.2, ttft_s=0.05),
+        MetricsEvent(
+            kind="request",
+            provider="p",
+            model="m",
+            input_tokens=3,
+            output_tokens=4,
+            cost_usd=0.01,
+            latency_s=0.2,
+            ttft_s=0.05,
+        ),
         MetricsEvent(kind="attempt", provider="p", model="m", outcome="ProviderTimeoutError"),
         MetricsEvent(kind="retry", provider="p", model="m"),
         MetricsEvent(kind="failover", provider="p", model="m"),
         MetricsEvent(kind="cooldown", provider="p", cooldown_until=5.0),
-        MetricsEvent(kind="agent_run", agent="aider", provider="aider", duration_s=3.0,
-                     files_changed=2),
+        MetricsEvent(
+            kind="agent_run", agent="aider", provider="aider", duration_s=3.0, files_changed=2
+        ),
     ):
         sink.emit(e)
-    exposed = {s.name for f in text_string_to_metric_families(sink.metrics.text())
-               for s in f.samples}
-    missing = {name for name in documented
-               if not ({name, name + "_count", name + "_bucket"} & exposed)}
+    exposed = {
+        s.name for f in text_string_to_metric_families(sink.metrics.text()) for s in f.samples
+    }
+    missing = {
+        name for name in documented if not ({name, name + "_count", name + "_bucket"} & exposed)
+    }
     assert not missing
 
 
@@ -157,15 +173,41 @@ def test_events_without_cost_are_priced_from_the_registry() -> None:
     deadline = time.monotonic() + 10
     while sink._registry is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    sink.emit(MetricsEvent(kind="request", provider="api", plugin="openai", model="gpt-4o",
-                           input_tokens=1000, output_tokens=100))
-    sink.emit(MetricsEvent(kind="request", provider="box", plugin="ollama", model="llama3.1",
-                           input_tokens=1000, output_tokens=100))
-    sink.emit(MetricsEvent(kind="request", provider="api", plugin="openai", model="gpt-4o",
-                           input_tokens=1, output_tokens=1, cost_usd=0.5))
+    sink.emit(
+        MetricsEvent(
+            kind="request",
+            provider="api",
+            plugin="openai",
+            model="gpt-4o",
+            input_tokens=1000,
+            output_tokens=100,
+        )
+    )
+    sink.emit(
+        MetricsEvent(
+            kind="request",
+            provider="box",
+            plugin="ollama",
+            model="llama3.1",
+            input_tokens=1000,
+            output_tokens=100,
+        )
+    )
+    sink.emit(
+        MetricsEvent(
+            kind="request",
+            provider="api",
+            plugin="openai",
+            model="gpt-4o",
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.5,
+        )
+    )
     fams = families(sink.metrics.text())
     assert value(fams, "llmcore_cost_usd_total", provider="api") == pytest.approx(
-        (1000 * 2.5 + 100 * 10) / 1e6 + 0.5)
+        (1000 * 2.5 + 100 * 10) / 1e6 + 0.5
+    )
     with pytest.raises(AssertionError, match="no sample"):  # local: free, nothing counted
         value(fams, "llmcore_cost_usd_total", provider="box")
 
@@ -175,9 +217,12 @@ def test_grafana_dashboard_queries_only_documented_metrics() -> None:
 
     dash = json.loads((DOC.parent / "grafana-dashboard.json").read_text())
     documented = set(re.findall(r"^\| `(llmcore_[a-z_]+)` \|", DOC.read_text(), re.M))
-    used = {re.sub(r"_bucket$", "", name)
-            for panel in dash["panels"] for t in panel["targets"]
-            for name in re.findall(r"llmcore_[a-z_]+", t["expr"])}
+    used = {
+        re.sub(r"_bucket$", "", name)
+        for panel in dash["panels"]
+        for t in panel["targets"]
+        for name in re.findall(r"llmcore_[a-z_]+", t["expr"])
+    }
     assert used and used <= documented, used - documented
     # every panel reads the data source the user picks on import
     assert all(p["datasource"]["uid"] == "${datasource}" for p in dash["panels"])

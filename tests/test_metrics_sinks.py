@@ -22,8 +22,15 @@ from llmcore.testing import StaticProvider
 
 
 def ev(i: int = 0, **kw: Any) -> MetricsEvent:
-    base: dict[str, Any] = dict(kind="request", provider="p", plugin="openai", model="gpt-4o",
-                                input_tokens=1000, output_tokens=100, latency_s=0.1 + i)
+    base: dict[str, Any] = dict(
+        kind="request",
+        provider="p",
+        plugin="openai",
+        model="gpt-4o",
+        input_tokens=1000,
+        output_tokens=100,
+        latency_s=0.1 + i,
+    )
     base.update(kw)
     return MetricsEvent(**base)
 
@@ -38,10 +45,18 @@ def test_sqlite_schema_migrations_and_indexes(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [SCHEMA_VERSION]
-    indexes = {r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
-    assert {"ix_events_time", "ix_events_kind_time", "ix_events_provider_time",
-            "ix_events_model_time"} <= indexes
+    indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'"
+        )
+    }
+    assert {
+        "ix_events_time",
+        "ix_events_kind_time",
+        "ix_events_provider_time",
+        "ix_events_model_time",
+    } <= indexes
     conn.close()
     # opening again applies nothing twice
     sink2 = SqliteSink({"path": str(db)})
@@ -100,8 +115,10 @@ for i in range(int(sys.argv[2])):
 
 def test_sqlite_two_processes_write_one_database(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), "400", name])
-             for name in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(db), "400", name])
+        for name in ("a", "b")
+    ]
     for p in procs:
         assert p.wait(timeout=60) == 0
     events = read_events(db)
@@ -114,7 +131,8 @@ def test_sqlite_two_processes_write_one_database(tmp_path: Path) -> None:
 
 
 def test_sqlite_unwritable_path_reported_once_and_requests_go_on(
-        make_client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_client: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
 
@@ -123,11 +141,14 @@ def test_sqlite_unwritable_path_reported_once_and_requests_go_on(
         def llmcore_register_providers(self) -> list[Any]:
             return [StaticProvider]
 
-    client = make_client(f"""
+    client = make_client(
+        f"""
 providers: {{only: {{plugin: static, reply: fine}}}}
 agents: {{}}
 metrics: {{sinks: [sqlite], sqlite: {{path: {blocker}/metrics.db}}}}
-""", P())
+""",
+        P(),
+    )
     for _ in range(3):
         assert client.chat("hi").content == "fine"
         client.runtime.metrics.sinks[0].flush()
@@ -138,7 +159,8 @@ metrics: {{sinks: [sqlite], sqlite: {{path: {blocker}/metrics.db}}}}
 
 
 def test_failing_sink_reported_once_by_dispatcher(
-        capsys: pytest.CaptureFixture[str], plugin_manager: Any) -> None:
+    capsys: pytest.CaptureFixture[str], plugin_manager: Any
+) -> None:
     class Broken(MetricsSink):
         type_name = "broken"
 
@@ -162,8 +184,11 @@ def test_failing_sink_reported_once_by_dispatcher(
 
 
 def test_sink_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match=r"metrics\.jsonl\.max_byte: unknown key, did you mean "
-                                          r"max_bytes\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"metrics\.jsonl\.max_byte: unknown key, did you mean "
+        r"max_bytes\?",
+    ):
         JsonlSink({"max_byte": 10})
     with pytest.raises(ConfigError, match=r"metrics\.sqlite"):
         SqliteSink({"batch_size": "lots"})
@@ -215,8 +240,9 @@ def test_log_sink_kv_and_json(caplog: pytest.LogCaptureFixture) -> None:
     assert all(r.name == "llmcore.metrics" for r in caplog.records)
 
 
-def test_sinks_never_write_a_registered_key(tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_sinks_never_write_a_registered_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from llmcore.secrets import register_secret
 
     register_secret("sk-live-abcdef123456")
@@ -229,8 +255,7 @@ def test_sinks_never_write_a_registered_key(tmp_path: Path,
     db = SqliteSink({"path": str(tmp_path / "m.db")})
     db.emit(bad)
     db.close()
-    texts = [(tmp_path / "e.jsonl").read_text(), caplog.text,
-             str(read_events(tmp_path / "m.db"))]
+    texts = [(tmp_path / "e.jsonl").read_text(), caplog.text, str(read_events(tmp_path / "m.db"))]
     for text in texts:
         assert "rejected" in text and "sk-live-abcdef123456" not in text
 
@@ -259,5 +284,4 @@ def test_sqlite_writer_restarts_after_close_and_in_a_forked_child(tmp_path: Path
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     sink.close()
-    assert sorted(e["provider"] for e in read_events(db)) == ["child", "parent-1",
-                                                              "parent-2"]
+    assert sorted(e["provider"] for e in read_events(db)) == ["child", "parent-1", "parent-2"]

@@ -26,29 +26,39 @@ _HOLD = textwrap.dedent("""
 
 def _config(tmp_path: Path, base_url: str, db: Path) -> Path:
     path = tmp_path / "llmcore.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         providers:
           fake: {{plugin: openai, base_url: '{base_url}', api_key: k-test-1234, models: [m1]}}
         agents: {{}}
         routing: {{state: memory}}
         metrics: {{sinks: [sqlite], sqlite: {{path: '{db}'}}}}
-    """))
+    """)
+    )
     return path
 
 
 def _llmcore(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
-def test_a_locked_database_delays_nothing_and_the_lost_events_are_counted(
-        tmp_path: Path) -> None:
+def test_a_locked_database_delays_nothing_and_the_lost_events_are_counted(tmp_path: Path) -> None:
     db = tmp_path / "metrics.db"
     from llmcore.sinks.sqlite import connect
 
     connect(db).close()  # an existing database, as after earlier runs
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with OpenAIFake() as fake:
@@ -64,8 +74,11 @@ def test_a_locked_database_delays_nothing_and_the_lost_events_are_counted(
             lost = lost_events(db)
             assert lost is not None and lost["lost"] >= 1 and "locked" in lost["error"]
             doctor = _llmcore("--config", str(cfg), "doctor", "--json", cwd=tmp_path)
-            rows = [c for c in json.loads(doctor.stdout)["checks"]
-                    if c["component"] == "sink" and c["name"] == "sqlite"]
+            rows = [
+                c
+                for c in json.loads(doctor.stdout)["checks"]
+                if c["component"] == "sink" and c["name"] == "sqlite"
+            ]
             assert rows and rows[0]["status"] == "lost events"
             assert f"{lost['lost']} event(s) could not be written" in rows[0]["detail"]
     finally:
@@ -77,8 +90,9 @@ def test_a_locked_database_delays_nothing_and_the_lost_events_are_counted(
             holder.stdout.close()
     # With the lock gone, the next run writes its events again.
     with OpenAIFake() as fake:
-        out = _llmcore("--config", str(_config(tmp_path, fake.base_url, db)), "chat", "hi",
-                       cwd=tmp_path)
+        out = _llmcore(
+            "--config", str(_config(tmp_path, fake.base_url, db)), "chat", "hi", cwd=tmp_path
+        )
         assert out.returncode == 0 and "metrics sink" not in out.stderr, out.stderr
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM events WHERE kind='request'").fetchone()[0] >= 1

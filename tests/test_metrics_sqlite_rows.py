@@ -27,28 +27,75 @@ def mixed_events(n: int) -> list[MetricsEvent]:
         rid = f"r{i:05d}"
         shape = i % 5
         if shape == 0:
-            out.append(MetricsEvent(kind="attempt", provider="a", plugin="openai",
-                                    model="gpt-4o", operation="chat", latency_s=0.01 * i,
-                                    attempt=1, request_id=rid, time=1000.0 + i))
+            out.append(
+                MetricsEvent(
+                    kind="attempt",
+                    provider="a",
+                    plugin="openai",
+                    model="gpt-4o",
+                    operation="chat",
+                    latency_s=0.01 * i,
+                    attempt=1,
+                    request_id=rid,
+                    time=1000.0 + i,
+                )
+            )
         elif shape == 1:
-            out.append(MetricsEvent(kind="request", provider="a", plugin="openai",
-                                    model="gpt-4o", operation="chat", input_tokens=1000 + i,
-                                    output_tokens=100, latency_s=0.5, attempts=1,
-                                    request_id=rid, time=1000.0 + i))
+            out.append(
+                MetricsEvent(
+                    kind="request",
+                    provider="a",
+                    plugin="openai",
+                    model="gpt-4o",
+                    operation="chat",
+                    input_tokens=1000 + i,
+                    output_tokens=100,
+                    latency_s=0.5,
+                    attempts=1,
+                    request_id=rid,
+                    time=1000.0 + i,
+                )
+            )
         elif shape == 2:
-            out.append(MetricsEvent(kind="cooldown", provider="b", plugin="ollama",
-                                    outcome="rate limited", status=429,
-                                    cooldown_until=2000.0 + i, duration_s=30.0,
-                                    message=f"b until later, key {KEY}", time=1000.0 + i))
+            out.append(
+                MetricsEvent(
+                    kind="cooldown",
+                    provider="b",
+                    plugin="ollama",
+                    outcome="rate limited",
+                    status=429,
+                    cooldown_until=2000.0 + i,
+                    duration_s=30.0,
+                    message=f"b until later, key {KEY}",
+                    time=1000.0 + i,
+                )
+            )
         elif shape == 3:
-            out.append(MetricsEvent(kind="agent_run", agent="claude-code", outcome="ok",
-                                    duration_s=12.5, files_changed=3, session_id="s-1",
-                                    cost_usd=0.25, input_tokens=10, output_tokens=5,
-                                    time=1000.0 + i))
+            out.append(
+                MetricsEvent(
+                    kind="agent_run",
+                    agent="claude-code",
+                    outcome="ok",
+                    duration_s=12.5,
+                    files_changed=3,
+                    session_id="s-1",
+                    cost_usd=0.25,
+                    input_tokens=10,
+                    output_tokens=5,
+                    time=1000.0 + i,
+                )
+            )
         else:
-            out.append(MetricsEvent(kind="request", outcome="AllProvidersFailed",
-                                    attempts=2, latency_s=1.0, request_id=rid,
-                                    time=1000.0 + i))
+            out.append(
+                MetricsEvent(
+                    kind="request",
+                    outcome="AllProvidersFailed",
+                    attempts=2,
+                    latency_s=1.0,
+                    request_id=rid,
+                    time=1000.0 + i,
+                )
+            )
     return out
 
 
@@ -78,8 +125,9 @@ def stored(db: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("variable_limit", [32766, 999, 40])
-def test_batched_rows_equal_one_insert_per_event(tmp_path: Path, variable_limit: int,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batched_rows_equal_one_insert_per_event(
+    tmp_path: Path, variable_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 999 is the limit of SQLite before 3.32; 40 forces one row per statement.
     monkeypatch.setattr(sqlite_sink, "_variable_limit", lambda conn: variable_limit)
     events = mixed_events(737)  # several statements per transaction, and a short last one
@@ -118,8 +166,9 @@ def test_read_back_as_events(tmp_path: Path) -> None:
     assert set(FIELDS) <= set(back[0])
 
 
-def test_a_null_outcome_is_refused_not_defaulted(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_null_outcome_is_refused_not_defaulted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Columns the schema declares NOT NULL are always named, so a bad event fails its
     batch (reported once) instead of being stored with the column's DEFAULT."""
     db = tmp_path / "m.db"
@@ -132,8 +181,7 @@ def test_a_null_outcome_is_refused_not_defaulted(tmp_path: Path,
     assert "NOT NULL" in capsys.readouterr().err
 
 
-def test_metrics_listening_tells_emitters_whether_to_build_events(
-        plugin_manager: Any) -> None:
+def test_metrics_listening_tells_emitters_whether_to_build_events(plugin_manager: Any) -> None:
     from llmcore import hookimpl
     from llmcore.metrics import Metrics, MetricsSink
 
@@ -166,8 +214,13 @@ def test_metrics_listening_tells_emitters_whether_to_build_events(
 def test_to_dict_has_every_field_and_redacts_the_message() -> None:
     import attrs
 
-    e = MetricsEvent(kind="cooldown", provider="b", status=429, cooldown_until=5.0,
-                     message=f"rate limited with {KEY}")
+    e = MetricsEvent(
+        kind="cooldown",
+        provider="b",
+        status=429,
+        cooldown_until=5.0,
+        message=f"rate limited with {KEY}",
+    )
     d = e.to_dict()
     want = attrs.asdict(e)
     assert KEY not in d["message"] and "rate limited with" in d["message"]
@@ -202,21 +255,30 @@ def test_writer_remembers_unpriced_models_without_losing_prices() -> None:
     assert reg.price("gpt-4o", "openai") is not None  # the bundled registry prices it
 
     def req(model: str, plugin: str, tin: int) -> tuple[Any, ...]:
-        return sqlite_sink.values_of(MetricsEvent(
-            kind="request", provider="p", plugin=plugin, model=model, operation="chat",
-            input_tokens=tin, output_tokens=10))
+        return sqlite_sink.values_of(
+            MetricsEvent(
+                kind="request",
+                provider="p",
+                plugin=plugin,
+                model=model,
+                operation="chat",
+                input_tokens=tin,
+                output_tokens=10,
+            )
+        )
 
     unpriced: set[tuple[Any, Any]] = set()
     first = sqlite_sink.rows_of([req("no-such-model-xyz", "openai", 5)], 1, reg, unpriced)
     assert first[0][sqlite_sink.COLUMNS.index("cost_usd")] is None
     assert ("no-such-model-xyz", "openai") in unpriced
-    rows = sqlite_sink.rows_of([req("no-such-model-xyz", "openai", 7),
-                                req("gpt-4o", "openai", 1000)], 1, reg, unpriced)
+    rows = sqlite_sink.rows_of(
+        [req("no-such-model-xyz", "openai", 7), req("gpt-4o", "openai", 1000)], 1, reg, unpriced
+    )
     cost = sqlite_sink.COLUMNS.index("cost_usd")
     assert rows[0][cost] is None
-    assert rows[1][cost] == pytest.approx(reg.cost("gpt-4o", "openai",
-                                                   {"input_tokens": 1000,
-                                                    "output_tokens": 10}))
+    assert rows[1][cost] == pytest.approx(
+        reg.cost("gpt-4o", "openai", {"input_tokens": 1000, "output_tokens": 10})
+    )
     assert ("gpt-4o", "openai") not in unpriced
     # A local plugin prices everything at 0: the same model there is not "unpriced".
     local = next(iter(reg.local_types))

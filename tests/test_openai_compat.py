@@ -32,8 +32,12 @@ def fake() -> Iterator[OpenAIFake]:
 
 
 def make(url: str, **kw: Any) -> OpenAIProvider:
-    fields: dict[str, Any] = {"name": "oa", "plugin": "openai", "base_url": url,
-                              "models": ["fake-model"]}
+    fields: dict[str, Any] = {
+        "name": "oa",
+        "plugin": "openai",
+        "base_url": url,
+        "models": ["fake-model"],
+    }
     fields.update(kw)
     return OpenAIProvider(ProviderConfig(**fields))
 
@@ -51,20 +55,42 @@ def req(prompt: str = "hi", **kw: Any) -> ChatRequest:
 
 # -- what is sent ---------------------------------------------------------------------------
 def test_chat_sends_options_and_extra_untouched_but_not_prompt(
-        fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    provider.chat(req(temperature=0.1, max_tokens=5, top_p=0.9, stop=["x"], seed=3,
-                      response_format={"type": "json_object"}, tools=tools, tool_choice="auto",
-                      extra={"top_k": 20, "guided_json": {"type": "object"},
-                             "prompt": "belongs to /completions"}))
+    provider.chat(
+        req(
+            temperature=0.1,
+            max_tokens=5,
+            top_p=0.9,
+            stop=["x"],
+            seed=3,
+            response_format={"type": "json_object"},
+            tools=tools,
+            tool_choice="auto",
+            extra={
+                "top_k": 20,
+                "guided_json": {"type": "object"},
+                "prompt": "belongs to /completions",
+            },
+        )
+    )
     body = fake.requests[-1].json
     assert fake.requests[-1].path == "/v1/chat/completions"
     assert body["model"] == "fake-model"
     assert body["messages"] == [{"role": "user", "content": "hi"}]
-    for key, value in (("temperature", 0.1), ("max_tokens", 5), ("top_p", 0.9),
-                       ("stop", ["x"]), ("seed", 3), ("response_format", {"type": "json_object"}),
-                       ("tools", tools), ("tool_choice", "auto"), ("top_k", 20),
-                       ("guided_json", {"type": "object"})):
+    for key, value in (
+        ("temperature", 0.1),
+        ("max_tokens", 5),
+        ("top_p", 0.9),
+        ("stop", ["x"]),
+        ("seed", 3),
+        ("response_format", {"type": "json_object"}),
+        ("tools", tools),
+        ("tool_choice", "auto"),
+        ("top_k", 20),
+        ("guided_json", {"type": "object"}),
+    ):
         assert body[key] == value, key
     assert "prompt" not in body
     assert "stream" not in body
@@ -76,8 +102,7 @@ def test_unset_options_are_not_sent(fake: OpenAIFake, provider: OpenAIProvider) 
 
 
 def test_stream_asks_for_usage_unless_turned_off(fake: OpenAIFake) -> None:
-    with_usage, without = make(fake.base_url), make(fake.base_url,
-                                                    options={"stream_usage": False})
+    with_usage, without = make(fake.base_url), make(fake.base_url, options={"stream_usage": False})
     list(with_usage.stream(req()))
     assert fake.requests[-1].json["stream_options"] == {"include_usage": True}
     list(without.stream(req()))
@@ -86,15 +111,18 @@ def test_stream_asks_for_usage_unless_turned_off(fake: OpenAIFake) -> None:
 
 
 def test_extra_body_and_headers_from_options(fake: OpenAIFake) -> None:
-    p = make(fake.base_url, options={"extra_body": {"min_p": 0.05},
-                                     "headers": {"OpenAI-Organization": "org-1"}})
+    p = make(
+        fake.base_url,
+        options={"extra_body": {"min_p": 0.05}, "headers": {"OpenAI-Organization": "org-1"}},
+    )
     p.chat(req())
     assert fake.requests[-1].json["min_p"] == 0.05
     assert fake.requests[-1].headers.get("OpenAI-Organization") == "org-1"
 
 
-def test_key_from_default_env_is_sent_as_bearer(fake: OpenAIFake,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_from_default_env_is_sent_as_bearer(
+    fake: OpenAIFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "env-key-0123456789")
     p = make(fake.base_url)
     p.chat(req())
@@ -103,8 +131,7 @@ def test_key_from_default_env_is_sent_as_bearer(fake: OpenAIFake,
 
 
 def test_images_are_sent_as_content_parts(fake: OpenAIFake, provider: OpenAIProvider) -> None:
-    provider.chat(ChatRequest(messages=[Message("user", "what is this?",
-                                                images=["iVBORw0KGgo="])]))
+    provider.chat(ChatRequest(messages=[Message("user", "what is this?", images=["iVBORw0KGgo="])]))
     content = fake.requests[-1].json["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": "what is this?"}
     assert content[1]["image_url"]["url"] == "data:image/png;base64,iVBORw0KGgo="
@@ -118,10 +145,16 @@ def test_one_pooled_client_per_provider(provider: OpenAIProvider) -> None:
 
 
 # -- answers ------------------------------------------------------------------------------
-def test_tool_calls_and_reasoning_in_plain_answers(fake: OpenAIFake,
-                                                   provider: OpenAIProvider) -> None:
-    fake.push(Reply(text="", thinking="let me think",
-                    tool_calls=[{"name": "write_file", "arguments": {"path": "a"}, "id": "c1"}]))
+def test_tool_calls_and_reasoning_in_plain_answers(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
+    fake.push(
+        Reply(
+            text="",
+            thinking="let me think",
+            tool_calls=[{"name": "write_file", "arguments": {"path": "a"}, "id": "c1"}],
+        )
+    )
     resp = provider.chat(req())
     assert resp.finish_reason == "tool_calls"
     assert resp.thinking == "let me think"
@@ -132,16 +165,21 @@ def test_tool_calls_and_reasoning_in_plain_answers(fake: OpenAIFake,
 
 
 def test_stream_assembles_tool_calls_and_keeps_thinking_apart(
-        fake: OpenAIFake, provider: OpenAIProvider) -> None:
-    fake.push(Reply(text="ok", thinking="hmm",
-                    tool_calls=[{"name": "f", "arguments": {"x": 1}, "id": "c9"}]))
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
+    fake.push(
+        Reply(
+            text="ok", thinking="hmm", tool_calls=[{"name": "f", "arguments": {"x": 1}, "id": "c9"}]
+        )
+    )
     chunks = list(provider.stream(req()))
     assert "".join(c.content for c in chunks) == "ok"
     assert "".join(c.thinking for c in chunks) == "hmm"
     last = chunks[-1]
     assert last.finish_reason == "tool_calls"
-    assert last.tool_calls == [{"id": "c9", "type": "function",
-                                "function": {"name": "f", "arguments": '{"x": 1}'}}]
+    assert last.tool_calls == [
+        {"id": "c9", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+    ]
 
 
 def test_stream_without_usage_block_counts_it(fake: OpenAIFake) -> None:
@@ -155,7 +193,8 @@ def test_stream_without_usage_block_counts_it(fake: OpenAIFake) -> None:
 
 
 def test_stream_that_ends_without_finish_or_done_is_an_error(
-        fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(text="half an answer", extra={"no_finish": True, "no_done": True}))
     got: list[str] = []
     with pytest.raises(ResponseError, match="ended before the answer was complete") as info:
@@ -165,17 +204,19 @@ def test_stream_that_ends_without_finish_or_done_is_an_error(
     assert info.value.retryable
 
 
-def test_stream_with_finish_but_no_done_is_accepted(fake: OpenAIFake,
-                                                    provider: OpenAIProvider) -> None:
+def test_stream_with_finish_but_no_done_is_accepted(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(text="complete", extra={"no_done": True}))
     chunks = list(provider.stream(req()))
     assert chunks[-1].finish_reason == "stop"
 
 
-def test_error_event_inside_a_stream_is_raised(fake: OpenAIFake,
-                                               provider: OpenAIProvider) -> None:
-    body = (b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
-            b'data: {"error":{"message":"out of memory","code":500}}\n\n')
+def test_error_event_inside_a_stream_is_raised(fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+        b'data: {"error":{"message":"out of memory","code":500}}\n\n'
+    )
     fake.push(Reply(body=body))
     with pytest.raises(ResponseError, match="out of memory"):
         list(provider.stream(req()))
@@ -196,9 +237,14 @@ def test_generate_uses_completions(fake: OpenAIFake, provider: OpenAIProvider) -
 
 
 def test_completion_choices_are_read_in_index_order(provider: OpenAIProvider) -> None:
-    data = {"model": "m", "usage": {"prompt_tokens": 2, "completion_tokens": 2},
-            "choices": [{"index": 1, "text": "second", "finish_reason": "stop"},
-                        {"index": 0, "text": "first", "finish_reason": "length"}]}
+    data = {
+        "model": "m",
+        "usage": {"prompt_tokens": 2, "completion_tokens": 2},
+        "choices": [
+            {"index": 1, "text": "second", "finish_reason": "stop"},
+            {"index": 0, "text": "first", "finish_reason": "length"},
+        ],
+    }
     out = provider.parse_completion(data, 0.0)
     assert [r.content for r in out] == ["first", "second"]
     assert out[0].finish_reason == "length"
@@ -207,8 +253,11 @@ def test_completion_choices_are_read_in_index_order(provider: OpenAIProvider) ->
 
 def test_embed_sync_and_async(fake: OpenAIFake, provider: OpenAIProvider) -> None:
     resp = provider.embed(["alpha", "beta"], model="emb")
-    assert fake.requests[-1].json == {"model": "emb", "input": ["alpha", "beta"],
-                                      "encoding_format": "float"}
+    assert fake.requests[-1].json == {
+        "model": "emb",
+        "input": ["alpha", "beta"],
+        "encoding_format": "float",
+    }
     assert len(resp.vectors) == 2 and len(resp.vectors[0]) == fake.embedding_dim
     assert resp.vectors[0] != resp.vectors[1]
 
@@ -241,8 +290,9 @@ def test_async_generate_and_models(fake: OpenAIFake, provider: OpenAIProvider) -
     assert [m.name for m in models] == ["fake-model"]
 
 
-def test_provider_works_from_several_event_loops(fake: OpenAIFake,
-                                                 provider: OpenAIProvider) -> None:
+def test_provider_works_from_several_event_loops(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     async def twice() -> tuple[Any, Any]:
         await provider.achat(req())
         s1 = provider.atransport.session()
@@ -265,8 +315,9 @@ def test_health(fake: OpenAIFake, provider: OpenAIProvider) -> None:
 
 
 # -- errors -----------------------------------------------------------------------------------
-def test_404_names_the_model_and_how_to_list_models(fake: OpenAIFake,
-                                                    provider: OpenAIProvider) -> None:
+def test_404_names_the_model_and_how_to_list_models(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(status=404, error="The model `nope` does not exist"))
     with pytest.raises(ModelNotFoundError) as info:
         provider.chat(req(model="nope"))
@@ -274,41 +325,48 @@ def test_404_names_the_model_and_how_to_list_models(fake: OpenAIFake,
     assert info.value.hint and "llmcore models --provider oa" in info.value.hint
 
 
-def test_422_fastapi_detail_is_a_bad_request(fake: OpenAIFake,
-                                             provider: OpenAIProvider) -> None:
-    fake.push(Reply(status=422, body=json.dumps(
-        {"detail": [{"loc": ["body", "temperature"], "msg": "must be <= 2"}]}).encode()))
+def test_422_fastapi_detail_is_a_bad_request(fake: OpenAIFake, provider: OpenAIProvider) -> None:
+    fake.push(
+        Reply(
+            status=422,
+            body=json.dumps(
+                {"detail": [{"loc": ["body", "temperature"], "msg": "must be <= 2"}]}
+            ).encode(),
+        )
+    )
     with pytest.raises(BadRequestError, match="must be <= 2") as info:
         provider.chat(req())
     assert info.value.status == 422 and not info.value.retryable
 
 
-def test_retry_after_ms_wins_and_http_dates_work(fake: OpenAIFake,
-                                                 provider: OpenAIProvider) -> None:
+def test_retry_after_ms_wins_and_http_dates_work(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(status=429, headers={"retry-after-ms": "250", "Retry-After": "9"}))
     with pytest.raises(RateLimitError) as info:
         provider.chat(req())
     assert info.value.retry_after == 0.25
     import time
 
-    fake.push(Reply(status=429, headers={"Retry-After": formatdate(time.time() + 30,
-                                                                   usegmt=True)}))
+    fake.push(Reply(status=429, headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)}))
     with pytest.raises(RateLimitError) as info:
         provider.chat(req())
     assert info.value.retry_after is not None and 25 <= info.value.retry_after <= 31
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (504, True), (501, False)])
-def test_server_errors(fake: OpenAIFake, provider: OpenAIProvider, status: int,
-                       retryable: bool) -> None:
+def test_server_errors(
+    fake: OpenAIFake, provider: OpenAIProvider, status: int, retryable: bool
+) -> None:
     fake.push(Reply(status=status, error="boom"))
     with pytest.raises(ResponseError) as info:
         provider.chat(req())
     assert info.value.retryable is retryable and "boom" in info.value.message
 
 
-def test_answer_without_choices_is_a_response_error(fake: OpenAIFake,
-                                                    provider: OpenAIProvider) -> None:
+def test_answer_without_choices_is_a_response_error(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(body=b'{"object": "chat.completion"}'))
     with pytest.raises(ResponseError, match="no choices"):
         provider.chat(req())
@@ -317,8 +375,11 @@ def test_answer_without_choices_is_a_response_error(fake: OpenAIFake,
 def test_async_errors_match_sync(fake: OpenAIFake) -> None:
     dead = make(dead_url(fake.base_url))
     slow = make(fake.base_url, timeout=Timeouts(connect=2, read=0.2, write=2, pool=2))
-    fake.push(Reply(delay=1.0), Reply(status=429, headers={"Retry-After": "4"}),
-              Reply(body=b"not json at all"))
+    fake.push(
+        Reply(delay=1.0),
+        Reply(status=429, headers={"Retry-After": "4"}),
+        Reply(body=b"not json at all"),
+    )
 
     async def run() -> list[BaseException]:
         errors: list[BaseException] = []
@@ -363,9 +424,12 @@ def test_async_per_request_timeout(fake: OpenAIFake, provider: OpenAIProvider) -
 
 
 def test_server_rejecting_stream_options_is_asked_again_without(
-        fake: OpenAIFake, provider: OpenAIProvider) -> None:
-    fake.push(Reply(status=400, error="Unrecognized request argument supplied: stream_options"),
-              Reply(text="fine without it"))
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
+    fake.push(
+        Reply(status=400, error="Unrecognized request argument supplied: stream_options"),
+        Reply(text="fine without it"),
+    )
     chunks = list(provider.stream(req()))
     assert "".join(c.content for c in chunks) == "fine without it"
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 3
@@ -375,18 +439,19 @@ def test_server_rejecting_stream_options_is_asked_again_without(
     assert "stream_options" not in fake.requests[-1].json  # remembered
 
 
-def test_other_bad_requests_on_streams_are_raised(fake: OpenAIFake,
-                                                  provider: OpenAIProvider) -> None:
+def test_other_bad_requests_on_streams_are_raised(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     fake.push(Reply(status=400, error="temperature must be <= 2"))
     with pytest.raises(BadRequestError, match="temperature"):
         list(provider.stream(req()))
     assert len([r for r in fake.requests if r.path == "/v1/chat/completions"]) == 1
 
 
-def test_llama_cpp_error_line_inside_a_stream_is_raised(fake: OpenAIFake,
-                                                        provider: OpenAIProvider) -> None:
-    fake.push(Reply(body=b'error: {"code":500,"message":"context overflow","type":"server"}'
-                         b"\n\n"))
+def test_llama_cpp_error_line_inside_a_stream_is_raised(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
+    fake.push(Reply(body=b'error: {"code":500,"message":"context overflow","type":"server"}\n\n'))
     with pytest.raises(ResponseError, match="context overflow"):
         list(provider.stream(req()))
 
@@ -396,8 +461,10 @@ def test_a_slow_tool_call_stream_is_not_cut_at_first_token(fake: OpenAIFake) -> 
     # first_token (0.5 s) bounds the wait for the answer to start, not for its first text.
     calls = [{"name": f"tool_{i}", "arguments": {"n": i}, "id": f"c{i}"} for i in range(3)]
     fake.push(Reply(text="", tool_calls=calls, chunk_delay=0.3))
-    p = make(fake.base_url, timeout=Timeouts(connect=2, read=2, write=2, pool=2,
-                                              first_token=0.5, total=20))
+    p = make(
+        fake.base_url,
+        timeout=Timeouts(connect=2, read=2, write=2, pool=2, first_token=0.5, total=20),
+    )
     chunks = list(p.stream(req()))
     assert chunks[-1].tool_calls is not None and len(chunks[-1].tool_calls) == 3
     p.close()
@@ -410,8 +477,10 @@ def test_a_stream_of_keepalives_only_is_cut_at_first_token() -> None:
 
     with HostileServer() as hostile:
         hostile.fault = "keepalive_only"
-        p = make(hostile.base_url, timeout=Timeouts(connect=2, read=2, write=2, pool=2,
-                                                     first_token=0.5, total=20))
+        p = make(
+            hostile.base_url,
+            timeout=Timeouts(connect=2, read=2, write=2, pool=2, first_token=0.5, total=20),
+        )
         with pytest.raises(ProviderTimeoutError, match="first_token"):
             list(p.stream(req()))
         p.close()

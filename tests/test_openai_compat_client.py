@@ -19,9 +19,11 @@ FAKES = {"openai": OpenAIFake, "vllm": VLLMFake, "lmstudio": LMStudioFake}
 def setup(request: pytest.FixtureRequest) -> Iterator[tuple[OpenAIFake, llmcore.Config]]:
     plugin = request.param
     with FAKES[plugin]() as fake:
-        cfg = parse_config(f"providers:\n  p:\n    plugin: {plugin}\n"
-                           f"    base_url: {fake.base_url}\n    models: [{fake.models[0]}]\n"
-                           f"metrics:\n  enabled: false\n")
+        cfg = parse_config(
+            f"providers:\n  p:\n    plugin: {plugin}\n"
+            f"    base_url: {fake.base_url}\n    models: [{fake.models[0]}]\n"
+            f"metrics:\n  enabled: false\n"
+        )
         yield fake, cfg
 
 
@@ -76,7 +78,8 @@ def test_async_client(setup: tuple[OpenAIFake, llmcore.Config]) -> None:
 
 
 def test_stream_cut_after_text_is_an_interrupted_stream(
-        setup: tuple[OpenAIFake, llmcore.Config]) -> None:
+    setup: tuple[OpenAIFake, llmcore.Config],
+) -> None:
     fake, cfg = setup
     fake.push(Reply(text="one two three four five six", cut_after=3))
     got: list[str] = []

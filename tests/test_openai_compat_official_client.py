@@ -49,8 +49,11 @@ def test_chat_tool_calls_plain_and_streamed(fake: OpenAIFake, client: openai.Ope
     assert tc is not None and tc[0].id == "call_7"
     assert tc[0].function.name == "read_file"  # type: ignore[union-attr]
     assert json.loads(tc[0].function.arguments) == {"path": "x.py"}  # type: ignore[union-attr]
-    stream = client.chat.completions.create(model=fake.models[0], messages=MESSAGES,  # type: ignore[arg-type]
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model=fake.models[0],
+        messages=MESSAGES,  # type: ignore[arg-type]
+        stream=True,
+    )
     args = ""
     names = []
     finish = None
@@ -68,8 +71,12 @@ def test_chat_tool_calls_plain_and_streamed(fake: OpenAIFake, client: openai.Ope
 def test_chat_stream(fake: OpenAIFake, client: openai.OpenAI, include_usage: bool) -> None:
     fake.push(Reply(text="streamed words arrive", usage=(3, 3)))
     kw = {"stream_options": {"include_usage": True}} if include_usage else {}
-    stream = client.chat.completions.create(model=fake.models[0], messages=MESSAGES,  # type: ignore[arg-type, call-overload]
-                                            stream=True, **kw)
+    stream = client.chat.completions.create(
+        model=fake.models[0],
+        messages=MESSAGES,  # type: ignore[arg-type, call-overload]
+        stream=True,
+        **kw,
+    )
     text, usage, finish = "", None, None
     for chunk in stream:
         assert chunk.object == "chat.completion.chunk"
@@ -114,14 +121,22 @@ def test_models_list(fake: OpenAIFake, client: openai.OpenAI) -> None:
     assert ids == fake.models
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (400, openai.BadRequestError), (401, openai.AuthenticationError),
-    (403, openai.PermissionDeniedError), (404, openai.NotFoundError),
-    (422, openai.UnprocessableEntityError), (429, openai.RateLimitError),
-    (500, openai.InternalServerError), (503, openai.InternalServerError),
-])
-def test_error_shapes(fake: OpenAIFake, client: openai.OpenAI, status: int,
-                      error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, openai.BadRequestError),
+        (401, openai.AuthenticationError),
+        (403, openai.PermissionDeniedError),
+        (404, openai.NotFoundError),
+        (422, openai.UnprocessableEntityError),
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+    ],
+)
+def test_error_shapes(
+    fake: OpenAIFake, client: openai.OpenAI, status: int, error: type[Exception]
+) -> None:
     fake.push(Reply(status=status, error="scripted failure", headers={"Retry-After": "1"}))
     with pytest.raises(error) as info:
         client.chat.completions.create(model=fake.models[0], messages=MESSAGES)  # type: ignore[arg-type]

@@ -20,13 +20,22 @@ from llmcore.http import tls
 from llmcore.openai_compat import OpenAIProvider, ssl_context
 from llmcore.types import ChatRequest, Message
 
-BODY = json.dumps({
-    "id": "chatcmpl-tls", "object": "chat.completion", "created": 1700000000,
-    "model": "tls-model",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "over tls"},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
-}).encode()
+BODY = json.dumps(
+    {
+        "id": "chatcmpl-tls",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "tls-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "over tls"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+    }
+).encode()
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -39,20 +48,29 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
-            ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -95,28 +113,33 @@ def _fresh_contexts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _provider(url: str) -> OpenAIProvider:
-    return OpenAIProvider(ProviderConfig(name="tls", plugin="openai", base_url=url,
-                                         api_key="sk-test", models=["tls-model"]))
+    return OpenAIProvider(
+        ProviderConfig(
+            name="tls", plugin="openai", base_url=url, api_key="sk-test", models=["tls-model"]
+        )
+    )
 
 
 REQ = ChatRequest(messages=[Message("user", "hi")], model="tls-model")
 
 
-def test_https_server_with_untrusted_certificate_is_refused(
-        tls_server: tuple[str, Path]) -> None:
+def test_https_server_with_untrusted_certificate_is_refused(tls_server: tuple[str, Path]) -> None:
     url, _ = tls_server
     p = _provider(url)
     try:
         with pytest.raises(ProviderConnectionError) as info:
             p.chat(REQ)
-        assert "CERTIFICATE_VERIFY_FAILED" in str(info.value.__cause__) or \
-            "certificate" in str(info.value).lower()
+        assert (
+            "CERTIFICATE_VERIFY_FAILED" in str(info.value.__cause__)
+            or "certificate" in str(info.value).lower()
+        )
     finally:
         p.close()
 
 
-def test_https_trusts_ssl_cert_file_like_httpx(tls_server: tuple[str, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_trusts_ssl_cert_file_like_httpx(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, cert = tls_server
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     p = _provider(url)

@@ -38,8 +38,9 @@ def test_one_wheel_and_sdist_per_distribution_one_version(dist: Path) -> None:
     sdists = sorted(dist.glob("*.tar.gz"))
     assert len(PLUGINS) >= 10, "the core and at least ten plugins are published"
     assert len(wheels) == len(PLUGINS) + 1 and len(sdists) == len(PLUGINS) + 1
-    versions = {w.name.split("-")[1] for w in wheels} | {s.name.rsplit("-", 1)[1][:-7]
-                                                         for s in sdists}
+    versions = {w.name.split("-")[1] for w in wheels} | {
+        s.name.rsplit("-", 1)[1][:-7] for s in sdists
+    }
     import llmcore
 
     assert versions == {llmcore.__version__}, "all are released with one version"
@@ -54,22 +55,30 @@ def _metadata(whl: Path) -> str:
 def test_every_wheel_has_complete_metadata(dist: Path) -> None:
     for name in [CORE, *PLUGINS]:
         meta = _metadata(wheel(dist, name))
-        for field in ("Summary: ", "Requires-Python: >=3.10", "License-Expression: ",
-                      "Project-URL: ", "Classifier: Programming Language :: Python :: 3.13",
-                      "Description-Content-Type: text/markdown"):
+        for field in (
+            "Summary: ",
+            "Requires-Python: >=3.10",
+            "License-Expression: ",
+            "Project-URL: ",
+            "Classifier: Programming Language :: Python :: 3.13",
+            "Description-Content-Type: text/markdown",
+        ):
             assert field in meta, f"{name}: METADATA lacks {field!r}"
         if name != CORE:
             import llmcore
 
             major = llmcore.HOOK_API_VERSION.split(".")[0]
-            keywords = next((line for line in meta.splitlines()
-                             if line.startswith("Keywords:")), "")
+            keywords = next(
+                (line for line in meta.splitlines() if line.startswith("Keywords:")), ""
+            )
             assert f"llmcore-hook-api-{major}" in keywords, (
-                f"{name}: metadata should say which hook API it targets, got {keywords!r}")
+                f"{name}: metadata should say which hook API it targets, got {keywords!r}"
+            )
             requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
             core = [r for r in requires if r.split()[1].startswith("llmcore")]
             assert core and "<" in core[0] and ">=" in core[0], (
-                f"{name} must pin a range of llmcore versions, got {core}")
+                f"{name} must pin a range of llmcore versions, got {core}"
+            )
 
 
 def test_plugins_depend_on_the_core_by_its_published_name(dist: Path) -> None:
@@ -77,10 +86,15 @@ def test_plugins_depend_on_the_core_by_its_published_name(dist: Path) -> None:
     import llmcore
 
     assert _metadata(wheel(dist, CORE)).splitlines()[1:3] == [
-        f"Name: {CORE}", f"Version: {llmcore.__version__}"]
+        f"Name: {CORE}",
+        f"Version: {llmcore.__version__}",
+    ]
     for name in PLUGINS:
-        requires = [line.split()[1] for line in _metadata(wheel(dist, name)).splitlines()
-                    if line.startswith("Requires-Dist:")]
+        requires = [
+            line.split()[1]
+            for line in _metadata(wheel(dist, name)).splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
         core = [r for r in requires if r.lower().startswith("llmcore")]
         assert [r.split(">")[0].split("<")[0] for r in core] == [CORE], (name, requires)
 
@@ -93,12 +107,30 @@ def test_installing_one_plugin_brings_the_core(dist: Path, tmp_path: Path) -> No
 
     from packaging_support import _env
 
-    out = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--find-links",
-                          str(dist), "llmcore-plugin-aider"], capture_output=True, text=True,
-                         env=_env(), timeout=600)
+    out = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--find-links",
+            str(dist),
+            "llmcore-plugin-aider",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"],
-                            capture_output=True, text=True, env=_env(), check=True).stdout
+    listed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=True,
+    ).stdout
     names = {p["name"].lower(): p["version"] for p in json.loads(listed)}
     import llmcore
 
@@ -106,14 +138,26 @@ def test_installing_one_plugin_brings_the_core(dist: Path, tmp_path: Path) -> No
     assert "llmcore" not in names, "the unrelated `llmcore` project must not come along"
     version = run_in(python, "--version", cwd=tmp_path)
     assert version.returncode == 0, version.stderr
-    assert version.stdout.splitlines() == [f"llmcore {llmcore.__version__}",
-                                           f"  llmcore-plugin-aider {llmcore.__version__}"]
+    assert version.stdout.splitlines() == [
+        f"llmcore {llmcore.__version__}",
+        f"  llmcore-plugin-aider {llmcore.__version__}",
+    ]
     plugins = run_in(python, "plugins", "--json", cwd=tmp_path)
     assert [(r["name"], r["status"]) for r in json.loads(plugins.stdout)] == [
-        ("llmcore-plugin-aider", "loaded")]
-    meta = subprocess.run([str(python), "-c", "import importlib.metadata as m, llmcore; "
-                           f"print(m.version({CORE!r}) == llmcore.__version__)"],
-                          capture_output=True, text=True, env=_env(), check=True)
+        ("llmcore-plugin-aider", "loaded")
+    ]
+    meta = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, llmcore; "
+            f"print(m.version({CORE!r}) == llmcore.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=True,
+    )
     assert meta.stdout.strip() == "True"
 
 
@@ -123,8 +167,11 @@ def test_agent_plugins_pull_no_http_sdk(dist: Path) -> None:
         module = name.removeprefix("llmcore-plugin-")
         if module in ("ollama", "vllm", "lmstudio"):
             continue  # providers may need an HTTP client (httpx already comes with the core)
-        requires = [line.split()[1].lower() for line in _metadata(wheel(dist, name)).splitlines()
-                    if line.startswith("Requires-Dist:")]
+        requires = [
+            line.split()[1].lower()
+            for line in _metadata(wheel(dist, name)).splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
         assert not [r for r in requires if r.startswith(sdks)], f"{name} pulls {requires}"
 
 
@@ -134,8 +181,11 @@ def test_every_source_file_is_in_its_wheel(dist: Path) -> None:
 
     for name in [CORE, *PLUGINS]:
         src = ROOT / ("core" if name == CORE else f"plugins/{name}") / "src"
-        wanted = {p.relative_to(src).as_posix() for p in src.rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts}
+        wanted = {
+            p.relative_to(src).as_posix()
+            for p in src.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
         with zipfile.ZipFile(wheel(dist, name)) as z:
             shipped = set(z.namelist())
         assert wanted - shipped == set(), f"{name}: left out of the wheel"
@@ -145,8 +195,9 @@ def test_wheels_ship_package_data(dist: Path) -> None:
     with zipfile.ZipFile(wheel(dist, CORE)) as z:
         names = z.namelist()
     assert "llmcore/testing/fakes/openai.py" in names
-    assert any(n.startswith("llmcore/templates/provider/") for n in names), \
+    assert any(n.startswith("llmcore/templates/provider/") for n in names), (
         "the `llmcore plugin new` templates must ship in the wheel"
+    )
     with tarfile.open(next(dist.glob("llmcore_framework-*.tar.gz"))) as t:
         assert any(n.endswith("/README.md") for n in t.getnames())
 
@@ -176,14 +227,18 @@ def test_providers_from_wheels(installed: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     plugins = {e["plugin"] for e in json.loads(out.stdout)}
     records = json.loads(run_in(installed, "plugins", "--json", cwd=tmp_path).stdout)
-    offering = {r["name"].removeprefix("llmcore-plugin-") for r in records
-                if {"llmcore_register_providers", "llmcore_register_agents"} & set(r["hooks"])}
+    offering = {
+        r["name"].removeprefix("llmcore-plugin-")
+        for r in records
+        if {"llmcore_register_providers", "llmcore_register_agents"} & set(r["hooks"])
+    }
     assert offering - HOSTED, "no plugin offers a provider or an agent"
     # With no config file only local servers and agents are set up; a hosted API needs a
     # key and a section of its own, checked below.
     assert offering - HOSTED <= plugins, f"missing: {offering - HOSTED - plugins}"
     (tmp_path / "llmcore.yaml").write_text(
-        "".join(f"providers:\n  {h}:\n    plugin: {h}\n" for h in HOSTED))
+        "".join(f"providers:\n  {h}:\n    plugin: {h}\n" for h in HOSTED)
+    )
     out = run_in(installed, "providers", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     api = {e["plugin"] for e in json.loads(out.stdout) if e["kind"] == "api"}
@@ -201,12 +256,12 @@ def test_config_typo_exits_2(installed: Path, tmp_path: Path) -> None:
 def test_incompatible_hook_api_is_reported_failed(installed: Path, tmp_path: Path) -> None:
     """A plugin built for another hook API version shows as failed, naming both versions."""
     site = next((installed.parent.parent / "lib").glob("python3*/site-packages"))
-    (site / "future_plugin.py").write_text(
-        "import llmcore\nLLMCORE_HOOK_API = '>=2,<3'\n")
+    (site / "future_plugin.py").write_text("import llmcore\nLLMCORE_HOOK_API = '>=2,<3'\n")
     info = site / "llmcore_plugin_future-9.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: llmcore-plugin-future\nVersion: 9.0\n")
+        "Metadata-Version: 2.1\nName: llmcore-plugin-future\nVersion: 9.0\n"
+    )
     (info / "entry_points.txt").write_text("[llmcore]\nfuture = future_plugin\n")
     try:
         out = run_in(installed, "plugins", "--json", cwd=tmp_path)
@@ -236,13 +291,23 @@ def test_cli_test_suites_pass_against_the_wheels(installed: Path) -> None:
     from packaging_support import ROOT, _env
 
     pip_install(installed, "pytest>=8", "pytest-timeout>=2.3", "pytest-asyncio>=0.24")
-    where = subprocess.run([str(installed), "-c", "import llmcore; print(llmcore.__file__)"],
-                           capture_output=True, text=True, cwd=ROOT, env=_env()).stdout
+    where = subprocess.run(
+        [str(installed), "-c", "import llmcore; print(llmcore.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+    ).stdout
     assert "site-packages" in where and str(ROOT / "core") not in where, where
     suites = ["core/tests/test_cli.py", "core/tests/test_plugins.py", "tests/test_cli_chat.py"]
-    out = subprocess.run([str(installed), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          *suites], capture_output=True, text=True, cwd=ROOT, env=_env(),
-                         timeout=600)
+    out = subprocess.run(
+        [str(installed), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *suites],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", out.stdout).group(1))  # type: ignore[union-attr]
     assert passed >= 20 and " skipped" not in out.stdout, out.stdout[-500:]

@@ -19,8 +19,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _new(venv: Path, where: Path, name: str, kind: str, *extra: str) -> Path:
-    out = run_in(venv, "plugin", "new", name, "--kind", kind, "--dir", str(where / name),
-                 *extra, cwd=where)
+    out = run_in(
+        venv, "plugin", "new", name, "--kind", kind, "--dir", str(where / name), *extra, cwd=where
+    )
     assert out.returncode == 0, out.stderr
     return where / name
 
@@ -32,14 +33,19 @@ def _records(venv: Path, cwd: Path) -> dict[str, dict[str, object]]:
 
 
 def _pytest(venv: Path, project: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(venv), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                          cwd=project, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(venv), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize(("kind", "wire"), [("provider", None), ("provider", "custom"),
-                                           ("agent", None)])
-def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str,
-                                   wire: str | None) -> None:
+@pytest.mark.parametrize(
+    ("kind", "wire"), [("provider", None), ("provider", "custom"), ("agent", None)]
+)
+def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str, wire: str | None) -> None:
     name = f"acme-{kind}" + (f"-{wire}" if wire else "")
     project = _new(venv, tmp_path, name, kind, *(["--wire", wire] if wire else []))
     files = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
@@ -63,8 +69,12 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str,
     # Installing it editable makes `llmcore plugins` show it, loaded: with pip as the
     # README says for the provider, with `llmcore install --editable` for the agent.
     if kind == "provider":
-        out = subprocess.run([str(venv), "-m", "pip", "install", "-q", "-e", str(project)],
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [str(venv), "-m", "pip", "install", "-q", "-e", str(project)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     else:
         out = run_in(venv, "install", "--editable", str(project), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -77,7 +87,8 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str,
     out = run_in(venv, "providers", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert {"name": "mine", "plugin": name} in [
-        {"name": e["name"], "plugin": e["plugin"]} for e in json.loads(out.stdout)]
+        {"name": e["name"], "plugin": e["plugin"]} for e in json.loads(out.stdout)
+    ]
 
     # Disabled in config: never imported, shown as disabled, offers nothing.
     (tmp_path / "llmcore.yaml").write_text(f"plugins:\n  disabled: [{name}]\n")
@@ -90,14 +101,17 @@ def test_generated_plugin_is_ready(venv: Path, tmp_path: Path, kind: str,
 
 
 def _pytest_names(venv: Path, project: Path) -> str:
-    return subprocess.run([str(venv), "-m", "pytest", "-q", "--collect-only",
-                           "-p", "no:cacheprovider"], cwd=project, capture_output=True,
-                          text=True, timeout=300).stdout
+    return subprocess.run(
+        [str(venv), "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
 
 
 def test_wire_custom_is_for_providers_only(venv: Path, tmp_path: Path) -> None:
-    out = run_in(venv, "plugin", "new", "x", "--kind", "agent", "--wire", "custom",
-                 cwd=tmp_path)
+    out = run_in(venv, "plugin", "new", "x", "--kind", "agent", "--wire", "custom", cwd=tmp_path)
     assert out.returncode == 1 and "--wire custom is for providers" in out.stderr
     assert not (tmp_path / "llmcore-plugin-x").exists()
 

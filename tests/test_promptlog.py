@@ -30,22 +30,25 @@ providers:
     base_url: {fake.base_url}
     models: [m]
     api_key: {CANARY}
-logs: {{{logs}, path: {tmp_path / 'logs.db'}}}
+logs: {{{logs}, path: {tmp_path / "logs.db"}}}
 metrics: {{enabled: false}}
 routing: {{state: memory}}
 """
 
 
 def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
 
 
 def test_a_conversation_is_logged_redacted_and_found(tmp_path: Path) -> None:
     with OpenAIFake() as fake, Client(parse_config(config(fake, tmp_path))) as c:
-        fake.push(Reply(text="the first answer", usage=(5, 3)),
-                  Reply(text=f"echoing {CANARY}"))
+        fake.push(Reply(text="the first answer", usage=(5, 3)), Reply(text=f"echoing {CANARY}"))
         conv = c.conversation(system="be brief")
         conv.send(f"my key is {CANARY}, remember the word walrus")
         "".join(ch.content for ch in conv.stream("and again"))
@@ -54,8 +57,7 @@ def test_a_conversation_is_logged_redacted_and_found(tmp_path: Path) -> None:
     raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("logs.db-*"))
     assert CANARY.encode() not in raw  # not in any page, WAL included
     rows = query(db, limit=None)
-    assert [r["prompt"] for r in rows] == ["my key is ***, remember the word walrus",
-                                           "and again"]
+    assert [r["prompt"] for r in rows] == ["my key is ***, remember the word walrus", "and again"]
     assert rows[0]["response"] == "the first answer"
     assert rows[1]["response"] == "echoing ***"
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"] == conv.cid
@@ -65,8 +67,11 @@ def test_a_conversation_is_logged_redacted_and_found(tmp_path: Path) -> None:
     assert rows[0]["attempts"][0]["ok"] is True and rows[0]["latency_s"] > 0
     # the second call carried the first turn
     assert [m["content"] for m in rows[1]["messages"]] == [
-        "be brief", "my key is ***, remember the word walrus", "the first answer",
-        "and again"]
+        "be brief",
+        "my key is ***, remember the word walrus",
+        "the first answer",
+        "and again",
+    ]
     found = query(db, search="walrus")
     assert [r["id"] for r in found] == [rows[0]["id"]]
     assert query(db, search="nowhere-to-be-found") == []
@@ -82,8 +87,7 @@ def test_off_by_default_and_per_call_switches(tmp_path: Path) -> None:
         with Client(parse_config(config(fake, tmp_path))) as c:
             fake.push(Reply(text="c"))
             c.chat("left out", log=False)
-    assert [r["prompt"] for r in query(tmp_path / "logs.db", limit=None)] == [
-        "logged on request"]
+    assert [r["prompt"] for r in query(tmp_path / "logs.db", limit=None)] == ["logged on request"]
 
 
 def test_a_failed_call_is_logged_with_its_attempts(tmp_path: Path) -> None:
@@ -103,8 +107,9 @@ def test_retention_by_age_and_size(tmp_path: Path) -> None:
     for i in range(5):
         log.record({"id": f"old{i}", "time": old + i, "prompt": "x" * 1000, "response": "y"})
     for i in range(5):
-        log.record({"id": f"new{i}", "time": time.time() + i, "prompt": "z" * 300_000,
-                    "response": "w"})
+        log.record(
+            {"id": f"new{i}", "time": time.time() + i, "prompt": "z" * 300_000, "response": "w"}
+        )
     log.close()
     conn = connect(db)
     try:
@@ -139,10 +144,16 @@ def test_logs_command(tmp_path: Path) -> None:
         assert cli(cfg, "chat", "--log", "--no-stream", "unrelated").returncode == 0
         # -c sent the previous turn (the fake recorded it)
         assert [m["content"] for m in fake.requests[1].json["messages"]] == [
-            "first question", "answer one", "follow up"]
+            "first question",
+            "answer one",
+            "follow up",
+        ]
         data = json.loads(cli(cfg, "logs", "--json", "-n", "0").stdout)
-        assert [e["prompt"] for e in data["entries"]] == ["first question", "follow up",
-                                                          "unrelated"]
+        assert [e["prompt"] for e in data["entries"]] == [
+            "first question",
+            "follow up",
+            "unrelated",
+        ]
         cid = data["entries"][0]["conversation_id"]
         conv = json.loads(cli(cfg, "logs", "--json", "--cid", cid).stdout)
         assert [e["response"] for e in conv["entries"]] == ["answer one", "answer two"]

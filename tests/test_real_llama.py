@@ -103,7 +103,8 @@ def test_stream_concatenates_to_the_whole_answer_and_counts_usage(
     assert text == whole.content
     assert sum(1 for c in chunks if c.content) >= 2 or len(whole.content) <= 2
     assert chunks[-1].finish_reason in ("stop", "length") or any(
-        c.finish_reason in ("stop", "length") for c in chunks)
+        c.finish_reason in ("stop", "length") for c in chunks
+    )
     # llama.cpp sends no usage block in a stream: llmcore must count it itself
     usages = [c.usage for c in chunks if c.usage is not None]
     assert usages, "no chunk carried usage"
@@ -137,10 +138,14 @@ def test_unknown_model_is_a_clear_error(llama_server: str, plugin: str) -> None:
 def test_llama_cpp_serves_any_model_name(llama_server: str) -> None:
     """The fact behind the previous test, checked on the real server: a request for an unknown
     model is answered (200) by the loaded model rather than refused."""
-    body = json.dumps({"model": "no-such-model", "max_tokens": 1,
-                       "messages": [{"role": "user", "content": "hi"}]}).encode()
-    req = urllib.request.Request(f"{llama_server}/v1/chat/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"model": "no-such-model", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+    req = urllib.request.Request(
+        f"{llama_server}/v1/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         assert resp.status == 200
         assert json.load(resp)["object"] == "chat.completion"

@@ -32,7 +32,7 @@ providers:
 agents: {{}}
 routing: {{state: memory}}
 metrics: {{enabled: false}}
-logs: {{enabled: true, path: {tmp_path / 'logs.db'}}}
+logs: {{enabled: true, path: {tmp_path / "logs.db"}}}
 """
 
 
@@ -47,7 +47,11 @@ def test_a_logged_conversation(llama_server: str, tmp_path: Path) -> None:
     assert rows[0]["response"] == first.content and rows[1]["response"] == streamed
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"] == conv.cid
     assert [m["content"] for m in rows[1]["messages"]] == [
-        "You are terse.", "Name a colour.", first.content, "Name another."]
+        "You are terse.",
+        "Name a colour.",
+        first.content,
+        "Name another.",
+    ]
     assert rows[0]["output_tokens"] > 0 and rows[0]["model"]
     assert [r["id"] for r in query(tmp_path / "logs.db", search="colour")] == [rows[0]["id"]]
 
@@ -60,12 +64,24 @@ def test_structured_output_comes_back_parsed(llama_server: str, tmp_path: Path) 
         population: int
 
     with llmcore.Client(parse_config(config_text(llama_server, tmp_path))) as c:
-        got = c.chat("Give a city and its population as JSON.", schema=City,
-                     temperature=0.0, seed=7, max_tokens=60)
-        data = c.chat("Say yes or no.", schema={
-            "type": "object", "properties": {"answer": {"type": "string",
-                                                        "enum": ["yes", "no"]}},
-            "required": ["answer"]}, temperature=0.0, seed=7, max_tokens=30)
+        got = c.chat(
+            "Give a city and its population as JSON.",
+            schema=City,
+            temperature=0.0,
+            seed=7,
+            max_tokens=60,
+        )
+        data = c.chat(
+            "Say yes or no.",
+            schema={
+                "type": "object",
+                "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+                "required": ["answer"],
+            },
+            temperature=0.0,
+            seed=7,
+            max_tokens=30,
+        )
     assert isinstance(got, City) and isinstance(got.population, int)
     assert data["answer"] in ("yes", "no")
     rows = query(tmp_path / "logs.db", limit=None)
@@ -78,14 +94,27 @@ def test_chat_log_continue_and_logs_cli(llama_server: str, tmp_path: Path) -> No
     run = [sys.executable, "-m", "llmcore", "--config", str(cfg)]
     env = {**os.environ, "NO_COLOR": "1"}
     opts = ["--temperature", "0", "--max-tokens", "8"]
-    first = subprocess.run([*run, "chat", "--log", *opts, "Count to three."],
-                           capture_output=True, text=True, timeout=300, env=env)
+    first = subprocess.run(
+        [*run, "chat", "--log", *opts, "Count to three."],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert first.returncode == 0, first.stderr
-    second = subprocess.run([*run, "chat", "-c", "--json", *opts, "And to four?"],
-                            capture_output=True, text=True, timeout=300, env=env)
+    second = subprocess.run(
+        [*run, "chat", "-c", "--json", *opts, "And to four?"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert second.returncode == 0, second.stderr
-    logs = json.loads(subprocess.run([*run, "logs", "--json", "-c"], capture_output=True,
-                                     text=True, timeout=120, env=env).stdout)
+    logs = json.loads(
+        subprocess.run(
+            [*run, "logs", "--json", "-c"], capture_output=True, text=True, timeout=120, env=env
+        ).stdout
+    )
     entries = logs["entries"]
     assert [e["prompt"] for e in entries] == ["Count to three.", "And to four?"]
     assert entries[1]["messages"][1]["content"] == entries[0]["response"]

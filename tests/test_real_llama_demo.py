@@ -32,8 +32,9 @@ def test_demo_fails_over_streams_shows_attempts_and_stops_the_server() -> None:
     out_json.unlink(missing_ok=True)
     env = {**os.environ, "DEMO_PROMPT": "Say hello."}
     env.pop("LLMCORE_CONFIG", None)
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=540)
+    proc = subprocess.run(
+        ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
 

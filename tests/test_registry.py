@@ -21,19 +21,22 @@ def reg(tmp_path: Path) -> Registry:
     return Registry(cache_path=tmp_path / "sync.json")
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("gpt-4o", "gpt-4o"),
-    ("GPT-4o-mini-2024-07-18", "gpt-4o-mini"),  # the longest known prefix wins
-    ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
-    ("llama3.1:8b-instruct-q4_K_M", "llama3.1"),
-    ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder"),
-    ("models/gemini-2.5-flash", "gemini-2.5-flash"),
-    ("gemma3-270m-q4_k_m", "gemma3:270m"),
-    ("mistral-large-latest", "mistral-large"),
-    ("gpt-4", None),  # not gpt-4o, not gpt-4.1: unknown rather than wrong
-    ("gpt-4oops", None),
-    ("totally-new-model", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("GPT-4o-mini-2024-07-18", "gpt-4o-mini"),  # the longest known prefix wins
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("llama3.1:8b-instruct-q4_K_M", "llama3.1"),
+        ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("gemma3-270m-q4_k_m", "gemma3:270m"),
+        ("mistral-large-latest", "mistral-large"),
+        ("gpt-4", None),  # not gpt-4o, not gpt-4.1: unknown rather than wrong
+        ("gpt-4oops", None),
+        ("totally-new-model", None),
+    ],
+)
 def test_name_matching(reg: Registry, name: str, expected: str | None) -> None:
     assert reg.resolve(name) == expected
 
@@ -47,10 +50,15 @@ def test_bundled_entries_are_complete(reg: Registry) -> None:
     for e in entries.values():
         assert e.context_length and e.context_length > 0, e.name
         assert e.capabilities and set(e.capabilities) <= {
-            "chat", "code", "reasoning", "vision", "embedding", "tools"}, e.name
+            "chat",
+            "code",
+            "reasoning",
+            "vision",
+            "embedding",
+            "tools",
+        }, e.name
     # hosted APIs carry their published prices
-    for name in ("gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro", "deepseek-chat",
-                 "mistral-large"):
+    for name in ("gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro", "deepseek-chat", "mistral-large"):
         assert entries[name].priced, name
 
 
@@ -68,8 +76,9 @@ def test_price_and_cost(reg: Registry) -> None:
     assert reg.cost("gpt-4o", "openai", u, prices=(1.0, 1.0)) == pytest.approx(1.5)
     assert reg.cost("llama3.1", "ollama", u) == 0.0
     assert reg.cost("mystery", "openai", u) is None
-    assert reg.cost("gpt-4o", "openai", {"input_tokens": 2000, "output_tokens": 0}) == \
-        pytest.approx(0.005)
+    assert reg.cost(
+        "gpt-4o", "openai", {"input_tokens": 2000, "output_tokens": 0}
+    ) == pytest.approx(0.005)
 
 
 def test_qualifies(reg: Registry) -> None:
@@ -111,14 +120,17 @@ local_provider_types: [homebrew]
     assert reg.price("my-finetune", "homebrew") == (0.0, 0.0)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("models:\n  x: {contxt: 5}", r"models\.x\.contxt: unknown key, did you mean context\?"),
-    ("models:\n  x: {context: -1}", r"models\.x\.context must be a positive whole number"),
-    ("models:\n  x: {price: {input: cheap}}", r"models\.x\.price\.input must be a number"),
-    ("models:\n  x: {capabilities: vision}", r"capabilities must be a list"),
-    ("modles: {}", r"unknown top-level key 'modles'"),
-    ("models: [", r"not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models:\n  x: {contxt: 5}", r"models\.x\.contxt: unknown key, did you mean context\?"),
+        ("models:\n  x: {context: -1}", r"models\.x\.context must be a positive whole number"),
+        ("models:\n  x: {price: {input: cheap}}", r"models\.x\.price\.input must be a number"),
+        ("models:\n  x: {capabilities: vision}", r"capabilities must be a list"),
+        ("modles: {}", r"unknown top-level key 'modles'"),
+        ("models: [", r"not valid YAML"),
+    ],
+)
 def test_user_file_errors_are_clear(tmp_path: Path, text: str, message: str) -> None:
     user = tmp_path / "bad.yaml"
     user.write_text(text)
@@ -140,8 +152,9 @@ def test_sync_from_vllm_with_ttl_and_refresh(tmp_path: Path) -> None:
     with VLLMFake() as fake:
         fake.models = ["Qwen/Qwen2.5-Coder-7B-Instruct", "my-own-model"]
         fake.max_model_len = 4096
-        provider = OpenAIProvider(ProviderConfig(name="gpu", plugin="openai",
-                                                 base_url=fake.base_url))
+        provider = OpenAIProvider(
+            ProviderConfig(name="gpu", plugin="openai", base_url=fake.base_url)
+        )
         reg = Registry(cache_path=cache, ttl_seconds=3600)
         before = reg.info("Qwen/Qwen2.5-Coder-7B-Instruct", "openai")
         assert before is not None and before.context_length == 32768
@@ -182,8 +195,9 @@ def test_sync_keeps_old_facts_when_a_provider_is_down(tmp_path: Path) -> None:
     cache = tmp_path / "sync.json"
     with VLLMFake() as fake:
         fake.models = ["served-here"]
-        provider = OpenAIProvider(ProviderConfig(name="gpu", plugin="openai",
-                                                 base_url=fake.base_url))
+        provider = OpenAIProvider(
+            ProviderConfig(name="gpu", plugin="openai", base_url=fake.base_url)
+        )
         reg = Registry(cache_path=cache, ttl_seconds=0)
         reg.sync([provider])
         provider.close()

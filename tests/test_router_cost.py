@@ -41,9 +41,13 @@ def _request_costs(events: Events) -> list[float | None]:
 
 @pytest.mark.parametrize("is_async", MODES)
 async def test_cost_section_prices_a_model_the_registry_does_not_know(
-        is_async: bool, fake: OpenAIFake, make_client: Any) -> None:
-    api, events = _api(make_client, chain([("p", fake.base_url)], models=["house-model-x"],
-                                          extra=COST_SECTION), is_async)
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
+    api, events = _api(
+        make_client,
+        chain([("p", fake.base_url)], models=["house-model-x"], extra=COST_SECTION),
+        is_async,
+    )
     resp = await api.chat()
     assert (resp.usage.input_tokens, resp.usage.output_tokens) == TOKENS
     assert resp.cost_usd == pytest.approx(CONFIG_COST)
@@ -52,10 +56,14 @@ async def test_cost_section_prices_a_model_the_registry_does_not_know(
 
 
 @pytest.mark.parametrize("is_async", MODES)
-async def test_cost_section_wins_over_the_registry(is_async: bool, fake: OpenAIFake,
-                                                   make_client: Any) -> None:
-    api, events = _api(make_client, chain([("p", fake.base_url)], models=["gpt-4o-mini"],
-                                          extra=COST_SECTION), is_async)
+async def test_cost_section_wins_over_the_registry(
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
+    api, events = _api(
+        make_client,
+        chain([("p", fake.base_url)], models=["gpt-4o-mini"], extra=COST_SECTION),
+        is_async,
+    )
     resp = await api.chat()
     assert resp.cost_usd == pytest.approx(CONFIG_COST)
     assert resp.cost_usd != pytest.approx(REGISTRY_COST)
@@ -65,9 +73,9 @@ async def test_cost_section_wins_over_the_registry(is_async: bool, fake: OpenAIF
 
 @pytest.mark.parametrize("is_async", MODES)
 async def test_registry_prices_a_known_model_on_a_hosted_provider(
-        is_async: bool, fake: OpenAIFake, make_client: Any) -> None:
-    api, events = _api(make_client, chain([("p", fake.base_url)], models=["gpt-4o-mini"]),
-                       is_async)
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
+    api, events = _api(make_client, chain([("p", fake.base_url)], models=["gpt-4o-mini"]), is_async)
     resp = await api.chat()
     assert resp.cost_usd == pytest.approx(REGISTRY_COST)
     # the server's dated name resolves to the same registry entry
@@ -80,10 +88,10 @@ async def test_registry_prices_a_known_model_on_a_hosted_provider(
 
 
 @pytest.mark.parametrize("is_async", MODES)
-async def test_a_streamed_request_event_carries_the_cost(is_async: bool, fake: OpenAIFake,
-                                                         make_client: Any) -> None:
-    api, events = _api(make_client, chain([("p", fake.base_url)], models=["gpt-4o-mini"]),
-                       is_async)
+async def test_a_streamed_request_event_carries_the_cost(
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
+    api, events = _api(make_client, chain([("p", fake.base_url)], models=["gpt-4o-mini"]), is_async)
     chunks, _, err = await api.stream()
     assert err is None and "".join(c.content for c in chunks) == "priced answer"
     (req,) = events.kinds("request")
@@ -93,9 +101,11 @@ async def test_a_streamed_request_event_carries_the_cost(is_async: bool, fake: O
 
 @pytest.mark.parametrize("is_async", MODES)
 async def test_unknown_model_on_a_hosted_provider_is_unpriced_not_free(
-        is_async: bool, fake: OpenAIFake, make_client: Any) -> None:
-    api, events = _api(make_client, chain([("p", fake.base_url)], models=["house-model-x"]),
-                       is_async)
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
+    api, events = _api(
+        make_client, chain([("p", fake.base_url)], models=["house-model-x"]), is_async
+    )
     resp = await api.chat()
     assert resp.cost_usd is None  # unknown, so `llmcore usage` counts it as unpriced
     assert _request_costs(events) == [None]
@@ -103,8 +113,9 @@ async def test_unknown_model_on_a_hosted_provider_is_unpriced_not_free(
 
 
 @pytest.mark.parametrize("is_async", MODES)
-async def test_a_local_provider_costs_nothing(is_async: bool, fake: OpenAIFake,
-                                              make_client: Any) -> None:
+async def test_a_local_provider_costs_nothing(
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
     # vLLM (its plugin, on the OpenAI fake) is a local server: even a model name the
     # registry prices is free there, and so is one it does not know.
     import llmcore_vllm  # type: ignore[import-untyped]
@@ -125,12 +136,14 @@ routing: {{state: memory}}
     await api.close()
 
 
-def test_a_replaced_provider_is_priced_by_its_own_config(fake: OpenAIFake,
-                                                         make_client: Any) -> None:
+def test_a_replaced_provider_is_priced_by_its_own_config(
+    fake: OpenAIFake, make_client: Any
+) -> None:
     """The price source is cached per (provider, model): a provider added under the same
     name (``Runtime.add_provider``) must not inherit the old one's price."""
-    client = make_client(chain([("p", fake.base_url)], models=["house-model-x"],
-                               extra=COST_SECTION))
+    client = make_client(
+        chain([("p", fake.base_url)], models=["house-model-x"], extra=COST_SECTION)
+    )
     assert client.chat("hi").cost_usd == pytest.approx(CONFIG_COST)
     old = client.runtime.providers["p"]
     client.runtime.add_provider(type(old)(attrs.evolve(old.config, cost=None)))
@@ -138,14 +151,18 @@ def test_a_replaced_provider_is_priced_by_its_own_config(fake: OpenAIFake,
 
 
 @pytest.mark.parametrize("is_async", MODES)
-async def test_a_429_attempt_event_says_until_when_it_cools(is_async: bool, fake: OpenAIFake,
-                                                            make_client: Any) -> None:
+async def test_a_429_attempt_event_says_until_when_it_cools(
+    is_async: bool, fake: OpenAIFake, make_client: Any
+) -> None:
     b = OpenAIFake(default=Reply(text="from b", usage=TOKENS))
     b.start()
     try:
         fake.push(Reply(status=429, headers={"Retry-After": "120"}))
-        api, events = _api(make_client, chain([("a", fake.base_url), ("b", b.base_url)],
-                                              models=["gpt-4o-mini"]), is_async)
+        api, events = _api(
+            make_client,
+            chain([("a", fake.base_url), ("b", b.base_url)], models=["gpt-4o-mini"]),
+            is_async,
+        )
         resp = await api.chat()
         assert resp.provider == "b"
         failed = [e for e in events.kinds("attempt") if e.provider == "a"]
@@ -160,8 +177,9 @@ async def test_a_429_attempt_event_says_until_when_it_cools(is_async: bool, fake
         b.stop()
 
 
-def test_cached_input_tokens_are_charged_at_the_cached_rate(fake: OpenAIFake,
-                                                             make_client: Any) -> None:
+def test_cached_input_tokens_are_charged_at_the_cached_rate(
+    fake: OpenAIFake, make_client: Any
+) -> None:
     """The cached fast path must not lose the registry's cached-input price."""
     from llmcore.registry import get_registry
     from llmcore.router import Candidate
@@ -175,7 +193,7 @@ def test_cached_input_tokens_are_charged_at_the_cached_rate(fake: OpenAIFake,
     expected = (600 * 0.15 + 400 * 0.075 + 200 * 0.60) / 1e6
     for _ in range(2):  # the first looks the price up, the second uses the cache
         assert pricing.cost(cand, "gpt-4o-mini", cached) == pytest.approx(expected)
-        assert pricing.cost(cand, "gpt-4o-mini", Usage(1000, 200)) == pytest.approx(
-            REGISTRY_COST)
+        assert pricing.cost(cand, "gpt-4o-mini", Usage(1000, 200)) == pytest.approx(REGISTRY_COST)
     assert get_registry(client.runtime.config).cost(
-        "gpt-4o-mini", "openai", cached) == pytest.approx(expected)
+        "gpt-4o-mini", "openai", cached
+    ) == pytest.approx(expected)

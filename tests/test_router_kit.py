@@ -29,9 +29,15 @@ class Events:
         return [e for e in self.events if e.kind == kind]
 
 
-def chain(providers: Sequence[tuple[str, str]], *, max_attempts: int = 2, timeout: float = 2.0,
-          models: Sequence[str] = ("m1",), routing: str = "state: memory",
-          extra: str = "") -> str:
+def chain(
+    providers: Sequence[tuple[str, str]],
+    *,
+    max_attempts: int = 2,
+    timeout: float = 2.0,
+    models: Sequence[str] = ("m1",),
+    routing: str = "state: memory",
+    extra: str = "",
+) -> str:
     """YAML for a chain of ``openai`` providers (name, base_url) with fast retries."""
     lines = ["providers:"]
     model_list = ", ".join(models)
@@ -40,7 +46,8 @@ def chain(providers: Sequence[tuple[str, str]], *, max_attempts: int = 2, timeou
             f"  {name}: {{plugin: openai, base_url: '{url}', api_key: '{CANARY}', "
             f"models: [{model_list}], timeout: {timeout}, "
             f"retry: {{max_attempts: {max_attempts}, wait: fixed, delay: 0.001, jitter: 0}}"
-            f"{extra}}}")
+            f"{extra}}}"
+        )
     lines += ["agents: {}", "metrics: {sinks: []}", "routing: {" + routing + "}"]
     return "\n".join(lines) + "\n"
 
@@ -58,8 +65,9 @@ class Api:
             return resp
         return self.client.chat(prompt, **kw)  # type: ignore[no-any-return]
 
-    async def stream(self, prompt: str = "hi",
-                     **kw: Any) -> tuple[list[StreamChunk], Any, LLMCoreError | None]:
+    async def stream(
+        self, prompt: str = "hi", **kw: Any
+    ) -> tuple[list[StreamChunk], Any, LLMCoreError | None]:
         """(chunks, the stream's attempts, the error that ended it or None)."""
         got: list[StreamChunk] = []
         it = self.client.stream(prompt, **kw)

@@ -39,19 +39,43 @@ FAULTS = [
     Fault("refused", None, "ProviderConnectionError", False, "trouble"),
     Fault("reset", Reply(reset=True), "ProviderConnectionError", True, "trouble"),
     Fault("timeout", Reply(delay=0.6), "ProviderTimeoutError", True, "trouble"),
-    Fault("429-retry-after", Reply(status=429, headers={"Retry-After": "1"}),
-          "RateLimitError", True, "rate", status=429),
+    Fault(
+        "429-retry-after",
+        Reply(status=429, headers={"Retry-After": "1"}),
+        "RateLimitError",
+        True,
+        "rate",
+        status=429,
+    ),
     Fault("429", Reply(status=429), "RateLimitError", True, "rate", status=429),
     Fault("500", Reply(status=500), "ResponseError", True, "trouble", status=500),
     Fault("503", Reply(status=503), "ResponseError", True, "trouble", status=503),
     Fault("401", Reply(status=401), "AuthenticationError", False, None, status=401),
-    Fault("404-model", Reply(status=404, error="The model `m1` does not exist"),
-          "ModelNotFoundError", False, None, status=404),
+    Fault(
+        "404-model",
+        Reply(status=404, error="The model `m1` does not exist"),
+        "ModelNotFoundError",
+        False,
+        None,
+        status=404,
+    ),
     Fault("malformed-json", Reply(body=b"not json"), "ResponseError", False, "trouble"),
-    Fault("stream-cut-before-first-chunk", Reply(text=TEXT, cut_after=1),
-          "ProviderConnectionError", True, "trouble", stream=True),
-    Fault("stream-cut-after-first-chunk", Reply(text=TEXT, cut_after=3),
-          "ProviderConnectionError", False, "trouble", stream=True),
+    Fault(
+        "stream-cut-before-first-chunk",
+        Reply(text=TEXT, cut_after=1),
+        "ProviderConnectionError",
+        True,
+        "trouble",
+        stream=True,
+    ),
+    Fault(
+        "stream-cut-after-first-chunk",
+        Reply(text=TEXT, cut_after=3),
+        "ProviderConnectionError",
+        False,
+        "trouble",
+        stream=True,
+    ),
 ]
 IDS = [f.name for f in FAULTS]
 MODES = [pytest.param(False, id="sync"), pytest.param(True, id="async")]
@@ -95,8 +119,9 @@ async def test_retry(fault: Fault, is_async: bool, fakes: Any, make_client: Any)
     a, _ = fakes
     if fault.reply is not None:
         a.push(fault.reply)
-    api, events = _client(make_client, chain([("a", _url(fault, a))], max_attempts=2,
-                                             timeout=0.3), is_async)
+    api, events = _client(
+        make_client, chain([("a", _url(fault, a))], max_attempts=2, timeout=0.3), is_async
+    )
     text, attempts, err = await _call(api, fault)
     if fault.name == CUT_AFTER:
         # Text reached the caller: no retry, no restart; the partial text is handed back.
@@ -105,7 +130,9 @@ async def test_retry(fault: Fault, is_async: bool, fakes: Any, make_client: Any)
     elif fault.retryable:
         assert err is None and text == TEXT
         assert [(x.ok, x.error_type, x.retry) for x in attempts] == [
-            (False, fault.error, 0), (True, None, 1)]
+            (False, fault.error, 0),
+            (True, None, 1),
+        ]
         assert len(a.requests) == 2
         retry = events.kinds("retry")
         assert len(retry) == 1
@@ -131,8 +158,11 @@ async def test_failover(fault: Fault, is_async: bool, fakes: Any, make_client: A
     a, b = fakes
     if fault.reply is not None:
         a.default = fault.reply
-    api, events = _client(make_client, chain([("a", _url(fault, a)), ("b", b.base_url)],
-                                             max_attempts=2, timeout=0.3), is_async)
+    api, events = _client(
+        make_client,
+        chain([("a", _url(fault, a)), ("b", b.base_url)], max_attempts=2, timeout=0.3),
+        is_async,
+    )
     text, attempts, err = await _call(api, fault)
     if fault.name == CUT_AFTER:
         assert isinstance(err, StreamInterrupted) and err.partial == "alpha beta "
@@ -143,7 +173,8 @@ async def test_failover(fault: Fault, is_async: bool, fakes: Any, make_client: A
     # 429 fails over at once (b can answer now); refused is never retried.
     calls = 2 if fault.retryable and fault.cools != "rate" else 1
     assert [(x.provider, x.error_type) for x in attempts] == (
-        [("a", fault.error)] * calls + [("b", None)])
+        [("a", fault.error)] * calls + [("b", None)]
+    )
     assert len(a.requests) == (0 if fault.reply is None else calls)
     assert len(events.kinds("failover")) == 1
     assert events.kinds("failover")[0].provider == "a"
@@ -152,17 +183,24 @@ async def test_failover(fault: Fault, is_async: bool, fakes: Any, make_client: A
 
 
 @pytest.mark.parametrize("is_async", MODES)
-@pytest.mark.parametrize("fault", [f for f in FAULTS if f.name != CUT_AFTER],
-                         ids=[n for n in IDS if n != CUT_AFTER])
+@pytest.mark.parametrize(
+    "fault", [f for f in FAULTS if f.name != CUT_AFTER], ids=[n for n in IDS if n != CUT_AFTER]
+)
 async def test_cooldown(fault: Fault, is_async: bool, fakes: Any, make_client: Any) -> None:
     a, b = fakes
     if fault.reply is not None:
         a.default = fault.reply
-    routing = ("state: memory, cooldown: {rate_limit_seconds: 600, failure_threshold: 2, "
-               "failure_seconds: 600}")
-    api, events = _client(make_client, chain([("a", _url(fault, a)), ("b", b.base_url)],
-                                             max_attempts=2, timeout=0.3, routing=routing),
-                          is_async)
+    routing = (
+        "state: memory, cooldown: {rate_limit_seconds: 600, failure_threshold: 2, "
+        "failure_seconds: 600}"
+    )
+    api, events = _client(
+        make_client,
+        chain(
+            [("a", _url(fault, a)), ("b", b.base_url)], max_attempts=2, timeout=0.3, routing=routing
+        ),
+        is_async,
+    )
     seen: list[list[Any]] = []
     calls_to_a: list[int] = []
     for _ in range(3):
@@ -213,25 +251,28 @@ async def test_all_cooling_says_when_the_first_is_back(fakes: Any, make_client: 
 
 @pytest.mark.parametrize("is_async", MODES)
 @pytest.mark.parametrize("max_attempts", [1, 3])
-async def test_retry_count_and_exponential_waits(max_attempts: int, is_async: bool,
-                                                 fakes: Any, make_client: Any) -> None:
+async def test_retry_count_and_exponential_waits(
+    max_attempts: int, is_async: bool, fakes: Any, make_client: Any
+) -> None:
     a, _ = fakes
     a.default = Reply(status=503)
     text = chain([("a", a.base_url)], max_attempts=max_attempts).replace(
-        "wait: fixed, delay: 0.001", "wait: exponential, delay: 0.01, max_delay: 0.015")
+        "wait: fixed, delay: 0.001", "wait: exponential, delay: 0.01, max_delay: 0.015"
+    )
     api, events = _client(make_client, text, is_async)
     with pytest.raises(AllProvidersFailed) as info:
         await api.chat()
     assert [x.retry for x in info.value.attempts] == list(range(max_attempts))
     assert len(a.requests) == max_attempts
     waits = [e.duration_s for e in events.kinds("retry")]
-    assert waits == pytest.approx([0.01, 0.015][:max_attempts - 1])  # 0.01, then 0.02 capped
+    assert waits == pytest.approx([0.01, 0.015][: max_attempts - 1])  # 0.01, then 0.02 capped
     await api.close()
 
 
 @pytest.mark.parametrize("is_async", MODES)
-async def test_stream_request_event_has_ttft_and_usage(is_async: bool, fakes: Any,
-                                                       make_client: Any) -> None:
+async def test_stream_request_event_has_ttft_and_usage(
+    is_async: bool, fakes: Any, make_client: Any
+) -> None:
     a, _ = fakes
     api, events = _client(make_client, chain([("a", a.base_url)]), is_async)
     chunks, attempts, err = await api.stream()

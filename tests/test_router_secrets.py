@@ -50,8 +50,11 @@ class EchoingFake(OpenAIFake):
 
 @pytest.fixture
 def hostile() -> Iterator[list[EchoingFake]]:
-    fakes = [EchoingFake(["401", "500", "html", "cut"]), EchoingFake(["429", "500", "ok"]),
-             EchoingFake(["html", "ok"])]
+    fakes = [
+        EchoingFake(["401", "500", "html", "cut"]),
+        EchoingFake(["429", "500", "ok"]),
+        EchoingFake(["html", "ok"]),
+    ]
     for f in fakes:
         f.start()
     yield fakes
@@ -68,21 +71,34 @@ def _texts(obj: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-async def test_canary_key_never_leaks(is_async: bool, hostile: list[EchoingFake],
-                                      make_client: Any, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      caplog: pytest.LogCaptureFixture,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+async def test_canary_key_never_leaks(
+    is_async: bool,
+    hostile: list[EchoingFake],
+    make_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("LLMCORE_TEST_CANARY", ENV_CANARY)
     state = tmp_path / "state.json"
-    text = chain([("a", hostile[0].base_url), ("b", hostile[1].base_url),
-                  ("dead", dead_url(hostile[0].base_url))],
-                 routing=f"state: 'file:{state}', cooldown: {{failure_threshold: 2}}")
-    text = text.replace("agents: {}", (
-        f"  env: {{plugin: openai, base_url: '{hostile[2].base_url}', "
-        "api_key_env: LLMCORE_TEST_CANARY, models: [m1], retry: {max_attempts: 2, "
-        "delay: 0.001}}\nagents: {}"))
+    text = chain(
+        [
+            ("a", hostile[0].base_url),
+            ("b", hostile[1].base_url),
+            ("dead", dead_url(hostile[0].base_url)),
+        ],
+        routing=f"state: 'file:{state}', cooldown: {{failure_threshold: 2}}",
+    )
+    text = text.replace(
+        "agents: {}",
+        (
+            f"  env: {{plugin: openai, base_url: '{hostile[2].base_url}', "
+            "api_key_env: LLMCORE_TEST_CANARY, models: [m1], retry: {max_attempts: 2, "
+            "delay: 0.001}}\nagents: {}"
+        ),
+    )
     events = Events()
     client = make_client(text, events, async_=is_async)
     api = Api(client, is_async)

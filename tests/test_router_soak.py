@@ -86,8 +86,9 @@ class ScriptedFake(OpenAIFake):
 
         self._server = Server((self._host, self._port), base.Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -129,23 +130,32 @@ def _start() -> list[ScriptedFake]:
 
 
 def _config(fakes: list[ScriptedFake]) -> str:
-    return chain([(p, f.base_url) for p, f in zip(PROVIDERS, fakes, strict=True)],
-                 max_attempts=MAX_ATTEMPTS,
-                 routing="state: memory, cooldown: {rate_limit_seconds: 0, "
-                         "failure_threshold: 1000000}")
+    return chain(
+        [(p, f.base_url) for p, f in zip(PROVIDERS, fakes, strict=True)],
+        max_attempts=MAX_ATTEMPTS,
+        routing="state: memory, cooldown: {rate_limit_seconds: 0, failure_threshold: 1000000}",
+    )
 
 
-def _report(label: str, outcomes: list[Any], attempts: int, fakes: list[ScriptedFake],
-            seconds: float, events: Events) -> None:
+def _report(
+    label: str,
+    outcomes: list[Any],
+    attempts: int,
+    fakes: list[ScriptedFake],
+    seconds: float,
+    events: Events,
+) -> None:
     faults = sum(sum(f.faults.values()) for f in fakes)
     calls = sum(len(f.requests) for f in fakes)
     failed = sum(isinstance(o, AllProvidersFailed) for o in outcomes)
     assert len(events.kinds("attempt")) == attempts
     assert len([e for e in events.kinds("request")]) == N
-    print(f"\nsoak {label}: requests={N} answered={N - failed} all_failed={failed} "
-          f"calls={calls} injected_faults={faults} ({faults / calls:.0%}) attempts={attempts} "
-          f"retries={len(events.kinds('retry'))} failovers={len(events.kinds('failover'))} "
-          f"lost=0 duplicated=0 in {seconds:.1f}s")
+    print(
+        f"\nsoak {label}: requests={N} answered={N - failed} all_failed={failed} "
+        f"calls={calls} injected_faults={faults} ({faults / calls:.0%}) attempts={attempts} "
+        f"retries={len(events.kinds('retry'))} failovers={len(events.kinds('failover'))} "
+        f"lost=0 duplicated=0 in {seconds:.1f}s"
+    )
 
 
 @pytest.mark.slow
@@ -154,6 +164,7 @@ def test_soak_sync(make_client: Any) -> None:
     events = Events()
     client = make_client(_config(fakes), events)
     try:
+
         def one(n: int) -> Any:
             try:
                 return client.chat(f"req-{n}")

@@ -51,8 +51,9 @@ class EchoAgent(llmcore.Agent):
 
     def run(self, task: AgentTask, on_event: Any = None) -> AgentResult:
         EchoAgent.tasks.append(task)
-        return AgentResult(agent=self.name, success=True, output=f"agent says: {task.prompt}",
-                           model=task.model)
+        return AgentResult(
+            agent=self.name, success=True, output=f"agent says: {task.prompt}", model=task.model
+        )
 
 
 class Plugin:
@@ -66,8 +67,10 @@ class Plugin:
 
 
 def _yaml(providers: str, routing: str = "state: memory", agents: str = "{}") -> str:
-    return f"providers:\n{providers}\nagents: {agents}\nmetrics: {{sinks: []}}\n" \
-           f"routing: {{{routing}}}\n"
+    return (
+        f"providers:\n{providers}\nagents: {agents}\nmetrics: {{sinks: []}}\n"
+        f"routing: {{{routing}}}\n"
+    )
 
 
 THREE = """\
@@ -119,8 +122,11 @@ def test_cost_orders_by_price_local_first(make_client: Any) -> None:
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 async def test_latency_prefers_the_fast_provider(is_async: bool, make_client: Any) -> None:
-    client = make_client(_yaml(THREE, "state: memory, strategy: latency, latency_decay: 0.5"),
-                         Plugin(), async_=is_async)
+    client = make_client(
+        _yaml(THREE, "state: memory, strategy: latency, latency_decay: 0.5"),
+        Plugin(),
+        async_=is_async,
+    )
     api = Api(client, is_async)
     a = client.runtime.providers["a"]
     real = a.chat
@@ -171,29 +177,32 @@ def test_model_fallback_inside_a_provider(make_client: Any) -> None:
           largest_first: true, fallback_models: [tiny]}
 """
     client = make_client(_yaml(providers), Plugin())
-    assert [m for _, m in _names(client)] == ["llama3.1:70b", "qwen2.5:7b", "gemma-3-270m",
-                                              "tiny"]
+    assert [m for _, m in _names(client)] == ["llama3.1:70b", "qwen2.5:7b", "gemma-3-270m", "tiny"]
     p = client.runtime.providers["local"]
     real = p.chat
 
     def missing_big(request: Any) -> Any:
         if request.model != "qwen2.5:7b":
-            raise ModelNotFoundError(f"model {request.model} not found", status=404,
-                                     hint="ollama pull it")
+            raise ModelNotFoundError(
+                f"model {request.model} not found", status=404, hint="ollama pull it"
+            )
         return real(request)
 
     p.chat = missing_big
     resp = client.chat("hi")
     assert resp.model == "qwen2.5:7b"
     assert [(a.model, a.error_type) for a in resp.attempts] == [
-        ("llama3.1:70b", "ModelNotFoundError"), ("qwen2.5:7b", None)]
+        ("llama3.1:70b", "ModelNotFoundError"),
+        ("qwen2.5:7b", None),
+    ]
     # A model the caller names is never silently swapped for a fallback model (issue 13):
     # it is tried alone, and when it is missing the error says so.
     assert [m for _, m in _names(client, model="gemma-3-270m")] == ["gemma-3-270m"]
     with pytest.raises(AllProvidersFailed) as info:
         client.chat("hi", model="llama3.1:70b")
     assert [(a.model, a.error_type) for a in info.value.attempts] == [
-        ("llama3.1:70b", "ModelNotFoundError")]
+        ("llama3.1:70b", "ModelNotFoundError")
+    ]
 
 
 def test_parameter_count_from_names() -> None:
@@ -223,8 +232,10 @@ def test_capability_filters_ask_the_registry(make_client: Any) -> None:
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 async def test_agents_serve_prompts_by_preference(is_async: bool, make_client: Any) -> None:
     EchoAgent.tasks = []
-    agents = "{helper: {plugin: echo-agent, serve_prompts: true, model: agent-model}, " \
-             "quiet: {plugin: echo-agent, serve_prompts: false}}"
+    agents = (
+        "{helper: {plugin: echo-agent, serve_prompts: true, model: agent-model}, "
+        "quiet: {plugin: echo-agent, serve_prompts: false}}"
+    )
     one = "  a: {plugin: static, reply: from-a}\n"
     auto = make_client(_yaml(one, agents=agents), Plugin(), async_=is_async)
     assert _names(auto) == [("a", None), ("helper", "agent-model")]
@@ -250,7 +261,8 @@ def test_events_and_attempts_match(make_client: Any) -> None:
     resp = client.chat("hi")
     attempt_events = events.kinds("attempt")
     assert [(e.provider, e.outcome) for e in attempt_events] == [
-        (a.provider, "ok" if a.ok else a.error_type) for a in resp.attempts]
+        (a.provider, "ok" if a.ok else a.error_type) for a in resp.attempts
+    ]
     assert len({e.request_id for e in events.events}) == 1
     assert [e.kind for e in events.events].count("retry") == 1
 
@@ -264,8 +276,9 @@ def test_config_errors_are_clear(make_client: Any) -> None:
     assert info.value.path == "routing.state"
 
 
-def test_hot_path_does_not_read_the_state_file(make_client: Any, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hot_path_does_not_read_the_state_file(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import llmcore.state as state
 
     path = tmp_path / "state.json"
@@ -290,10 +303,10 @@ def test_hot_path_does_not_read_the_state_file(make_client: Any, tmp_path: Path,
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-async def test_a_stream_left_early_releases_the_provider(is_async: bool,
-                                                         make_client: Any) -> None:
-    client = make_client(_yaml(THREE, "state: memory, strategy: least_busy"), Plugin(),
-                         async_=is_async)
+async def test_a_stream_left_early_releases_the_provider(is_async: bool, make_client: Any) -> None:
+    client = make_client(
+        _yaml(THREE, "state: memory, strategy: least_busy"), Plugin(), async_=is_async
+    )
     a = client.runtime.providers["a"]
     closed: list[bool] = []
 

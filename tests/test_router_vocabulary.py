@@ -25,8 +25,12 @@ from llmcore.testing import StaticProvider
 from llmcore.types import AgentResult, AgentTask, ChatRequest, Message
 from test_router_strategies import RemoteProvider
 
-_ERRORS = {"auth": AgentAuthError, "rate": AgentRateLimitError, "down": AgentConnectionError,
-           "missing": AgentNotFoundError}
+_ERRORS = {
+    "auth": AgentAuthError,
+    "rate": AgentRateLimitError,
+    "down": AgentConnectionError,
+    "missing": AgentNotFoundError,
+}
 
 
 class ChainAgent(llmcore.Agent):
@@ -49,14 +53,17 @@ class ChainAgent(llmcore.Agent):
         with ChainAgent.lock:
             ChainAgent.tasks.append((self.name, task))
         if self.options.fail:
-            exc = _ERRORS[self.options.fail](f"{self.name}: {self.options.fail}",
-                                             agent=self.name)
+            exc = _ERRORS[self.options.fail](f"{self.name}: {self.options.fail}", agent=self.name)
             if self.options.changed:
-                exc.result = AgentResult(agent=self.name, success=False,  # type: ignore[attr-defined]
-                                         files_modified=["app.py"])
+                exc.result = AgentResult(
+                    agent=self.name,
+                    success=False,  # type: ignore[attr-defined]
+                    files_modified=["app.py"],
+                )
             raise exc
-        return AgentResult(agent=self.name, success=True, output=f"{self.name} did it",
-                           model=task.model)
+        return AgentResult(
+            agent=self.name, success=True, output=f"{self.name} did it", model=task.model
+        )
 
 
 class Plugin:
@@ -74,10 +81,13 @@ def _fresh() -> None:
     ChainAgent.tasks = []
 
 
-def _yaml(routing: str, agents: str, providers: str = "  api: {plugin: static, reply: "
-          "from-api}\n") -> str:
-    return (f"providers:\n{providers}agents: {agents}\nmetrics: {{sinks: []}}\n"
-            f"routing: {{state: memory, {routing}}}\n")
+def _yaml(
+    routing: str, agents: str, providers: str = "  api: {plugin: static, reply: from-api}\n"
+) -> str:
+    return (
+        f"providers:\n{providers}agents: {agents}\nmetrics: {{sinks: []}}\n"
+        f"routing: {{state: memory, {routing}}}\n"
+    )
 
 
 def _plan(client: Any, request: ChatRequest | None = None, **kw: Any) -> list[tuple[str, str]]:
@@ -88,8 +98,7 @@ def _plan(client: Any, request: ChatRequest | None = None, **kw: Any) -> list[tu
 AGENT = "{coder: {plugin: chain-agent}}"
 
 
-def test_api_first_puts_agents_in_the_chain_and_falls_back_api_to_cli(
-        make_client: Any) -> None:
+def test_api_first_puts_agents_in_the_chain_and_falls_back_api_to_cli(make_client: Any) -> None:
     client = make_client(_yaml("strategy: api_first", AGENT), Plugin())
     assert _plan(client) == [("api", "api"), ("coder", "cli")]
     client.runtime.providers["api"].fail_with = ProviderConnectionError("down")
@@ -99,34 +108,38 @@ def test_api_first_puts_agents_in_the_chain_and_falls_back_api_to_cli(
 
 
 def test_cli_first_falls_back_cli_to_api(make_client: Any) -> None:
-    client = make_client(_yaml("strategy: cli_first",
-                               "{coder: {plugin: chain-agent, fail: down}}"), Plugin())
+    client = make_client(
+        _yaml("strategy: cli_first", "{coder: {plugin: chain-agent, fail: down}}"), Plugin()
+    )
     assert _plan(client) == [("coder", "cli"), ("api", "api")]
     resp = client.chat("what is 2+2?")
     assert resp.provider == "api" and resp.content == "from-api"
     assert [(a.provider, a.ok) for a in resp.attempts] == [("coder", False), ("api", True)]
 
 
-def test_cost_based_is_cost_and_a_free_tier_agent_beats_a_priced_provider(
-        make_client: Any) -> None:
-    providers = ("  paid: {plugin: remote, reply: paid, models: [m1], "
-                 "cost: {input_per_million: 5, output_per_million: 15}}\n")
-    agents = ("{free: {plugin: chain-agent, free_tier: true, serve_prompts: true}, "
-              "dear: {plugin: chain-agent, serve_prompts: true}}")
-    client = make_client(_yaml("strategy: cost_based, prefer: api", agents, providers),
-                         Plugin())
+def test_cost_based_is_cost_and_a_free_tier_agent_beats_a_priced_provider(make_client: Any) -> None:
+    providers = (
+        "  paid: {plugin: remote, reply: paid, models: [m1], "
+        "cost: {input_per_million: 5, output_per_million: 15}}\n"
+    )
+    agents = (
+        "{free: {plugin: chain-agent, free_tier: true, serve_prompts: true}, "
+        "dear: {plugin: chain-agent, serve_prompts: true}}"
+    )
+    client = make_client(_yaml("strategy: cost_based, prefer: api", agents, providers), Plugin())
     # prefer: api keeps agents out ...
     assert _plan(client) == [("paid", "api")]
-    client = make_client(_yaml("strategy: cost_based, prefer: cli", agents, providers),
-                         Plugin())
+    client = make_client(_yaml("strategy: cost_based, prefer: cli", agents, providers), Plugin())
     # ... with both modes: free agent (0) < paid provider (20) < unpriced agent (unknown).
     assert _plan(client) == [("free", "cli"), ("paid", "api"), ("dear", "cli")]
     assert client.chat("hi").provider == "free"
 
 
 def test_agent_capabilities_serve_require(make_client: Any) -> None:
-    agents = ("{coder: {plugin: chain-agent, capabilities: [code, tools]}, "
-              "writer: {plugin: chain-agent, capabilities: [chat]}}")
+    agents = (
+        "{coder: {plugin: chain-agent, capabilities: [code, tools]}, "
+        "writer: {plugin: chain-agent, capabilities: [chat]}}"
+    )
     client = make_client(_yaml("strategy: cli_first", agents), Plugin())
     assert _plan(client, require=["code"]) == [("coder", "cli")]
     assert client.chat("refactor this", require=["code"]).provider == "coder"
@@ -153,16 +166,22 @@ def test_prefer_auto_chooses_by_the_task(make_client: Any, tmp_path: Path) -> No
     assert "cwd" not in sent.extra and "edit" not in sent.extra
 
 
-@pytest.mark.parametrize("kwargs,lost", [
-    ({"messages": [{"role": "user", "content": "what is this?", "images": ["aGk="]}]},
-     "images"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ({"response_format": {"type": "json_object"}}, "a response format"),
-    ({"temperature": 0.1}, "sampling options (temperature)"),
-    ({"system": "be brief"}, "a chat of several messages"),
-])
+@pytest.mark.parametrize(
+    "kwargs,lost",
+    [
+        (
+            {"messages": [{"role": "user", "content": "what is this?", "images": ["aGk="]}]},
+            "images",
+        ),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"response_format": {"type": "json_object"}}, "a response format"),
+        ({"temperature": 0.1}, "sampling options (temperature)"),
+        ({"system": "be brief"}, "a chat of several messages"),
+    ],
+)
 def test_a_request_an_agent_cannot_carry_is_never_given_to_one(
-        make_client: Any, kwargs: dict[str, Any], lost: str) -> None:
+    make_client: Any, kwargs: dict[str, Any], lost: str
+) -> None:
     client = make_client(_yaml("strategy: api_first", AGENT), Plugin())
     client.runtime.providers["api"].fail_with = ProviderConnectionError("down")
     messages = kwargs.pop("messages", "hi")
@@ -180,52 +199,82 @@ def _chain(make_client: Any, agents: str) -> Any:
 
 
 @pytest.mark.parametrize("why", ["auth", "rate", "down", "missing"])
-def test_run_agent_chain_goes_on_when_an_agent_cannot_work(make_client: Any, tmp_path: Path,
-                                                           why: str) -> None:
-    client = _chain(make_client, f"{{first: {{plugin: chain-agent, fail: {why}}}, "
-                                 "second: {plugin: chain-agent}}")
+def test_run_agent_chain_goes_on_when_an_agent_cannot_work(
+    make_client: Any, tmp_path: Path, why: str
+) -> None:
+    client = _chain(
+        make_client,
+        f"{{first: {{plugin: chain-agent, fail: {why}}}, second: {{plugin: chain-agent}}}}",
+    )
     result = client.run_agent(["first", "second"], "add a test", cwd=tmp_path)
     assert result.success and result.output == "second did it"
     assert [n for n, _ in ChainAgent.tasks] == ["first", "second"]
 
 
 def test_run_agent_chain_from_config_fallback(make_client: Any, tmp_path: Path) -> None:
-    client = _chain(make_client, "{first: {plugin: chain-agent, fail: auth, "
-                                 "fallback: [second]}, second: {plugin: chain-agent}}")
+    client = _chain(
+        make_client,
+        "{first: {plugin: chain-agent, fail: auth, "
+        "fallback: [second]}, second: {plugin: chain-agent}}",
+    )
     assert client.run_agent("first", "add a test", cwd=tmp_path).output == "second did it"
 
 
 def test_run_agent_chain_never_goes_on_after_files_changed_in_place(
-        make_client: Any, tmp_path: Path) -> None:
-    client = _chain(make_client, "{first: {plugin: chain-agent, fail: rate, changed: true}, "
-                                 "second: {plugin: chain-agent}}")
+    make_client: Any, tmp_path: Path
+) -> None:
+    client = _chain(
+        make_client,
+        "{first: {plugin: chain-agent, fail: rate, changed: true}, second: {plugin: chain-agent}}",
+    )
     with pytest.raises(AgentRateLimitError, match="already changed 1 file"):
         client.run_agent(["first", "second"], "add a test", cwd=tmp_path)
     assert [n for n, _ in ChainAgent.tasks] == ["first"]
     # In its own worktree the user's tree is untouched: the chain may go on.
-    client = _chain(make_client, "{first: {plugin: chain-agent, fail: rate, changed: true, "
-                                 "isolation: worktree}, second: {plugin: chain-agent}}")
+    client = _chain(
+        make_client,
+        "{first: {plugin: chain-agent, fail: rate, changed: true, "
+        "isolation: worktree}, second: {plugin: chain-agent}}",
+    )
     assert client.run_agent(["first", "second"], "x", cwd=tmp_path).output == "second did it"
 
 
 def test_run_agent_chain_reports_every_agent_tried(make_client: Any, tmp_path: Path) -> None:
-    client = _chain(make_client, "{first: {plugin: chain-agent, fail: auth}, "
-                                 "second: {plugin: chain-agent, fail: down}}")
-    with pytest.raises(AgentConnectionError, match=r"tried in order: first: AgentAuthError, "
-                                                   r"second: AgentConnectionError"):
+    client = _chain(
+        make_client,
+        "{first: {plugin: chain-agent, fail: auth}, second: {plugin: chain-agent, fail: down}}",
+    )
+    with pytest.raises(
+        AgentConnectionError,
+        match=r"tried in order: first: AgentAuthError, "
+        r"second: AgentConnectionError",
+    ):
         client.run_agent(["first", "second"], "x", cwd=tmp_path)
 
 
 async def test_async_run_agent_chain(make_client: Any, tmp_path: Path) -> None:
-    client = make_client(_yaml("prefer: api", "{first: {plugin: chain-agent, fail: auth}, "
-                                              "second: {plugin: chain-agent}}"),
-                         Plugin(), async_=True)
+    client = make_client(
+        _yaml(
+            "prefer: api",
+            "{first: {plugin: chain-agent, fail: auth}, second: {plugin: chain-agent}}",
+        ),
+        Plugin(),
+        async_=True,
+    )
     result = await client.run_agent(["first", "second"], "x", cwd=tmp_path)
     assert result.output == "second did it"
 
 
 def test_a_fallback_naming_an_unknown_agent_is_a_config_error(make_client: Any) -> None:
-    with pytest.raises(ConfigError, match=r"agents\.first\.fallback\.0: no agent named "
-                                          r"'secnd', did you mean second"):
-        make_client(_yaml("prefer: api", "{first: {plugin: chain-agent, fallback: [secnd]}, "
-                                          "second: {plugin: chain-agent}}"), Plugin())
+    with pytest.raises(
+        ConfigError,
+        match=r"agents\.first\.fallback\.0: no agent named "
+        r"'secnd', did you mean second",
+    ):
+        make_client(
+            _yaml(
+                "prefer: api",
+                "{first: {plugin: chain-agent, fallback: [secnd]}, second: {plugin: chain-agent}}",
+            ),
+            Plugin(),
+        )

@@ -50,12 +50,18 @@ def _yaml(url: str, header: str, value: str, tmp_path: Path) -> str:
     """)
 
 
-@pytest.mark.parametrize("header,value", [
-    ("api-key", CANARY), ("x-api-key", CANARY), ("Authorization", f"Bearer {CANARY}"),
-    ("X-Custom-Token", CANARY),
-])
-def test_a_key_in_headers_never_leaks(tmp_path: Path, header: str, value: str,
-                                      capfd: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "header,value",
+    [
+        ("api-key", CANARY),
+        ("x-api-key", CANARY),
+        ("Authorization", f"Bearer {CANARY}"),
+        ("X-Custom-Token", CANARY),
+    ],
+)
+def test_a_key_in_headers_never_leaks(
+    tmp_path: Path, header: str, value: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     with EchoingHeaders() as fake:
         text = _yaml(fake.base_url, header, value, tmp_path)
         cfg = parse_config(text)
@@ -67,20 +73,29 @@ def test_a_key_in_headers_never_leaks(tmp_path: Path, header: str, value: str,
         assert any(CANARY in json.dumps(r.headers) for r in fake.requests)  # it was sent
         seen += [str(exc), repr(exc), *(json.dumps(a.to_dict()) for a in exc.attempts)]
         # The hint names the setting actually used, not "set OPENAI_API_KEY".
-        assert f"set the {header} header in providers.azureish.headers" in \
-            (exc.attempts[0].hint or "")
+        assert f"set the {header} header in providers.azureish.headers" in (
+            exc.attempts[0].hint or ""
+        )
         client.close()
         cfg_file = tmp_path / "llmcore.yaml"
         cfg_file.write_text(text)
-        shown = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg_file),
-                                "config", "show"], capture_output=True, text=True,
-                               timeout=120, cwd=tmp_path)
+        shown = subprocess.run(
+            [sys.executable, "-m", "llmcore", "--config", str(cfg_file), "config", "show"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert shown.returncode == 0, shown.stderr
         assert "***" in shown.stdout
         seen += [shown.stdout, shown.stderr]
-        cli = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg_file),
-                              "chat", "--json", "hi"], capture_output=True, text=True,
-                             timeout=120, cwd=tmp_path)
+        cli = subprocess.run(
+            [sys.executable, "-m", "llmcore", "--config", str(cfg_file), "chat", "--json", "hi"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert cli.returncode == 1
         seen += [cli.stdout, cli.stderr]
     conn = sqlite3.connect(tmp_path / "m.db")

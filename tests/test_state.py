@@ -53,8 +53,9 @@ def test_file_store_survives_a_restart_and_writes_valid_json(tmp_path: Path) -> 
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed away
 
 
-def test_file_store_rereads_only_when_the_file_changed(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_store_rereads_only_when_the_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "state.json"
     writer, reader = FileStore(path), FileStore(path, recheck=0.0)
     writer.put(Cooldown("a", time.time() + 60))
@@ -80,7 +81,8 @@ def test_file_store_rereads_only_when_the_file_changed(tmp_path: Path,
 
 
 def test_corrupt_state_file_is_reported_once_and_replaced(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "state.json"
     path.write_text('{"version": 1, "cooldowns": {"a": {"until": ')
     store = FileStore(path, recheck=0.0)
@@ -115,9 +117,15 @@ def test_two_processes_hammering_the_file_store_leave_it_valid(tmp_path: Path) -
     script = tmp_path / "hammer.py"
     script.write_text(_HAMMER)
     n = 150
-    procs = [subprocess.Popen([sys.executable, str(script), str(path), tag, str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for tag in ("x", "y")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), tag, str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("x", "y")
+    ]
     reader = FileStore(path, recheck=0.0)
     while any(p.poll() is None for p in procs):
         reader.active()  # a reader during the writes must never see half a file
@@ -169,7 +177,8 @@ def test_redis_store_shares_cooldowns_with_ttl(redis_url: str) -> None:
 
 @pytest.mark.redis
 def test_unreachable_redis_is_reported_once_and_never_raises(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url = f"redis://:hunter2-redis-pw@127.0.0.1:{free_port()}/0"
     store = RedisStore(url, recheck=0.0, timeout=0.2)
     assert dict(store.active()) == {}
@@ -221,8 +230,9 @@ def test_a_429_cooldown_survives_a_restart(tmp_path: Path) -> None:
         script = tmp_path / "chat_once.py"
         script.write_text(_CHAT_ONCE)
         # First process: a answers 429, b answers; the process exits.
-        out = subprocess.run([sys.executable, str(script), str(config)], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, str(script), str(config)], capture_output=True, text=True, timeout=60
+        )
         assert out.stdout.strip() == "b", out.stderr
         assert len(a.requests) == 1
         assert "a/m1" in json.loads(state.read_text())["cooldowns"]
@@ -242,8 +252,10 @@ def test_two_hosts_share_a_cooldown_through_redis(redis_url: str) -> None:
     from llmcore.testing.fakes.base import Reply
     from llmcore.testing.fakes.openai import OpenAIFake
 
-    with OpenAIFake(default=Reply(status=429, headers={"Retry-After": "30"})) as a, \
-            OpenAIFake() as b:
+    with (
+        OpenAIFake(default=Reply(status=429, headers={"Retry-After": "30"})) as a,
+        OpenAIFake() as b,
+    ):
         text = _two_fakes_config(a.base_url, b.base_url, redis_url)
         host1, host2 = Client(parse_config(text)), Client(parse_config(text))
         host2.router.store.clear()

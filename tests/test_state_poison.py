@@ -34,10 +34,13 @@ def _config(a_url: str, b_url: str, state: str, extra: str = "") -> str:
 
 @pytest.mark.parametrize("after", ["inf", "999999999", "nan", "-5"])
 def test_an_absurd_retry_after_cools_at_most_max_cooldown_and_b_answers(
-        tmp_path: Path, after: str) -> None:
+    tmp_path: Path, after: str
+) -> None:
     state = tmp_path / "state.json"
-    with OpenAIFake(default=Reply(status=429, headers={"Retry-After": after})) as a, \
-            OpenAIFake() as b:
+    with (
+        OpenAIFake(default=Reply(status=429, headers={"Retry-After": after})) as a,
+        OpenAIFake() as b,
+    ):
         client = Client(parse_config(_config(a.base_url, b.base_url, f"file:{state}")))
         resp = client.chat("hi")
         assert resp.provider == "b" and resp.content == "Hello from the fake server."
@@ -56,10 +59,13 @@ def test_an_absurd_retry_after_cools_at_most_max_cooldown_and_b_answers(
 
 
 def test_max_cooldown_is_configurable(tmp_path: Path) -> None:
-    with OpenAIFake(default=Reply(status=429, headers={"Retry-After": "inf"})) as a, \
-            OpenAIFake() as b:
-        client = Client(parse_config(_config(a.base_url, b.base_url, "memory",
-                                             ", max_cooldown: 5")))
+    with (
+        OpenAIFake(default=Reply(status=429, headers={"Retry-After": "inf"})) as a,
+        OpenAIFake() as b,
+    ):
+        client = Client(
+            parse_config(_config(a.base_url, b.base_url, "memory", ", max_cooldown: 5"))
+        )
         resp = client.chat("hi")
         cooled = resp.attempts[0]
         assert cooled.cooldown_until is not None
@@ -81,7 +87,8 @@ _POISON: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize("name,content", _POISON, ids=[p[0] for p in _POISON])
 def test_a_poisoned_state_file_never_fails_a_request(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str], name: str, content: Any) -> None:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], name: str, content: Any
+) -> None:
     state = tmp_path / "state.json"
     if isinstance(content, bytes):
         state.write_bytes(content)
@@ -101,14 +108,22 @@ def test_a_poisoned_state_file_never_fails_a_request(
 
 
 def test_one_bad_entry_is_dropped_and_the_good_ones_kept(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = tmp_path / "state.json"
     good = time.time() + 60
-    state.write_text(json.dumps({"version": 1, "cooldowns": {
-        "ok": {"until": good, "reason": "rate limited"},
-        "bad": {"until": "never"},
-        "x" * 1000: {"until": good},
-    }}))
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "cooldowns": {
+                    "ok": {"until": good, "reason": "rate limited"},
+                    "bad": {"until": "never"},
+                    "x" * 1000: {"until": good},
+                },
+            }
+        )
+    )
     store = FileStore(state)
     assert set(store.active()) == {"ok"}
     assert store.active()["ok"].reason == "rate limited"
@@ -127,7 +142,8 @@ def test_a_store_put_never_stores_an_infinite_or_overlong_cooldown(tmp_path: Pat
 
 
 def test_cooldowns_in_a_process_ignore_wall_clock_steps(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stores = [MemoryStore(), FileStore(tmp_path / "s.json", recheck=0.0)]
     for store in stores:
         store.put(Cooldown("a", time.time() + 0.3, "30 s, scaled down"))
@@ -161,8 +177,9 @@ def test_writers_killed_mid_write_leave_no_temp_files_behind(tmp_path: Path) -> 
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
     for _ in range(8):
-        p = subprocess.Popen([sys.executable, str(script), str(state)], stdout=subprocess.PIPE,
-                             text=True)
+        p = subprocess.Popen(
+            [sys.executable, str(script), str(state)], stdout=subprocess.PIPE, text=True
+        )
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
         time.sleep(0.05)
         os.kill(p.pid, signal.SIGKILL)

@@ -21,9 +21,11 @@ from llmcore.testing.fakes import AnthropicFake, OpenAIFake, Reply
 from llmcore.testing.fakes.ollama import OllamaFake
 from llmcore.types import ChatRequest, Message
 
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string"},
-                                           "age": {"type": "integer"}},
-          "required": ["name", "age"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
 
 
 class Person(pydantic.BaseModel):
@@ -39,8 +41,10 @@ class Pet:
 
 
 def cfg(plugin: str, url: str, model: str = "m") -> str:
-    return (f"providers:\n  p:\n    plugin: {plugin}\n    base_url: {url}\n"
-            f"    models: [{model}]\nmetrics: {{enabled: false}}\nrouting: {{state: memory}}\n")
+    return (
+        f"providers:\n  p:\n    plugin: {plugin}\n    base_url: {url}\n"
+        f"    models: [{model}]\nmetrics: {{enabled: false}}\nrouting: {{state: memory}}\n"
+    )
 
 
 def test_openai_gets_response_format_and_a_pydantic_object_comes_back() -> None:
@@ -49,8 +53,7 @@ def test_openai_gets_response_format_and_a_pydantic_object_comes_back() -> None:
         got = c.chat("who?", schema=Person)
     assert got == Person(name="Ada", age=36)
     rf = fake.requests[0].json["response_format"]
-    assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] == \
-        Person.model_json_schema()
+    assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] == Person.model_json_schema()
 
 
 def test_ollama_gets_format(ollama_fake: OllamaFake) -> None:
@@ -96,14 +99,26 @@ def test_async_schema() -> None:
 
 
 def test_anthropic_is_asked_with_a_forced_tool_call() -> None:
-    req = ChatRequest(messages=[Message("user", "x")], response_format={
-        "type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}})
+    req = ChatRequest(
+        messages=[Message("user", "x")],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": SCHEMA},
+        },
+    )
     shaped = for_provider(req, "anthropic")
     assert "anthropic" in NATIVE
     assert shaped.response_format is None
-    assert shaped.tools == [{"type": "function", "function": {
-        "name": "answer", "description": "Give the answer in this structure.",
-        "parameters": SCHEMA}}]
+    assert shaped.tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "answer",
+                "description": "Give the answer in this structure.",
+                "parameters": SCHEMA,
+            },
+        }
+    ]
     assert shaped.tool_choice == {"type": "function", "function": {"name": "answer"}}
     assert req.tools is None  # the caller's request is left alone
     assert for_provider(req, "openai") is req
@@ -117,15 +132,30 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
         fake.push(Reply(text='{"name": "Ada", "age": 36}'), Reply(text='{"name": "B", "age": 1}'))
         env = {**os.environ, "NO_COLOR": "1"}
         run = [sys.executable, "-m", "llmcore", "--config", str(path), "chat"]
-        out = subprocess.run([*run, "--schema", str(tmp_path / "s.json"), "who"],
-                             capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            [*run, "--schema", str(tmp_path / "s.json"), "who"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"name": "Ada", "age": 36}
-        out = subprocess.run([*run, "--schema", json.dumps(SCHEMA), "who"],
-                             capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            [*run, "--schema", json.dumps(SCHEMA), "who"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert json.loads(out.stdout) == {"name": "B", "age": 1}
-        bad = subprocess.run([*run, "--json", "--schema", '{"type": 12}', "who"],
-                             capture_output=True, text=True, timeout=120, env=env)
+        bad = subprocess.run(
+            [*run, "--json", "--schema", '{"type": 12}', "who"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert bad.returncode == 2
         assert "not a valid JSON Schema" in json.loads(bad.stdout)["error"]
 
@@ -134,20 +164,22 @@ def test_chat_schema_cli(tmp_path: Path) -> None:
 def test_a_server_refusing_json_schema_is_asked_in_json_object_shape(status: int) -> None:
     # llama-cpp-python's server answers this validation error with a 500 naming the field
     text = cfg("openai", "URL").replace("models: [m]", "models: [m]\n    retry: {max_attempts: 1}")
-    with OpenAIFake() as fake, \
-            Client(parse_config(text.replace("URL", fake.base_url))) as c:
-        fake.push(Reply(status=status, error="1 validation error: ('body', 'response_format', "
-                        "'type'): Input should be 'text' or 'json_object'"),
-                  Reply(text='{"name": "Ada", "age": 36}'))
+    with OpenAIFake() as fake, Client(parse_config(text.replace("URL", fake.base_url))) as c:
+        fake.push(
+            Reply(
+                status=status,
+                error="1 validation error: ('body', 'response_format', "
+                "'type'): Input should be 'text' or 'json_object'",
+            ),
+            Reply(text='{"name": "Ada", "age": 36}'),
+        )
         assert c.chat("who?", schema=SCHEMA) == {"name": "Ada", "age": 36}
-    assert fake.requests[1].json["response_format"] == {"type": "json_object",
-                                                       "schema": SCHEMA}
+    assert fake.requests[1].json["response_format"] == {"type": "json_object", "schema": SCHEMA}
 
 
 def test_other_server_errors_are_not_retried_in_another_shape() -> None:
     text = cfg("openai", "URL").replace("models: [m]", "models: [m]\n    retry: {max_attempts: 1}")
-    with OpenAIFake() as fake, \
-            Client(parse_config(text.replace("URL", fake.base_url))) as c:
+    with OpenAIFake() as fake, Client(parse_config(text.replace("URL", fake.base_url))) as c:
         fake.push(Reply(status=500, error="out of memory"))
         with pytest.raises(AllProvidersFailed):
             c.chat("who?", schema=SCHEMA)
@@ -161,14 +193,20 @@ def _answer(args: dict[str, object], text: str = "") -> Reply:
 
 def _anthropic_cfg(url: str) -> str:
     return cfg("anthropic", url, "claude-fake-1").replace(
-        "    models:", "    api_key: sk-ant-test\n    models:")
+        "    models:", "    api_key: sk-ant-test\n    models:"
+    )
 
 
 def _check_anthropic_requests(fake: object, schema: dict[str, object]) -> None:
     first, second = (r.json for r in fake.message_requests())  # type: ignore[attr-defined]
     # Forced tool call in the Messages API's own shape; no response_format (it has none).
-    assert first["tools"] == [{"name": "answer", "input_schema": schema,
-                               "description": "Give the answer in this structure."}]
+    assert first["tools"] == [
+        {
+            "name": "answer",
+            "input_schema": schema,
+            "description": "Give the answer in this structure.",
+        }
+    ]
     assert first["tool_choice"] == {"type": "tool", "name": "answer"}
     assert "response_format" not in first
     # The retry carries the bad answer and the validation error.
@@ -214,14 +252,17 @@ def test_anthropic_a_schema_that_is_not_an_object_is_wrapped_and_unwrapped() -> 
     # "value" property of one, and the answer is the value again.
     numbers = {"type": "array", "items": {"type": "integer"}, "minItems": 2}
     with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
-        fake.push(Reply(text="", tool_calls=[{"name": "answer_value",
-                                              "arguments": {"value": [3, "x"]}}]),
-                  Reply(text="", tool_calls=[{"name": "answer_value",
-                                              "arguments": {"value": [3, 4]}}]))
+        fake.push(
+            Reply(text="", tool_calls=[{"name": "answer_value", "arguments": {"value": [3, "x"]}}]),
+            Reply(text="", tool_calls=[{"name": "answer_value", "arguments": {"value": [3, 4]}}]),
+        )
         assert c.chat("two numbers", schema=numbers) == [3, 4]
     first, second = (r.json for r in fake.message_requests())
     assert first["tools"][0]["input_schema"] == {
-        "type": "object", "properties": {"value": numbers}, "required": ["value"]}
+        "type": "object",
+        "properties": {"value": numbers},
+        "required": ["value"],
+    }
     assert first["tool_choice"] == {"type": "tool", "name": "answer_value"}
     assert second["messages"][1] == {"role": "assistant", "content": '[3, "x"]'}
     assert "1: 'x' is not of type 'integer'" in second["messages"][2]["content"]
@@ -235,8 +276,11 @@ def test_anthropic_refusing_the_tool_request_is_not_asked_without_the_schema() -
     # refusal reaches the caller instead of an unconstrained answer passing by luck.
     refusal = "tools.0.custom.input_schema: JSON schema is invalid"
     with AnthropicFake() as fake, Client(parse_config(_anthropic_cfg(fake.base_url))) as c:
-        fake.push(Reply(status=400, error=refusal), Reply(status=400, error=refusal),
-                  Reply(text='{"name": "Ada", "age": 36}'))
+        fake.push(
+            Reply(status=400, error=refusal),
+            Reply(status=400, error=refusal),
+            Reply(text='{"name": "Ada", "age": 36}'),
+        )
         with pytest.raises(AllProvidersFailed) as info:
             c.chat("who?", schema=SCHEMA)
     assert refusal in str(info.value)

@@ -37,8 +37,7 @@ class ReportingAgent(llmcore.Agent):
     program = "fake-agent"
 
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
-        return llmcore.Invocation(argv=[str(self.config.command), "--", task.prompt],
-                                  cwd=task.cwd)
+        return llmcore.Invocation(argv=[str(self.config.command), "--", task.prompt], cwd=task.cwd)
 
     def parse_line(self, line: str) -> dict[str, Any] | None:
         try:
@@ -50,8 +49,9 @@ class ReportingAgent(llmcore.Agent):
     def finish(self, task: llmcore.AgentTask, run: Any) -> AgentResult:
         result = super().finish(task, run)
         final = run.events[-1]
-        result.usage = Usage(input_tokens=final["input_tokens"],
-                             output_tokens=final["output_tokens"])
+        result.usage = Usage(
+            input_tokens=final["input_tokens"], output_tokens=final["output_tokens"]
+        )
         result.cost_usd = final["cost_usd"]
         result.session_id = final["session_id"]
         return result
@@ -73,7 +73,8 @@ def mixed_run(make_client: Any, tmp_path: Path) -> Path:
     script.write_text(
         f"#!{sys.executable}\nimport json\n"
         "print(json.dumps({'type': 'result', 'input_tokens': 5000, 'output_tokens': 700,"
-        " 'cost_usd': 0.0421, 'session_id': 'sess-1'}))\n")
+        " 'cost_usd': 0.0421, 'session_id': 'sess-1'}))\n"
+    )
     script.chmod(0o755)
     db = tmp_path / "metrics.db"
     with OpenAIFake() as cloud:
@@ -157,19 +158,26 @@ def test_usage_table_and_prometheus_text(mixed_run: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     out = CliRunner(env={"COLUMNS": "200"}).invoke(
-        cli, ["--config", str(mixed_run), "usage", "--by", "provider"])
+        cli, ["--config", str(mixed_run), "usage", "--by", "provider"]
+    )
     assert out.exit_code == 0, out.output
     assert "cloud" in out.output and "failed tries" in out.output
     out = CliRunner().invoke(cli, ["--config", str(mixed_run), "usage", "--prometheus"])
     assert out.exit_code == 0, out.output
     fams = {f.name: f for f in text_string_to_metric_families(out.output)}
-    reqs = {(s.labels["provider"], s.labels["outcome"]): s.value
-            for s in fams["llmcore_requests"].samples if s.name == "llmcore_requests_total"}
+    reqs = {
+        (s.labels["provider"], s.labels["outcome"]): s.value
+        for s in fams["llmcore_requests"].samples
+        if s.name == "llmcore_requests_total"
+    }
     assert reqs == {("local", "ok"): 3.0, ("cloud", "ok"): 2.0}
     errors = [s for s in fams["llmcore_errors"].samples if s.name == "llmcore_errors_total"]
     assert [(s.labels["provider"], s.value) for s in errors] == [("flaky", 2.0)]
-    cost = {s.labels["provider"]: s.value for s in fams["llmcore_cost_usd"].samples
-            if s.name == "llmcore_cost_usd_total"}
+    cost = {
+        s.labels["provider"]: s.value
+        for s in fams["llmcore_cost_usd"].samples
+        if s.name == "llmcore_cost_usd_total"
+    }
     assert cost["cloud"] == pytest.approx(2 * CLOUD_COST)
     assert cost["coder"] == pytest.approx(0.0421)
 

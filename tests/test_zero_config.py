@@ -30,26 +30,40 @@ def servers() -> Iterator[tuple[OllamaFake, LMStudioFake, VLLMFake]]:
 
 
 def _env(tmp_path: Path, ollama: OllamaFake, lmstudio: Any, vllm: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k != "LLMCORE_CONFIG" and not k.startswith(("LLMCORE_", "OLLAMA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "LLMCORE_CONFIG" and not k.startswith(("LLMCORE_", "OLLAMA_"))
+    }
     host = ollama.url.removeprefix("http://")
-    env.update({
-        "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_DATA_HOME": str(tmp_path / "data"),
-        "OLLAMA_HOST": host,  # Ollama's own variable: host:port
-        "LLMCORE_LMSTUDIO_URL": lmstudio.base_url,
-        "LLMCORE_VLLM_URL": vllm.base_url,
-    })
+    env.update(
+        {
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "OLLAMA_HOST": host,  # Ollama's own variable: host:port
+            "LLMCORE_LMSTUDIO_URL": lmstudio.base_url,
+            "LLMCORE_VLLM_URL": vllm.base_url,
+        }
+    )
     return env
 
 
 def _llmcore(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llmcore", *args], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "llmcore", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
 
 
 def test_chat_with_no_config_answers_from_ollama_and_names_the_model(
-        tmp_path: Path, servers: Any) -> None:
+    tmp_path: Path, servers: Any
+) -> None:
     ollama, lmstudio, _ = servers
     env = _env(tmp_path, *servers)
     out = _llmcore(tmp_path, env, "chat", "--json", "hi")
@@ -70,8 +84,7 @@ def test_chat_with_no_config_answers_from_ollama_and_names_the_model(
     assert json.loads(out.stdout)["model"] == "qwen3:0.6b", out.stderr
 
 
-def test_ollama_down_lm_studio_answers_with_a_model_it_lists(
-        tmp_path: Path, servers: Any) -> None:
+def test_ollama_down_lm_studio_answers_with_a_model_it_lists(tmp_path: Path, servers: Any) -> None:
     ollama, lmstudio, _ = servers
     env = _env(tmp_path, *servers)
     ollama.stop()
@@ -86,8 +99,7 @@ def test_ollama_down_lm_studio_answers_with_a_model_it_lists(
     assert data["attempts"][0]["error_type"] == "ProviderConnectionError"
 
 
-def test_vllm_answers_from_v1_models_when_the_others_are_down(
-        tmp_path: Path, servers: Any) -> None:
+def test_vllm_answers_from_v1_models_when_the_others_are_down(tmp_path: Path, servers: Any) -> None:
     ollama, lmstudio, vllm = servers
     env = _env(tmp_path, *servers)
     ollama.stop()
@@ -101,9 +113,11 @@ def test_vllm_answers_from_v1_models_when_the_others_are_down(
 
 def test_embeddings_never_use_the_chosen_chat_model(servers: Any) -> None:
     ollama, _, _ = servers
-    cfg = parse_config(f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}', "
-                       "embed_model: nomic-embed-text}}\n"
-                       "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n")
+    cfg = parse_config(
+        f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}', "
+        "embed_model: nomic-embed-text}}\n"
+        "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+    )
     client = Client(cfg)
     assert client.chat("hi").model == "llava:latest"
     resp = client.embed("hello")
@@ -132,8 +146,9 @@ def test_ollama_host_forms() -> None:
 
 
 def test_the_pick_rule() -> None:
-    def m(name: str, caps: list[str], size: str | None = None,
-          loaded: bool | None = None) -> ModelInfo:
+    def m(
+        name: str, caps: list[str], size: str | None = None, loaded: bool | None = None
+    ) -> ModelInfo:
         return ModelInfo(name=name, capabilities=caps, parameter_size=size, loaded=loaded)
 
     embed = m("nomic-embed-text:latest", ["embedding"], "137M")
@@ -153,8 +168,9 @@ def test_one_model_name_rule_for_ollama() -> None:
     assert model_name("llama3.2", "openai") == "llama3.2"
 
 
-def test_require_vision_finds_llava_latest_after_a_sync(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_require_vision_finds_llava_latest_after_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with OllamaFake() as ollama:
         cfg = parse_config(f"""
@@ -184,8 +200,10 @@ routing: {{state: memory}}
 
 def test_models_refresh_forgets_the_cached_choice(servers: Any) -> None:
     ollama, _, _ = servers
-    cfg = parse_config(f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}'}}}}\n"
-                       "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n")
+    cfg = parse_config(
+        f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}'}}}}\n"
+        "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+    )
     client = Client(cfg)
     assert client.chat("hi").model == "llava:latest"
     # Cached for its TTL: the server's list is not asked again per request ...
@@ -215,8 +233,10 @@ async def test_async_chat_lists_models_off_the_event_loop(servers: Any) -> None:
     from llmcore.client import AsyncClient
 
     ollama, _, _ = servers
-    cfg = parse_config(f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}'}}}}\n"
-                       "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n")
+    cfg = parse_config(
+        f"providers: {{o: {{plugin: ollama, base_url: '{ollama.url}'}}}}\n"
+        "agents: {}\nmetrics: {sinks: []}\nrouting: {state: memory}\n"
+    )
     client = AsyncClient(cfg)
     p = client.runtime.providers["o"]
     loop_thread = threading.get_ident()

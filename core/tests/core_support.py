@@ -18,13 +18,18 @@ def make_dist(site: Path, dist: str, module: str, code: str, ep_name: str | None
     (info / "entry_points.txt").write_text(f"[llmcore]\n{ep_name or dist} = {module}\n")
 
 
-def run_cli(*args: str, site: Path | None = None, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, site: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     if site is not None:
         full_env["PYTHONPATH"] = str(site) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "llmcore", *args], capture_output=True, text=True,
-        env=full_env, cwd=cwd, timeout=120,
+        [sys.executable, "-m", "llmcore", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
     )

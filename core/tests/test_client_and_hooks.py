@@ -71,7 +71,8 @@ def test_chat_stream_generate_embed_models(make_client: Any) -> None:
 def test_failover_and_all_failed(make_client: Any) -> None:
     # One call per provider (no retries), so each request is one attempt per provider.
     no_retry = CHAIN.replace('three"}', 'three", retry: {max_attempts: 1}}').replace(
-        'second"}', 'second", retry: {max_attempts: 1}}')
+        'second"}', 'second", retry: {max_attempts: 1}}'
+    )
     client = make_client(no_retry, StaticPlugin())
     first = client.runtime.providers["first"]
     first.fail_with = ProviderConnectionError("refused", provider="first", hint="start it")
@@ -176,8 +177,10 @@ def test_generation_hook_cache_rewrite_guard_trace(make_client: Any) -> None:
 
 def test_agent_hook_and_run_agent(make_client: Any, tmp_path: Path) -> None:
     script = tmp_path / "fake-agent"
-    script.write_text(f"#!{sys.executable}\nimport json,sys\n"
-                      "print(json.dumps({'type':'result','text':sys.argv[-1]}))\n")
+    script.write_text(
+        f"#!{sys.executable}\nimport json,sys\n"
+        "print(json.dumps({'type':'result','text':sys.argv[-1]}))\n"
+    )
     script.chmod(0o755)
 
     class EchoAgent(llmcore.Agent):
@@ -201,8 +204,11 @@ def test_agent_hook_and_run_agent(make_client: Any, tmp_path: Path) -> None:
             seen.append(result)
             return result
 
-    client = make_client(CHAIN.replace("agents: {}", "agents:\n  echo: {command: "
-                                       + str(script) + "}"), StaticPlugin(), AgentPlugin())
+    client = make_client(
+        CHAIN.replace("agents: {}", "agents:\n  echo: {command: " + str(script) + "}"),
+        StaticPlugin(),
+        AgentPlugin(),
+    )
     events: list[dict[str, Any]] = []
     result = client.run_agent("echo", "-rf fix it", cwd=tmp_path, on_event=events.append)
     assert result.success and result.exit_code == 0
@@ -216,8 +222,9 @@ def test_agent_hook_and_run_agent(make_client: Any, tmp_path: Path) -> None:
         client.run_agent("echo", "x", cwd=tmp_path)
 
 
-def test_metrics_event_hook_and_failing_sink(make_client: Any,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_metrics_event_hook_and_failing_sink(
+    make_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     got: list[MetricsEvent] = []
 
     class Listener:

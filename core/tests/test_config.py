@@ -54,19 +54,26 @@ metrics: {sinks: [jsonl]}
     assert c.routing.cooldown.rate_limit_seconds == 60
 
 
-@pytest.mark.parametrize(("text", "path", "line", "needle"), [
-    ("routing:\n  strategi: cost\n", "routing.strategi", 2, "did you mean strategy?"),
-    ("providers:\n  x:\n    retry:\n      max_atempts: 3\n", "providers.x.retry.max_atempts", 4,
-     "did you mean max_attempts?"),
-    ("providers:\n  x:\n    priority: high\n", "providers.x.priority", 3, "whole number"),
-    ("providers:\n  x:\n    timeout: -1\n", "providers.x.timeout", 3, "positive"),
-    ("providers:\n  x:\n    base_url: localhost:11434\n", "providers.x.base_url", 3, "URL"),
-    ("agents:\n  a:\n    mode: yolo\n", "agents.a.mode", 3, "unknown mode"),
-    ("agents:\n  a:\n    timeout: 0\n", "agents.a.timeout", 3, "positive"),
-    ("routing:\n  strategy: fastest\n", "routing.strategy", 2, "unknown strategy"),
-    ("metrics:\n  enabled: maybe\n", "metrics.enabled", 2, "true or false"),
-    ("nonsense: 1\n", "nonsense", 1, "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("text", "path", "line", "needle"),
+    [
+        ("routing:\n  strategi: cost\n", "routing.strategi", 2, "did you mean strategy?"),
+        (
+            "providers:\n  x:\n    retry:\n      max_atempts: 3\n",
+            "providers.x.retry.max_atempts",
+            4,
+            "did you mean max_attempts?",
+        ),
+        ("providers:\n  x:\n    priority: high\n", "providers.x.priority", 3, "whole number"),
+        ("providers:\n  x:\n    timeout: -1\n", "providers.x.timeout", 3, "positive"),
+        ("providers:\n  x:\n    base_url: localhost:11434\n", "providers.x.base_url", 3, "URL"),
+        ("agents:\n  a:\n    mode: yolo\n", "agents.a.mode", 3, "unknown mode"),
+        ("agents:\n  a:\n    timeout: 0\n", "agents.a.timeout", 3, "positive"),
+        ("routing:\n  strategy: fastest\n", "routing.strategy", 2, "unknown strategy"),
+        ("metrics:\n  enabled: maybe\n", "metrics.enabled", 2, "true or false"),
+        ("nonsense: 1\n", "nonsense", 1, "unknown key"),
+    ],
+)
 def test_errors_name_path_and_line(text: str, path: str, line: int, needle: str) -> None:
     err = error_of(text)
     assert err.path == path
@@ -93,8 +100,9 @@ def test_env_interpolation_and_missing_variable(monkeypatch: pytest.MonkeyPatch)
     assert "NOT_SET_ANYWHERE is not set" in str(err) and err.path == "providers.x.api_key"
 
 
-def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      llmcore_isolated: Path) -> None:
+def test_lookup_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llmcore_isolated: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert find_config() is None
     assert load_config().providers is None  # defaults: every installed plugin
@@ -138,8 +146,10 @@ def test_unknown_plugin_lists_installed(tmp_path: Path) -> None:
 
 def test_several_instances_of_one_plugin(tmp_path: Path) -> None:
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("providers:\n  local:\n    plugin: ollama\n  cloud:\n    plugin: ollama\n"
-                   "    base_url: http://127.0.0.1:9999\n    priority: 1\n")
+    cfg.write_text(
+        "providers:\n  local:\n    plugin: ollama\n  cloud:\n    plugin: ollama\n"
+        "    base_url: http://127.0.0.1:9999\n    priority: 1\n"
+    )
     out = run_cli("--config", str(cfg), "providers", "--json")
     assert out.returncode == 0, out.stderr
     items = [p for p in json.loads(out.stdout) if p["kind"] == "api"]
@@ -150,9 +160,11 @@ def test_several_instances_of_one_plugin(tmp_path: Path) -> None:
 
 def test_config_show_never_prints_keys(tmp_path: Path) -> None:
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("providers:\n  x:\n    plugin: openai\n    base_url: http://127.0.0.1:1/v1\n"
-                   "    api_key: sk-literal-secret-123456789\n    api_token: tok-abcdef\n"
-                   "routing:\n  state: redis://default:redis-pass-42@127.0.0.1:6379/0\n")
+    cfg.write_text(
+        "providers:\n  x:\n    plugin: openai\n    base_url: http://127.0.0.1:1/v1\n"
+        "    api_key: sk-literal-secret-123456789\n    api_token: tok-abcdef\n"
+        "routing:\n  state: redis://default:redis-pass-42@127.0.0.1:6379/0\n"
+    )
     for fmt in ((), ("--json",)):
         out = run_cli("--config", str(cfg), "config", "show", *fmt)
         assert out.returncode == 0, out.stderr

@@ -16,7 +16,8 @@ def test_numbers_stay_visible_and_secrets_hidden_at_any_depth(tmp_path: Path) ->
         "    headers:\n      Authorization: Bearer opaque-credential-99\n"
         "      X-Trace: visible-trace-id\n"
         "    extra_body:\n      max_tokens: 512\n      service_token: opaque-body-secret\n"
-        "      note: sk-proj-abcdefghijklmnopqrstuvwx\n")
+        "      note: sk-proj-abcdefghijklmnopqrstuvwx\n"
+    )
     out = run_cli("--config", str(cfg), "config", "show", "--json")
     assert out.returncode == 0, out.stderr
     options = json.loads(out.stdout)["providers"]["x"]["options"]
@@ -30,8 +31,10 @@ def test_numbers_stay_visible_and_secrets_hidden_at_any_depth(tmp_path: Path) ->
 
 def test_an_integer_option_named_like_a_token_is_shown(tmp_path: Path) -> None:
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("providers:\n  c:\n    plugin: anthropic\n    default_max_tokens: 2048\n"
-                   "    api_key: sk-ant-literal-000000000000\n")
+    cfg.write_text(
+        "providers:\n  c:\n    plugin: anthropic\n    default_max_tokens: 2048\n"
+        "    api_key: sk-ant-literal-000000000000\n"
+    )
     out = run_cli("--config", str(cfg), "config", "show")
     assert out.returncode == 0, out.stderr
     assert "default_max_tokens: 2048" in out.stdout

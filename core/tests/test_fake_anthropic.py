@@ -12,8 +12,7 @@ import pytest
 from llmcore.testing.fakes import AnthropicFake, Reply
 
 HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
-BODY = {"model": "claude-fake-1", "max_tokens": 5, "messages": [{"role": "user",
-                                                                 "content": "x"}]}
+BODY = {"model": "claude-fake-1", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 
 
 @pytest.fixture
@@ -26,17 +25,40 @@ def sdk(fake: AnthropicFake) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=fake.base_url, api_key="k", max_retries=0)
 
 
-@pytest.mark.parametrize(("headers", "body", "status", "kind", "message"), [
-    ({"anthropic-version": "2023-06-01"}, BODY, 401, "authentication_error",
-     "x-api-key header is required"),
-    ({"x-api-key": "k"}, BODY, 400, "invalid_request_error",
-     "anthropic-version: header is required"),
-    (HEADERS, {k: v for k, v in BODY.items() if k != "max_tokens"}, 400,
-     "invalid_request_error", "max_tokens: Field required"),
-])
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "kind", "message"),
+    [
+        (
+            {"anthropic-version": "2023-06-01"},
+            BODY,
+            401,
+            "authentication_error",
+            "x-api-key header is required",
+        ),
+        (
+            {"x-api-key": "k"},
+            BODY,
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ),
+        (
+            HEADERS,
+            {k: v for k, v in BODY.items() if k != "max_tokens"},
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        ),
+    ],
+)
 def test_refuses_what_the_api_refuses_without_using_the_script(
-        fake: AnthropicFake, headers: dict[str, str], body: dict[str, object], status: int,
-        kind: str, message: str) -> None:
+    fake: AnthropicFake,
+    headers: dict[str, str],
+    body: dict[str, object],
+    status: int,
+    kind: str,
+    message: str,
+) -> None:
     fake.push(Reply(text="kept for the next valid request"))
     resp = httpx.post(fake.url + "/v1/messages", headers=headers, json=body)
     assert resp.status_code == status
@@ -46,17 +68,25 @@ def test_refuses_what_the_api_refuses_without_using_the_script(
 
 
 def test_bearer_token_is_accepted_like_oauth_clients_send_it(fake: AnthropicFake) -> None:
-    resp = httpx.post(fake.url + "/v1/messages", json=BODY,
-                      headers={"authorization": "Bearer t", "anthropic-version": "2023-06-01"})
+    resp = httpx.post(
+        fake.url + "/v1/messages",
+        json=BODY,
+        headers={"authorization": "Bearer t", "anthropic-version": "2023-06-01"},
+    )
     assert resp.status_code == 200
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [
-    ("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"),
-    ("stop_sequence", "stop_sequence"), (None, "end_turn"),
-])
-def test_stop_reasons_are_anthropics(fake: AnthropicFake, ours: str | None,
-                                     theirs: str) -> None:
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("stop_sequence", "stop_sequence"),
+        (None, "end_turn"),
+    ],
+)
+def test_stop_reasons_are_anthropics(fake: AnthropicFake, ours: str | None, theirs: str) -> None:
     fake.push(Reply(text="t", finish_reason=ours), Reply(text="t u", finish_reason=ours))
     msg = sdk(fake).messages.create(**BODY)  # type: ignore[arg-type]
     assert msg.stop_reason == theirs
@@ -65,17 +95,22 @@ def test_stop_reasons_are_anthropics(fake: AnthropicFake, ours: str | None,
 
 
 def test_prompt_caching_usage_parses(fake: AnthropicFake) -> None:
-    fake.push(Reply(text="cached", usage=(10, 2), extra={"cache_read": 300,
-                                                          "cache_creation": 40}))
+    fake.push(Reply(text="cached", usage=(10, 2), extra={"cache_read": 300, "cache_creation": 40}))
     usage = sdk(fake).messages.create(**BODY).usage  # type: ignore[arg-type]
-    assert (usage.input_tokens, usage.cache_read_input_tokens,
-            usage.cache_creation_input_tokens, usage.output_tokens) == (10, 300, 40, 2)
+    assert (
+        usage.input_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.output_tokens,
+    ) == (10, 300, 40, 2)
 
 
 def test_an_error_event_inside_a_stream_is_raised_by_the_sdk(fake: AnthropicFake) -> None:
     fake.push(Reply(text="one two three", extra={"stream_error": "overloaded_error"}))
-    with pytest.raises(anthropic.APIStatusError) as info, \
-            sdk(fake).messages.stream(**BODY) as stream:  # type: ignore[arg-type]
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        sdk(fake).messages.stream(**BODY) as stream,
+    ):  # type: ignore[arg-type]
         list(stream.text_stream)
     assert "overloaded" in str(info.value).lower()
 

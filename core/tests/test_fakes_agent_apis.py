@@ -17,8 +17,11 @@ import openai
 import pytest
 from llmcore.testing.fakes import AnthropicFake, GeminiFake, Reply, ResponsesFake
 
-WRITE = {"name": "Write", "id": "toolu_1",
-         "arguments": {"file_path": "/tmp/x.py", "content": "print('hi')\n"}}
+WRITE = {
+    "name": "Write",
+    "id": "toolu_1",
+    "arguments": {"file_path": "/tmp/x.py", "content": "print('hi')\n"},
+}
 
 
 @pytest.fixture
@@ -47,7 +50,8 @@ def _anthropic(fake: AnthropicFake) -> anthropic.Anthropic:
 def test_anthropic_plain_message_with_tool_use(anthropic_fake: AnthropicFake) -> None:
     anthropic_fake.push(Reply(text="Writing it.", tool_calls=[WRITE], usage=(11, 4)))
     msg = _anthropic(anthropic_fake).messages.create(
-        model="claude-fake-1", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+        model="claude-fake-1", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    )
     assert msg.stop_reason == "tool_use"
     assert [b.type for b in msg.content] == ["text", "tool_use"]
     assert msg.content[0].text == "Writing it."  # type: ignore[union-attr]
@@ -58,12 +62,15 @@ def test_anthropic_plain_message_with_tool_use(anthropic_fake: AnthropicFake) ->
 
 
 def test_anthropic_stream_accumulates_text_thinking_and_tool_json(
-        anthropic_fake: AnthropicFake) -> None:
-    anthropic_fake.push(Reply(text="Hello there friend", thinking="let me see",
-                              tool_calls=[WRITE], usage=(9, 6)))
+    anthropic_fake: AnthropicFake,
+) -> None:
+    anthropic_fake.push(
+        Reply(text="Hello there friend", thinking="let me see", tool_calls=[WRITE], usage=(9, 6))
+    )
     client = _anthropic(anthropic_fake)
-    with client.messages.stream(model="claude-fake-1", max_tokens=100,
-                                messages=[{"role": "user", "content": "hi"}]) as stream:
+    with client.messages.stream(
+        model="claude-fake-1", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
         deltas = list(stream.text_stream)
         final = stream.get_final_message()
     assert "".join(deltas) == "Hello there friend" and len(deltas) == 3
@@ -73,25 +80,36 @@ def test_anthropic_stream_accumulates_text_thinking_and_tool_json(
     assert final.stop_reason == "tool_use"
     assert final.usage.output_tokens == 6
     # The raw SSE carries Anthropic's event names, in order.
-    raw = httpx.post(anthropic_fake.url + "/v1/messages?beta=true",
-                     headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
-                     json={"model": "m", "max_tokens": 5, "stream": True,
-                           "messages": [{"role": "user", "content": "x"}]}).text
+    raw = httpx.post(
+        anthropic_fake.url + "/v1/messages?beta=true",
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+        json={
+            "model": "m",
+            "max_tokens": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    ).text
     names = [ln[7:] for ln in raw.splitlines() if ln.startswith("event: ")]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
 
 
-@pytest.mark.parametrize(("status", "cls", "kind"), [
-    (401, anthropic.AuthenticationError, "authentication_error"),
-    (429, anthropic.RateLimitError, "rate_limit_error"),
-    (529, anthropic.InternalServerError, "overloaded_error"),
-])
-def test_anthropic_errors_have_anthropic_shape(anthropic_fake: AnthropicFake, status: int,
-                                               cls: type[Exception], kind: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "cls", "kind"),
+    [
+        (401, anthropic.AuthenticationError, "authentication_error"),
+        (429, anthropic.RateLimitError, "rate_limit_error"),
+        (529, anthropic.InternalServerError, "overloaded_error"),
+    ],
+)
+def test_anthropic_errors_have_anthropic_shape(
+    anthropic_fake: AnthropicFake, status: int, cls: type[Exception], kind: str
+) -> None:
     anthropic_fake.push(Reply(status=status, error="nope"))
     with pytest.raises(cls) as info:
         _anthropic(anthropic_fake).messages.create(
-            model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     body = info.value.body  # type: ignore[attr-defined]
     assert body == {"type": "error", "error": {"type": kind, "message": "nope"}}
 
@@ -100,11 +118,11 @@ def test_anthropic_side_routes_do_not_consume_the_script(anthropic_fake: Anthrop
     anthropic_fake.push(Reply(text="scripted"))
     client = _anthropic(anthropic_fake)
     assert [m.id for m in client.models.list()] == ["claude-fake-1"]
-    count = client.messages.count_tokens(model="m", messages=[{"role": "user",
-                                                              "content": "a b c"}])
+    count = client.messages.count_tokens(model="m", messages=[{"role": "user", "content": "a b c"}])
     assert count.input_tokens == 3
-    msg = client.messages.create(model="m", max_tokens=5,
-                                 messages=[{"role": "user", "content": "x"}])
+    msg = client.messages.create(
+        model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    )
     assert msg.content[0].text == "scripted"  # type: ignore[union-attr]
     assert len(anthropic_fake.message_requests()) == 1
 
@@ -129,15 +147,15 @@ def test_responses_plain_with_function_call(responses_fake: ResponsesFake) -> No
 def test_responses_stream_events_in_order(responses_fake: ResponsesFake) -> None:
     call = {"name": "exec_command", "arguments": {"cmd": "printf hi > a.txt"}}
     responses_fake.push(Reply(text="one two", tool_calls=[call], usage=(5, 2)))
-    events = list(_openai(responses_fake).responses.create(model="fake-model", input="hi",
-                                                           stream=True))
+    events = list(
+        _openai(responses_fake).responses.create(model="fake-model", input="hi", stream=True)
+    )
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
     assert kinds[-1] == "response.completed"
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "one two"
-    args = "".join(e.delta for e in events
-                   if e.type == "response.function_call_arguments.delta")
+    args = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     assert json.loads(args) == call["arguments"]
     done = events[-1].response  # type: ignore[union-attr]
     assert done.usage is not None and done.usage.total_tokens == 7
@@ -166,57 +184,75 @@ def _gen_body(text: str = "hi") -> dict[str, object]:
 
 
 def test_gemini_generate_content_shape(gemini_fake: GeminiFake) -> None:
-    gemini_fake.push(Reply(text="Sure.", usage=(7, 2), tool_calls=[
-        {"name": "write_file", "arguments": {"file_path": "a.py", "content": "x"}}]))
-    r = httpx.post(gemini_fake.url + "/v1beta/models/gemini-fake-1:generateContent",
-                   json=_gen_body(), headers={"x-goog-api-key": "k"})
+    gemini_fake.push(
+        Reply(
+            text="Sure.",
+            usage=(7, 2),
+            tool_calls=[{"name": "write_file", "arguments": {"file_path": "a.py", "content": "x"}}],
+        )
+    )
+    r = httpx.post(
+        gemini_fake.url + "/v1beta/models/gemini-fake-1:generateContent",
+        json=_gen_body(),
+        headers={"x-goog-api-key": "k"},
+    )
     assert r.status_code == 200
     data = r.json()
     cand = data["candidates"][0]
     assert cand["finishReason"] == "STOP" and cand["content"]["role"] == "model"
     assert cand["content"]["parts"] == [
         {"text": "Sure."},
-        {"functionCall": {"name": "write_file", "args": {"file_path": "a.py", "content": "x"}}}]
-    assert data["usageMetadata"] == {"promptTokenCount": 7, "candidatesTokenCount": 2,
-                                     "totalTokenCount": 9}
+        {"functionCall": {"name": "write_file", "args": {"file_path": "a.py", "content": "x"}}},
+    ]
+    assert data["usageMetadata"] == {
+        "promptTokenCount": 7,
+        "candidatesTokenCount": 2,
+        "totalTokenCount": 9,
+    }
     assert data["modelVersion"] == "gemini-fake-1"
 
 
 def test_gemini_sse_stream_joins_to_the_text(gemini_fake: GeminiFake) -> None:
     gemini_fake.push(Reply(text="alpha beta gamma", usage=(3, 3)))
-    r = httpx.post(gemini_fake.url
-                   + "/v1beta/models/gemini-fake-1:streamGenerateContent?alt=sse",
-                   json=_gen_body())
+    r = httpx.post(
+        gemini_fake.url + "/v1beta/models/gemini-fake-1:streamGenerateContent?alt=sse",
+        json=_gen_body(),
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     chunks = [json.loads(ln[6:]) for ln in r.text.splitlines() if ln.startswith("data: ")]
-    text = "".join(p.get("text", "") for c in chunks
-                   for p in c["candidates"][0]["content"]["parts"])
+    text = "".join(
+        p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"]
+    )
     assert text == "alpha beta gamma"
     assert [c["candidates"][0].get("finishReason") for c in chunks][-1] == "STOP"
     assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1])
     assert chunks[-1]["usageMetadata"]["totalTokenCount"] == 6
     # Without alt=sse Google answers one JSON array of the same chunks.
     gemini_fake.push(Reply(text="alpha beta gamma", usage=(3, 3)))
-    arr = httpx.post(gemini_fake.url + "/v1beta/models/gemini-fake-1:streamGenerateContent",
-                     json=_gen_body()).json()
-    assert [c["candidates"][0]["content"] for c in arr] == \
-        [c["candidates"][0]["content"] for c in chunks]
+    arr = httpx.post(
+        gemini_fake.url + "/v1beta/models/gemini-fake-1:streamGenerateContent", json=_gen_body()
+    ).json()
+    assert [c["candidates"][0]["content"] for c in arr] == [
+        c["candidates"][0]["content"] for c in chunks
+    ]
 
 
 def test_gemini_errors_in_google_shape(gemini_fake: GeminiFake) -> None:
     gemini_fake.push(Reply(status=429, error="Quota exceeded", headers={"Retry-After": "2"}))
     r = httpx.post(gemini_fake.url + "/v1beta/models/m:generateContent", json=_gen_body())
     assert r.status_code == 429 and r.headers["retry-after"] == "2"
-    assert r.json() == {"error": {"code": 429, "message": "Quota exceeded",
-                                  "status": "RESOURCE_EXHAUSTED"}}
+    assert r.json() == {
+        "error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}
+    }
 
 
 def test_gemini_models_and_count_tokens_leave_the_script(gemini_fake: GeminiFake) -> None:
     gemini_fake.push(Reply(text="kept"))
     models = httpx.get(gemini_fake.url + "/v1beta/models").json()["models"]
     assert models[0]["name"] == "models/gemini-fake-1"
-    count = httpx.post(gemini_fake.url + "/v1beta/models/m:countTokens",
-                       json=_gen_body("a b c d")).json()
+    count = httpx.post(
+        gemini_fake.url + "/v1beta/models/m:countTokens", json=_gen_body("a b c d")
+    ).json()
     assert count == {"totalTokens": 4}
     r = httpx.post(gemini_fake.url + "/v1beta/models/m:generateContent", json=_gen_body())
     assert r.json()["candidates"][0]["content"]["parts"] == [{"text": "kept"}]

@@ -42,18 +42,25 @@ class Plugin:
 def runtime() -> Runtime:
     pm = PluginManager(load_entry_points=False)
     pm.register(Plugin(), name="test-plugin")
-    cfg = Config(providers={"a": ProviderConfig(name="a", plugin="closing"),
-                            "b": ProviderConfig(name="b", plugin="closing")}, agents={})
+    cfg = Config(
+        providers={
+            "a": ProviderConfig(name="a", plugin="closing"),
+            "b": ProviderConfig(name="b", plugin="closing"),
+        },
+        agents={},
+    )
     return Runtime(cfg, pm)
 
 
 def test_no_untyped_hook_calls_outside_the_facade() -> None:
     allowed = {ROOT / "core/src/llmcore/hooks.py", ROOT / "core/src/llmcore/plugins.py"}
     pattern = re.compile(r"\.hook\.llmcore_|pm\.hook\.")
-    offenders = [str(p.relative_to(ROOT))
-                 for base in [ROOT / "core/src", *ROOT.glob("plugins/*/src")]
-                 for p in base.rglob("*.py")
-                 if p not in allowed and pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for base in [ROOT / "core/src", *ROOT.glob("plugins/*/src")]
+        for p in base.rglob("*.py")
+        if p not in allowed and pattern.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
@@ -125,15 +132,31 @@ def test_generate_without_plugins_gives_what_pluggy_gives() -> None:
         seen.append(request)
         return "answer"
 
-    req = llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")], model="m",
-                              response_format={"type": "json_schema", "json_schema": {
-                                  "name": "x", "schema": {"type": "object"}}})
-    call = GenerationCall(operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
-                          is_async=False, proceed=proceed)
+    req = llmcore.ChatRequest(
+        messages=[llmcore.Message("user", "hi")],
+        model="m",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"type": "object"}},
+        },
+    )
+    call = GenerationCall(
+        operation="chat",
+        request=req,
+        provider=Reshaped(),  # type: ignore[arg-type]
+        is_async=False,
+        proceed=proceed,
+    )
     fast = hooks.generate(call)
-    slow = pm.pm.hook.llmcore_generate(call=GenerationCall(
-        operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
-        is_async=False, proceed=proceed))
+    slow = pm.pm.hook.llmcore_generate(
+        call=GenerationCall(
+            operation="chat",
+            request=req,
+            provider=Reshaped(),  # type: ignore[arg-type]
+            is_async=False,
+            proceed=proceed,
+        )
+    )
     assert fast == slow == "answer"
     assert seen[0] == seen[1] and seen[0] is not req  # reshaped by the built-in plugin
 
@@ -141,12 +164,26 @@ def test_generate_without_plugins_gives_what_pluggy_gives() -> None:
         raise KeyError("from the provider")
 
     with pytest.raises(KeyError, match="from the provider"):
-        hooks.generate(GenerationCall(operation="chat", request=req, provider=Reshaped(),  # type: ignore[arg-type]
-                                      is_async=False, proceed=boom))
+        hooks.generate(
+            GenerationCall(
+                operation="chat",
+                request=req,
+                provider=Reshaped(),  # type: ignore[arg-type]
+                is_async=False,
+                proceed=boom,
+            )
+        )
     pm.register(Plugin(), name="test-plugin")
-    cached = llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")], model="m",
-                                 extra={"cached": True})
-    got = hooks.generate(GenerationCall(operation="chat", request=cached,
-                                        provider=Reshaped(),  # type: ignore[arg-type]
-                                        is_async=False, proceed=proceed))
+    cached = llmcore.ChatRequest(
+        messages=[llmcore.Message("user", "hi")], model="m", extra={"cached": True}
+    )
+    got = hooks.generate(
+        GenerationCall(
+            operation="chat",
+            request=cached,
+            provider=Reshaped(),  # type: ignore[arg-type]
+            is_async=False,
+            proceed=proceed,
+        )
+    )
     assert got.content == "from the cache"

@@ -14,8 +14,7 @@ HOOKS = [h.__name__ for h in hookspecs.ALL_HOOKS]
 
 
 def test_all_hooks_listed() -> None:
-    declared = {n for n, v in vars(hookspecs).items()
-                if n.startswith("llmcore_") and callable(v)}
+    declared = {n for n, v in vars(hookspecs).items() if n.startswith("llmcore_") and callable(v)}
     assert declared == set(HOOKS)
 
 

@@ -13,10 +13,16 @@ import pytest
 from llmcore.registry import get_registry
 from llmcore.testing.fakes import OpenAIFake, Reply
 
-FACTS = {"models": {"acme-large": {
-    "aliases": ["acme-large-latest"], "context": 128000,
-    "capabilities": ["chat", "tools"],
-    "price": {"input": 2.0, "output": 8.0, "cached_input": 0.5}}}}
+FACTS = {
+    "models": {
+        "acme-large": {
+            "aliases": ["acme-large-latest"],
+            "context": 128000,
+            "capabilities": ["chat", "tools"],
+            "price": {"input": 2.0, "output": 8.0, "cached_input": 0.5},
+        }
+    }
+}
 
 
 class AcmeFacts:
@@ -35,9 +41,11 @@ def fake() -> Iterator[OpenAIFake]:
 
 
 def config(fake: OpenAIFake, extra: str = "") -> str:
-    return (f"providers:\n  acme:\n    plugin: openai\n    api_key: sk-x\n"
-            f"    base_url: {fake.base_url}\n    models: [acme-large]\n"
-            f"metrics:\n  enabled: false\n{extra}")
+    return (
+        f"providers:\n  acme:\n    plugin: openai\n    api_key: sk-x\n"
+        f"    base_url: {fake.base_url}\n    models: [acme-large]\n"
+        f"metrics:\n  enabled: false\n{extra}"
+    )
 
 
 def test_a_plugin_prices_its_models(make_client: Any, fake: OpenAIFake) -> None:
@@ -50,8 +58,9 @@ def test_a_plugin_prices_its_models(make_client: Any, fake: OpenAIFake) -> None:
     assert entry.capabilities == ["chat", "tools"] and "plugin" in entry.sources
 
 
-def test_the_users_registry_file_wins_over_a_plugin(make_client: Any, fake: OpenAIFake,
-                                                    tmp_path: Path) -> None:
+def test_the_users_registry_file_wins_over_a_plugin(
+    make_client: Any, fake: OpenAIFake, tmp_path: Path
+) -> None:
     own = tmp_path / "models.yaml"
     own.write_text("models:\n  acme-large:\n    price: {input: 1.0, output: 1.0}\n")
     fake.push(Reply(text="priced", model="acme-large", usage=(1_000_000, 1_000_000)))
@@ -59,8 +68,7 @@ def test_the_users_registry_file_wins_over_a_plugin(make_client: Any, fake: Open
     assert client.chat("hi").cost_usd == pytest.approx(2.0)
 
 
-def test_bad_facts_fail_the_plugin_not_the_request(make_client: Any,
-                                                   fake: OpenAIFake) -> None:
+def test_bad_facts_fail_the_plugin_not_the_request(make_client: Any, fake: OpenAIFake) -> None:
     fake.push(Reply(text="still answered", model="acme-large"))
     bad = AcmeFacts({"models": {"acme-large": {"prise": {"input": 1}}}})
     client = make_client(config(fake))

@@ -49,31 +49,48 @@ def test_plugins_reports_each_conflict_and_the_winner(site: Path, tmp_path: Path
     out = run_cli("plugins", site=site, cwd=tmp_path, env={"NO_COLOR": "1"})
     assert out.returncode == 0, out.stderr
     warnings = [ln for ln in out.stderr.splitlines() if ln.startswith("warning:")]
-    assert ("warning: provider type 'openai' is offered by both llmcore itself and "
-            "llmcore-plugin-shadow; llmcore itself wins "
-            "(disable the other in plugins.disabled)") in warnings
+    assert (
+        "warning: provider type 'openai' is offered by both llmcore itself and "
+        "llmcore-plugin-shadow; llmcore itself wins "
+        "(disable the other in plugins.disabled)"
+    ) in warnings
     # Between plugins, the first entry-point name in sort order wins: echo-a over echo-b.
-    assert any("'echo' is offered by both llmcore-plugin-echo-a and llmcore-plugin-echo-b; "
-               "llmcore-plugin-echo-a wins" in w for w in warnings), warnings
-    records = {r["name"]: r for r in json.loads(
-        run_cli("plugins", "--json", site=site, cwd=tmp_path).stdout)}
+    assert any(
+        "'echo' is offered by both llmcore-plugin-echo-a and llmcore-plugin-echo-b; "
+        "llmcore-plugin-echo-a wins" in w
+        for w in warnings
+    ), warnings
+    records = {
+        r["name"]: r
+        for r in json.loads(run_cli("plugins", "--json", site=site, cwd=tmp_path).stdout)
+    }
     assert records["llmcore-plugin-shadow"]["conflicts"] == [
         "provider type 'openai' is offered by both llmcore itself and "
-        "llmcore-plugin-shadow; llmcore itself wins"]
-    assert records["llmcore-plugin-echo-a"]["conflicts"] == \
-        records["llmcore-plugin-echo-b"]["conflicts"]
+        "llmcore-plugin-shadow; llmcore itself wins"
+    ]
+    assert (
+        records["llmcore-plugin-echo-a"]["conflicts"]
+        == records["llmcore-plugin-echo-b"]["conflicts"]
+    )
 
 
 def test_the_winner_is_the_class_used(site: Path, tmp_path: Path) -> None:
-    code = ("from llmcore.runtime import Runtime; from llmcore.config import Config; "
-            "rt = Runtime(Config()); t = rt.provider_types; "
-            "import llmcore; print(t['openai'] is llmcore.OpenAIProvider, t['echo'].__module__)")
+    code = (
+        "from llmcore.runtime import Runtime; from llmcore.config import Config; "
+        "rt = Runtime(Config()); t = rt.provider_types; "
+        "import llmcore; print(t['openai'] is llmcore.OpenAIProvider, t['echo'].__module__)"
+    )
     import os
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+    )
     assert out.stdout.split() == ["True", "echo_a"], out.stderr
 
 
@@ -83,8 +100,9 @@ def test_config_validate_and_doctor_report_conflicts(site: Path, tmp_path: Path)
     out = run_cli("--config", str(cfg), "config", "validate", site=site, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "'echo' is offered by both" in out.stderr and "'openai'" in out.stderr
-    doctor = run_cli("--config", str(cfg), "doctor", "--json", "--timeout", "0.2", site=site,
-                     cwd=tmp_path)
+    doctor = run_cli(
+        "--config", str(cfg), "doctor", "--json", "--timeout", "0.2", site=site, cwd=tmp_path
+    )
     rows = json.loads(doctor.stdout)
     rows = rows["checks"] if isinstance(rows, dict) else rows
     conflicts = {r["name"]: r for r in rows if r["status"] == "conflict"}
@@ -93,10 +111,12 @@ def test_config_validate_and_doctor_report_conflicts(site: Path, tmp_path: Path)
     assert conflicts["echo"]["hint"]
 
 
-@pytest.mark.parametrize(("how", "where"), [
-    ("config", "plugins.disabled in"), ("env", "LLMCORE_PLUGINS")])
-def test_a_type_whose_plugin_is_disabled_says_so_and_where(site: Path, tmp_path: Path,
-                                                           how: str, where: str) -> None:
+@pytest.mark.parametrize(
+    ("how", "where"), [("config", "plugins.disabled in"), ("env", "LLMCORE_PLUGINS")]
+)
+def test_a_type_whose_plugin_is_disabled_says_so_and_where(
+    site: Path, tmp_path: Path, how: str, where: str
+) -> None:
     cfg = tmp_path / "llmcore.yaml"
     text = "providers:\n  e:\n    plugin: echo-a\n"
     env = {}
@@ -107,8 +127,10 @@ def test_a_type_whose_plugin_is_disabled_says_so_and_where(site: Path, tmp_path:
     cfg.write_text(text)
     out = run_cli("--config", str(cfg), "config", "validate", site=site, cwd=tmp_path, env=env)
     assert out.returncode == 2
-    assert "llmcore.yaml:3: providers.e.plugin: plugin 'echo-a' is installed but disabled" \
+    assert (
+        "llmcore.yaml:3: providers.e.plugin: plugin 'echo-a' is installed but disabled"
         in out.stderr
+    )
     assert where in out.stderr and "llmcore install" not in out.stderr
     if how == "config":
         assert str(cfg) in out.stderr, "the message names the file that disables it"

@@ -10,9 +10,15 @@ from core_support import make_dist, run_cli
 from llmcore.plugins import check_api_version
 
 NINE = {
-    "llmcore-plugin-ollama", "llmcore-plugin-vllm", "llmcore-plugin-lmstudio",
-    "llmcore-plugin-claude-code", "llmcore-plugin-codex", "llmcore-plugin-gemini",
-    "llmcore-plugin-qwen", "llmcore-plugin-aider", "llmcore-plugin-opencode",
+    "llmcore-plugin-ollama",
+    "llmcore-plugin-vllm",
+    "llmcore-plugin-lmstudio",
+    "llmcore-plugin-claude-code",
+    "llmcore-plugin-codex",
+    "llmcore-plugin-gemini",
+    "llmcore-plugin-qwen",
+    "llmcore-plugin-aider",
+    "llmcore-plugin-opencode",
 }
 
 # A plugin that fails the moment it is imported; used to prove it was never imported.
@@ -54,13 +60,18 @@ def test_a_plugin_failing_at_import_is_reported_and_the_rest_work(fake_site: Pat
 
 
 def test_a_plugin_raising_while_registering_is_failed(fake_site: Path) -> None:
-    make_dist(fake_site, "llmcore-plugin-badreg", "badreg_plugin", """
+    make_dist(
+        fake_site,
+        "llmcore-plugin-badreg",
+        "badreg_plugin",
+        """
         import llmcore
 
         @llmcore.hookimpl
         def llmcore_register_providers():
             raise ValueError("cannot register")
-    """)
+    """,
+    )
     items = by_name(plugins_json(site=fake_site))
     assert items["llmcore-plugin-badreg"]["status"] == "failed"
     assert "cannot register" in items["llmcore-plugin-badreg"]["error"]
@@ -103,9 +114,14 @@ def test_config_disabled_plugin_is_never_imported(fake_site: Path, tmp_path: Pat
 
 
 def test_incompatible_hook_api_is_failed_naming_both_versions(fake_site: Path) -> None:
-    make_dist(fake_site, "llmcore-plugin-future", "future_plugin", """
+    make_dist(
+        fake_site,
+        "llmcore-plugin-future",
+        "future_plugin",
+        """
         LLMCORE_HOOK_API = "2"
-    """)
+    """,
+    )
     items = by_name(plugins_json(site=fake_site))
     err = items["llmcore-plugin-future"]["error"]
     assert items["llmcore-plugin-future"]["status"] == "failed"
@@ -113,21 +129,34 @@ def test_incompatible_hook_api_is_failed_naming_both_versions(fake_site: Path) -
 
 
 def test_bad_hook_signature_is_failed(fake_site: Path) -> None:
-    make_dist(fake_site, "llmcore-plugin-badsig", "badsig_plugin", """
+    make_dist(
+        fake_site,
+        "llmcore-plugin-badsig",
+        "badsig_plugin",
+        """
         import llmcore
 
         @llmcore.hookimpl
         def llmcore_generate(call, unknown_argument):
             return None
-    """)
+    """,
+    )
     items = by_name(plugins_json(site=fake_site))
     assert items["llmcore-plugin-badsig"]["status"] == "failed"
     assert "unknown_argument" in items["llmcore-plugin-badsig"]["error"]
 
 
-@pytest.mark.parametrize(("spec", "ok"), [
-    ("1", True), ("1.0", True), ("2", False), (">=1,<2", True), (">=1.1", False), ("<1", False),
-])
+@pytest.mark.parametrize(
+    ("spec", "ok"),
+    [
+        ("1", True),
+        ("1.0", True),
+        ("2", False),
+        (">=1,<2", True),
+        (">=1.1", False),
+        ("<1", False),
+    ],
+)
 def test_hook_api_spec(spec: str, ok: bool) -> None:
     assert check_api_version(spec, "1.0") is ok
 
@@ -136,8 +165,10 @@ def test_import_llmcore_imports_no_plugin_and_no_http_stack() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, llmcore; bad=[m for m in sys.modules if m.startswith(('llmcore_',"
-            "'httpx','aiohttp','rich','click','cattrs'))]; print(bad)")
+    code = (
+        "import sys, llmcore; bad=[m for m in sys.modules if m.startswith(('llmcore_',"
+        "'httpx','aiohttp','rich','click','cattrs'))]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout
 
@@ -146,10 +177,12 @@ def test_plugin_discovery_imports_no_http_stack() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from llmcore.runtime import Runtime; from llmcore.config import Config;"
-            "rt=Runtime(Config()); rt.provider_types; rt.agent_types; rt.sink_types;"
-            "print([m for m in sys.modules if m.startswith(('httpx','aiohttp','anthropic',"
-            "'openai','ollama','prometheus_client','sqlite3','rich'))])")
+    code = (
+        "import sys; from llmcore.runtime import Runtime; from llmcore.config import Config;"
+        "rt=Runtime(Config()); rt.provider_types; rt.agent_types; rt.sink_types;"
+        "print([m for m in sys.modules if m.startswith(('httpx','aiohttp','anthropic',"
+        "'openai','ollama','prometheus_client','sqlite3','rich'))])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout

@@ -29,17 +29,21 @@ def _client(tmp_path: Path, extra: str = "") -> Client:
     config = parse_config(
         "providers:\n"
         f"  p: {{plugin: openai, base_url: 'http://127.0.0.1:9/v1', models: [gpt-4o]{extra}}}\n"
-        "agents: {}\nmetrics: {sinks: []}\n")
+        "agents: {}\nmetrics: {sinks: []}\n"
+    )
     return Client(config)
 
 
-@pytest.mark.parametrize("usage", [
-    Usage(input_tokens=1000, output_tokens=200),
-    Usage(input_tokens=1000, output_tokens=200, cached_tokens=400),
-    Usage(input_tokens=0, output_tokens=7),
-], ids=["plain", "cached", "output-only"])
-def test_router_registry_and_sinks_price_a_call_the_same(tmp_path: Path,
-                                                         usage: Usage) -> None:
+@pytest.mark.parametrize(
+    "usage",
+    [
+        Usage(input_tokens=1000, output_tokens=200),
+        Usage(input_tokens=1000, output_tokens=200, cached_tokens=400),
+        Usage(input_tokens=0, output_tokens=7),
+    ],
+    ids=["plain", "cached", "output-only"],
+)
+def test_router_registry_and_sinks_price_a_call_the_same(tmp_path: Path, usage: Usage) -> None:
     client = _client(tmp_path)
     try:
         pricing = client.router.pricing
@@ -47,16 +51,25 @@ def test_router_registry_and_sinks_price_a_call_the_same(tmp_path: Path,
         cand = Candidate("p", "gpt-4o", provider=client.runtime.providers["p"])
         registry = client.runtime.registry
         routed = pricing.cost(cand, "gpt-4o", usage)
-        event = {"kind": "request", "outcome": "ok", "model": "gpt-4o", "plugin": "openai",
-                 "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                 "cached_tokens": usage.cached_tokens}
+        event = {
+            "kind": "request",
+            "outcome": "ok",
+            "model": "gpt-4o",
+            "plugin": "openai",
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": usage.cached_tokens,
+        }
         assert routed is not None and routed > 0
         assert registry.cost("gpt-4o", "openai", usage) == routed
         assert price_event(registry, event) == routed
         # gpt-4o in the bundled registry: $2.5 in, $10 out, $1.25 cached input
         cached = min(usage.cached_tokens or 0, usage.input_tokens or 0)
-        assert routed == pytest.approx(((usage.input_tokens or 0) - cached) * 2.5e-6
-                                       + cached * 1.25e-6 + (usage.output_tokens or 0) * 1e-5)
+        assert routed == pytest.approx(
+            ((usage.input_tokens or 0) - cached) * 2.5e-6
+            + cached * 1.25e-6
+            + (usage.output_tokens or 0) * 1e-5
+        )
     finally:
         client.close()
 
@@ -69,16 +82,23 @@ def test_a_providers_cost_section_wins_over_the_registry(tmp_path: Path) -> None
         # the section has no cached rate: cached input is charged as input, as before
         expected = (1000 * 2.0 + 200 * 10.0) / 1e6
         assert client.router.pricing.cost(cand, "gpt-4o", usage) == expected
-        assert client.runtime.registry.cost("gpt-4o", "openai", usage,
-                                            prices=(2.0, 10.0)) == expected
+        assert (
+            client.runtime.registry.cost("gpt-4o", "openai", usage, prices=(2.0, 10.0)) == expected
+        )
     finally:
         client.close()
 
 
 def test_events_that_are_not_a_finished_priced_call_get_no_price(tmp_path: Path) -> None:
     registry = Registry(cache_path=tmp_path / "sync.json")
-    ok = {"kind": "request", "outcome": "ok", "model": "gpt-4o", "plugin": "openai",
-          "input_tokens": 1000, "output_tokens": 0}
+    ok = {
+        "kind": "request",
+        "outcome": "ok",
+        "model": "gpt-4o",
+        "plugin": "openai",
+        "input_tokens": 1000,
+        "output_tokens": 0,
+    }
     assert price_event(registry, ok) == pytest.approx(1000 * 2.5e-6)
     assert price_event(registry, {**ok, "kind": "attempt"}) is None
     assert price_event(registry, {**ok, "outcome": "RateLimitError"}) is None

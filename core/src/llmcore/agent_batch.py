@@ -89,9 +89,13 @@ class TaskOutcome:
         return (self.finished or time.monotonic()) - self.started
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"task": self.name, "index": self.index, "state": self.state,
-                                "agent": self.agent or self.task.agents()[0],
-                                "elapsed_s": round(self.elapsed(), 3)}
+        data: dict[str, Any] = {
+            "task": self.name,
+            "index": self.index,
+            "state": self.state,
+            "agent": self.agent or self.task.agents()[0],
+            "elapsed_s": round(self.elapsed(), 3),
+        }
         if self.result is not None:
             data["result"] = self.result.to_dict()
         if self.error:
@@ -116,29 +120,41 @@ def load_tasks(path: str | os.PathLike[str]) -> tuple[list[BatchTask], dict[str,
     if isinstance(data, list):
         data = {"tasks": data}
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
-        raise ConfigError(f"tasks file {p}: expected a list of tasks, or a mapping with "
-                          "'tasks:'", hint="see docs/agents.md#batches")
+        raise ConfigError(
+            f"tasks file {p}: expected a list of tasks, or a mapping with 'tasks:'",
+            hint="see docs/agents.md#batches",
+        )
     defaults = data.get("defaults") or {}
     settings = {k: v for k, v in data.items() if k not in ("tasks", "defaults")}
-    tasks = [as_task({**defaults, **(raw if isinstance(raw, dict) else {"_": raw})},
-                     base=p.parent, where=f"{p}: tasks[{i}]")
-             for i, raw in enumerate(data["tasks"])]
+    tasks = [
+        as_task(
+            {**defaults, **(raw if isinstance(raw, dict) else {"_": raw})},
+            base=p.parent,
+            where=f"{p}: tasks[{i}]",
+        )
+        for i, raw in enumerate(data["tasks"])
+    ]
     return tasks, settings
 
 
-def as_task(raw: BatchTask | Mapping[str, Any], *, base: Path | None = None,
-            where: str = "task") -> BatchTask:
+def as_task(
+    raw: BatchTask | Mapping[str, Any], *, base: Path | None = None, where: str = "task"
+) -> BatchTask:
     """A :class:`BatchTask` from a mapping, with a clear error for a wrong key or value."""
     if isinstance(raw, BatchTask):
         return raw
     known = {a.name for a in attrs.fields(BatchTask)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}",
-                          hint="a task takes " + ", ".join(sorted(known)))
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}",
+            hint="a task takes " + ", ".join(sorted(known)),
+        )
     agent = raw.get("agent")
-    if not agent or not (isinstance(agent, str) or (isinstance(agent, list) and all(
-            isinstance(a, str) for a in agent))):
+    if not agent or not (
+        isinstance(agent, str)
+        or (isinstance(agent, list) and all(isinstance(a, str) for a in agent))
+    ):
         raise ConfigError(f"{where}: 'agent' must name an agent or a list of agents")
     data = dict(raw)
     if base is not None:
@@ -153,16 +169,22 @@ def as_task(raw: BatchTask | Mapping[str, Any], *, base: Path | None = None,
 class Batch:
     """Runs tasks on a client; ``outcomes`` is the live state (read it from any thread)."""
 
-    def __init__(self, client: _Base, tasks: Iterable[BatchTask | Mapping[str, Any]], *,
-                 parallel: int = 4,
-                 on_update: Callable[[TaskOutcome], None] | None = None,
-                 on_finish: Callable[[TaskOutcome], None] | None = None,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        client: _Base,
+        tasks: Iterable[BatchTask | Mapping[str, Any]],
+        *,
+        parallel: int = 4,
+        on_update: Callable[[TaskOutcome], None] | None = None,
+        on_finish: Callable[[TaskOutcome], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
         if parallel < 1:
             raise BadRequestError(f"parallel must be at least 1, not {parallel}")
         self.client = client
-        self.outcomes = [TaskOutcome(i, as_task(t, where=f"tasks[{i}]"))
-                         for i, t in enumerate(tasks)]
+        self.outcomes = [
+            TaskOutcome(i, as_task(t, where=f"tasks[{i}]")) for i, t in enumerate(tasks)
+        ]
         for o in self.outcomes:  # unknown agents fail now, before anything runs
             for name in o.task.agents():
                 client.runtime.agent(name)
@@ -175,8 +197,9 @@ class Batch:
     # -- running ---------------------------------------------------------------------
     def run(self) -> list[TaskOutcome]:
         """Run every task; returns the outcomes in task order. Ctrl-C cancels them all."""
-        with ThreadPoolExecutor(max_workers=self.parallel,
-                                thread_name_prefix="llmcore-batch") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.parallel, thread_name_prefix="llmcore-batch"
+        ) as pool:
             futures = [pool.submit(self._run_one, o) for o in self.outcomes]
             try:
                 pending = set(futures)
@@ -191,15 +214,18 @@ class Batch:
                         f.exception()  # every started task has stopped its processes
                 for o in self.outcomes:
                     if o.state == "queued":
-                        self._finish(o, "cancelled", error="batch cancelled",
-                                     error_type="AgentCancelledError")
+                        self._finish(
+                            o,
+                            "cancelled",
+                            error="batch cancelled",
+                            error_type="AgentCancelledError",
+                        )
                 raise
         return self.outcomes
 
     def _run_one(self, o: TaskOutcome) -> None:
         if self.cancel.is_set():
-            self._finish(o, "cancelled", error="batch cancelled",
-                         error_type="AgentCancelledError")
+            self._finish(o, "cancelled", error="batch cancelled", error_type="AgentCancelledError")
             return
         o.state, o.started = "running", time.monotonic()
         self._update(o)
@@ -209,9 +235,11 @@ class Batch:
             cooling = self._cooling(name)
             if cooling:
                 last = AgentRateLimitError(
-                    f"{name}: cooling down after a rate limit ({cooling})", agent=name,
+                    f"{name}: cooling down after a rate limit ({cooling})",
+                    agent=name,
                     hint="it is skipped for the rest of the batch; add another agent to "
-                         "the task's chain (agent: [a, b])")
+                    "the task's chain (agent: [a, b])",
+                )
                 continue
             o.agent = name
             self._update(o)
@@ -227,18 +255,25 @@ class Batch:
                 self._finish(o, "cancelled", error=exc.message, error_type=type(exc).__name__)
                 return
             except LLMCoreError as exc:
-                o.result = _slim(exc.result) if isinstance(exc, AgentError) and \
-                    exc.result is not None else None
+                o.result = (
+                    _slim(exc.result)
+                    if isinstance(exc, AgentError) and exc.result is not None
+                    else None
+                )
                 self._finish(o, "failed", error=str(exc), error_type=type(exc).__name__)
                 return
             except Exception as exc:  # a plugin bug: that task fails, the batch goes on
-                self._finish(o, "failed", error=f"{type(exc).__name__}: {exc}",
-                             error_type=type(exc).__name__)
+                self._finish(
+                    o, "failed", error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
+                )
                 return
             o.result = _slim(result)
-            self._finish(o, "ok" if result.success else "failed",
-                         error=None if result.success else result.error,
-                         error_type=None if result.success else "AgentFailedError")
+            self._finish(
+                o,
+                "ok" if result.success else "failed",
+                error=None if result.success else result.error,
+                error_type=None if result.success else "AgentFailedError",
+            )
             return
         assert last is not None
         self._finish(o, "failed", error=str(last), error_type=type(last).__name__)
@@ -250,8 +285,7 @@ class Batch:
         client = self.client
         agent = client.runtime.agent(name)
         prompt = resolve_prompt(t.prompt, t.prompt_file)
-        task = client._task(agent, prompt, t.cwd, t.mode, t.model, t.resume, t.timeout,
-                            t.args)
+        task = client._task(agent, prompt, t.cwd, t.mode, t.model, t.resume, t.timeout, t.args)
         task.isolation = t.isolation
 
         def on_event(ev: dict[str, Any]) -> None:
@@ -273,11 +307,14 @@ class Batch:
     def _cool(self, name: str, exc: AgentRateLimitError) -> None:
         from .state import Cooldown
 
-        seconds = getattr(exc, "retry_after", None) or \
-            self.client.runtime.config.routing.cooldown.rate_limit_seconds
+        seconds = (
+            getattr(exc, "retry_after", None)
+            or self.client.runtime.config.routing.cooldown.rate_limit_seconds
+        )
         try:
-            self.client.router.store.put(Cooldown(name, time.time() + float(seconds),
-                                                  "rate_limited"))
+            self.client.router.store.put(
+                Cooldown(name, time.time() + float(seconds), "rate_limited")
+            )
         except Exception:
             pass
 
@@ -289,8 +326,9 @@ class Batch:
             except Exception:
                 self.on_update = None  # a broken display must not stop the batch
 
-    def _finish(self, o: TaskOutcome, state: str, *, error: str | None = None,
-                error_type: str | None = None) -> None:
+    def _finish(
+        self, o: TaskOutcome, state: str, *, error: str | None = None, error_type: str | None = None
+    ) -> None:
         with self.lock:
             o.state, o.error, o.error_type = state, error, error_type
             o.finished = time.monotonic()
@@ -308,17 +346,25 @@ def _slim(result: AgentResult | None) -> AgentResult | None:
     if result.output and len(result.output) > KEEP_TEXT:
         result.output = result.output[-KEEP_TEXT:]
     if result.diff and len(result.diff) > KEEP_TEXT:
-        result.diff = (result.diff[:KEEP_TEXT] +
-                       f"\n[llmcore: diff cut; `git diff` on {result.branch} has all of it]\n")
+        result.diff = (
+            result.diff[:KEEP_TEXT]
+            + f"\n[llmcore: diff cut; `git diff` on {result.branch} has all of it]\n"
+        )
     return result
 
 
 def summary(outcomes: Sequence[TaskOutcome]) -> dict[str, Any]:
     """Counts, tokens, cost and time of a batch."""
     counts = {s: sum(1 for o in outcomes if o.state == s) for s in STATES}
-    tokens = sum((o.result.usage.total_tokens if o.result and o.result.usage else 0)
-                 for o in outcomes)
+    tokens = sum(
+        (o.result.usage.total_tokens if o.result and o.result.usage else 0) for o in outcomes
+    )
     cost = sum((o.result.cost_usd or 0.0) for o in outcomes if o.result)
-    return {"tasks": len(outcomes), **counts, "tokens": tokens, "cost_usd": round(cost, 6),
-            "files_changed": sum(len(o.result.files_modified) for o in outcomes if o.result),
-            "success": bool(outcomes) and counts["ok"] == len(outcomes)}
+    return {
+        "tasks": len(outcomes),
+        **counts,
+        "tokens": tokens,
+        "cost_usd": round(cost, 6),
+        "files_changed": sum(len(o.result.files_modified) for o in outcomes if o.result),
+        "success": bool(outcomes) and counts["ok"] == len(outcomes),
+    }

@@ -26,8 +26,9 @@ def log_dir() -> Path:
     return base
 
 
-def prune_logs(base: Path, *, max_age_days: float | None, max_total_mb: float | None,
-               now: float | None = None) -> list[Path]:
+def prune_logs(
+    base: Path, *, max_age_days: float | None, max_total_mb: float | None, now: float | None = None
+) -> list[Path]:
     """Remove ``*.log`` files older than ``max_age_days`` and then the oldest ones beyond
     ``max_total_mb`` in all. ``None`` or a value <= 0 turns that limit off. Returns what was
     removed; never raises (a log that cannot be removed is left for next time)."""

@@ -64,10 +64,9 @@ def proc_table() -> ProcTable:
         except OSError:
             continue
         # The command name may hold spaces and ")": the fields start after the last ")".
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         try:
-            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0].decode(),
-                                int(fields[19]))
+            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0].decode(), int(fields[19]))
         except (IndexError, ValueError):
             continue
     return table
@@ -140,8 +139,9 @@ class ProcessTree:
         roots = {self.leader} if self.leader in table else set()
         roots |= {pid for pid, row in table.items() if row[1] == self.leader}
         with self._lock:
-            roots |= {pid for pid, start in self.seen.items()
-                      if pid in table and table[pid][3] == start}
+            roots |= {
+                pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start
+            }
         if by_tag and self.tag:
             roots |= {pid for pid in table if pid != me and _tagged(pid, self._needle)}
         found: ProcTable = {}
@@ -203,8 +203,9 @@ class ProcessTree:
                 _kill(pid, signal.SIGKILL)
             self._reap()
             if time.monotonic() >= deadline:
-                log.warning("processes %s of agent run %s did not die after SIGKILL",
-                            live, self.tag)
+                log.warning(
+                    "processes %s of agent run %s did not die after SIGKILL", live, self.tag
+                )
                 break
             time.sleep(0.01)
         if leader_wait is not None:
@@ -271,8 +272,10 @@ def stop_all(grace: float | None = None) -> None:
         runs = list(_active.values())
     if not runs:
         return
-    threads = [threading.Thread(target=tree.stop, args=(grace if grace is not None else g,),
-                                daemon=True) for tree, g in runs]
+    threads = [
+        threading.Thread(target=tree.stop, args=(grace if grace is not None else g,), daemon=True)
+        for tree, g in runs
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -301,8 +304,10 @@ def install_signal_handlers(signals: Iterable[int] = ()) -> bool:
     """
     if threading.current_thread() is not threading.main_thread():
         return bool(_installed)
-    wanted = list(signals) or [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP")
-                                                  else [])]
+    wanted = list(signals) or [
+        signal.SIGTERM,
+        *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []),
+    ]
     for sig in wanted:
         if sig in _installed:
             continue

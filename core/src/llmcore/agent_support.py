@@ -44,10 +44,12 @@ def home_env(home: Path, *, xdg: bool = False) -> dict[str, str]:
     """
     env = {"HOME": str(home)}
     if xdg:
-        env.update(XDG_CONFIG_HOME=str(home / ".config"),
-                   XDG_DATA_HOME=str(home / ".local/share"),
-                   XDG_STATE_HOME=str(home / ".local/state"),
-                   XDG_CACHE_HOME=str(home / ".cache"))
+        env.update(
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local/share"),
+            XDG_STATE_HOME=str(home / ".local/state"),
+            XDG_CACHE_HOME=str(home / ".cache"),
+        )
     return env
 
 

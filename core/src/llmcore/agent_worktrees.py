@@ -42,15 +42,26 @@ if TYPE_CHECKING:
 #: The most bytes of diff kept on a result (the branch has all of it).
 DIFF_MAX_BYTES = 1024 * 1024
 KEEP_POLICIES = ("failed", "all", "none")
-_GIT_ID = ["-c", "user.name=llmcore", "-c", "user.email=llmcore@localhost",
-           "-c", "commit.gpgsign=false"]
+_GIT_ID = [
+    "-c",
+    "user.name=llmcore",
+    "-c",
+    "user.email=llmcore@localhost",
+    "-c",
+    "commit.gpgsign=false",
+]
 
 
 def git_toplevel(path: str) -> str | None:
     """The root of the git work tree holding ``path``, or ``None`` outside git."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path,
-                             capture_output=True, check=False, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=path,
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except OSError:
         return None
     return out.stdout.decode().strip() or None if out.returncode == 0 else None
@@ -63,8 +74,14 @@ _REPO_LOCK = threading.Lock()
 
 def _git(cwd: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     for attempt in range(5):
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                             check=False, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         if out.returncode == 0 or ".lock" not in out.stderr or attempt == 4:
             break
         time.sleep(0.1 * (attempt + 1))
@@ -136,20 +153,27 @@ class WorktreeInfo:
     # -- after the run -----------------------------------------------------------------
     def commit(self, message: str) -> None:
         """Commit everything the agent changed in the worktree (not its own files)."""
-        _git(self.root, "add", "-A", "--", ".",
-             *[f":(exclude,glob)**/{pat}" for pat in self.ignored])
+        _git(
+            self.root, "add", "-A", "--", ".", *[f":(exclude,glob)**/{pat}" for pat in self.ignored]
+        )
         staged = _git(self.root, "diff", "--cached", "--quiet", check=False).returncode
         if staged:
             _git(self.root, *_GIT_ID, "commit", "-q", "--no-verify", "-m", message)
 
     def diff(self) -> str:
-        out = subprocess.run(["git", "diff", "--binary", f"{self.base}..{self.branch}"],
-                             cwd=self.root, capture_output=True, check=False,
-                             stdin=subprocess.DEVNULL).stdout
+        out = subprocess.run(
+            ["git", "diff", "--binary", f"{self.base}..{self.branch}"],
+            cwd=self.root,
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        ).stdout
         text = out[:DIFF_MAX_BYTES].decode("utf-8", "replace")
         if len(out) > DIFF_MAX_BYTES:
-            text += f"\n[llmcore: diff cut at {DIFF_MAX_BYTES} bytes; the branch " \
-                    f"{self.branch} has all of it]\n"
+            text += (
+                f"\n[llmcore: diff cut at {DIFF_MAX_BYTES} bytes; the branch "
+                f"{self.branch} has all of it]\n"
+            )
         return text
 
     def fill(self, result: AgentResult) -> None:
@@ -197,8 +221,9 @@ def _dirty_tracked(root: str) -> list[str]:
     return [line[3:] for line in raw.splitlines() if line.strip()]
 
 
-def prepare_worktree(agent: Agent, cwd: str, run_id: str, *,
-                     resume: str | None = None) -> WorktreeInfo:
+def prepare_worktree(
+    agent: Agent, cwd: str, run_id: str, *, resume: str | None = None
+) -> WorktreeInfo:
     """The worktree the run works in: the one of the run whose session ``resume`` names, or
     a new branch and worktree from ``HEAD`` of ``cwd``'s checkout."""
     if resume:
@@ -212,21 +237,28 @@ def prepare_worktree(agent: Agent, cwd: str, run_id: str, *,
             return earlier
     root = git_toplevel(cwd)
     if root is None:
-        raise AgentError(f"{agent.name}: isolation: worktree needs a git repository, and {cwd} "
-                         "is not in one", agent=agent.name,
-                         hint="run in a git repository or set isolation: none")
+        raise AgentError(
+            f"{agent.name}: isolation: worktree needs a git repository, and {cwd} is not in one",
+            agent=agent.name,
+            hint="run in a git repository or set isolation: none",
+        )
     head = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).stdout.strip()
     if not head:
-        raise AgentError(f"{agent.name}: isolation: worktree needs a commit to start from, and "
-                         f"{root} has none yet", agent=agent.name,
-                         hint="make a first commit, or set isolation: none")
+        raise AgentError(
+            f"{agent.name}: isolation: worktree needs a commit to start from, and "
+            f"{root} has none yet",
+            agent=agent.name,
+            hint="make a first commit, or set isolation: none",
+        )
     dirty = _dirty_tracked(root)
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         raise AgentError(
             f"{agent.name}: {root} has uncommitted changes ({shown}); an isolated run starts "
-            "from HEAD and would not see them", agent=agent.name,
-            hint="commit or stash them first (git stash), or set isolation: none")
+            "from HEAD and would not see them",
+            agent=agent.name,
+            hint="commit or stash them first (git stash), or set isolation: none",
+        )
     branch = branch_name(agent.name, run_id)
     dest = _state_dir() / "worktrees" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', agent.name)}-{run_id}"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -234,13 +266,22 @@ def prepare_worktree(agent: Agent, cwd: str, run_id: str, *,
         with _REPO_LOCK:
             _git(root, "worktree", "add", "-q", "-b", branch, str(dest), head)
     except OSError as exc:
-        raise AgentError(f"{agent.name}: could not make a worktree of {root}: {exc}",
-                         agent=agent.name, hint="see `git worktree list`; "
-                                                "`llmcore agent clean` removes old ones") from exc
+        raise AgentError(
+            f"{agent.name}: could not make a worktree of {root}: {exc}",
+            agent=agent.name,
+            hint="see `git worktree list`; `llmcore agent clean` removes old ones",
+        ) from exc
     sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
-    info = WorktreeInfo(run_id=run_id, agent=agent.name, source=root, root=str(dest),
-                        cwd=str(dest / sub) if sub != "." else str(dest), branch=branch,
-                        base=head, ignored=list(agent.ignored_files))
+    info = WorktreeInfo(
+        run_id=run_id,
+        agent=agent.name,
+        source=root,
+        root=str(dest),
+        cwd=str(dest / sub) if sub != "." else str(dest),
+        branch=branch,
+        base=head,
+        ignored=list(agent.ignored_files),
+    )
     info.save()
     return info
 
@@ -255,8 +296,9 @@ def list_runs() -> list[WorktreeInfo]:
     return sorted(runs, key=lambda r: r.created)
 
 
-def find_run(run_id: str | None = None, *, session_id: str | None = None,
-             agent: str | None = None) -> WorktreeInfo | None:
+def find_run(
+    run_id: str | None = None, *, session_id: str | None = None, agent: str | None = None
+) -> WorktreeInfo | None:
     if run_id:
         return WorktreeInfo.load(run_id)
     for info in reversed(list_runs()):
@@ -291,39 +333,69 @@ def merge_run(run: str | AgentResult) -> MergeOutcome:
     run_id = run if isinstance(run, str) else (run.run_id or "")
     info = WorktreeInfo.load(run_id)
     if info is None:
-        raise AgentError(f"no isolated run {run_id!r} is recorded",
-                         hint="pass the run_id of a run made with isolation: worktree "
-                              "(`llmcore agent runs` lists them)")
-    if _git(info.source, "rev-parse", "--verify", "-q", info.branch,
-            check=False).returncode != 0:
-        raise AgentError(f"run {run_id}: its branch {info.branch} no longer exists",
-                         hint="it was removed (llmcore agent clean, or by hand)")
+        raise AgentError(
+            f"no isolated run {run_id!r} is recorded",
+            hint="pass the run_id of a run made with isolation: worktree "
+            "(`llmcore agent runs` lists them)",
+        )
+    if _git(info.source, "rev-parse", "--verify", "-q", info.branch, check=False).returncode != 0:
+        raise AgentError(
+            f"run {run_id}: its branch {info.branch} no longer exists",
+            hint="it was removed (llmcore agent clean, or by hand)",
+        )
     tip = _git(info.source, "rev-parse", info.branch).stdout.strip()
-    files = [f for f in _git(info.source, "diff", "--name-only", f"{info.base}..{tip}")
-             .stdout.splitlines() if f]
-    if _git(info.source, "merge-base", "--is-ancestor", tip, "HEAD",
-            check=False).returncode == 0:
+    files = [
+        f
+        for f in _git(info.source, "diff", "--name-only", f"{info.base}..{tip}").stdout.splitlines()
+        if f
+    ]
+    if _git(info.source, "merge-base", "--is-ancestor", tip, "HEAD", check=False).returncode == 0:
         return MergeOutcome(run_id, info.branch, info.source, "nothing", tip, files)
     head = _git(info.source, "rev-parse", "HEAD").stdout.strip()
-    if head == info.base or _git(info.source, "merge-base", "--is-ancestor", "HEAD", tip,
-                                 check=False).returncode == 0:
+    if (
+        head == info.base
+        or _git(info.source, "merge-base", "--is-ancestor", "HEAD", tip, check=False).returncode
+        == 0
+    ):
         out = _git(info.source, "merge", "--ff-only", "-q", info.branch, check=False)
         how = "fast-forward"
     else:
-        out = _git(info.source, *_GIT_ID, "merge", "--no-ff", "--no-edit", "-q", "-m",
-                   f"Merge llmcore run {run_id} ({info.agent})", info.branch, check=False)
+        out = _git(
+            info.source,
+            *_GIT_ID,
+            "merge",
+            "--no-ff",
+            "--no-edit",
+            "-q",
+            "-m",
+            f"Merge llmcore run {run_id} ({info.agent})",
+            info.branch,
+            check=False,
+        )
         how = "merge"
     if out.returncode != 0:
-        conflicts = [f for f in _git(info.source, "diff", "--name-only", "--diff-filter=U",
-                                     check=False).stdout.splitlines() if f]
-        if _git(info.source, "rev-parse", "-q", "--verify", "MERGE_HEAD",
-                check=False).returncode == 0:
+        conflicts = [
+            f
+            for f in _git(
+                info.source, "diff", "--name-only", "--diff-filter=U", check=False
+            ).stdout.splitlines()
+            if f
+        ]
+        if (
+            _git(info.source, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False).returncode
+            == 0
+        ):
             _git(info.source, "merge", "--abort", check=False)
-        detail = (f"conflicts in {', '.join(conflicts)}" if conflicts else
-                  " ".join((out.stderr or out.stdout).split())[:400])
-        raise AgentError(f"run {run_id}: could not merge {info.branch} into {info.source}: "
-                         f"{detail}", hint="the checkout was left as it was and the branch "
-                                           f"kept: merge it by hand (git merge {info.branch})")
+        detail = (
+            f"conflicts in {', '.join(conflicts)}"
+            if conflicts
+            else " ".join((out.stderr or out.stdout).split())[:400]
+        )
+        raise AgentError(
+            f"run {run_id}: could not merge {info.branch} into {info.source}: {detail}",
+            hint="the checkout was left as it was and the branch "
+            f"kept: merge it by hand (git merge {info.branch})",
+        )
     commit = _git(info.source, "rev-parse", "HEAD").stdout.strip()
     return MergeOutcome(run_id, info.branch, info.source, how, commit, files)
 
@@ -333,8 +405,12 @@ def remove_worktree(info: WorktreeInfo) -> str | None:
     way back to it: ``git branch NAME COMMIT``), or ``None`` when there was no branch."""
     tip = None
     if os.path.isdir(info.source):
-        tip = _git(info.source, "rev-parse", "-q", "--verify", info.branch,
-                   check=False).stdout.strip() or None
+        tip = (
+            _git(
+                info.source, "rev-parse", "-q", "--verify", info.branch, check=False
+            ).stdout.strip()
+            or None
+        )
         with _REPO_LOCK:
             _git(info.source, "worktree", "remove", "--force", info.root, check=False)
             _git(info.source, "branch", "-D", info.branch, check=False)
@@ -356,8 +432,9 @@ def clean_runs(keep: str = "failed", *, source: str | None = None) -> list[dict[
     entry per run removed, with its branch's last commit.
     """
     if keep not in KEEP_POLICIES:
-        raise AgentError(f"unknown keep policy {keep!r}",
-                         hint="use keep: " + " | ".join(KEEP_POLICIES))
+        raise AgentError(
+            f"unknown keep policy {keep!r}", hint="use keep: " + " | ".join(KEEP_POLICIES)
+        )
     removed = []
     want = os.path.realpath(source) if source else None
     for info in list_runs():
@@ -368,8 +445,16 @@ def clean_runs(keep: str = "failed", *, source: str | None = None) -> list[dict[
         if keep == "all" or (keep == "failed" and not info.success):
             continue
         tip = remove_worktree(info)
-        removed.append({"run_id": info.run_id, "agent": info.agent, "branch": info.branch,
-                        "worktree": info.root, "commit": tip, "success": info.success})
+        removed.append(
+            {
+                "run_id": info.run_id,
+                "agent": info.agent,
+                "branch": info.branch,
+                "worktree": info.root,
+                "commit": tip,
+                "success": info.success,
+            }
+        )
     return removed
 
 

@@ -87,15 +87,19 @@ class Invocation:
 
 
 # Generic shapes of the failures every agent meets; plugins add their own before these.
-_AUTH = re.compile(r"\b401\b|\b403\b|unauthori[sz]ed|invalid[ _-]?api[ _-]?key|incorrect api key|"
-                   r"authentication[ _-]?(error|failed)|api key not valid|permission denied.*key",
-                   re.I)
-_RATE = re.compile(r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _-]?exhausted",
-                   re.I)
-_CONN = re.compile(r"ECONNREFUSED|connection refused|connect(ion)? ?error|failed to connect|"
-                   r"fetch failed|unable to connect|\b50[0234]\b|service unavailable|"
-                   r"internal server error|bad gateway|APIConnectionError|ENOTFOUND|"
-                   r"servers are down|overloaded", re.I)
+_AUTH = re.compile(
+    r"\b401\b|\b403\b|unauthori[sz]ed|invalid[ _-]?api[ _-]?key|incorrect api key|"
+    r"authentication[ _-]?(error|failed)|api key not valid|permission denied.*key",
+    re.I,
+)
+_RATE = re.compile(r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _-]?exhausted", re.I)
+_CONN = re.compile(
+    r"ECONNREFUSED|connection refused|connect(ion)? ?error|failed to connect|"
+    r"fetch failed|unable to connect|\b50[0234]\b|service unavailable|"
+    r"internal server error|bad gateway|APIConnectionError|ENOTFOUND|"
+    r"servers are down|overloaded",
+    re.I,
+)
 
 
 class Agent:
@@ -177,8 +181,15 @@ class Agent:
         env = dict(os.environ)
         env.update(self.config.env)
         try:
-            out = subprocess.run([exe, *self.version_args], capture_output=True, text=True,
-                                 timeout=30, check=False, env=env, stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                [exe, *self.version_args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.SubprocessError):
             return ""
         lines = [ln.strip() for ln in (out.stdout or out.stderr or "").splitlines() if ln.strip()]
@@ -243,8 +254,12 @@ class Agent:
         return agent_environment(self, dict(extra or {}))
 
     # -- helpers plugins share -----------------------------------------------------------
-    def run(self, task: AgentTask, on_event: EventCallback | None = None,
-            cancel: CancelToken | None = None) -> AgentResult:
+    def run(
+        self,
+        task: AgentTask,
+        on_event: EventCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AgentResult:
         """Run ``task`` through :func:`llmcore.runner.run_agent_process`."""
         from .runner import run_agent_process
 
@@ -295,8 +310,11 @@ class Agent:
         permissions); a :class:`~llmcore.errors.ConfigError` naming the modes otherwise."""
         mode = normalize_mode(mode)
         if mode not in table:
-            raise ConfigError(f"unknown mode {mode!r}", path=f"agents.{self.name}.mode",
-                              hint="use one of " + ", ".join(table))
+            raise ConfigError(
+                f"unknown mode {mode!r}",
+                path=f"agents.{self.name}.mode",
+                hint="use one of " + ", ".join(table),
+            )
         return table[mode]
 
     def endpoint_configured(self) -> bool:
@@ -330,8 +348,10 @@ class Agent:
         if not key:
             raise AgentError(
                 f"{self.name}: environment variable {var} (agents.{self.name}.api_key_env) "
-                "is not set", agent=self.name,
-                hint=f"export {var}=<your key>" + (f", {hint}" if hint else ""))
+                "is not set",
+                agent=self.name,
+                hint=f"export {var}=<your key>" + (f", {hint}" if hint else ""),
+            )
         return key
 
     def check_endpoint(self, timeout: float = 0.1) -> None:
@@ -369,9 +389,9 @@ class Agent:
                 pass
         except ConnectionRefusedError:
             raise AgentConnectionError(
-                f"{self.name}: nothing is listening at {url} (connection to {host}:{port} "
-                "refused)", agent=self.name,
-                hint=f"start the server at {url}, or fix agents.{self.name}.base_url"
+                f"{self.name}: nothing is listening at {url} (connection to {host}:{port} refused)",
+                agent=self.name,
+                hint=f"start the server at {url}, or fix agents.{self.name}.base_url",
             ) from None
         except OSError:
             return
@@ -379,10 +399,12 @@ class Agent:
     def exit_error(self, run: RunOutput) -> str:
         """``"claude exited with code 1: <last stderr line>"``: a failed run's one-line story."""
         code = run.exit_code
-        how = (f"was killed by signal {-code}" if code is not None and code < 0
-               else f"exited with code {code}")
-        last = next((ln.strip() for ln in reversed(run.stderr_tail.splitlines()) if ln.strip()),
-                    "")
+        how = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
+        last = next((ln.strip() for ln in reversed(run.stderr_tail.splitlines()) if ln.strip()), "")
         text = f"{self.program or self.name} {how}"
         return f"{text}: {last[:300]}" if last else text
 
@@ -394,19 +416,28 @@ class Agent:
         if _AUTH.search(text):
             key = self.config.api_key_env
             return AgentAuthError(
-                prefix, agent=self.name,
-                hint=(f"check the key in ${key} for {where}" if key else
-                      f"set agents.{self.name}.api_key_env to the variable holding the key "
-                      f"for {where}, or log in with {self.program} itself"))
+                prefix,
+                agent=self.name,
+                hint=(
+                    f"check the key in ${key} for {where}"
+                    if key
+                    else f"set agents.{self.name}.api_key_env to the variable holding the key "
+                    f"for {where}, or log in with {self.program} itself"
+                ),
+            )
         if _RATE.search(text):
             return AgentRateLimitError(
-                prefix, agent=self.name,
+                prefix,
+                agent=self.name,
                 hint="the endpoint is rate limiting or out of quota: wait and retry, or use "
-                     "another model/provider")
+                "another model/provider",
+            )
         if _CONN.search(text):
             return AgentConnectionError(
-                prefix, agent=self.name,
-                hint=f"check that {where} is up and that agents.{self.name}.base_url is right")
+                prefix,
+                agent=self.name,
+                hint=f"check that {where} is up and that agents.{self.name}.base_url is right",
+            )
         return None
 
 

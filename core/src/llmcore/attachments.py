@@ -63,8 +63,9 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def load(item: str | os.PathLike[str] | bytes | Attachment,
-         max_bytes: int = MAX_BYTES) -> Attachment:
+def load(
+    item: str | os.PathLike[str] | bytes | Attachment, max_bytes: int = MAX_BYTES
+) -> Attachment:
     """Read one attachment: a path, an http(s) URL, raw bytes, or an :class:`Attachment`."""
     if isinstance(item, Attachment):
         return item
@@ -75,14 +76,16 @@ def load(item: str | os.PathLike[str] | bytes | Attachment,
         return _download(text, max_bytes)
     path = Path(text).expanduser()
     if not path.is_file():
-        raise AttachmentError(f"attachment not found: {path}",
-                              hint="give the path of an image file or an http(s) URL")
+        raise AttachmentError(
+            f"attachment not found: {path}", hint="give the path of an image file or an http(s) URL"
+        )
     size = path.stat().st_size
     if size > max_bytes:
-        raise AttachmentError(f"attachment {path} is {size} bytes, over the limit of "
-                              f"{max_bytes}", hint="resize or compress the image")
-    return _checked(str(path), path.read_bytes(), mimetypes.guess_type(path.name)[0],
-                    max_bytes)
+        raise AttachmentError(
+            f"attachment {path} is {size} bytes, over the limit of {max_bytes}",
+            hint="resize or compress the image",
+        )
+    return _checked(str(path), path.read_bytes(), mimetypes.guess_type(path.name)[0], max_bytes)
 
 
 def _download(url: str, max_bytes: int) -> Attachment:
@@ -91,45 +94,54 @@ def _download(url: str, max_bytes: int) -> Attachment:
     try:
         with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as r:
             if r.status_code >= 400:
-                raise AttachmentError(f"attachment {url}: the server answered "
-                                      f"{r.status_code}", hint="check the URL")
+                raise AttachmentError(
+                    f"attachment {url}: the server answered {r.status_code}", hint="check the URL"
+                )
             buf = bytearray()
             for piece in r.iter_bytes():
                 buf += piece
                 if len(buf) > max_bytes:
-                    raise AttachmentError(f"attachment {url} is over the limit of "
-                                          f"{max_bytes} bytes", hint="use a smaller image")
+                    raise AttachmentError(
+                        f"attachment {url} is over the limit of {max_bytes} bytes",
+                        hint="use a smaller image",
+                    )
             ctype = r.headers.get("content-type", "").split(";")[0].strip() or None
     except httpx.HTTPError as exc:
-        raise AttachmentError(f"attachment {url} could not be downloaded: {exc}",
-                              hint="check the URL and the network") from None
+        raise AttachmentError(
+            f"attachment {url} could not be downloaded: {exc}", hint="check the URL and the network"
+        ) from None
     return _checked(url, bytes(buf), ctype, max_bytes)
 
 
 def _checked(source: str, data: bytes, declared: str | None, max_bytes: int) -> Attachment:
     if len(data) > max_bytes:
-        raise AttachmentError(f"attachment {source} is {len(data)} bytes, over the limit "
-                              f"of {max_bytes}", hint="resize or compress the image")
+        raise AttachmentError(
+            f"attachment {source} is {len(data)} bytes, over the limit of {max_bytes}",
+            hint="resize or compress the image",
+        )
     mime = sniff(data)  # the bytes decide: a name or a Content-Type can be wrong
     if mime is None:
         said = f"; its name or server says {declared}" if declared else ""
         raise AttachmentError(
             f"attachment {source} is not an image llmcore can send (its bytes are not "
             f"PNG, JPEG, GIF or WebP{said})",
-            hint="attach PNG, JPEG, GIF or WebP images")
+            hint="attach PNG, JPEG, GIF or WebP images",
+        )
     return Attachment(source=source, mime=mime, data=data)
 
 
-def attach(messages: list[Message], items: list[Any],
-           max_bytes: int = MAX_BYTES) -> list[Attachment]:
+def attach(
+    messages: list[Message], items: list[Any], max_bytes: int = MAX_BYTES
+) -> list[Attachment]:
     """Load ``items`` and put them on the last user message (in place); return them."""
     loaded = [load(i, max_bytes) for i in items]
     if not loaded:
         return loaded
     target = next((m for m in reversed(messages) if m.role == "user"), None)
     if target is None:
-        raise AttachmentError("attachments need a user message to go with",
-                              hint="give a prompt with the attachment")
+        raise AttachmentError(
+            "attachments need a user message to go with", hint="give a prompt with the attachment"
+        )
     target.images = [*(target.images or []), *(a.data_url for a in loaded)]
     return loaded
 
@@ -143,7 +155,12 @@ def for_ollama(request: ChatRequest) -> ChatRequest:
     candidates still get the data URL)."""
     if not has_images(request):
         return request
-    msgs = [attrs.evolve(m, images=[i.partition(",")[2] if i.startswith("data:") else i
-                                    for i in m.images]) if m.images else m
-            for m in request.messages]
+    msgs = [
+        attrs.evolve(
+            m, images=[i.partition(",")[2] if i.startswith("data:") else i for i in m.images]
+        )
+        if m.images
+        else m
+        for m in request.messages
+    ]
     return attrs.evolve(request, messages=msgs)

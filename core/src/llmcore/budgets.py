@@ -34,8 +34,9 @@ REFRESH_S = 2.0
 class BudgetExceeded(LLMCoreError):
     """The global budget (``routing.budget``) is spent: no request goes out until it resets."""
 
-    def __init__(self, message: str, *, spent: float, limit: float, resets_at: float,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, spent: float, limit: float, resets_at: float, hint: str | None = None
+    ) -> None:
         self.spent = spent
         self.limit = limit
         self.resets_at = resets_at
@@ -47,10 +48,15 @@ def period_starts(now: float | None = None) -> dict[str, tuple[float, float]]:
     t = datetime.fromtimestamp(time.time() if now is None else now)
     day = t.replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
-    next_month = month.replace(year=month.year + 1, month=1) if month.month == 12 \
+    next_month = (
+        month.replace(year=month.year + 1, month=1)
+        if month.month == 12
         else month.replace(month=month.month + 1)
-    return {"daily": (day.timestamp(), day.timestamp() + 86400),
-            "monthly": (month.timestamp(), next_month.timestamp())}
+    )
+    return {
+        "daily": (day.timestamp(), day.timestamp() + 86400),
+        "monthly": (month.timestamp(), next_month.timestamp()),
+    }
 
 
 #: Seconds a budget read may wait for a locked metrics database: it runs on the request
@@ -67,11 +73,14 @@ def spent(path: str | Path, since: float, provider: str | None = None) -> float:
         return 0.0
     import sqlite3
 
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
-                           timeout=READ_TIMEOUT_S)
+    conn = sqlite3.connect(
+        f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=READ_TIMEOUT_S
+    )
     try:
-        sql = ("SELECT coalesce(sum(cost_usd), 0) FROM events WHERE time >= ? AND "
-               "outcome = 'ok' AND kind IN ('request', 'agent_run')")
+        sql = (
+            "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE time >= ? AND "
+            "outcome = 'ok' AND kind IN ('request', 'agent_run')"
+        )
         args: list[Any] = [since]
         if provider is not None:
             sql += " AND provider = ?"
@@ -84,13 +93,17 @@ def spent(path: str | Path, since: float, provider: str | None = None) -> float:
 def limits(b: BudgetConfig | None) -> list[tuple[str, float]]:
     if b is None:
         return []
-    return [(k, float(v)) for k, v in (("daily", b.daily_usd), ("monthly", b.monthly_usd))
-            if v is not None]
+    return [
+        (k, float(v))
+        for k, v in (("daily", b.daily_usd), ("monthly", b.monthly_usd))
+        if v is not None
+    ]
 
 
 def has_budget(config: Config) -> bool:
     return config.routing.budget is not None or any(
-        p.budget is not None for p in (config.providers or {}).values())
+        p.budget is not None for p in (config.providers or {}).values()
+    )
 
 
 def redis_url(config: Config) -> str | None:
@@ -107,8 +120,9 @@ class RedisSpend:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.r = redis.Redis.from_url(url, socket_timeout=READ_TIMEOUT_S,
-                                      socket_connect_timeout=READ_TIMEOUT_S)
+        self.r = redis.Redis.from_url(
+            url, socket_timeout=READ_TIMEOUT_S, socket_connect_timeout=READ_TIMEOUT_S
+        )
 
     def key(self, provider: str | None, period: str, start: float) -> str:
         return f"{self.PREFIX}{provider or '*'}:{period}:{int(start)}"
@@ -136,17 +150,14 @@ class SpendSink(MetricsSink):
     def __init__(self, url: str) -> None:
         super().__init__({})
         self.spend = RedisSpend(url)
-        self._pending: collections.deque[tuple[str | None, float, float]] = \
-            collections.deque()
+        self._pending: collections.deque[tuple[str | None, float, float]] = collections.deque()
         self._wake = threading.Event()
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="llmcore-budget-spend",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="llmcore-budget-spend", daemon=True)
         self._thread.start()
 
     def emit(self, event: MetricsEvent) -> None:
-        if event.kind in ("request", "agent_run") and event.outcome == "ok" \
-                and event.cost_usd:
+        if event.kind in ("request", "agent_run") and event.outcome == "ok" and event.cost_usd:
             self._pending.append((event.provider, event.cost_usd, event.time))
             self._wake.set()
 
@@ -208,14 +219,18 @@ class Budgets:
                 import sys
 
                 where = "Redis" if self.redis is not None else "the metrics database"
-                print(f"llmcore: budgets cannot read {where} ({redact(str(exc))}); using "
-                      f"the last known spending", file=sys.stderr)
+                print(
+                    f"llmcore: budgets cannot read {where} ({redact(str(exc))}); using "
+                    f"the last known spending",
+                    file=sys.stderr,
+                )
         with self._lock:
             self._cache[key] = (now, value)
         return value
 
-    def over(self, provider: str | None, budget: BudgetConfig | None
-             ) -> tuple[str, float, float, float] | None:
+    def over(
+        self, provider: str | None, budget: BudgetConfig | None
+    ) -> tuple[str, float, float, float] | None:
         """(period, spent, limit, resets_at) of the first limit reached, else ``None``."""
         starts = period_starts()
         for period, limit in limits(budget):
@@ -235,20 +250,26 @@ class Budgets:
             f"the {period} budget of ${limit:.2f} (routing.budget.{period}_usd) is spent: "
             f"${used:.4f} since {_since(period)}; it resets at {when} "
             f"(in {_left(reset - time.time())})",
-            spent=used, limit=limit, resets_at=reset,
-            hint=f"wait until {when}, or raise routing.budget.{period}_usd in llmcore.yaml")
+            spent=used,
+            limit=limit,
+            resets_at=reset,
+            hint=f"wait until {when}, or raise routing.budget.{period}_usd in llmcore.yaml",
+        )
 
-    def provider_over(self, name: str, budget: BudgetConfig | None
-                      ) -> tuple[str, str, float] | None:
+    def provider_over(
+        self, name: str, budget: BudgetConfig | None
+    ) -> tuple[str, str, float] | None:
         """(message, hint, resets_at) when provider ``name`` is over its budget."""
         got = self.over(name, budget)
         if got is None:
             return None
         period, used, limit, reset = got
         when = datetime.fromtimestamp(reset).strftime("%Y-%m-%d %H:%M")
-        return (f"over its {period} budget: ${used:.4f} of ${limit:.2f} spent",
-                f"back at {when}; raise providers.{name}.budget.{period}_usd to use it now",
-                reset)
+        return (
+            f"over its {period} budget: ${used:.4f} of ${limit:.2f} spent",
+            f"back at {when}; raise providers.{name}.budget.{period}_usd to use it now",
+            reset,
+        )
 
 
 def for_runtime(runtime: Runtime) -> Budgets:

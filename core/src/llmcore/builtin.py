@@ -36,8 +36,10 @@ class BuiltinPlugin:
         # the core's trylast one, which calls the provider. The
         # request is replaced by a reshaped copy, never changed in place: the next
         # candidate of a failover may be of another type.
-        if call.operation in ("chat", "stream") and \
-                getattr(call.provider, "type_name", "") in _RESHAPED:
+        if (
+            call.operation in ("chat", "stream")
+            and getattr(call.provider, "type_name", "") in _RESHAPED
+        ):
             from . import attachments, structured
 
             req = structured.for_provider(call.request, call.provider.type_name)

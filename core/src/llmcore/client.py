@@ -58,13 +58,14 @@ class _Base:
     ) -> None:
         if runtime is not None:
             if config is not None or plugin_manager is not None:
-                raise TypeError("pass either runtime= or config=/plugin_manager=, not both: "
-                                "a Runtime already holds its config and plugin manager")
+                raise TypeError(
+                    "pass either runtime= or config=/plugin_manager=, not both: "
+                    "a Runtime already holds its config and plugin manager"
+                )
             self.runtime = runtime
         else:
             if config is None:
-                config = Config(providers={}, agents={}) if providers or agents \
-                    else load_config()
+                config = Config(providers={}, agents={}) if providers or agents else load_config()
             self.runtime = Runtime(config, plugin_manager)
         self.runtime.validate()  # a wrong config fails here, not at the first request
         for p in providers or ():
@@ -87,22 +88,36 @@ class _Base:
         """Build a client from ``llmcore.yaml`` (found the usual way when ``path`` is None)."""
         return cls(load_config(path))
 
-    def _task(self, agent: Agent, prompt: str, cwd: str | os.PathLike[str] | None, mode: str | None,
-              model: str | None, resume: str | None, timeout: float | None,
-              args: Sequence[str] | None) -> AgentTask:
+    def _task(
+        self,
+        agent: Agent,
+        prompt: str,
+        cwd: str | os.PathLike[str] | None,
+        mode: str | None,
+        model: str | None,
+        resume: str | None,
+        timeout: float | None,
+        args: Sequence[str] | None,
+    ) -> AgentTask:
         cfg = agent.config
         return AgentTask(
-            prompt=prompt, cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
-            mode=mode or cfg.mode, model=model or cfg.model, resume=resume,
-            timeout=timeout or cfg.timeout, args=[*cfg.args, *(args or [])],
+            prompt=prompt,
+            cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
+            mode=mode or cfg.mode,
+            model=model or cfg.model,
+            resume=resume,
+            timeout=timeout or cfg.timeout,
+            args=[*cfg.args, *(args or [])],
         )
 
-    def _agent_run(self, agent: Agent, task: AgentTask,
-                   on_event: EventCallback | None, cancel: Any = None) -> AgentResult:
+    def _agent_run(
+        self, agent: Agent, task: AgentTask, on_event: EventCallback | None, cancel: Any = None
+    ) -> AgentResult:
         if agent.config.via_gateway:  # its endpoint becomes a local `llmcore serve`
             from .serve.agents import through_gateway
 
             agent = through_gateway(self.runtime, agent)
+
         def proceed(t: AgentTask) -> AgentResult:
             if cancel is None:
                 return agent.run(t, on_event)
@@ -122,27 +137,45 @@ class _Base:
             outcome = type(exc).__name__
             raise
         finally:
-            self.runtime.metrics.emit(MetricsEvent(
-                kind="agent_run", agent=agent.name, plugin=agent.type_name, provider=agent.name,
-                model=task.model, outcome=outcome, duration_s=time.monotonic() - t0,
-                latency_s=time.monotonic() - t0,
-                input_tokens=result.usage.input_tokens if result and result.usage else None,
-                output_tokens=result.usage.output_tokens if result and result.usage else None,
-                cost_usd=result.cost_usd if result else None,
-                files_changed=len(result.files_modified) if result else None,
-                session_id=result.session_id if result else None,
-            ))
+            self.runtime.metrics.emit(
+                MetricsEvent(
+                    kind="agent_run",
+                    agent=agent.name,
+                    plugin=agent.type_name,
+                    provider=agent.name,
+                    model=task.model,
+                    outcome=outcome,
+                    duration_s=time.monotonic() - t0,
+                    latency_s=time.monotonic() - t0,
+                    input_tokens=result.usage.input_tokens if result and result.usage else None,
+                    output_tokens=result.usage.output_tokens if result and result.usage else None,
+                    cost_usd=result.cost_usd if result else None,
+                    files_changed=len(result.files_modified) if result else None,
+                    session_id=result.session_id if result else None,
+                )
+            )
 
 
 class Client(_Base):
     """Synchronous client. Use as a context manager to close pooled connections."""
 
-    def chat(self, messages: Messages, *, model: str | None = None, provider: str | None = None,
-             system: str | None = None, fallback: bool | None = None,
-             require: list[str] | None = None, min_context: int | None = None,
-             schema: Any = None, attachments: Sequence[Any] | None = None,
-             log: bool | None = None, schema_retries: int = 2,
-             _conversation_id: str | None = None, **options: Any) -> Any:
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        system: str | None = None,
+        fallback: bool | None = None,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+        schema: Any = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        schema_retries: int = 2,
+        _conversation_id: str | None = None,
+        **options: Any,
+    ) -> Any:
         """Send a chat and return the whole answer; fails over per the routing config.
 
         ``require`` (capability tags such as ``vision``, ``tools``) and ``min_context``
@@ -152,60 +185,102 @@ class Client(_Base):
         when the answer does not fit); ``attachments`` are image files, URLs or bytes;
         ``log`` logs this call (or not) whatever ``logs.enabled`` says."""
         request = build_request(messages, model, system, options)
-        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
-                     min_context=min_context)
-        if schema is None and not attachments and _conversation_id is None \
-                and not self.features.logging(log):
+        route: dict[str, Any] = dict(
+            provider=provider, fallback=fallback, require=require, min_context=min_context
+        )
+        if (
+            schema is None
+            and not attachments
+            and _conversation_id is None
+            and not self.features.logging(log)
+        ):
             return self.router.chat(request, **route)
-        return self.features.chat(request, route, schema=schema, attachments=attachments,
-                                  log=log, conversation_id=_conversation_id,
-                                  schema_retries=schema_retries)
+        return self.features.chat(
+            request,
+            route,
+            schema=schema,
+            attachments=attachments,
+            log=log,
+            conversation_id=_conversation_id,
+            schema_retries=schema_retries,
+        )
 
-    def stream(self, messages: Messages, *, model: str | None = None,
-               provider: str | None = None, system: str | None = None,
-               fallback: bool | None = None, require: list[str] | None = None,
-               min_context: int | None = None, attachments: Sequence[Any] | None = None,
-               log: bool | None = None, _conversation_id: str | None = None,
-               **options: Any) -> Iterator[StreamChunk]:
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        system: str | None = None,
+        fallback: bool | None = None,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        _conversation_id: str | None = None,
+        **options: Any,
+    ) -> Iterator[StreamChunk]:
         """Yield the answer as it is generated."""
         request = build_request(messages, model, system, options)
         request.stream = True
-        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
-                     min_context=min_context)
+        route: dict[str, Any] = dict(
+            provider=provider, fallback=fallback, require=require, min_context=min_context
+        )
         if not attachments and _conversation_id is None and not self.features.logging(log):
             return self.router.stream(request, **route)
-        return self.features.stream(request, route, attachments=list(attachments or []),
-                                    log=log, conversation_id=_conversation_id)
+        return self.features.stream(
+            request,
+            route,
+            attachments=list(attachments or []),
+            log=log,
+            conversation_id=_conversation_id,
+        )
 
     def conversation(self, cid: str | None = None, **kw: Any) -> Conversation:
         """A chat that keeps its history (``cid`` continues a logged conversation); the
         keyword arguments (model, provider, system, log, options) apply to every turn."""
         return Conversation(self, **self._conversation_args(cid, kw))
 
-    def generate(self, prompt: str, *, model: str | None = None, provider: str | None = None,
-                 fallback: bool | None = None, **options: Any) -> ChatResponse:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        **options: Any,
+    ) -> ChatResponse:
         """A raw text completion (no chat template)."""
         request = build_request(prompt, model, None, options)
         request.extra["prompt"] = prompt
-        return self.router.chat(request, provider=provider, fallback=fallback,
-                                operation="generate")
+        return self.router.chat(request, provider=provider, fallback=fallback, operation="generate")
 
-    def embed(self, texts: str | Sequence[str], *, model: str | None = None,
-              provider: str | None = None) -> EmbeddingResponse:
-        return self.router.embed([texts] if isinstance(texts, str) else list(texts),
-                                 model=model, provider=provider)
+    def embed(
+        self, texts: str | Sequence[str], *, model: str | None = None, provider: str | None = None
+    ) -> EmbeddingResponse:
+        return self.router.embed(
+            [texts] if isinstance(texts, str) else list(texts), model=model, provider=provider
+        )
 
     def models(self, provider: str | None = None, *, refresh: bool = False) -> list[ModelInfo]:
         """The models each provider serves; ``refresh`` also forgets the cached automatic
         model choices (made when neither the request nor the config names a model)."""
         return self.router.models(provider, refresh=refresh)
 
-    def run_agent(self, agent: str | Sequence[str], prompt: str | None = None, *,
-                  cwd: str | os.PathLike[str] | None = None,
-                  mode: str | None = None, model: str | None = None, resume: str | None = None,
-                  timeout: float | None = None, args: Sequence[str] | None = None,
-                  on_event: EventCallback | None = None,
-                  prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
+    def run_agent(
+        self,
+        agent: str | Sequence[str],
+        prompt: str | None = None,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        mode: str | None = None,
+        model: str | None = None,
+        resume: str | None = None,
+        timeout: float | None = None,
+        args: Sequence[str] | None = None,
+        on_event: EventCallback | None = None,
+        prompt_file: str | os.PathLike[str] | None = None,
+    ) -> AgentResult:
         """Run a coding agent on ``prompt`` (or the text of ``prompt_file``) in ``cwd`` and
         return what it did.
 
@@ -223,17 +298,23 @@ class Client(_Base):
         return run_chain(self.runtime, chain_for(self.runtime, agent), one)
 
     # -- agent batches and worktree merges (issue 15) ----------------------------------
-    def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
-                   on_update: Callable[[Any], None] | None = None,
-                   on_finish: Callable[[Any], None] | None = None,
-                   cancel: Any = None) -> list[Any]:
+    def run_agents(
+        self,
+        tasks: Iterable[Any],
+        *,
+        parallel: int = 4,
+        on_update: Callable[[Any], None] | None = None,
+        on_finish: Callable[[Any], None] | None = None,
+        cancel: Any = None,
+    ) -> list[Any]:
         """Run many agent tasks, ``parallel`` at a time; a list of
         :class:`~llmcore.agent_batch.TaskOutcome` in task order. Each task is a
         :class:`~llmcore.agent_batch.BatchTask` or a mapping with its keys."""
         from .agent_batch import Batch
 
-        return Batch(self, tasks, parallel=parallel, on_update=on_update,
-                     on_finish=on_finish, cancel=cancel).run()
+        return Batch(
+            self, tasks, parallel=parallel, on_update=on_update, on_finish=on_finish, cancel=cancel
+        ).run()
 
     def merge_run(self, run: AgentResult | str) -> Any:
         """Bring an isolated run's branch into its checkout (see
@@ -257,66 +338,119 @@ class Client(_Base):
 class AsyncClient(_Base):
     """Asynchronous client; the same methods as :class:`Client`, awaitable."""
 
-    async def chat(self, messages: Messages, *, model: str | None = None,
-                   provider: str | None = None, system: str | None = None,
-                   fallback: bool | None = None, require: list[str] | None = None,
-                   min_context: int | None = None, schema: Any = None,
-                   attachments: Sequence[Any] | None = None, log: bool | None = None,
-                   schema_retries: int = 2, _conversation_id: str | None = None,
-                   **options: Any) -> Any:
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        system: str | None = None,
+        fallback: bool | None = None,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+        schema: Any = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        schema_retries: int = 2,
+        _conversation_id: str | None = None,
+        **options: Any,
+    ) -> Any:
         request = build_request(messages, model, system, options)
-        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
-                     min_context=min_context)
-        if schema is None and not attachments and _conversation_id is None \
-                and not self.features.logging(log):
+        route: dict[str, Any] = dict(
+            provider=provider, fallback=fallback, require=require, min_context=min_context
+        )
+        if (
+            schema is None
+            and not attachments
+            and _conversation_id is None
+            and not self.features.logging(log)
+        ):
             return await self.router.achat(request, **route)
-        return await self.features.achat(request, route, schema=schema,
-                                         attachments=attachments, log=log,
-                                         conversation_id=_conversation_id,
-                                         schema_retries=schema_retries)
+        return await self.features.achat(
+            request,
+            route,
+            schema=schema,
+            attachments=attachments,
+            log=log,
+            conversation_id=_conversation_id,
+            schema_retries=schema_retries,
+        )
 
-    def stream(self, messages: Messages, *, model: str | None = None,
-               provider: str | None = None, system: str | None = None,
-               fallback: bool | None = None, require: list[str] | None = None,
-               min_context: int | None = None, attachments: Sequence[Any] | None = None,
-               log: bool | None = None, _conversation_id: str | None = None,
-               **options: Any) -> AsyncIterator[StreamChunk]:
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        system: str | None = None,
+        fallback: bool | None = None,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        _conversation_id: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[StreamChunk]:
         request = build_request(messages, model, system, options)
         request.stream = True
-        route: dict[str, Any] = dict(provider=provider, fallback=fallback, require=require,
-                     min_context=min_context)
+        route: dict[str, Any] = dict(
+            provider=provider, fallback=fallback, require=require, min_context=min_context
+        )
         if not attachments and _conversation_id is None and not self.features.logging(log):
             return self.router.astream(request, **route)
-        return self.features.astream(request, route, attachments=list(attachments or []),
-                                     log=log, conversation_id=_conversation_id)
+        return self.features.astream(
+            request,
+            route,
+            attachments=list(attachments or []),
+            log=log,
+            conversation_id=_conversation_id,
+        )
 
     def conversation(self, cid: str | None = None, **kw: Any) -> AsyncConversation:
         """The async :meth:`Client.conversation`."""
         return AsyncConversation(self, **self._conversation_args(cid, kw))
 
-    async def generate(self, prompt: str, *, model: str | None = None,
-                       provider: str | None = None, fallback: bool | None = None,
-                       **options: Any) -> ChatResponse:
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        **options: Any,
+    ) -> ChatResponse:
         request = build_request(prompt, model, None, options)
         request.extra["prompt"] = prompt
-        return await self.router.achat(request, provider=provider, fallback=fallback,
-                                       operation="generate")
+        return await self.router.achat(
+            request, provider=provider, fallback=fallback, operation="generate"
+        )
 
-    async def embed(self, texts: str | Sequence[str], *, model: str | None = None,
-                    provider: str | None = None) -> EmbeddingResponse:
-        return await self.router.aembed([texts] if isinstance(texts, str) else list(texts),
-                                        model=model, provider=provider)
+    async def embed(
+        self, texts: str | Sequence[str], *, model: str | None = None, provider: str | None = None
+    ) -> EmbeddingResponse:
+        return await self.router.aembed(
+            [texts] if isinstance(texts, str) else list(texts), model=model, provider=provider
+        )
 
-    async def models(self, provider: str | None = None, *,
-                     refresh: bool = False) -> list[ModelInfo]:
+    async def models(
+        self, provider: str | None = None, *, refresh: bool = False
+    ) -> list[ModelInfo]:
         return await self.router.amodels(provider, refresh=refresh)
 
-    async def run_agent(self, agent: str | Sequence[str], prompt: str | None = None, *,
-                        cwd: str | os.PathLike[str] | None = None, mode: str | None = None,
-                        model: str | None = None, resume: str | None = None,
-                        timeout: float | None = None, args: Sequence[str] | None = None,
-                        on_event: EventCallback | None = None,
-                        prompt_file: str | os.PathLike[str] | None = None) -> AgentResult:
+    async def run_agent(
+        self,
+        agent: str | Sequence[str],
+        prompt: str | None = None,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        mode: str | None = None,
+        model: str | None = None,
+        resume: str | None = None,
+        timeout: float | None = None,
+        args: Sequence[str] | None = None,
+        on_event: EventCallback | None = None,
+        prompt_file: str | os.PathLike[str] | None = None,
+    ) -> AgentResult:
         """Run an agent without blocking the loop; cancelling the task stops the agent."""
         import asyncio
         import contextlib
@@ -335,7 +469,8 @@ class AsyncClient(_Base):
 
         names = chain_for(self.runtime, agent)
         fut = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(run_chain, self.runtime, names, one))
+            None, functools.partial(run_chain, self.runtime, names, one)
+        )
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -347,9 +482,14 @@ class AsyncClient(_Base):
             raise
 
     # -- agent batches and worktree merges (issue 15) ----------------------------------
-    async def run_agents(self, tasks: Iterable[Any], *, parallel: int = 4,
-                         on_update: Callable[[Any], None] | None = None,
-                         on_finish: Callable[[Any], None] | None = None) -> list[Any]:
+    async def run_agents(
+        self,
+        tasks: Iterable[Any],
+        *,
+        parallel: int = 4,
+        on_update: Callable[[Any], None] | None = None,
+        on_finish: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
         """:meth:`Client.run_agents` without blocking the loop; cancelling stops them all."""
         import asyncio
         import contextlib
@@ -358,8 +498,9 @@ class AsyncClient(_Base):
         from .agent_batch import Batch
 
         cancel = threading.Event()
-        batch = Batch(self, tasks, parallel=parallel, on_update=on_update,
-                      on_finish=on_finish, cancel=cancel)
+        batch = Batch(
+            self, tasks, parallel=parallel, on_update=on_update, on_finish=on_finish, cancel=cancel
+        )
         fut = asyncio.get_running_loop().run_in_executor(None, batch.run)
         try:
             return await asyncio.shield(fut)

@@ -31,15 +31,28 @@ MAX_CONFIG_BYTES = 1024 * 1024
 #: How many values a config may hold once YAML aliases (``*name``) are expanded; a few
 #: lines of nested aliases can otherwise expand to billions (the "alias bomb").
 MAX_CONFIG_VALUES = 100_000
-STRATEGIES = ("priority", "round_robin", "cost", "latency", "least_busy",
-              "api_first", "cli_first", "cost_based")
+STRATEGIES = (
+    "priority",
+    "round_robin",
+    "cost",
+    "latency",
+    "least_busy",
+    "api_first",
+    "cli_first",
+    "cost_based",
+)
 PREFER = ("api", "cli", "auto")
 AGENT_MODES = ("read_only", "suggest", "auto_edit", "full_auto")
 #: Other names of the modes, accepted wherever a mode is read: the seed's approval names
 #: (Codex's ``suggest`` / ``auto-edit`` / ``full-auto``) and dashed spellings.
-AGENT_MODE_ALIASES = {"read-only": "read_only", "readonly": "read_only",
-                      "auto-edit": "auto_edit", "autoedit": "auto_edit",
-                      "full-auto": "full_auto", "fullauto": "full_auto"}
+AGENT_MODE_ALIASES = {
+    "read-only": "read_only",
+    "readonly": "read_only",
+    "auto-edit": "auto_edit",
+    "autoedit": "auto_edit",
+    "full-auto": "full_auto",
+    "fullauto": "full_auto",
+}
 ISOLATION = ("none", "worktree")
 
 
@@ -354,7 +367,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *, cache: bool = Fal
         if st.st_size > MAX_CONFIG_BYTES:
             raise ConfigError(
                 f"the config file is {st.st_size} bytes; at most {MAX_CONFIG_BYTES} are read",
-                file=str(found), hint="llmcore.yaml holds settings: is this the right file?")
+                file=str(found),
+                hint="llmcore.yaml holds settings: is this the right file?",
+            )
         key = (str(found.resolve()), st.st_size, st.st_mtime_ns)
         if cache and key in _CACHE:
             return _CACHE[key]
@@ -364,10 +379,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *, cache: bool = Fal
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = blob[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"not valid UTF-8 (byte {blob[exc.start]:#04x} at offset "
-                          f"{exc.start})", file=str(found), line=line,
-                          hint="save the file as UTF-8") from None
+        line = blob[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not valid UTF-8 (byte {blob[exc.start]:#04x} at offset {exc.start})",
+            file=str(found),
+            line=line,
+            hint="save the file as UTF-8",
+        ) from None
     config = parse_config(text, source=str(found))
     if cache:
         _CACHE.clear()
@@ -424,9 +442,13 @@ def _options_repr(options: dict[str, Any]) -> str:
     """``repr`` of a section's options with keys and credential headers hidden."""
     from .secrets import REDACTED, is_credential_header, redact_headers
 
-    shown = {k: (REDACTED if is_credential_header(k) else
-                 redact_headers(v) if k == "headers" else v) for k, v in options.items()}
+    shown = {
+        k: (REDACTED if is_credential_header(k) else redact_headers(v) if k == "headers" else v)
+        for k, v in options.items()
+    }
     return repr(shown)
+
+
 def _plugin_section_data(data: dict[str, Any], probe: Config) -> dict[str, Any]:
     """Take the top-level sections plugins declare out of ``data``, checked and structured.
 
@@ -443,9 +465,13 @@ def _plugin_section_data(data: dict[str, Any], probe: Config) -> dict[str, Any]:
     for key in unknown:
         cls = declared.get(key)
         if cls is None:
-            raise probe.error((key,), "unknown key" + suggest(key, [*core, *declared]),
-                              hint="a plugin's section works once that plugin is installed"
-                              if not declared else None)
+            raise probe.error(
+                (key,),
+                "unknown key" + suggest(key, [*core, *declared]),
+                hint="a plugin's section works once that plugin is installed"
+                if not declared
+                else None,
+            )
         body = data.pop(key)
         if body is None:
             body = {}
@@ -466,7 +492,8 @@ def plugin_sections(disabled: list[str] | None = None) -> dict[str, type]:
 
     out: dict[str, type] = {}
     for _plugin, item in PluginManager(disabled=disabled or []).call_discovery(
-            "llmcore_config_sections"):
+        "llmcore_config_sections"
+    ):
         if isinstance(item, tuple) and len(item) == 2 and attrs.has(item[1]):
             out.setdefault(str(item[0]), item[1])
     return out
@@ -488,8 +515,10 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
     import yaml
 
     if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"the config is {len(text)} characters; at most "
-                          f"{MAX_CONFIG_BYTES} are read", file=source)
+        raise ConfigError(
+            f"the config is {len(text)} characters; at most {MAX_CONFIG_BYTES} are read",
+            file=source,
+        )
     loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     try:
         node = yaml.compose(text, Loader=loader)
@@ -513,16 +542,21 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
             top = path[:1]
             raise ConfigError(
                 f"the config expands to more than {MAX_CONFIG_VALUES} values",
-                path=_dotted(top), file=source,
+                path=_dotted(top),
+                file=source,
                 line=lines.get(top, n.start_mark.line + 1) if top else None,
                 hint="YAML aliases (*name) repeat what an anchor (&name) holds; nested "
-                     "aliases multiply. Write the values out, or use fewer aliases")
+                "aliases multiply. Write the values out, or use fewer aliases",
+            )
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 if not isinstance(k, yaml.ScalarNode):
                     raise ConfigError(
                         "a key must be a plain name, not a list or a mapping",
-                        path=_dotted(path), file=source, line=k.start_mark.line + 1)
+                        path=_dotted(path),
+                        file=source,
+                        line=k.start_mark.line + 1,
+                    )
                 key = (*path, str(k.value))
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
@@ -539,8 +573,11 @@ def _load_yaml(text: str, source: str | None) -> tuple[Any, dict[tuple[str, ...]
         raise ConfigError("the YAML is nested too deeply", file=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=source,
-                          line=mark.line + 1 if mark else None) from None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=source,
+            line=mark.line + 1 if mark else None,
+        ) from None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -578,8 +615,9 @@ def _interpolate(value: Any, path: tuple[str, ...], cfg: Config) -> Any:
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    return {f.name: f.type for f in attrs.fields(cls)
-            if f.name not in ("source", "lines", "sections")}
+    return {
+        f.name: f.type for f in attrs.fields(cls) if f.name not in ("source", "lines", "sections")
+    }
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -607,8 +645,11 @@ def _check_keys(data: Any, cls: type, path: tuple[str, ...], cfg: Config) -> Non
             continue
         if get_origin(tp) is list and not isinstance(value, list):
             # A string here would become a list of its letters (sinks: sqlite → s, q, l…).
-            raise cfg.error((*path, key), f"expected a list, got {_kind(value)} {value!r}",
-                            hint=f"write it as a list: {key}: [{value}]")
+            raise cfg.error(
+                (*path, key),
+                f"expected a list, got {_kind(value)} {value!r}",
+                hint=f"write it as a list: {key}: [{value}]",
+            )
         if attrs.has(tp):
             if cls is ProviderConfig and key == "timeout" and isinstance(value, _FromEnv):
                 try:
@@ -626,7 +667,8 @@ def _check_keys(data: Any, cls: type, path: tuple[str, ...], cfg: Config) -> Non
                 for name, body in value.items():
                     if not isinstance(name, str):
                         raise cfg.error(
-                            (*path, key), f"the name {name!r} is not a string",
+                            (*path, key),
+                            f"the name {name!r} is not a string",
                             hint="YAML reads on/off/yes/no/true/false and bare numbers as "
                             "values: quote the name, e.g. 'off':",
                         )
@@ -668,8 +710,9 @@ def _converter() -> cattrs.Converter:
             raise ValueError("a timeout must be a number of seconds or a mapping")
         if isinstance(value, (int, float)):
             v = float(value)
-            return Timeouts(connect=min(v, 5.0), read=v, write=v, pool=v, first_token=v,
-                            total=max(v, 600.0))
+            return Timeouts(
+                connect=min(v, 5.0), read=v, write=v, pool=v, first_token=v, total=max(v, 600.0)
+            )
         return conv.structure_attrs_fromdict(value, Timeouts)
 
     def strict_float(value: Any, _: Any) -> float:
@@ -744,26 +787,46 @@ def _check_values(c: Config) -> None:
             raise c.error(path, message, hint)
 
     r = c.routing
-    check(r.strategy in STRATEGIES, ("routing", "strategy"),
-          f"unknown strategy {r.strategy!r}{suggest(r.strategy, STRATEGIES)}",
-          "one of: " + ", ".join(STRATEGIES))
+    check(
+        r.strategy in STRATEGIES,
+        ("routing", "strategy"),
+        f"unknown strategy {r.strategy!r}{suggest(r.strategy, STRATEGIES)}",
+        "one of: " + ", ".join(STRATEGIES),
+    )
     check(r.prefer in PREFER, ("routing", "prefer"), f"must be one of {', '.join(PREFER)}")
     from .state import check_spec
 
     problem = check_spec(r.state)
-    check(problem is None, ("routing", "state"), problem or "",
-          "use file, file:PATH, memory or redis://HOST:PORT/DB")
+    check(
+        problem is None,
+        ("routing", "state"),
+        problem or "",
+        "use file, file:PATH, memory or redis://HOST:PORT/DB",
+    )
     check(r.max_cooldown > 0, ("routing", "max_cooldown"), "must be positive (seconds)")
-    check(r.cooldown.rate_limit_seconds >= 0, ("routing", "cooldown", "rate_limit_seconds"),
-          "must not be negative")
-    check(r.cooldown.failure_threshold >= 1, ("routing", "cooldown", "failure_threshold"),
-          "must be at least 1")
-    check(r.cooldown.rate_limit_scope in ("model", "provider"),
-          ("routing", "cooldown", "rate_limit_scope"), "must be model or provider")
-    check(0 < r.latency_decay <= 1, ("routing", "latency_decay"),
-          "must be in (0, 1]: the weight of the newest latency")
+    check(
+        r.cooldown.rate_limit_seconds >= 0,
+        ("routing", "cooldown", "rate_limit_seconds"),
+        "must not be negative",
+    )
+    check(
+        r.cooldown.failure_threshold >= 1,
+        ("routing", "cooldown", "failure_threshold"),
+        "must be at least 1",
+    )
+    check(
+        r.cooldown.rate_limit_scope in ("model", "provider"),
+        ("routing", "cooldown", "rate_limit_scope"),
+        "must be model or provider",
+    )
+    check(
+        0 < r.latency_decay <= 1,
+        ("routing", "latency_decay"),
+        "must be in (0, 1]: the weight of the newest latency",
+    )
     budgets = [(("routing", "budget"), r.budget)] + [
-        (("providers", n, "budget"), p.budget) for n, p in (c.providers or {}).items()]
+        (("providers", n, "budget"), p.budget) for n, p in (c.providers or {}).items()
+    ]
     for path, b in budgets:
         for limit in ("daily_usd", "monthly_usd"):
             v = getattr(b, limit) if b is not None else None
@@ -772,41 +835,69 @@ def _check_values(c: Config) -> None:
         base = ("providers", name)
         for i, url in enumerate([p.base_url] if p.base_url else (p.base_urls or [])):
             key = (*base, "base_url") if p.base_url else (*base, "base_urls", str(i))
-            check(_valid_url(url), key, f"not a valid http(s) URL: {url!r}",
-                  "write it like http://127.0.0.1:11434")
+            check(
+                _valid_url(url),
+                key,
+                f"not a valid http(s) URL: {url!r}",
+                "write it like http://127.0.0.1:11434",
+            )
         for f in attrs.fields(Timeouts):
             v = getattr(p.timeout, f.name)
-            check(v is None or v > 0, (*base, "timeout"),
-                  f"timeouts must be positive (got {f.name}={v})")
-        check(p.limits.max_response_bytes > 0 and p.limits.max_line_bytes > 0
-              and p.limits.retry_after_cap >= 0, (*base, "limits"),
-              "limits must be positive numbers")
+            check(
+                v is None or v > 0,
+                (*base, "timeout"),
+                f"timeouts must be positive (got {f.name}={v})",
+            )
+        check(
+            p.limits.max_response_bytes > 0
+            and p.limits.max_line_bytes > 0
+            and p.limits.retry_after_cap >= 0,
+            (*base, "limits"),
+            "limits must be positive numbers",
+        )
         for f in attrs.fields(Timeouts):
             v = getattr(p.timeout, f.name)
-            check(not isinstance(v, float) or math.isfinite(v), (*base, "timeout"),
-                  f"timeouts must be a finite number of seconds (got {f.name}={v})")
+            check(
+                not isinstance(v, float) or math.isfinite(v),
+                (*base, "timeout"),
+                f"timeouts must be a finite number of seconds (got {f.name}={v})",
+            )
         check(p.retry.max_attempts >= 1, (*base, "retry", "max_attempts"), "must be at least 1")
-        check(p.retry.wait in ("fixed", "exponential"), (*base, "retry", "wait"),
-              "must be fixed or exponential")
-        check(p.retry.delay >= 0 and p.retry.max_delay >= 0, (*base, "retry"),
-              "delays must not be negative")
+        check(
+            p.retry.wait in ("fixed", "exponential"),
+            (*base, "retry", "wait"),
+            "must be fixed or exponential",
+        )
+        check(
+            p.retry.delay >= 0 and p.retry.max_delay >= 0,
+            (*base, "retry"),
+            "delays must not be negative",
+        )
     for name, a in (c.agents or {}).items():
         base = ("agents", name)
         check(a.timeout > 0, (*base, "timeout"), f"must be positive (got {a.timeout})")
         a.mode = AGENT_MODE_ALIASES.get(a.mode.strip().lower(), a.mode)
-        check(a.logs_keep_days >= 0 and a.logs_max_mb >= 0, (*base, "logs_keep_days"),
-              "log limits must not be negative (0 turns a limit off)")
-        check(a.mode in AGENT_MODES, (*base, "mode"),
-              f"unknown mode {a.mode!r}{suggest(a.mode, AGENT_MODES)}",
-              "one of: " + ", ".join(AGENT_MODES))
+        check(
+            a.logs_keep_days >= 0 and a.logs_max_mb >= 0,
+            (*base, "logs_keep_days"),
+            "log limits must not be negative (0 turns a limit off)",
+        )
+        check(
+            a.mode in AGENT_MODES,
+            (*base, "mode"),
+            f"unknown mode {a.mode!r}{suggest(a.mode, AGENT_MODES)}",
+            "one of: " + ", ".join(AGENT_MODES),
+        )
         check(a.isolation in ISOLATION, (*base, "isolation"), "must be none or worktree")
         for i, other in enumerate(a.fallback):
-            check(other != name, (*base, "fallback", str(i)), "an agent cannot fall back to "
-                  "itself")
+            check(other != name, (*base, "fallback", str(i)), "an agent cannot fall back to itself")
             if c.agents is not None and other not in c.agents:
-                check(False, (*base, "fallback", str(i)),
-                      f"no agent named {other!r}{suggest(other, c.agents)}",
-                      "name an agent of the agents: section")
+                check(
+                    False,
+                    (*base, "fallback", str(i)),
+                    f"no agent named {other!r}{suggest(other, c.agents)}",
+                    "name an agent of the agents: section",
+                )
         if a.base_url:
             check(_valid_url(a.base_url), (*base, "base_url"), f"not a valid URL: {a.base_url!r}")
     _check_serve(c)
@@ -825,22 +916,36 @@ def _check_serve(c: Config) -> None:
     check(s.max_concurrency >= 1, ("max_concurrency",), "must be at least 1")
     check(s.shutdown_timeout >= 0, ("shutdown_timeout",), "must not be negative")
     for name, chain in s.models.items():
-        check(bool(chain), ("models", name), "a route needs at least one provider/model",
-              "write it like: fast: [local/llama3.2, cloud/gpt-4o-mini]")
+        check(
+            bool(chain),
+            ("models", name),
+            "a route needs at least one provider/model",
+            "write it like: fast: [local/llama3.2, cloud/gpt-4o-mini]",
+        )
         for i, entry in enumerate(chain):
-            check("/" in entry, ("models", name, str(i)),
-                  f"{entry!r} is not provider/model", "write it like local/llama3.2")
+            check(
+                "/" in entry,
+                ("models", name, str(i)),
+                f"{entry!r} is not provider/model",
+                "write it like local/llama3.2",
+            )
     for name, k in s.keys.items():
         base = ("keys", name)
-        check(bool(k.key_env) != bool(k.sha256), base,
-              "give exactly one of key_env (a variable holding the key) or sha256",
-              "e.g. key_env: TEAM_KEY, or sha256: <printf %s KEY | sha256sum>")
+        check(
+            bool(k.key_env) != bool(k.sha256),
+            base,
+            "give exactly one of key_env (a variable holding the key) or sha256",
+            "e.g. key_env: TEAM_KEY, or sha256: <printf %s KEY | sha256sum>",
+        )
         if k.sha256:
-            check(re.fullmatch(r"[0-9a-fA-F]{64}", k.sha256) is not None, (*base, "sha256"),
-                  "must be 64 hex digits", "printf %s KEY | sha256sum")
+            check(
+                re.fullmatch(r"[0-9a-fA-F]{64}", k.sha256) is not None,
+                (*base, "sha256"),
+                "must be 64 hex digits",
+                "printf %s KEY | sha256sum",
+            )
         check(k.rpm is None or k.rpm >= 1, (*base, "rpm"), "must be at least 1")
-        check(k.daily_usd is None or k.daily_usd >= 0, (*base, "daily_usd"),
-              "must not be negative")
+        check(k.daily_usd is None or k.daily_usd >= 0, (*base, "daily_usd"), "must not be negative")
 
 
 def _valid_url(url: str) -> bool:
@@ -856,7 +961,7 @@ def check_plugin_options(
     for an unknown plugin (listing the installed ones) or an unknown option key
     (suggesting the nearest valid one).
     """
-    body: Any = (config.providers if section == "providers" else config.agents or {})
+    body: Any = config.providers if section == "providers" else config.agents or {}
     entry = (body or {})[name]
     if entry.plugin not in known_types:
         installed = ", ".join(sorted(known_types)) or "none"
@@ -891,8 +996,9 @@ def parse_sink_options(name: str, options_cls: type, options: Mapping[str, Any])
 
     allowed = [f.name for f in attrs.fields(options_cls)]
     if not isinstance(options, Mapping):
-        raise ConfigError(f"metrics.{name} must be a mapping of options",
-                          hint="valid keys: " + ", ".join(allowed))
+        raise ConfigError(
+            f"metrics.{name} must be a mapping of options", hint="valid keys: " + ", ".join(allowed)
+        )
     for key in options:
         if key not in allowed:
             raise ConfigError(
@@ -906,8 +1012,10 @@ def parse_sink_options(name: str, options_cls: type, options: Mapping[str, Any])
 
         if isinstance(exc, cattrs.BaseValidationError):
             lines = cattrs.transform_error(exc)
-            raise ConfigError(f"metrics.{name}: {lines[0] if lines else exc}",
-                              hint="valid keys: " + ", ".join(allowed)) from None
+            raise ConfigError(
+                f"metrics.{name}: {lines[0] if lines else exc}",
+                hint="valid keys: " + ", ".join(allowed),
+            ) from None
         raise
 
 
@@ -917,15 +1025,19 @@ def check_sinks(config: Config, sink_types: Mapping[str, type]) -> None:
     mc = config.metrics
     for i, name in enumerate(mc.sinks):
         if name not in sink_types:
-            raise config.error(("metrics", "sinks", str(i)),
-                               f"unknown sink {name!r}{suggest(name, sink_types)}",
-                               hint="installed: " + ", ".join(sorted(sink_types)))
+            raise config.error(
+                ("metrics", "sinks", str(i)),
+                f"unknown sink {name!r}{suggest(name, sink_types)}",
+                hint="installed: " + ", ".join(sorted(sink_types)),
+            )
     for name, options in mc.options.items():
         if name not in sink_types:
-            raise config.error(("metrics", name),
-                               f"unknown key{suggest(name, [*sink_types, 'enabled', 'sinks'])}",
-                               hint="metrics holds enabled, sinks, and one section per sink: "
-                                    + ", ".join(sorted(sink_types)))
+            raise config.error(
+                ("metrics", name),
+                f"unknown key{suggest(name, [*sink_types, 'enabled', 'sinks'])}",
+                hint="metrics holds enabled, sinks, and one section per sink: "
+                + ", ".join(sorted(sink_types)),
+            )
         options_cls = getattr(sink_types[name], "Options", None)
         if options_cls is not None:
             try:
@@ -942,8 +1054,7 @@ def check_api_keys(config: Config, provider_types: Mapping[str, type]) -> None:
     otherwise the request would go out unauthenticated and fail with a 401 far from here.
     Local servers (a loopback URL) need no key."""
     for name, p in (config.providers or {}).items():
-        if not p.enabled or not p.api_key_env or p.api_key \
-                or os.environ.get(p.api_key_env):
+        if not p.enabled or not p.api_key_env or p.api_key or os.environ.get(p.api_key_env):
             continue
         cls = provider_types.get(p.plugin)
         urls = [p.base_url] if p.base_url else list(p.base_urls or [])
@@ -953,7 +1064,8 @@ def check_api_keys(config: Config, provider_types: Mapping[str, type]) -> None:
         raise config.error(
             ("providers", name, "api_key_env"),
             f"environment variable {p.api_key_env} is not set",
-            hint=f"export {p.api_key_env}=<your key>, or set providers.{name}.enabled: false")
+            hint=f"export {p.api_key_env}=<your key>, or set providers.{name}.enabled: false",
+        )
 
 
 def _loopback(url: str | None) -> bool:
@@ -980,8 +1092,10 @@ def _plain(value: Any) -> Any:
 def redacted_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data with every literal key replaced (for ``config show``)."""
     data: dict[str, Any] = _plain(
-        attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source")))
+        attrs.asdict(config, filter=lambda a, v: a.name not in ("lines", "source"))
+    )
     from .secrets import redact, redact_headers
+
     data.update(data.pop("sections", {}))
 
     data["routing"]["state"] = redact(data["routing"]["state"])
@@ -1007,8 +1121,10 @@ def _redact_options(value: Any, secret_name: bool = False) -> Any:
     from .secrets import redact
 
     if isinstance(value, dict):
-        return {k: _redact_options(v, any(s in str(k).lower() for s in _SECRET_NAMES))
-                for k, v in value.items()}
+        return {
+            k: _redact_options(v, any(s in str(k).lower() for s in _SECRET_NAMES))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_redact_options(v, secret_name) for v in value]
     if isinstance(value, str):

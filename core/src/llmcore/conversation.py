@@ -29,8 +29,9 @@ def estimate_tokens(m: Message) -> int:
     return len(m.content) // 4 + 4 + 256 * len(m.images or [])
 
 
-def fit(messages: list[Message], context: int | None,
-        reserve: int = ANSWER_RESERVE) -> tuple[list[Message], int]:
+def fit(
+    messages: list[Message], context: int | None, reserve: int = ANSWER_RESERVE
+) -> tuple[list[Message], int]:
     """The messages that fit in ``context`` tokens (leaving ``reserve``), dropping the oldest
     turns but never the system messages or the last message; and how many were dropped."""
     if not context:
@@ -55,10 +56,19 @@ def fit(messages: list[Message], context: int | None,
 
 
 class _Base:
-    def __init__(self, client: Any, *, cid: str | None = None, model: str | None = None,
-                 provider: str | None = None, system: str | None = None,
-                 log: bool | None = None, history: list[Message] | None = None,
-                 on_notice: Callable[[str], None] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        cid: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        system: str | None = None,
+        log: bool | None = None,
+        history: list[Message] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> None:
         from .promptlog import new_id
 
         self.client = client
@@ -92,12 +102,17 @@ class _Base:
 
     def _turn(self, prompt: str | Message) -> list[Message]:
         msg = prompt if isinstance(prompt, Message) else Message("user", prompt)
-        msgs, dropped = fit([*self.messages, msg], self._context_length(),
-                            self.options.get("max_tokens") or ANSWER_RESERVE)
+        msgs, dropped = fit(
+            [*self.messages, msg],
+            self._context_length(),
+            self.options.get("max_tokens") or ANSWER_RESERVE,
+        )
         self.trimmed = dropped
         if dropped:
-            self.on_notice(f"conversation {self.cid}: left out the {dropped} oldest "
-                           f"message(s) to fit the model's context")
+            self.on_notice(
+                f"conversation {self.cid}: left out the {dropped} oldest "
+                f"message(s) to fit the model's context"
+            )
         return msgs
 
     def _kwargs(self, kw: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +125,7 @@ class _Base:
             return
         msg = prompt if isinstance(prompt, Message) else Message("user", prompt)
         msg.images = None  # sent once; the history keeps the text
-        self.messages += [msg, Message("assistant", resp.content,
-                                       tool_calls=resp.tool_calls)]
+        self.messages += [msg, Message("assistant", resp.content, tool_calls=resp.tool_calls)]
 
 
 class Conversation(_Base):
@@ -119,8 +133,7 @@ class Conversation(_Base):
 
     def send(self, prompt: str | Message, **kw: Any) -> ChatResponse:
         msgs = self._turn(prompt)
-        resp: ChatResponse = self.client.chat(msgs, _conversation_id=self.cid,
-                                              **self._kwargs(kw))
+        resp: ChatResponse = self.client.chat(msgs, _conversation_id=self.cid, **self._kwargs(kw))
         self._answered(prompt, resp)
         return resp
 
@@ -143,8 +156,9 @@ class AsyncConversation(_Base):
 
     async def send(self, prompt: str | Message, **kw: Any) -> ChatResponse:
         msgs = self._turn(prompt)
-        resp: ChatResponse = await self.client.chat(msgs, _conversation_id=self.cid,
-                                                    **self._kwargs(kw))
+        resp: ChatResponse = await self.client.chat(
+            msgs, _conversation_id=self.cid, **self._kwargs(kw)
+        )
         self._answered(prompt, resp)
         return resp
 

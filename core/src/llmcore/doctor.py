@@ -39,9 +39,15 @@ class Check:
         return attrs.asdict(self)
 
 
-def _instance(checks: list[Check], kind: str, name: str, cfg: Any,
-              types: dict[str, Any], build: Callable[[Any], Any],
-              disabled_hint: Callable[[str], str | None] | None = None) -> Any:
+def _instance(
+    checks: list[Check],
+    kind: str,
+    name: str,
+    cfg: Any,
+    types: dict[str, Any],
+    build: Callable[[Any], Any],
+    disabled_hint: Callable[[str], str | None] | None = None,
+) -> Any:
     """Add a check for the provider or agent ``name`` and build it; ``None`` (with the
     check saying why) when it is disabled, its plugin is missing, or it cannot be built."""
     check = Check(kind, name, "failed")
@@ -104,8 +110,9 @@ def _probe_provider(provider: Any, check: Check) -> None:
         check.latency_s = time.monotonic() - t0
         return
     if health is not None:
-        check.latency_s = health.latency_s if health.latency_s is not None else (
-            time.monotonic() - t0)
+        check.latency_s = (
+            health.latency_s if health.latency_s is not None else (time.monotonic() - t0)
+        )
         check.version = health.version
         check.detail = health.detail
         check.hint = health.hint
@@ -139,13 +146,21 @@ def _probe_agent(agent: Any, check: Check) -> None:
         check.models = [agent.config.model]
 
 
-def run_checks(runtime: Runtime, timeout: float = 1.0,
-               config_error: BaseException | None = None) -> list[Check]:
+def run_checks(
+    runtime: Runtime, timeout: float = 1.0, config_error: BaseException | None = None
+) -> list[Check]:
     """Check config, plugins, providers, agents and sinks; probes run in parallel."""
     checks: list[Check] = []
     if config_error is not None:
-        checks.append(Check("config", "llmcore.yaml", "failed", detail=str(config_error),
-                            hint=getattr(config_error, "hint", None)))
+        checks.append(
+            Check(
+                "config",
+                "llmcore.yaml",
+                "failed",
+                detail=str(config_error),
+                hint=getattr(config_error, "hint", None),
+            )
+        )
     else:
         checks.append(Check("config", runtime.config.source or "(defaults: no file)", "ok"))
     pm = runtime.pm
@@ -160,24 +175,51 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
             hint = f"reinstall it (`llmcore install {rec.name}`) or disable it in plugins.disabled"
         from .plugins import short_name
 
-        checks.append(Check("plugin", short_name(rec.name), status, version=rec.version,
-                            detail=rec.error or ", ".join(h.removeprefix("llmcore_")
-                                                          for h in rec.hooks), hint=hint))
+        checks.append(
+            Check(
+                "plugin",
+                short_name(rec.name),
+                status,
+                version=rec.version,
+                detail=rec.error or ", ".join(h.removeprefix("llmcore_") for h in rec.hooks),
+                hint=hint,
+            )
+        )
     for conflict in pm.conflicts:
-        checks.append(Check("plugin", conflict.type_name, "conflict", detail=conflict.message(),
-                            hint="uninstall one of them, or disable it in plugins.disabled"))
+        checks.append(
+            Check(
+                "plugin",
+                conflict.type_name,
+                "conflict",
+                detail=conflict.message(),
+                hint="uninstall one of them, or disable it in plugins.disabled",
+            )
+        )
 
     jobs: list[tuple[Callable[[Any, Check], None], Any, Check]] = []
     for name, pcfg in runtime.provider_configs().items():
-        provider = _instance(checks, "provider", name, pcfg, provider_types,
-                             functools.partial(_build_provider, pcfg, timeout),
-                             runtime.disabled_hint)
+        provider = _instance(
+            checks,
+            "provider",
+            name,
+            pcfg,
+            provider_types,
+            functools.partial(_build_provider, pcfg, timeout),
+            runtime.disabled_hint,
+        )
         if provider is not None:
             checks[-1].status, checks[-1].detail = "timeout", provider.base_url or ""
             jobs.append((_probe_provider, provider, checks[-1]))
     for name, acfg in runtime.agent_configs().items():
-        agent = _instance(checks, "agent", name, acfg, agent_types,
-                          functools.partial(_build_agent, acfg), runtime.disabled_hint)
+        agent = _instance(
+            checks,
+            "agent",
+            name,
+            acfg,
+            agent_types,
+            functools.partial(_build_agent, acfg),
+            runtime.disabled_hint,
+        )
         if agent is not None:
             checks[-1].status = "timeout"
             jobs.append((_probe_agent, agent, checks[-1]))
@@ -186,8 +228,9 @@ def run_checks(runtime: Runtime, timeout: float = 1.0,
 
     threads = []
     for fn, obj, check in jobs:
-        t = threading.Thread(target=_guarded, args=(fn, obj, check), daemon=True,
-                             name=f"llmcore-doctor-{check.name}")
+        t = threading.Thread(
+            target=_guarded, args=(fn, obj, check), daemon=True, name=f"llmcore-doctor-{check.name}"
+        )
         t.start()
         threads.append((t, check))
     deadline = time.monotonic() + timeout + 0.5
@@ -231,22 +274,34 @@ def _budget_checks(runtime: Runtime) -> list[Check]:
         return []
     out: list[Check] = []
     rows = [(None, runtime.config.routing.budget)] + [
-        (n, p.budget) for n, p in (runtime.config.providers or {}).items()]
+        (n, p.budget) for n, p in (runtime.config.providers or {}).items()
+    ]
     for name, budget in rows:
         if budget is None:
             continue
         got = b.over(name, budget)
         label = name or "(global)"
         if got is None:
-            out.append(Check("budget", label, "ok", detail=", ".join(
-                f"{k} ${v:.2f}" for k, v in limits(budget))))
+            out.append(
+                Check(
+                    "budget",
+                    label,
+                    "ok",
+                    detail=", ".join(f"{k} ${v:.2f}" for k, v in limits(budget)),
+                )
+            )
         else:
             period, used, limit, reset = got
             when = datetime.fromtimestamp(reset).strftime("%Y-%m-%d %H:%M")
-            out.append(Check("budget", label, "budget",
-                             detail=f"{period}: ${used:.4f} of ${limit:.2f} spent",
-                             hint=f"skipped until {when}" if name else
-                             f"every request refused until {when}"))
+            out.append(
+                Check(
+                    "budget",
+                    label,
+                    "budget",
+                    detail=f"{period}: ${used:.4f} of ${limit:.2f} spent",
+                    hint=f"skipped until {when}" if name else f"every request refused until {when}",
+                )
+            )
     return out
 
 
@@ -260,17 +315,23 @@ def _sink_checks(runtime: Runtime, sink_types: dict[str, Any]) -> list[Check]:
     for name in mc.sinks:
         cls = sink_types.get(name)
         if cls is None:
-            out.append(Check("sink", name, "failed",
-                             detail=f"no installed plugin offers sink {name!r}"
-                                    f"{suggest(name, sink_types)}",
-                             hint="installed sinks: " + ", ".join(sorted(sink_types))))
+            out.append(
+                Check(
+                    "sink",
+                    name,
+                    "failed",
+                    detail=f"no installed plugin offers sink {name!r}{suggest(name, sink_types)}",
+                    hint="installed sinks: " + ", ".join(sorted(sink_types)),
+                )
+            )
             continue
         try:
             if getattr(cls, "Options", None) is not None:
                 parse_sink_options(name, cls.Options, mc.options.get(name) or {})
         except Exception as exc:
-            out.append(Check("sink", name, "failed", detail=str(exc),
-                             hint=getattr(exc, "hint", None)))
+            out.append(
+                Check("sink", name, "failed", detail=str(exc), hint=getattr(exc, "hint", None))
+            )
             continue
         detail = ""
         status, hint = "ok", None
@@ -284,9 +345,13 @@ def _sink_checks(runtime: Runtime, sink_types: dict[str, Any]) -> list[Check]:
             if lost is not None:
                 # Not "failed": metrics work again once the lock or disk problem is gone.
                 status = "lost events"
-                detail += (f"; {lost['lost']} event(s) could not be written "
-                           f"(last: {lost.get('error') or 'unknown'})")
-                hint = (f"a process held the database locked, or the disk is full/read-only; "
-                        f"delete {lost_path(path)} to reset the count")
+                detail += (
+                    f"; {lost['lost']} event(s) could not be written "
+                    f"(last: {lost.get('error') or 'unknown'})"
+                )
+                hint = (
+                    f"a process held the database locked, or the disk is full/read-only; "
+                    f"delete {lost_path(path)} to reset the count"
+                )
         out.append(Check("sink", name, status, detail=detail, hint=hint))
     return out

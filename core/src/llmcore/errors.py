@@ -119,8 +119,9 @@ class ResponseError(ProviderError):
     (or one too large, or a redirect, which llmcore never follows). ``retry_after`` is set
     when a 503 said how long to wait."""
 
-    def __init__(self, message: str, *, retryable: bool = False,
-                 retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None, **kw: Any
+    ) -> None:
         self.retryable = retryable
         self.retry_after = retry_after
         super().__init__(message, **kw)

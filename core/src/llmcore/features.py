@@ -38,8 +38,9 @@ class Features:
             self._log = PromptLog.from_config(cfg.logs, log_path(cfg))
         return self._log
 
-    def record(self, log: bool | None, request: ChatRequest, response: Any = None,
-               **kw: Any) -> None:
+    def record(
+        self, log: bool | None, request: ChatRequest, response: Any = None, **kw: Any
+    ) -> None:
         if self.logging(log):
             from .promptlog import entry_of
 
@@ -59,10 +60,18 @@ class Features:
         return [a.describe() for a in attach(request.messages, list(attachments))]
 
     # -- calls ----------------------------------------------------------------------------------
-    def chat(self, request: ChatRequest, route: dict[str, Any], *, schema: Any = None,
-             attachments: Sequence[Any] | None = None, log: bool | None = None,
-             conversation_id: str | None = None, schema_retries: int = 2,
-             full: bool = False) -> Any:
+    def chat(
+        self,
+        request: ChatRequest,
+        route: dict[str, Any],
+        *,
+        schema: Any = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        conversation_id: str | None = None,
+        schema_retries: int = 2,
+        full: bool = False,
+    ) -> Any:
         """A chat with the extras; the parsed object when ``schema`` (with ``full``: the
         pair of the object and the response)."""
         described = self.prepare(request, attachments)
@@ -74,26 +83,35 @@ class Features:
                 from .structured import json_schema, solve
 
                 meta["schema"] = json_schema(schema)
-                obj, resp = solve(schema, lambda r: router.chat(r, **route), request,
-                                  schema_retries)
+                obj, resp = solve(
+                    schema, lambda r: router.chat(r, **route), request, schema_retries
+                )
             else:
                 obj = resp = router.chat(request, **route)
         except Exception as exc:
-            self.record(log, request, None, error=exc, latency_s=time.monotonic() - t0,
-                        **meta)
+            self.record(log, request, None, error=exc, latency_s=time.monotonic() - t0, **meta)
             raise
         self.record(log, request, resp, **meta)
         return (obj, resp) if full else obj
 
-    async def achat(self, request: ChatRequest, route: dict[str, Any], *, schema: Any = None,
-                    attachments: Sequence[Any] | None = None, log: bool | None = None,
-                    conversation_id: str | None = None, schema_retries: int = 2,
-                    full: bool = False) -> Any:
+    async def achat(
+        self,
+        request: ChatRequest,
+        route: dict[str, Any],
+        *,
+        schema: Any = None,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        conversation_id: str | None = None,
+        schema_retries: int = 2,
+        full: bool = False,
+    ) -> Any:
         """The async :meth:`chat`."""
         import asyncio
 
-        described = await asyncio.to_thread(self.prepare, request, attachments) \
-            if attachments else []
+        described = (
+            await asyncio.to_thread(self.prepare, request, attachments) if attachments else []
+        )
         router = self.client.router
         t0 = time.monotonic()
         meta: dict[str, Any] = {"conversation_id": conversation_id, "attachments": described}
@@ -102,32 +120,54 @@ class Features:
                 from .structured import asolve, json_schema
 
                 meta["schema"] = json_schema(schema)
-                obj, resp = await asolve(schema, lambda r: router.achat(r, **route), request,
-                                         schema_retries)
+                obj, resp = await asolve(
+                    schema, lambda r: router.achat(r, **route), request, schema_retries
+                )
             else:
                 obj = resp = await router.achat(request, **route)
         except Exception as exc:
-            self.record(log, request, None, error=exc, latency_s=time.monotonic() - t0,
-                        **meta)
+            self.record(log, request, None, error=exc, latency_s=time.monotonic() - t0, **meta)
             raise
         self.record(log, request, resp, **meta)
         return (obj, resp) if full else obj
 
-    def stream(self, request: ChatRequest, route: dict[str, Any], *,
-               attachments: Sequence[Any] | None = None, log: bool | None = None,
-               conversation_id: str | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self,
+        request: ChatRequest,
+        route: dict[str, Any],
+        *,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        conversation_id: str | None = None,
+    ) -> Iterator[StreamChunk]:
         described = self.prepare(request, attachments)
         inner = self.client.router.stream(request, **route)
-        return _LoggedStream(self, inner, request, log,
-                             {"conversation_id": conversation_id, "attachments": described})
+        return _LoggedStream(
+            self,
+            inner,
+            request,
+            log,
+            {"conversation_id": conversation_id, "attachments": described},
+        )
 
-    def astream(self, request: ChatRequest, route: dict[str, Any], *,
-                attachments: Sequence[Any] | None = None, log: bool | None = None,
-                conversation_id: str | None = None) -> AsyncIterator[StreamChunk]:
+    def astream(
+        self,
+        request: ChatRequest,
+        route: dict[str, Any],
+        *,
+        attachments: Sequence[Any] | None = None,
+        log: bool | None = None,
+        conversation_id: str | None = None,
+    ) -> AsyncIterator[StreamChunk]:
         described = self.prepare(request, attachments)
         inner = self.client.router.astream(request, **route)
-        return _ALoggedStream(self, inner, request, log,
-                              {"conversation_id": conversation_id, "attachments": described})
+        return _ALoggedStream(
+            self,
+            inner,
+            request,
+            log,
+            {"conversation_id": conversation_id, "attachments": described},
+        )
 
 
 class _Collected:
@@ -147,13 +187,16 @@ class _Collected:
         from .types import ChatResponse, Usage
 
         last = self.last
-        return ChatResponse(content="".join(self.parts),
-                            model=getattr(last, "model", None),
-                            provider=getattr(last, "provider", None),
-                            usage=getattr(last, "usage", None) or Usage(),
-                            finish_reason=getattr(last, "finish_reason", None),
-                            tool_calls=getattr(last, "tool_calls", None),
-                            latency_s=time.monotonic() - self.t0, attempts=list(attempts))
+        return ChatResponse(
+            content="".join(self.parts),
+            model=getattr(last, "model", None),
+            provider=getattr(last, "provider", None),
+            usage=getattr(last, "usage", None) or Usage(),
+            finish_reason=getattr(last, "finish_reason", None),
+            tool_calls=getattr(last, "tool_calls", None),
+            latency_s=time.monotonic() - self.t0,
+            attempts=list(attempts),
+        )
 
 
 class _LoggedStream(Iterator["StreamChunk"]):
@@ -161,8 +204,14 @@ class _LoggedStream(Iterator["StreamChunk"]):
 
     ``response`` holds the answer once the stream is done (conversations read it)."""
 
-    def __init__(self, features: Features, inner: Any, request: ChatRequest,
-                 log: bool | None, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        features: Features,
+        inner: Any,
+        request: ChatRequest,
+        log: bool | None,
+        meta: dict[str, Any],
+    ) -> None:
         self._features = features
         self._inner = inner
         self._request = request
@@ -188,8 +237,14 @@ class _LoggedStream(Iterator["StreamChunk"]):
         if self.response is not None:
             return
         self.response = self._got.response(self.attempts)
-        self._features.record(self._log, self._request, None if exc else self.response,
-                              error=exc, latency_s=self.response.latency_s, **self._meta)
+        self._features.record(
+            self._log,
+            self._request,
+            None if exc else self.response,
+            error=exc,
+            latency_s=self.response.latency_s,
+            **self._meta,
+        )
 
     def close(self) -> None:
         self._inner.close()
@@ -200,8 +255,14 @@ class _LoggedStream(Iterator["StreamChunk"]):
 class _ALoggedStream(AsyncIterator["StreamChunk"]):
     """The async :class:`_LoggedStream`."""
 
-    def __init__(self, features: Features, inner: Any, request: ChatRequest,
-                 log: bool | None, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        features: Features,
+        inner: Any,
+        request: ChatRequest,
+        log: bool | None,
+        meta: dict[str, Any],
+    ) -> None:
         self._sync = _LoggedStream.__new__(_LoggedStream)
         _LoggedStream.__init__(self._sync, features, inner, request, log, meta)
         self.attempts = inner.attempts

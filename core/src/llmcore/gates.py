@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 _CHAT_OPS = ("chat", "stream")
 
 
-def gate(runtime: Runtime, pricing: Any, request: Any, plan: list[Candidate],
-         op: str) -> None:
+def gate(runtime: Runtime, pricing: Any, request: Any, plan: list[Candidate], op: str) -> None:
     b = for_runtime(runtime)
     if b.active:
         b.check_global()
@@ -42,6 +41,9 @@ def _skip_blind(registry: Any, plan: list[Candidate]) -> None:
     for c in plan:
         entry = registry.info(c.model, c.type_name)
         if c.skip is None and entry is not None and "vision" not in entry.capabilities:
-            c.skip = ("NoVision", f"{c.model} cannot see images (model registry)",
-                      "send images to a vision model, or set its capabilities in your "
-                      "registry file", None)
+            c.skip = (
+                "NoVision",
+                f"{c.model} cannot see images (model registry)",
+                "send images to a vision model, or set its capabilities in your registry file",
+                None,
+            )

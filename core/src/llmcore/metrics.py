@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 #: one candidate; ``cache_hit`` a request a cache plugin answered; ``refused`` a gateway
 #: request turned away before routing (key, limit, bad body); the others mark what the
 #: router did.
-KINDS = ("request", "attempt", "retry", "failover", "cooldown", "stream", "agent_run",
-         "cache_hit", "refused")
+KINDS = (
+    "request",
+    "attempt",
+    "retry",
+    "failover",
+    "cooldown",
+    "stream",
+    "agent_run",
+    "cache_hit",
+    "refused",
+)
 
 
 @attrs.define
@@ -95,7 +104,8 @@ class MetricsSink:
         self.options = options or {}
         self.opts: Any = (
             parse_sink_options(self.type_name, self.Options, self.options)
-            if self.Options is not None else None
+            if self.Options is not None
+            else None
         )
         self._reported = False
         self._report_lock = threading.Lock()
@@ -111,8 +121,10 @@ class MetricsSink:
             if self._reported:
                 return
             self._reported = True
-        print(f"llmcore: metrics sink {self.type_name} {what} and is ignored: "
-              f"{redact(str(exc))}", file=sys.stderr)
+        print(
+            f"llmcore: metrics sink {self.type_name} {what} and is ignored: {redact(str(exc))}",
+            file=sys.stderr,
+        )
 
     def flush(self) -> None:
         """Write out anything buffered."""

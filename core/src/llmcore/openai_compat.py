@@ -13,5 +13,13 @@ from .providers.openai import (
     raise_for_status,
 )
 
-__all__ = ["OpenAIOptions", "OpenAIProvider", "OpenAIStream", "error_message",
-           "parse_retry_after", "parse_usage", "raise_for_status", "ssl_context"]
+__all__ = [
+    "OpenAIOptions",
+    "OpenAIProvider",
+    "OpenAIStream",
+    "error_message",
+    "parse_retry_after",
+    "parse_usage",
+    "raise_for_status",
+    "ssl_context",
+]

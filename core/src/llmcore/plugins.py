@@ -73,8 +73,10 @@ class TypeConflict:
     loser: str
 
     def message(self) -> str:
-        return (f"{self.kind} type {self.type_name!r} is offered by both {_shown(self.winner)} "
-                f"and {_shown(self.loser)}; {_shown(self.winner)} wins")
+        return (
+            f"{self.kind} type {self.type_name!r} is offered by both {_shown(self.winner)} "
+            f"and {_shown(self.loser)}; {_shown(self.winner)} wins"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**attrs.asdict(self), "message": self.message()}
@@ -110,9 +112,7 @@ def check_api_version(spec: str, offered: str = HOOK_API_VERSION) -> bool:
         width = max(len(version), len(other))
         a = version + (0,) * (width - len(version))
         b = other + (0,) * (width - len(other))
-        ok = {
-            ">=": a >= b, "<=": a <= b, "==": a == b, "!=": a != b, ">": a > b, "<": a < b
-        }[op]
+        ok = {">=": a >= b, "<=": a <= b, "==": a == b, "!=": a != b, ">": a > b, "<": a < b}[op]
         if not ok:
             return False
     return True
@@ -180,9 +180,7 @@ class PluginManager:
                         hint="unset LLMCORE_STRICT_PLUGINS to keep going without it",
                     ) from exc
                 continue
-            record.hooks = sorted(
-                h.name for h in self.pm.get_hookcallers(module) or []
-            )
+            record.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register an in-process plugin object (tests, embedding applications)."""
@@ -191,7 +189,8 @@ class PluginManager:
             raise PluginError(
                 f"plugin {shown!r} is already registered with this plugin manager",
                 hint="register each plugin module or object once (a module that is also "
-                     "installed through its entry point is already loaded)")
+                "installed through its entry point is already loaded)",
+            )
         self.pm.register(plugin, name=name)
         try:
             self.pm.check_pending()
@@ -266,7 +265,8 @@ class PluginManager:
         disabled plugin is never imported, so the types it offers are not known)."""
         for record in self.records:
             if record.status == "disabled" and _matches(
-                    [type_name], record.name, record.entry_point or ""):
+                [type_name], record.name, record.entry_point or ""
+            ):
                 return record
         return None
 
@@ -281,8 +281,9 @@ class PluginManager:
 
 def hook_names() -> list[str]:
     """Every hook name a plugin may implement."""
-    return sorted(n for n in dir(hookspecs) if n.startswith(PROJECT + "_")
-                  and callable(getattr(hookspecs, n)))
+    return sorted(
+        n for n in dir(hookspecs) if n.startswith(PROJECT + "_") and callable(getattr(hookspecs, n))
+    )
 
 
 def _hook_suggestion(exc: BaseException) -> str:
@@ -293,8 +294,7 @@ def _hook_suggestion(exc: BaseException) -> str:
     import difflib
 
     close = difflib.get_close_matches(m.group(1), hook_names(), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else \
-        f"; hooks are: {', '.join(hook_names())}"
+    return f"; did you mean {close[0]}?" if close else f"; hooks are: {', '.join(hook_names())}"
 
 
 def installed_distributions() -> list[tuple[str, str]]:

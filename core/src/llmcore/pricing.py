@@ -28,8 +28,9 @@ _Source = tuple["Provider", "_Prices | None"]
 _MAX_CACHED = 4096  # (provider, model) pairs come from config and servers: few
 
 
-def cost_usd(prices: _Prices, input_tokens: int, output_tokens: int,
-             cached_tokens: int = 0) -> float:
+def cost_usd(
+    prices: _Prices, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+) -> float:
     """USD for one call at ``prices`` (per million tokens). Cached input tokens are
     counted inside ``input_tokens`` (the OpenAI convention) and charged at the cached rate
     when there is one."""
@@ -81,8 +82,12 @@ class Pricing:
         prices = hit[1]
         if prices is None:
             return None
-        return cost_usd(prices, usage.input_tokens or 0, usage.output_tokens or 0,
-                        getattr(usage, "cached_tokens", None) or 0)
+        return cost_usd(
+            prices,
+            usage.input_tokens or 0,
+            usage.output_tokens or 0,
+            getattr(usage, "cached_tokens", None) or 0,
+        )
 
     def _source(self, p: Provider, model: str | None) -> _Source:
         cfg = p.config.cost
@@ -96,8 +101,11 @@ class Pricing:
             entry = None  # a broken user registry must not fail the request
         if entry is None or not entry.priced:
             return p, None
-        return p, (entry.input_per_million or 0.0, entry.output_per_million or 0.0,
-                   entry.cached_input_per_million)
+        return p, (
+            entry.input_per_million or 0.0,
+            entry.output_per_million or 0.0,
+            entry.cached_input_per_million,
+        )
 
     def rank(self, cand: Candidate) -> float:
         """Input + output price per million, for the ``cost`` strategy (unknown = last)."""

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from .types import Message
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE conversations (
+    (
+        1,
+        [
+            """CREATE TABLE conversations (
             id TEXT PRIMARY KEY, name TEXT, model TEXT, created REAL NOT NULL)""",
-        """CREATE TABLE responses (
+            """CREATE TABLE responses (
             id TEXT PRIMARY KEY,
             time REAL NOT NULL,
             conversation_id TEXT REFERENCES conversations(id),
@@ -48,24 +50,44 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             prompt TEXT, system TEXT, messages TEXT, response TEXT, tool_calls TEXT,
             input_tokens INTEGER, output_tokens INTEGER, cost_usd REAL, latency_s REAL,
             attempts TEXT, options TEXT, schema TEXT, attachments TEXT, error TEXT)""",
-        "CREATE INDEX ix_responses_time ON responses(time)",
-        "CREATE INDEX ix_responses_conversation ON responses(conversation_id, time)",
-    ]),
+            "CREATE INDEX ix_responses_time ON responses(time)",
+            "CREATE INDEX ix_responses_conversation ON responses(conversation_id, time)",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-COLUMNS = ("id", "time", "conversation_id", "provider", "model", "prompt", "system",
-           "messages", "response", "tool_calls", "input_tokens", "output_tokens", "cost_usd",
-           "latency_s", "attempts", "options", "schema", "attachments", "error")
-_TEXT = ("prompt", "system", "messages", "response", "tool_calls", "attempts", "options",
-         "error")
-_FTS = ["CREATE VIRTUAL TABLE responses_fts USING fts5("
-        "prompt, response, system, content='responses', content_rowid='rowid')",
-        "CREATE TRIGGER responses_ai AFTER INSERT ON responses BEGIN "
-        "INSERT INTO responses_fts(rowid, prompt, response, system) "
-        "VALUES (new.rowid, new.prompt, new.response, new.system); END",
-        "CREATE TRIGGER responses_ad AFTER DELETE ON responses BEGIN "
-        "INSERT INTO responses_fts(responses_fts, rowid, prompt, response, system) "
-        "VALUES ('delete', old.rowid, old.prompt, old.response, old.system); END"]
+COLUMNS = (
+    "id",
+    "time",
+    "conversation_id",
+    "provider",
+    "model",
+    "prompt",
+    "system",
+    "messages",
+    "response",
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_s",
+    "attempts",
+    "options",
+    "schema",
+    "attachments",
+    "error",
+)
+_TEXT = ("prompt", "system", "messages", "response", "tool_calls", "attempts", "options", "error")
+_FTS = [
+    "CREATE VIRTUAL TABLE responses_fts USING fts5("
+    "prompt, response, system, content='responses', content_rowid='rowid')",
+    "CREATE TRIGGER responses_ai AFTER INSERT ON responses BEGIN "
+    "INSERT INTO responses_fts(rowid, prompt, response, system) "
+    "VALUES (new.rowid, new.prompt, new.response, new.system); END",
+    "CREATE TRIGGER responses_ad AFTER DELETE ON responses BEGIN "
+    "INSERT INTO responses_fts(responses_fts, rowid, prompt, response, system) "
+    "VALUES ('delete', old.rowid, old.prompt, old.response, old.system); END",
+]
 
 
 def default_path() -> Path:
@@ -94,8 +116,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     if not p.exists():
         # Created here with 0600 (sqlite3 would use the umask); it holds prompts.
         os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
-    conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(str(p), timeout=10.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
     deadline = time.monotonic() + 10.0
     while True:
@@ -120,8 +141,10 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
 def _migrate(conn: sqlite3.Connection) -> None:
     import sqlite3
 
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                 "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
     row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
     if int(row[0] or 0) >= SCHEMA_VERSION:
         return
@@ -139,8 +162,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                             conn.execute(sql)
                     except sqlite3.OperationalError:
                         pass
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)",
-                             (version, time.time()))
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -170,37 +192,50 @@ def describe_image(img: str) -> str:
     return f"<image, {len(img) * 3 // 4} bytes>"
 
 
-def entry_of(request: Any, response: Any = None, *, error: BaseException | None = None,
-             conversation_id: str | None = None, latency_s: float | None = None,
-             schema: Any = None, attachments: list[str] | None = None,
-             attempts: list[Any] | None = None) -> dict[str, Any]:
+def entry_of(
+    request: Any,
+    response: Any = None,
+    *,
+    error: BaseException | None = None,
+    conversation_id: str | None = None,
+    latency_s: float | None = None,
+    schema: Any = None,
+    attachments: list[str] | None = None,
+    attempts: list[Any] | None = None,
+) -> dict[str, Any]:
     """The row for one call (not yet redacted: the writer does that, off the request path)."""
     msgs = list(request.messages)
     system = next((m.content for m in msgs if m.role == "system"), None)
     prompt = next((m.content for m in reversed(msgs) if m.role == "user"), "")
-    opts = {k: getattr(request, k) for k in ("temperature", "max_tokens", "top_p", "stop",
-                                             "seed") if getattr(request, k) is not None}
+    opts = {
+        k: getattr(request, k)
+        for k in ("temperature", "max_tokens", "top_p", "stop", "seed")
+        if getattr(request, k) is not None
+    }
     if request.extra:
         opts.update({k: v for k, v in request.extra.items() if k != "prompt"})
-    resp_attempts = getattr(response, "attempts", None) or attempts or getattr(
-        error, "attempts", None) or []
+    resp_attempts = (
+        getattr(response, "attempts", None) or attempts or getattr(error, "attempts", None) or []
+    )
     usage = getattr(response, "usage", None)
     return {
-        "id": new_id(), "time": time.time(), "conversation_id": conversation_id,
+        "id": new_id(),
+        "time": time.time(),
+        "conversation_id": conversation_id,
         "provider": getattr(response, "provider", None),
         "model": getattr(response, "model", None) or request.model,
-        "prompt": prompt, "system": system,
+        "prompt": prompt,
+        "system": system,
         "messages": json.dumps([message_dict(m) for m in msgs]),
         "response": getattr(response, "content", None),
         "tool_calls": json.dumps(response.tool_calls)
-        if getattr(response, "tool_calls", None) else None,
+        if getattr(response, "tool_calls", None)
+        else None,
         "input_tokens": usage.input_tokens if usage else None,
         "output_tokens": usage.output_tokens if usage else None,
         "cost_usd": getattr(response, "cost_usd", None),
-        "latency_s": latency_s if latency_s is not None else getattr(response, "latency_s",
-                                                                     None),
-        "attempts": json.dumps([a.to_dict() for a in resp_attempts]) if resp_attempts
-        else None,
+        "latency_s": latency_s if latency_s is not None else getattr(response, "latency_s", None),
+        "attempts": json.dumps([a.to_dict() for a in resp_attempts]) if resp_attempts else None,
         "options": json.dumps(opts, default=str) if opts else None,
         "schema": json.dumps(schema) if schema is not None else None,
         "attachments": json.dumps(attachments) if attachments else None,
@@ -221,8 +256,13 @@ _STOP = object()
 class PromptLog:
     """Queues entries and writes them on a background thread; prunes per the retention."""
 
-    def __init__(self, path: str | os.PathLike[str], *, max_age_days: float | None = None,
-                 max_size_mb: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_age_days: float | None = None,
+        max_size_mb: float | None = None,
+    ) -> None:
         self.path = Path(path)
         self.max_age_days = max_age_days
         self.max_size_mb = max_size_mb
@@ -240,8 +280,9 @@ class PromptLog:
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="llmcore-promptlog",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="llmcore-promptlog", daemon=True
+                )
                 self._thread.start()
         self._queue.put(entry)
 
@@ -267,8 +308,10 @@ class PromptLog:
                     if self.error is None:
                         import sys
 
-                        print(f"llmcore: prompt log {self.path} not written: "
-                              f"{redact(str(exc))}", file=sys.stderr)
+                        print(
+                            f"llmcore: prompt log {self.path} not written: {redact(str(exc))}",
+                            file=sys.stderr,
+                        )
                     self.error = exc
             for e in batch:
                 if isinstance(e, threading.Event):
@@ -310,29 +353,36 @@ def write(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
         for e in rows:
             cid = e.get("conversation_id")
             if cid:
-                conn.execute("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?)",
-                             (cid, (e.get("prompt") or "")[:60], e.get("model"), e["time"]))
-            conn.execute(f"INSERT INTO responses ({', '.join(COLUMNS)}) VALUES "
-                         f"({', '.join('?' * len(COLUMNS))})", [e.get(c) for c in COLUMNS])
+                conn.execute(
+                    "INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?)",
+                    (cid, (e.get("prompt") or "")[:60], e.get("model"), e["time"]),
+                )
+            conn.execute(
+                f"INSERT INTO responses ({', '.join(COLUMNS)}) VALUES "
+                f"({', '.join('?' * len(COLUMNS))})",
+                [e.get(c) for c in COLUMNS],
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
 
 
-def prune(conn: sqlite3.Connection, max_age_days: float | None,
-          max_size_mb: float | None) -> int:
+def prune(conn: sqlite3.Connection, max_age_days: float | None, max_size_mb: float | None) -> int:
     """Delete entries older than ``max_age_days`` and the oldest beyond ``max_size_mb`` of
     stored text; return how many went."""
     gone = 0
     if max_age_days is not None:
-        cur = conn.execute("DELETE FROM responses WHERE time < ?",
-                           (time.time() - max_age_days * 86400,))
+        cur = conn.execute(
+            "DELETE FROM responses WHERE time < ?", (time.time() - max_age_days * 86400,)
+        )
         gone += cur.rowcount
     if max_size_mb is not None:
         limit = max_size_mb * 1024 * 1024
-        size = "coalesce(length(prompt),0) + coalesce(length(response),0) + " \
-               "coalesce(length(messages),0) + coalesce(length(attempts),0)"
+        size = (
+            "coalesce(length(prompt),0) + coalesce(length(response),0) + "
+            "coalesce(length(messages),0) + coalesce(length(attempts),0)"
+        )
         total = 0
         cutoff = None
         for t, n in conn.execute(f"SELECT time, {size} FROM responses ORDER BY time DESC"):
@@ -343,16 +393,24 @@ def prune(conn: sqlite3.Connection, max_age_days: float | None,
         if cutoff is not None:
             gone += conn.execute("DELETE FROM responses WHERE time <= ?", (cutoff,)).rowcount
     if gone:
-        conn.execute("DELETE FROM conversations WHERE id NOT IN "
-                     "(SELECT DISTINCT conversation_id FROM responses "
-                     "WHERE conversation_id IS NOT NULL)")
+        conn.execute(
+            "DELETE FROM conversations WHERE id NOT IN "
+            "(SELECT DISTINCT conversation_id FROM responses "
+            "WHERE conversation_id IS NOT NULL)"
+        )
     return gone
 
 
 # -- reading --------------------------------------------------------------------------------
-def query(path: str | os.PathLike[str], *, limit: int | None = 3,
-          conversation_id: str | None = None, search: str | None = None,
-          model: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+def query(
+    path: str | os.PathLike[str],
+    *,
+    limit: int | None = 3,
+    conversation_id: str | None = None,
+    search: str | None = None,
+    model: str | None = None,
+    since: float | None = None,
+) -> list[dict[str, Any]]:
     """Entries, oldest first of the newest ``limit`` (``None`` or 0: all) that match."""
     if not Path(path).is_file():
         return []
@@ -365,8 +423,7 @@ def query(path: str | os.PathLike[str], *, limit: int | None = 3,
             if has_fts(conn):
                 join = " JOIN responses_fts f ON f.rowid = r.rowid"
                 where.append("responses_fts MATCH ?")
-                args.append(" ".join('"' + w.replace('"', '""') + '"'
-                                     for w in search.split()))
+                args.append(" ".join('"' + w.replace('"', '""') + '"' for w in search.split()))
             else:
                 where.append("(r.prompt LIKE ? OR r.response LIKE ? OR r.system LIKE ?)")
                 args += [f"%{search}%"] * 3
@@ -404,8 +461,10 @@ def last_conversation(path: str | os.PathLike[str]) -> str | None:
         return None
     conn = connect(path)
     try:
-        row = conn.execute("SELECT conversation_id FROM responses WHERE conversation_id IS "
-                           "NOT NULL ORDER BY time DESC, id DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT conversation_id FROM responses WHERE conversation_id IS "
+            "NOT NULL ORDER BY time DESC, id DESC LIMIT 1"
+        ).fetchone()
     finally:
         conn.close()
     return row[0] if row else None

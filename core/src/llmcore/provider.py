@@ -68,8 +68,11 @@ def _is_json(headers: Any) -> bool:
 
 #: The sans-IO builders; a subclass that overrides one is served by the transports.
 _BUILDERS = {
-    "chat": "chat_request", "stream": "chat_request", "generate": "generate_request",
-    "embed": "embed_request", "models": "models_request",
+    "chat": "chat_request",
+    "stream": "chat_request",
+    "generate": "generate_request",
+    "embed": "embed_request",
+    "models": "models_request",
 }
 
 
@@ -147,18 +150,24 @@ class Provider:
     def model_for(self, request: Any) -> str | None:
         return getattr(request, "model", None) or self.default_model
 
-    def require_model(self, request: Any = None, model: str | None = None,
-                      what: str = "model") -> str:
+    def require_model(
+        self, request: Any = None, model: str | None = None, what: str = "model"
+    ) -> str:
         """The model for a call; a clear error when there is none (never ``null`` sent)."""
         from .errors import BadRequestError
 
-        name = model or (self.model_for(request) if request is not None else None) \
+        name = (
+            model
+            or (self.model_for(request) if request is not None else None)
             or self.default_model
+        )
         if not name:
             raise BadRequestError(
-                f"{self.name}: no {what} given", provider=self.name,
+                f"{self.name}: no {what} given",
+                provider=self.name,
                 hint=f"pass model=..., or list one under providers.{self.name}.models in "
-                     "llmcore.yaml")
+                "llmcore.yaml",
+            )
         return str(name)
 
     # -- the wire format: pure code a subclass implements -----------------------------
@@ -166,8 +175,11 @@ class Provider:
         """Headers sent with every call (the key as a Bearer token by default)."""
         from . import __version__
 
-        h = {"User-Agent": f"llmcore/{__version__}", "Content-Type": "application/json",
-             "Accept": "application/json"}
+        h = {
+            "User-Agent": f"llmcore/{__version__}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         key = self.api_key
         if key:
             h["Authorization"] = f"Bearer {key}"
@@ -204,19 +216,28 @@ class Provider:
         """The hint of a 404 (``None``: the generic one)."""
         return None
 
-    def unreachable_error(self, url: str, detail: str,
-                          refused: bool = False) -> ProviderConnectionError:
+    def unreachable_error(
+        self, url: str, detail: str, refused: bool = False
+    ) -> ProviderConnectionError:
         """The error when the server at ``url`` cannot be reached (``refused``: nothing
         listens there; else DNS, TLS, a reset)."""
         return ProviderConnectionError(
             f"{self.name}: the server at {url} is not reachable: {detail}",
-            provider=self.name, hint=self.start_hint)
+            provider=self.name,
+            hint=self.start_hint,
+        )
 
     def error_for_status(self, response: HTTPResponse, request: HTTPRequest) -> ProviderError:
         """The error for an answer with status ≥ 400 (pure: status, headers, body)."""
-        return status_error(self.name, request.model, response.status, response.body,
-                            response.headers, not_found_hint=self.not_found_hint(request.model),
-                            retry_after_cap=self.limits.retry_after_cap)
+        return status_error(
+            self.name,
+            request.model,
+            response.status,
+            response.body,
+            response.headers,
+            not_found_hint=self.not_found_hint(request.model),
+            retry_after_cap=self.limits.retry_after_cap,
+        )
 
     def decode(self, response: HTTPResponse, request: HTTPRequest) -> Any:
         """The JSON value of a 2xx answer; clear errors for bad UTF-8 and non-JSON."""
@@ -227,15 +248,18 @@ class Provider:
             raise ResponseError(
                 f"{self.name}: the answer is not valid UTF-8 (byte {exc.start}): "
                 f"{body[:SNIPPET].decode('utf-8', 'replace')!r}",
-                provider=self.name, model=request.model) from None
+                provider=self.name,
+                model=request.model,
+            ) from None
         try:
             return json.loads(text)
         except ValueError:
             raise ResponseError(
                 f"{self.name}: the answer is not JSON: {text[:SNIPPET]!r}",
-                provider=self.name, model=request.model,
-                hint=f"is base_url ({self.base_url}) the API of a {self.type_name} "
-                     "server?") from None
+                provider=self.name,
+                model=request.model,
+                hint=f"is base_url ({self.base_url}) the API of a {self.type_name} server?",
+            ) from None
 
     def answer_error(self, data: Any, wanted: str, model: str | None = None) -> ResponseError:
         """For parsers: a 200 that is not the answer (names the server's own message)."""
@@ -278,9 +302,13 @@ class Provider:
                     from .http.sync import SyncTransport
 
                     self._transport = SyncTransport(
-                        self.name, self.limits, headers, tls_url=self.base_url or "",
+                        self.name,
+                        self.limits,
+                        headers,
+                        tls_url=self.base_url or "",
                         unreachable_hint=self.start_hint,
-                        unreachable=self.unreachable_error)
+                        unreachable=self.unreachable_error,
+                    )
         return self._transport
 
     @property
@@ -293,16 +321,21 @@ class Provider:
                     from .http.aio import AsyncTransport
 
                     self._atransport = AsyncTransport(
-                        self.name, self.limits, headers, tls_url=self.base_url or "",
+                        self.name,
+                        self.limits,
+                        headers,
+                        tls_url=self.base_url or "",
                         unreachable_hint=self.start_hint,
-                        unreachable=self.unreachable_error)
+                        unreachable=self.unreachable_error,
+                    )
         return self._atransport
 
     def _http_url(self, base: str, req: HTTPRequest) -> str:
         return (server_root(base) if req.root else base) + req.path
 
-    def _check_answer(self, status: int, headers: Any, body: bytes, url: str,
-                      req: HTTPRequest) -> None:
+    def _check_answer(
+        self, status: int, headers: Any, body: bytes, url: str, req: HTTPRequest
+    ) -> None:
         if status < 300:
             return
         if status < 400:
@@ -332,8 +365,7 @@ class Provider:
                 err = exc
                 if isinstance(exc, ProviderError) and exc.model is None:
                     exc.model = req.model
-                if not (left and isinstance(exc, ProviderConnectionError)
-                        and ep.can_fail_over()):
+                if not (left and isinstance(exc, ProviderConnectionError) and ep.can_fail_over()):
                     raise
             finally:
                 ep.release(base, err)
@@ -343,8 +375,9 @@ class Provider:
         """Send ``req`` and decode the JSON answer."""
         return self.decode(self.send(req, base), req)
 
-    def open_stream(self, req: HTTPRequest,
-                    json_is_error: bool = False) -> Generator[bytes, None, None]:
+    def open_stream(
+        self, req: HTTPRequest, json_is_error: bool = False
+    ) -> Generator[bytes, None, None]:
         """The body of a streamed answer, piece by piece, after its status was checked."""
         ep = self.endpoints
         tries = ep.tries()
@@ -374,8 +407,9 @@ class Provider:
                 err = exc
                 if isinstance(exc, ProviderError) and exc.model is None:
                     exc.model = req.model
-                if started or not (left and isinstance(exc, ProviderConnectionError)
-                                   and ep.can_fail_over()):
+                if started or not (
+                    left and isinstance(exc, ProviderConnectionError) and ep.can_fail_over()
+                ):
                     raise
             finally:
                 ep.release(base, err)
@@ -401,8 +435,7 @@ class Provider:
                 err = exc
                 if isinstance(exc, ProviderError) and exc.model is None:
                     exc.model = req.model
-                if not (left and isinstance(exc, ProviderConnectionError)
-                        and ep.can_fail_over()):
+                if not (left and isinstance(exc, ProviderConnectionError) and ep.can_fail_over()):
                     raise
             finally:
                 ep.release(base, err)
@@ -411,8 +444,9 @@ class Provider:
     async def acall(self, req: HTTPRequest, base: str | None = None) -> Any:
         return self.decode(await self.asend(req, base), req)
 
-    async def aopen_stream(self, req: HTTPRequest,
-                      json_is_error: bool = False) -> AsyncGenerator[bytes, None]:
+    async def aopen_stream(
+        self, req: HTTPRequest, json_is_error: bool = False
+    ) -> AsyncGenerator[bytes, None]:
         ep = self.endpoints
         tries = ep.tries()
         for left in range(tries - 1, -1, -1):
@@ -441,8 +475,9 @@ class Provider:
                 err = exc
                 if isinstance(exc, ProviderError) and exc.model is None:
                     exc.model = req.model
-                if started or not (left and isinstance(exc, ProviderConnectionError)
-                                   and ep.can_fail_over()):
+                if started or not (
+                    left and isinstance(exc, ProviderConnectionError) and ep.can_fail_over()
+                ):
                     raise
             finally:
                 ep.release(base, err)
@@ -528,8 +563,9 @@ class Provider:
         for chunk in self._close_decoder(decoder, req):
             yield chunk
 
-    def _decode_piece(self, decoder: StreamDecoder, piece: bytes,
-                      req: HTTPRequest) -> list[StreamChunk]:
+    def _decode_piece(
+        self, decoder: StreamDecoder, piece: bytes, req: HTTPRequest
+    ) -> list[StreamChunk]:
         try:
             return decoder.feed(piece)
         except (LimitExceeded, BadPayload) as exc:
@@ -541,13 +577,14 @@ class Provider:
         except (LimitExceeded, BadPayload) as exc:
             raise self._stream_error(exc, req) from None
 
-    def _stream_error(self, exc: Exception, req: HTTPRequest) -> ResponseError:
+    def _stream_error(self, exc: LimitExceeded | BadPayload, req: HTTPRequest) -> ResponseError:
         from .http.failures import TransportFailures
 
         fail = TransportFailures(self.name)
         url = self._http_url(self.base_url or "", req)
-        err = fail.too_large(url, exc) if isinstance(exc, LimitExceeded) \
-            else fail.bad_body(url, exc)  # type: ignore[arg-type]
+        err = (
+            fail.too_large(url, exc) if isinstance(exc, LimitExceeded) else fail.bad_body(url, exc)
+        )
         err.model = req.model
         return err
 
@@ -556,9 +593,11 @@ class Provider:
 
         return ProviderTimeoutError(
             f"{self.name}: no part of the answer arrived within timeout.first_token "
-            f"({limit:g}s); the server sent only keep-alives", provider=self.name,
-            model=req.model, hint="raise timeout.first_token for this provider, or check "
-                                  "the server's load")
+            f"({limit:g}s); the server sent only keep-alives",
+            provider=self.name,
+            model=req.model,
+            hint="raise timeout.first_token for this provider, or check the server's load",
+        )
 
     def generate(self, request: ChatRequest) -> ChatResponse:
         """A raw text completion of ``request.extra['prompt']`` (no chat template)."""
@@ -617,10 +656,10 @@ class Provider:
         try:
             models = self.models()
         except ProviderError as exc:
-            return Health(ok=False, latency_s=time.monotonic() - t0, detail=exc.message,
-                          hint=exc.hint)
-        return Health(ok=True, latency_s=time.monotonic() - t0,
-                      detail=f"{len(models)} model(s)")
+            return Health(
+                ok=False, latency_s=time.monotonic() - t0, detail=exc.message, hint=exc.hint
+            )
+        return Health(ok=True, latency_s=time.monotonic() - t0, detail=f"{len(models)} model(s)")
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -36,9 +36,14 @@ CAPABILITIES = ("chat", "code", "reasoning", "vision", "embedding", "tools")
 _SEPARATORS = "-:_@/"
 #: How providers name capabilities → our tags (Ollama's /api/show among others).
 _CAPABILITY_ALIASES = {
-    "completion": "chat", "thinking": "reasoning", "embed": "embedding",
-    "embeddings": "embedding", "tool": "tools", "function_calling": "tools",
-    "image": "vision", "multimodal": "vision",
+    "completion": "chat",
+    "thinking": "reasoning",
+    "embed": "embedding",
+    "embeddings": "embedding",
+    "tool": "tools",
+    "function_calling": "tools",
+    "image": "vision",
+    "multimodal": "vision",
 }
 _ENTRY_KEYS = {"aliases", "context", "capabilities", "price", "family", "notes"}
 _PRICE_KEYS = {"input", "output", "cached_input"}
@@ -112,8 +117,10 @@ def _parse_entries(data: Any, source: str) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{source}: the registry file must be a mapping with a 'models:' key")
     unknown = set(data) - {"version", "models", "local_provider_types"}
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {sorted(unknown)[0]!r}",
-                          hint="allowed: version, models, local_provider_types")
+        raise ConfigError(
+            f"{source}: unknown top-level key {sorted(unknown)[0]!r}",
+            hint="allowed: version, models, local_provider_types",
+        )
     models = data.get("models") or {}
     if not isinstance(models, dict):
         raise ConfigError(f"{source}: 'models' must map model names to their fields")
@@ -128,8 +135,10 @@ def _parse_entries(data: Any, source: str) -> dict[str, dict[str, Any]]:
             from .config import suggest
 
             key = sorted(bad)[0]
-            raise ConfigError(f"{where}.{key}: unknown key{suggest(key, _ENTRY_KEYS)}",
-                              hint="allowed: " + ", ".join(sorted(_ENTRY_KEYS)))
+            raise ConfigError(
+                f"{where}.{key}: unknown key{suggest(key, _ENTRY_KEYS)}",
+                hint="allowed: " + ", ".join(sorted(_ENTRY_KEYS)),
+            )
         fields: dict[str, Any] = {}
         if "context" in body:
             ctx = body["context"]
@@ -139,8 +148,10 @@ def _parse_entries(data: Any, source: str) -> dict[str, dict[str, Any]]:
         if "capabilities" in body:
             caps = body["capabilities"]
             if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-                raise ConfigError(f"{where}.capabilities must be a list of tags",
-                                  hint="tags: " + ", ".join(CAPABILITIES))
+                raise ConfigError(
+                    f"{where}.capabilities must be a list of tags",
+                    hint="tags: " + ", ".join(CAPABILITIES),
+                )
             fields["capabilities"] = sorted({normalize_capability(c) for c in caps})
         if "aliases" in body:
             al = body["aliases"]
@@ -154,9 +165,13 @@ def _parse_entries(data: Any, source: str) -> dict[str, dict[str, Any]]:
             if not isinstance(price, dict) or set(price) - _PRICE_KEYS:
                 raise ConfigError(
                     f"{where}.price must be a mapping of input/output/cached_input",
-                    hint="USD per million tokens, e.g. price: {input: 2.5, output: 10}")
-            for key, field in (("input", "input_per_million"), ("output", "output_per_million"),
-                               ("cached_input", "cached_input_per_million")):
+                    hint="USD per million tokens, e.g. price: {input: 2.5, output: 10}",
+                )
+            for key, field in (
+                ("input", "input_per_million"),
+                ("output", "output_per_million"),
+                ("cached_input", "cached_input_per_million"),
+            ):
                 if key in price:
                     v = price[key]
                     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -174,8 +189,10 @@ def _load_yaml(path: Path, source: str) -> Any:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as exc:
-        raise ConfigError(f"cannot read the model registry {path}: {exc}",
-                          hint="fix or remove registry.path in llmcore.yaml") from exc
+        raise ConfigError(
+            f"cannot read the model registry {path}: {exc}",
+            hint="fix or remove registry.path in llmcore.yaml",
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {exc}") from None
 
@@ -189,9 +206,12 @@ def default_cache_path() -> Path:
 class Registry:
     """Bundled + synced + user model facts. Thread-safe; cheap to query."""
 
-    def __init__(self, user_path: str | os.PathLike[str] | None = None,
-                 ttl_seconds: float = 86400.0,
-                 cache_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        user_path: str | os.PathLike[str] | None = None,
+        ttl_seconds: float = 86400.0,
+        cache_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         bundled_path = Path(__file__).parent / "data" / "models.yaml"
         bundled_doc = _load_yaml(bundled_path, "bundled models.yaml")
         self._bundled = _parse_entries(bundled_doc, "bundled models.yaml")
@@ -203,9 +223,11 @@ class Registry:
         if user_path:
             p = Path(user_path).expanduser()
             if not p.is_file():
-                raise ConfigError(f"registry.path points to a missing file: {p}",
-                                  hint="create it (same format as the bundled models.yaml) "
-                                       "or remove registry.path")
+                raise ConfigError(
+                    f"registry.path points to a missing file: {p}",
+                    hint="create it (same format as the bundled models.yaml) "
+                    "or remove registry.path",
+                )
             doc = _load_yaml(p, str(p))
             self._user = _parse_entries(doc, str(p))
             if isinstance(doc, dict):
@@ -268,7 +290,8 @@ class Registry:
             return None
         name = self.resolve(model)
         synced = self._synced_index.get(
-            (provider_type, (model_name(model, provider_type) or model).lower()))
+            (provider_type, (model_name(model, provider_type) or model).lower())
+        )
         if name is None and synced is None:
             return None
         entry = ModelEntry(name=name or model)
@@ -277,8 +300,11 @@ class Registry:
         if name is not None and name in self._plugin:
             _apply(entry, self._plugin[name], "plugin")
         if synced is not None:
-            _apply(entry, {k: v for k, v in synced.items() if k != "_from"},
-                   f"synced:{synced['_from']}")
+            _apply(
+                entry,
+                {k: v for k, v in synced.items() if k != "_from"},
+                f"synced:{synced['_from']}",
+            )
         if name is not None and name in self._user:
             _apply(entry, self._user[name], "user")
         return entry
@@ -293,8 +319,13 @@ class Registry:
                 out.append(e)
         return out
 
-    def qualifies(self, model: str | None, provider_type: str, require: list[str] | None,
-                  min_context: int | None) -> bool:
+    def qualifies(
+        self,
+        model: str | None,
+        provider_type: str,
+        require: list[str] | None,
+        min_context: int | None,
+    ) -> bool:
         """May ``model`` serve a request needing ``require`` tags and ``min_context`` tokens?
 
         A model the registry does not know qualifies only when nothing is required: routing
@@ -334,8 +365,9 @@ class Registry:
     def is_local(self, provider_type: str) -> bool:
         return provider_type in self.local_types
 
-    def price(self, model: str | None, provider_type: str, *,
-              local: bool | None = None) -> tuple[float, float] | None:
+    def price(
+        self, model: str | None, provider_type: str, *, local: bool | None = None
+    ) -> tuple[float, float] | None:
         """USD per million (input, output) tokens; ``(0, 0)`` on a local provider.
 
         ``local`` overrides the guess from the provider type (pass ``Provider.local``).
@@ -348,9 +380,15 @@ class Registry:
             return None
         return (entry.input_per_million or 0.0, entry.output_per_million or 0.0)
 
-    def cost(self, model: str | None, provider_type: str, usage: Any, *,
-             local: bool | None = None,
-             prices: tuple[float, float] | None = None) -> float | None:
+    def cost(
+        self,
+        model: str | None,
+        provider_type: str,
+        usage: Any,
+        *,
+        local: bool | None = None,
+        prices: tuple[float, float] | None = None,
+    ) -> float | None:
         """USD for one call's ``usage`` (anything with ``input_tokens``/``output_tokens``).
 
         ``prices`` (per million, e.g. from a provider's ``cost:`` config) wins over the
@@ -368,9 +406,16 @@ class Registry:
         entry = self.info(model, provider_type)
         if entry is None or not entry.priced:
             return None
-        return cost_usd((entry.input_per_million or 0.0, entry.output_per_million or 0.0,
-                         entry.cached_input_per_million), tin, tout,
-                        _tokens(usage, "cached_tokens"))
+        return cost_usd(
+            (
+                entry.input_per_million or 0.0,
+                entry.output_per_million or 0.0,
+                entry.cached_input_per_million,
+            ),
+            tin,
+            tout,
+            _tokens(usage, "cached_tokens"),
+        )
 
     # -- sync with what providers report -------------------------------------------------
     def _read_cache(self) -> dict[str, Any]:
@@ -386,8 +431,12 @@ class Registry:
         body = (self._synced.get("providers") or {}).get(provider_name)
         return float(body["at"]) if body and "at" in body else None
 
-    def sync(self, providers: Iterable[Provider] | Mapping[str, Provider],
-             force: bool = False, timeout: float = 10.0) -> dict[str, int | str]:
+    def sync(
+        self,
+        providers: Iterable[Provider] | Mapping[str, Provider],
+        force: bool = False,
+        timeout: float = 10.0,
+    ) -> dict[str, int | str]:
         """Ask each provider for its models (in parallel) and remember what they report.
 
         A provider synced less than ``ttl_seconds`` ago is skipped unless ``force`` (what
@@ -398,13 +447,13 @@ class Registry:
 
         items = list(providers.values() if isinstance(providers, Mapping) else providers)
         now = time.time()
-        due = [p for p in items
-               if force or (self.synced_at(p.name) or 0.0) + self.ttl_seconds <= now]
+        due = [
+            p for p in items if force or (self.synced_at(p.name) or 0.0) + self.ttl_seconds <= now
+        ]
         result: dict[str, int | str] = {}
         if not due:
             return result
-        pool = ThreadPoolExecutor(max_workers=min(8, len(due)),
-                                  thread_name_prefix="llmcore-sync")
+        pool = ThreadPoolExecutor(max_workers=min(8, len(due)), thread_name_prefix="llmcore-sync")
         futures = {p.name: (p, pool.submit(p.models)) for p in due}
         wait([f for _, f in futures.values()], timeout=timeout)
         pool.shutdown(wait=False, cancel_futures=True)
@@ -423,12 +472,12 @@ class Registry:
                 for info in fut.result():
                     models[info.name] = {
                         "context_length": info.context_length,
-                        "capabilities": sorted({normalize_capability(c)
-                                                for c in info.capabilities}),
+                        "capabilities": sorted(
+                            {normalize_capability(c) for c in info.capabilities}
+                        ),
                         "family": info.family,
                     }
-                data["providers"][name] = {"type": p.type_name, "at": time.time(),
-                                           "models": models}
+                data["providers"][name] = {"type": p.type_name, "at": time.time(), "models": models}
                 result[name] = len(models)
             self._write_cache(data)
             self._synced = data

@@ -51,14 +51,34 @@ EVENTS_HEAD = 100
 #: The log file stops growing past this many bytes (a note says so); memory never grows.
 LOG_MAX_BYTES = 256 * 1024 * 1024
 #: Outside git: directories never walked, and the most files a snapshot looks at.
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv",
-                       ".tox", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".cache",
-                       "dist", "build", "target", ".next", ".gradle"})
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".cache",
+        "dist",
+        "build",
+        "target",
+        ".next",
+        ".gradle",
+    }
+)
 SNAPSHOT_MAX_FILES = 20000
 HASH_MAX_BYTES = 8 * 1024 * 1024
-_SECRET_NAME = re.compile(r"(API_?KEY|_TOKEN|TOKEN_|_SECRET|SECRET_|PASSWORD|ACCESS_KEY|"
-                          r"PRIVATE_KEY|CREDENTIALS?)\b|^(AWS|AZURE|GCP|GOOGLE_APPLICATION)_",
-                          re.I)
+_SECRET_NAME = re.compile(
+    r"(API_?KEY|_TOKEN|TOKEN_|_SECRET|SECRET_|PASSWORD|ACCESS_KEY|"
+    r"PRIVATE_KEY|CREDENTIALS?)\b|^(AWS|AZURE|GCP|GOOGLE_APPLICATION)_",
+    re.I,
+)
 
 
 # -- environment --------------------------------------------------------------------------
@@ -97,9 +117,12 @@ def missing_program(agent: Agent) -> AgentNotFoundError:
     )
 
 
-def agent_environment(agent: Agent, extra: dict[str, str] | None = None,
-                      unset: list[str] | None = None,
-                      base: dict[str, str] | None = None) -> dict[str, str]:
+def agent_environment(
+    agent: Agent,
+    extra: dict[str, str] | None = None,
+    unset: list[str] | None = None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment the agent's process gets.
 
     The user's environment, less secret-looking variables (``*_API_KEY``, ``*_TOKEN``,
@@ -125,8 +148,9 @@ def agent_environment(agent: Agent, extra: dict[str, str] | None = None,
 
 # -- files changed ------------------------------------------------------------------------
 def _git(cwd: str, *args: str, check: bool = True) -> bytes:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False,
-                         stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, check=False, stdin=subprocess.DEVNULL
+    )
     if check and out.returncode != 0:
         raise OSError(out.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
     return out.stdout
@@ -142,19 +166,31 @@ class GitState:
         self.hashes = self._hash(self.dirty)
 
     def _dirty(self) -> list[str]:
-        raw = _git(self.root, "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                   "--no-renames")
-        return [entry[3:] for entry in raw.decode("utf-8", "surrogateescape").split("\0")
-                if len(entry) > 3]
+        raw = _git(
+            self.root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
+        )
+        return [
+            entry[3:]
+            for entry in raw.decode("utf-8", "surrogateescape").split("\0")
+            if len(entry) > 3
+        ]
 
     def _hash(self, paths: list[str]) -> dict[str, str]:
         """Content hash of each path in the work tree; ``""`` when it does not exist."""
         present = [p for p in paths if os.path.isfile(os.path.join(self.root, p))]
         out: dict[str, str] = dict.fromkeys(paths, "")
         if present:
-            raw = subprocess.run(["git", "hash-object", "--no-filters", "--stdin-paths"],
-                                 cwd=self.root, input="\n".join(present).encode(),
-                                 capture_output=True, check=False).stdout.decode().split()
+            raw = (
+                subprocess.run(
+                    ["git", "hash-object", "--no-filters", "--stdin-paths"],
+                    cwd=self.root,
+                    input="\n".join(present).encode(),
+                    capture_output=True,
+                    check=False,
+                )
+                .stdout.decode()
+                .split()
+            )
             out.update(zip(present, raw, strict=False))
         return out
 
@@ -163,16 +199,31 @@ class GitState:
         now = GitState(self.root)
         candidates = set(self.dirty) | set(now.dirty)
         if self.head and now.head and now.head != self.head:
-            candidates |= {p for p in _git(self.root, "diff", "--name-only", "-z", "--no-renames",
-                                           self.head, now.head).decode().split("\0") if p}
+            candidates |= {
+                p
+                for p in _git(
+                    self.root, "diff", "--name-only", "-z", "--no-renames", self.head, now.head
+                )
+                .decode()
+                .split("\0")
+                if p
+            }
         before: dict[str, str] = {}
         clean_before = [p for p in candidates if p not in self.hashes]
         if clean_before and self.head:
             # A path clean before the run had HEAD's content (or did not exist).
             spec = "\n".join(f"{self.head}:{p}" for p in clean_before).encode()
-            raw = subprocess.run(["git", "cat-file", "--batch-check=%(objectname)"],
-                                 cwd=self.root, input=spec + b"\n", capture_output=True,
-                                 check=False).stdout.decode().splitlines()
+            raw = (
+                subprocess.run(
+                    ["git", "cat-file", "--batch-check=%(objectname)"],
+                    cwd=self.root,
+                    input=spec + b"\n",
+                    capture_output=True,
+                    check=False,
+                )
+                .stdout.decode()
+                .splitlines()
+            )
             for p, line in zip(clean_before, raw, strict=False):
                 before[p] = "" if line.endswith("missing") else line.strip()
         before.update(self.hashes)
@@ -255,7 +306,8 @@ class _Collector:
         self.err = _Tail(TAIL_BYTES)
         self.head: list[dict[str, Any]] = []
         self.tail: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=MAX_EVENTS - EVENTS_HEAD)
+            maxlen=MAX_EVENTS - EVENTS_HEAD
+        )
         self.events_total = 0
         self.out_bytes = 0
         self.err_bytes = 0
@@ -303,8 +355,9 @@ class _Collector:
         return [*self.head, *self.tail]
 
 
-def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str,
-          stop: threading.Event) -> None:
+def _pump(
+    stream: IO[bytes], on_line: Any, collector: _Collector, which: str, stop: threading.Event
+) -> None:
     """Read ``stream`` in blocks; hand complete lines to ``on_line``; spill all to the log.
 
     Ends at end of file, or once ``stop`` is set and nothing more is waiting: a process that
@@ -341,7 +394,7 @@ def _pump(stream: IO[bytes], on_line: Any, collector: _Collector, which: str,
                 if nl < 0:
                     break
                 if not skipping:
-                    on_line(buf[start:nl + 1])
+                    on_line(buf[start : nl + 1])
                 skipping = False
                 start = nl + 1
             buf = buf[start:]
@@ -395,8 +448,9 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
 
 
 # -- process group (kept for callers of the earlier API) --------------------------------------
-def stop_group(pgid: int, proc: subprocess.Popen[bytes] | None = None,
-               grace: float = GRACE_S) -> None:
+def stop_group(
+    pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = GRACE_S
+) -> None:
     """Stop the process ``pgid`` started and everything it started (see
     :mod:`llmcore.agent_procs`): SIGTERM, then SIGKILL after ``grace`` s."""
     ProcessTree(pgid, tag="").stop(grace, proc.wait if proc is not None else None)
@@ -406,8 +460,9 @@ def _log_path(agent: Agent, run_id: str) -> Path:
     from .agent_logs import log_dir, prune_logs
 
     base = log_dir()
-    prune_logs(base, max_age_days=agent.config.logs_keep_days,
-               max_total_mb=agent.config.logs_max_mb)
+    prune_logs(
+        base, max_age_days=agent.config.logs_keep_days, max_total_mb=agent.config.logs_max_mb
+    )
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", agent.name)
     return base / f"{safe}-{run_id}.log"
 
@@ -427,19 +482,26 @@ def check_prompt(agent_name: str, prompt: str) -> None:
     from .errors import BadRequestError
 
     if not isinstance(prompt, str):
-        raise BadRequestError(f"{agent_name}: the prompt must be text, not "
-                              f"{type(prompt).__name__}", provider=agent_name)
+        raise BadRequestError(
+            f"{agent_name}: the prompt must be text, not {type(prompt).__name__}",
+            provider=agent_name,
+        )
     bad = _CONTROL.search(prompt)
     if bad:
         raise BadRequestError(
             f"{agent_name}: the prompt holds the control character "
             f"{bad.group(0).encode('unicode_escape').decode()} at offset {bad.start()}; "
-            "no agent program can receive it", provider=agent_name,
+            "no agent program can receive it",
+            provider=agent_name,
             hint="remove NUL and other control bytes from the prompt (tab, newline and "
-                 "carriage return are fine); for binary content, attach a file instead")
+            "carriage return are fine); for binary content, attach a file instead",
+        )
     if not prompt.strip():
-        raise BadRequestError(f"{agent_name}: the prompt is empty", provider=agent_name,
-                              hint="say what the agent should do (or pass --prompt-file)")
+        raise BadRequestError(
+            f"{agent_name}: the prompt is empty",
+            provider=agent_name,
+            hint="say what the agent should do (or pass --prompt-file)",
+        )
 
 
 #: The largest prompt file read (a task description, not a data set).
@@ -456,41 +518,51 @@ def resolve_prompt(prompt: str | None, prompt_file: str | os.PathLike[str] | Non
 
     if prompt_file is None:
         if prompt is None:
-            raise BadRequestError("no prompt given",
-                                  hint="pass the task as PROMPT or with --prompt-file FILE")
+            raise BadRequestError(
+                "no prompt given", hint="pass the task as PROMPT or with --prompt-file FILE"
+            )
         return prompt
     if prompt is not None:
-        raise BadRequestError("both a prompt and a prompt file were given",
-                              hint="pass one of them: PROMPT or --prompt-file FILE")
+        raise BadRequestError(
+            "both a prompt and a prompt file were given",
+            hint="pass one of them: PROMPT or --prompt-file FILE",
+        )
     path = Path(os.path.expanduser(os.fspath(prompt_file)))
     try:
         size = path.stat().st_size
         if size > PROMPT_FILE_MAX:
-            raise BadRequestError(f"prompt file {path} is {size} bytes; the most is "
-                                  f"{PROMPT_FILE_MAX}", hint="shorten it, or let the agent "
-                                  "read the big file itself (name it in the prompt)")
+            raise BadRequestError(
+                f"prompt file {path} is {size} bytes; the most is {PROMPT_FILE_MAX}",
+                hint="shorten it, or let the agent "
+                "read the big file itself (name it in the prompt)",
+            )
         data = path.read_bytes()
     except OSError as exc:
-        raise BadRequestError(f"cannot read prompt file {path}: {exc.strerror or exc}",
-                              hint="check the path given to --prompt-file / prompt_file=") \
-            from None
+        raise BadRequestError(
+            f"cannot read prompt file {path}: {exc.strerror or exc}",
+            hint="check the path given to --prompt-file / prompt_file=",
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequestError(f"prompt file {path} is not UTF-8 text (byte {exc.start})",
-                              hint="save it as UTF-8") from None
+        raise BadRequestError(
+            f"prompt file {path} is not UTF-8 text (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
 
 
 def _open_log(path: Path) -> IO[bytes]:
     """The run's log, created 0600: it holds the prompt and what the model said."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
-                 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     return os.fdopen(fd, "wb")
 
 
 # -- the run ------------------------------------------------------------------------------
-def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | None = None,
-                      cancel: CancelToken | None = None) -> AgentResult:
+def run_agent_process(
+    agent: Agent,
+    task: AgentTask,
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> AgentResult:
     """Run one task of ``agent`` to the end and return its :class:`AgentResult`.
 
     Raises :class:`~llmcore.errors.BadRequestError` (a prompt with control bytes),
@@ -509,8 +581,11 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
     cwd = os.path.abspath(os.path.expanduser(task.cwd or "."))
     if not os.path.isdir(cwd):
         what = "is not a directory" if os.path.exists(cwd) else "does not exist"
-        raise AgentError(f"{agent.name}: working directory {cwd} {what}", agent=agent.name,
-                         hint="pass an existing directory (--cwd DIR / cwd=...)")
+        raise AgentError(
+            f"{agent.name}: working directory {cwd} {what}",
+            agent=agent.name,
+            hint="pass an existing directory (--cwd DIR / cwd=...)",
+        )
     if not agent.available():
         raise missing_program(agent)
     if agent.config.base_url:
@@ -525,8 +600,11 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
         wt = prepare_worktree(agent, cwd, run_id, resume=task.resume)
         cwd = wt.cwd
     elif isolation not in ("none", "", None):
-        raise AgentError(f"{agent.name}: unknown isolation {isolation!r}",
-                         agent=agent.name, hint="use isolation: none or isolation: worktree")
+        raise AgentError(
+            f"{agent.name}: unknown isolation {isolation!r}",
+            agent=agent.name,
+            hint="use isolation: none or isolation: worktree",
+        )
     task = _with_cwd(task, cwd)
     try:
         return _run_in(agent, task, run_id, wt, on_event, cancel)
@@ -546,8 +624,14 @@ def run_agent_process(agent: Agent, task: AgentTask, on_event: EventCallback | N
         raise
 
 
-def _run_in(agent: Agent, task: AgentTask, run_id: str, wt: Any,
-            on_event: EventCallback | None, cancel: CancelToken | None) -> AgentResult:
+def _run_in(
+    agent: Agent,
+    task: AgentTask,
+    run_id: str,
+    wt: Any,
+    on_event: EventCallback | None,
+    cancel: CancelToken | None,
+) -> AgentResult:
     from .agent_procs import RUN_TAG_ENV, install_signal_handlers, subreaper
 
     cwd = task.cwd
@@ -569,8 +653,7 @@ def _run_in(agent: Agent, task: AgentTask, run_id: str, wt: Any,
         log_path = _log_path(agent, run_id)
         install_signal_handlers()
         with subreaper():
-            run = _spawn_and_wait(agent, inv, env, cwd, timeout, log_path, run_id,
-                                  on_event, cancel)
+            run = _spawn_and_wait(agent, inv, env, cwd, timeout, log_path, run_id, on_event, cancel)
     finally:
         for path in inv.temp_files:
             with contextlib.suppress(OSError):
@@ -579,13 +662,19 @@ def _run_in(agent: Agent, task: AgentTask, run_id: str, wt: Any,
     run.worktree = wt.root if wt is not None else None
     if run.timed_out or run.cancelled:
         stopped: AgentError = (
-            AgentTimeoutError(f"{agent.name} ran past its timeout of {timeout:g}s and was "
-                              "stopped (with every process it started)", agent=agent.name,
-                              hint=f"raise --timeout or agents.{agent.name}.timeout; the "
-                                   f"output so far is in {log_path}")
-            if run.timed_out else
-            AgentCancelledError(f"{agent.name}: run cancelled; every process it started "
-                                "was stopped", agent=agent.name))
+            AgentTimeoutError(
+                f"{agent.name} ran past its timeout of {timeout:g}s and was "
+                "stopped (with every process it started)",
+                agent=agent.name,
+                hint=f"raise --timeout or agents.{agent.name}.timeout; the "
+                f"output so far is in {log_path}",
+            )
+            if run.timed_out
+            else AgentCancelledError(
+                f"{agent.name}: run cancelled; every process it started was stopped",
+                agent=agent.name,
+            )
+        )
         stopped.result = _fill(_base_result(agent, task, run, stopped.message), run, run_id)
         raise stopped
     try:
@@ -600,9 +689,17 @@ def _run_in(agent: Agent, task: AgentTask, run_id: str, wt: Any,
     return result
 
 
-def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str,
-                    timeout: float, log_path: Path, run_id: str,
-                    on_event: EventCallback | None, cancel: CancelToken | None) -> RunOutput:
+def _spawn_and_wait(
+    agent: Agent,
+    inv: Invocation,
+    env: dict[str, str],
+    cwd: str,
+    timeout: float,
+    log_path: Path,
+    run_id: str,
+    on_event: EventCallback | None,
+    cancel: CancelToken | None,
+) -> RunOutput:
     from .agent_procs import register, unregister
 
     log_file = _open_log(log_path)
@@ -625,12 +722,16 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
         if getattr(exc, "errno", None) == 7:  # E2BIG: argv + environment too long
             raise AgentError(
                 f"{agent.name}: the command line is too long for the system "
-                f"({sum(len(a) for a in inv.argv)} bytes of arguments)", agent=agent.name,
+                f"({sum(len(a) for a in inv.argv)} bytes of arguments)",
+                agent=agent.name,
                 hint="pass long text with --prompt-file / prompt_file=, or shorten the "
-                     "configured args and env") from exc
-        raise AgentNotFoundError(f"{agent.name}: could not start {inv.argv[0]!r}: {exc}",
-                                 agent=agent.name,
-                                 hint=f"check agents.{agent.name}.command") from exc
+                "configured args and env",
+            ) from exc
+        raise AgentNotFoundError(
+            f"{agent.name}: could not start {inv.argv[0]!r}: {exc}",
+            agent=agent.name,
+            hint=f"check agents.{agent.name}.command",
+        ) from exc
     tree = ProcessTree(proc.pid, run_id)
     register(tree, GRACE_S)
     for stream in (proc.stdout, proc.stderr):
@@ -638,17 +739,29 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
     stop_reading = threading.Event()
     assert proc.stdout is not None and proc.stderr is not None
     threads = [
-        threading.Thread(target=_pump, args=(proc.stdout, collector.stdout_line, collector,
-                                             "out", stop_reading),
-                         daemon=True, name=f"llmcore-{agent.name}-stdout"),
-        threading.Thread(target=_pump, args=(proc.stderr, collector.stderr_line, collector,
-                                             "err", stop_reading),
-                         daemon=True, name=f"llmcore-{agent.name}-stderr"),
+        threading.Thread(
+            target=_pump,
+            args=(proc.stdout, collector.stdout_line, collector, "out", stop_reading),
+            daemon=True,
+            name=f"llmcore-{agent.name}-stdout",
+        ),
+        threading.Thread(
+            target=_pump,
+            args=(proc.stderr, collector.stderr_line, collector, "err", stop_reading),
+            daemon=True,
+            name=f"llmcore-{agent.name}-stderr",
+        ),
     ]
     if inv.stdin is not None:
         assert proc.stdin is not None
-        threads.append(threading.Thread(target=_feed, args=(proc.stdin, inv.stdin),
-                                        daemon=True, name=f"llmcore-{agent.name}-stdin"))
+        threads.append(
+            threading.Thread(
+                target=_feed,
+                args=(proc.stdin, inv.stdin),
+                daemon=True,
+                name=f"llmcore-{agent.name}-stdin",
+            )
+        )
     exited = threading.Event()
 
     def wait_exit() -> None:
@@ -658,8 +771,9 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
             proc.wait()
         exited.set()
 
-    threads.append(threading.Thread(target=wait_exit, daemon=True,
-                                    name=f"llmcore-{agent.name}-wait"))
+    threads.append(
+        threading.Thread(target=wait_exit, daemon=True, name=f"llmcore-{agent.name}-wait")
+    )
     for t in threads:
         t.start()
 
@@ -695,12 +809,21 @@ def _spawn_and_wait(agent: Agent, inv: Invocation, env: dict[str, str], cwd: str
                 t.join(timeout=2.0)
             collector.close()
     return RunOutput(
-        exit_code=proc.returncode, events=collector.events(),
-        stdout_tail=collector.out.text(), stderr_tail=collector.err.text(),
-        duration_s=time.monotonic() - start, files_modified=[], timed_out=timed_out,
-        cancelled=cancelled, events_total=collector.events_total,
-        stdout_bytes=collector.out_bytes, stderr_bytes=collector.err_bytes,
-        log_path=str(log_path), worktree=None, cwd=cwd, invocation=inv,
+        exit_code=proc.returncode,
+        events=collector.events(),
+        stdout_tail=collector.out.text(),
+        stderr_tail=collector.err.text(),
+        duration_s=time.monotonic() - start,
+        files_modified=[],
+        timed_out=timed_out,
+        cancelled=cancelled,
+        events_total=collector.events_total,
+        stdout_bytes=collector.out_bytes,
+        stderr_bytes=collector.err_bytes,
+        log_path=str(log_path),
+        worktree=None,
+        cwd=cwd,
+        invocation=inv,
     )
 
 
@@ -719,16 +842,19 @@ def _changed(agent: Agent, before: GitState | FileSnapshot) -> list[str]:
     import fnmatch
 
     pats = agent.ignored_files
-    return [p for p in paths
-            if not any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(os.path.basename(p), pat)
-                       for pat in pats)]
+    return [
+        p
+        for p in paths
+        if not any(
+            fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(os.path.basename(p), pat) for pat in pats
+        )
+    ]
 
 
 def _base_result(agent: Agent, task: AgentTask, run: RunOutput, error: str) -> AgentResult:
     from .types import AgentResult
 
-    return AgentResult(agent=agent.name, success=False, output="", error=error,
-                       model=task.model)
+    return AgentResult(agent=agent.name, success=False, output="", error=error, model=task.model)
 
 
 def _fill(result: AgentResult, run: RunOutput, run_id: str | None = None) -> AgentResult:

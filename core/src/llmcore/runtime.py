@@ -99,8 +99,9 @@ class Runtime:
     # -- types offered by plugins ------------------------------------------------------
     @functools.cached_property
     def provider_types(self) -> dict[str, type[Provider]]:
-        return self._collect("llmcore_register_providers",
-                             self.hooks.register_providers(), Provider)
+        return self._collect(
+            "llmcore_register_providers", self.hooks.register_providers(), Provider
+        )
 
     @functools.cached_property
     def agent_types(self) -> dict[str, type[Agent]]:
@@ -108,11 +109,11 @@ class Runtime:
 
     @functools.cached_property
     def sink_types(self) -> dict[str, type[MetricsSink]]:
-        return self._collect("llmcore_register_metrics_sinks",
-                             self.hooks.register_metrics_sinks(), MetricsSink)
+        return self._collect(
+            "llmcore_register_metrics_sinks", self.hooks.register_metrics_sinks(), MetricsSink
+        )
 
-    def _collect(self, hook: str, offered: list[tuple[str, Any]],
-                 base: type) -> dict[str, Any]:
+    def _collect(self, hook: str, offered: list[tuple[str, Any]], base: type) -> dict[str, Any]:
         out: dict[str, Any] = {}
         owner: dict[str, str] = {}
         for plugin, cls in offered:
@@ -126,8 +127,7 @@ class Runtime:
             if name in owner and owner[name] != plugin:
                 winner, loser = sorted((owner[name], plugin), key=self.pm.rank)
                 kind = hook.removeprefix("llmcore_register_").removesuffix("s")
-                self.pm.record_conflict(kind.replace("metrics_sink", "sink"), name,
-                                        winner, loser)
+                self.pm.record_conflict(kind.replace("metrics_sink", "sink"), name, winner, loser)
                 if winner == plugin:  # same place in the table, the winner's class
                     out[name], owner[name] = cls, plugin
                 continue
@@ -140,12 +140,18 @@ class Runtime:
         """The configured providers; with no ``providers:`` section, every installed local
         server type at its default URL, in :data:`ZERO_CONFIG_ORDER`."""
         if self.config.providers is None:
-            types = [(t, cls) for t, cls in self.provider_types.items()
-                     if cls.default_base_url is not None and cls.local]
+            types = [
+                (t, cls)
+                for t, cls in self.provider_types.items()
+                if cls.default_base_url is not None and cls.local
+            ]
             types.sort(key=lambda tc: _zero_config_rank(tc[0]))
-            return {t: ProviderConfig(name=t, plugin=t, priority=_zero_config_rank(t),
-                                      base_url=zero_config_url(t))
-                    for t, _ in types}
+            return {
+                t: ProviderConfig(
+                    name=t, plugin=t, priority=_zero_config_rank(t), base_url=zero_config_url(t)
+                )
+                for t, _ in types
+            }
         return self.config.providers
 
     def agent_configs(self) -> dict[str, AgentConfig]:
@@ -175,8 +181,9 @@ class Runtime:
             return
         hint = self.disabled_hint(plugin)
         if hint is not None:
-            raise self.config.error((section, name, "plugin"),
-                                    f"plugin {plugin!r} is installed but disabled", hint=hint)
+            raise self.config.error(
+                (section, name, "plugin"), f"plugin {plugin!r} is installed but disabled", hint=hint
+            )
 
     def disabled_hint(self, type_name: str) -> str | None:
         """Where the plugin offering ``type_name`` is disabled, or ``None`` if it is not."""
@@ -185,10 +192,13 @@ class Runtime:
             return None
         if record.disabled_by == "plugins.disabled":
             where = self.config.source or "the configuration"
-            return (f"{record.name} is listed in plugins.disabled in {where}; "
-                    "remove it there to use it")
-        return (f"{record.name} is left out by the LLMCORE_PLUGINS environment variable; "
-                "add it there or unset the variable")
+            return (
+                f"{record.name} is listed in plugins.disabled in {where}; remove it there to use it"
+            )
+        return (
+            f"{record.name} is left out by the LLMCORE_PLUGINS environment variable; "
+            "add it there or unset the variable"
+        )
 
     @property
     def providers(self) -> dict[str, Provider]:
@@ -198,9 +208,7 @@ class Runtime:
             self.load_model_facts()
             cfgs = [c for c in self.provider_configs().values() if c.enabled]
             cfgs.sort(key=lambda c: c.priority)
-            self._providers = {
-                c.name: self.provider_types[c.plugin](c) for c in cfgs
-            }
+            self._providers = {c.name: self.provider_types[c.plugin](c) for c in cfgs}
         return self._providers
 
     def built_providers(self) -> list[Provider]:
@@ -242,8 +250,8 @@ class Runtime:
         known = sorted(set(self.agents) | set(self.agent_types))
         raise ConfigError(
             f"no agent named {name!r}{suggest(name, known)}",
-            hint="available: " + (", ".join(known) or "none; install one, e.g. "
-                                  "`llmcore install aider`"),
+            hint="available: "
+            + (", ".join(known) or "none; install one, e.g. `llmcore install aider`"),
         )
 
     @property
@@ -273,15 +281,29 @@ class Runtime:
         out = []
         for c in self.provider_configs().values():
             cls = self.provider_types.get(c.plugin)
-            out.append(Entry(
-                name=c.name, plugin=c.plugin, kind=cls.kind if cls else "api",
-                enabled=c.enabled, priority=c.priority,
-                base_url=c.base_url or (cls.default_base_url if cls else None), models=c.models,
-            ))
+            out.append(
+                Entry(
+                    name=c.name,
+                    plugin=c.plugin,
+                    kind=cls.kind if cls else "api",
+                    enabled=c.enabled,
+                    priority=c.priority,
+                    base_url=c.base_url or (cls.default_base_url if cls else None),
+                    models=c.models,
+                )
+            )
         for a in self.agent_configs().values():
-            out.append(Entry(name=a.name, plugin=a.plugin, kind="cli", enabled=a.enabled,
-                             priority=a.priority, base_url=a.base_url,
-                             models=[a.model] if a.model else []))
+            out.append(
+                Entry(
+                    name=a.name,
+                    plugin=a.plugin,
+                    kind="cli",
+                    enabled=a.enabled,
+                    priority=a.priority,
+                    base_url=a.base_url,
+                    models=[a.model] if a.model else [],
+                )
+            )
         return out
 
     def close(self) -> None:

@@ -21,8 +21,7 @@ REDACTED = "***"
 # The password in a URL's user info (redis://user:secret@host, https://u:p@proxy).
 # The lookbehind makes a match start only where a scheme can start: without it, a long run
 # of letters is rescanned from each of its positions (quadratic: minutes for a 300 KB prompt).
-_URL_PASSWORD = re.compile(
-    r"(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@")
+_URL_PASSWORD = re.compile(r"(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@/\s]+@")
 
 
 def register_secret(value: str | None) -> None:
@@ -50,8 +49,17 @@ def _mask(match: re.Match[str]) -> str:
 
 
 #: Header names that carry a credential, besides any whose name says so (see below).
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key",
-                                 "x-api-key", "cookie", "x-goog-api-key", "x-auth-token"})
+_CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "x-goog-api-key",
+        "x-auth-token",
+    }
+)
 _CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "password", "cookie", "session")
 
 

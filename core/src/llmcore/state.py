@@ -64,8 +64,15 @@ class Cooldown:
         return {"until": self.until, "reason": self.reason}
 
 
-def checked(key: Any, until: Any, reason: Any, cap: float, *,
-            wall: float | None = None, mono: float | None = None) -> Cooldown | None:
+def checked(
+    key: Any,
+    until: Any,
+    reason: Any,
+    cap: float,
+    *,
+    wall: float | None = None,
+    mono: float | None = None,
+) -> Cooldown | None:
     """A valid :class:`Cooldown` from untrusted values, or ``None`` when they are not one.
 
     ``until`` must be a finite number; a cooldown longer than ``cap`` seconds from now is
@@ -73,8 +80,7 @@ def checked(key: Any, until: Any, reason: Any, cap: float, *,
     """
     if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
         return None
-    if isinstance(until, bool) or not isinstance(until, (int, float)) \
-            or not math.isfinite(until):
+    if isinstance(until, bool) or not isinstance(until, (int, float)) or not math.isfinite(until):
         return None
     wall = time.time() if wall is None else wall
     mono = time.monotonic() if mono is None else mono
@@ -120,8 +126,11 @@ class CooldownStore:
     def _dropped(self, where: str, n: int) -> None:
         if n and not self._dropped_reported:
             self._dropped_reported = True
-            print(f"llmcore: {redact(where)}: ignored {n} invalid cooldown value(s) "
-                  "(not a finite time, or a bad key)", file=sys.stderr)
+            print(
+                f"llmcore: {redact(where)}: ignored {n} invalid cooldown value(s) "
+                "(not a finite time, or a bad key)",
+                file=sys.stderr,
+            )
 
     def _local(self, cooldown: Cooldown) -> Cooldown | None:
         """``cooldown`` checked, capped and given its monotonic deadline."""
@@ -129,8 +138,9 @@ class CooldownStore:
             return cooldown
         return checked(cooldown.key, cooldown.until, cooldown.reason, self.max_cooldown)
 
-    def _parse_entries(self, raw: Any, where: str,
-                       known: Mapping[str, Cooldown]) -> dict[str, Cooldown]:
+    def _parse_entries(
+        self, raw: Any, where: str, known: Mapping[str, Cooldown]
+    ) -> dict[str, Cooldown]:
         """Checked cooldowns from ``{key: {"until": …, "reason": …}}``; the invalid ones are
         dropped and reported once. An entry this process already holds keeps its monotonic
         deadline (so a clock step cannot stretch it)."""
@@ -140,9 +150,14 @@ class CooldownStore:
         out: dict[str, Cooldown] = {}
         bad = 0
         for k, v in raw.items():
-            c = checked(k, v.get("until") if isinstance(v, dict) else None,
-                        v.get("reason", "") if isinstance(v, dict) else "",
-                        self.max_cooldown, wall=wall, mono=mono)
+            c = checked(
+                k,
+                v.get("until") if isinstance(v, dict) else None,
+                v.get("reason", "") if isinstance(v, dict) else "",
+                self.max_cooldown,
+                wall=wall,
+                mono=mono,
+            )
             if c is None:
                 bad += 1
                 continue
@@ -160,8 +175,11 @@ def _live(entries: Mapping[str, Cooldown], now: float | None = None) -> dict[str
     if now is not None:
         return {k: c for k, c in entries.items() if c.until > now}
     mono = time.monotonic()
-    return {k: c for k, c in entries.items()
-            if (c.deadline if c.deadline is not None else c.until - time.time() + mono) > mono}
+    return {
+        k: c
+        for k, c in entries.items()
+        if (c.deadline if c.deadline is not None else c.until - time.time() + mono) > mono
+    }
 
 
 def _merge(entries: dict[str, Cooldown], cooldown: Cooldown) -> None:
@@ -195,8 +213,9 @@ class MemoryStore(CooldownStore):
 
     def clear(self, key: str | None = None) -> None:
         with self._lock:
-            self._entries = {} if key is None else {
-                k: c for k, c in self._entries.items() if k != key}
+            self._entries = (
+                {} if key is None else {k: c for k, c in self._entries.items() if k != key}
+            )
 
 
 class _SnapshotStore(CooldownStore):
@@ -237,9 +256,14 @@ class FileStore(_SnapshotStore):
     file is an orphan).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 recheck: float = 0.25, lock_timeout: float = 5.0,
-                 max_cooldown: float = MAX_COOLDOWN) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        recheck: float = 0.25,
+        lock_timeout: float = 5.0,
+        max_cooldown: float = MAX_COOLDOWN,
+    ) -> None:
         self.path = Path(path).expanduser() if path else default_state_path()
         self.recheck = recheck
         self.lock_timeout = lock_timeout
@@ -301,8 +325,11 @@ class FileStore(_SnapshotStore):
     def _report_corrupt(self, why: str) -> None:
         if not self._corrupt_reported:
             self._corrupt_reported = True
-            print(f"llmcore: cooldown state {self.path} was unreadable ({redact(why)[:200]}); "
-                  "it is replaced by a fresh one", file=sys.stderr)
+            print(
+                f"llmcore: cooldown state {self.path} was unreadable ({redact(why)[:200]}); "
+                "it is replaced by a fresh one",
+                file=sys.stderr,
+            )
 
     def _recover(self) -> None:
         """Replace a corrupt file (under the lock, in case another process fixed it first)."""
@@ -344,15 +371,18 @@ class FileStore(_SnapshotStore):
                     self._entries = entries
                     self._checked = time.monotonic()
             except Timeout:
-                self._warn(f"cooldown state {self.path} is locked by another process; "
-                           "this process keeps its cooldowns in memory for now")
+                self._warn(
+                    f"cooldown state {self.path} is locked by another process; "
+                    "this process keeps its cooldowns in memory for now"
+                )
                 self._unsaved = [*self._unsaved[-999:], change]
                 entries = dict(self._entries)
                 change(entries)
                 self._entries = entries
             except OSError as exc:
-                self._warn(f"cannot write cooldown state {self.path}: {exc}; "
-                           "cooldowns are kept in memory")
+                self._warn(
+                    f"cannot write cooldown state {self.path}: {exc}; cooldowns are kept in memory"
+                )
                 self._unsaved = [*self._unsaved[-999:], change]
                 entries = dict(self._entries)
                 change(entries)
@@ -372,8 +402,10 @@ class FileStore(_SnapshotStore):
                 pass
 
     def _write(self, entries: Mapping[str, Cooldown]) -> None:
-        data = {"version": STATE_VERSION,
-                "cooldowns": {k: c.to_dict() for k, c in sorted(entries.items())}}
+        data = {
+            "version": STATE_VERSION,
+            "cooldowns": {k: c.to_dict() for k, c in sorted(entries.items())},
+        }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -402,22 +434,31 @@ class RedisStore(_SnapshotStore):
     request path nothing.
     """
 
-    def __init__(self, url: str, *, prefix: str = "llmcore:cooldown:", recheck: float = 0.25,
-                 timeout: float = 0.25, retry_interval: float = 2.0,
-                 max_cooldown: float = MAX_COOLDOWN) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "llmcore:cooldown:",
+        recheck: float = 0.25,
+        timeout: float = 0.25,
+        retry_interval: float = 2.0,
+        max_cooldown: float = MAX_COOLDOWN,
+    ) -> None:
         try:
             import redis
         except ImportError as exc:
             raise ConfigError(
                 "routing.state is a Redis URL but the redis package is not installed",
-                hint="pip install 'llmcore-framework[redis]'") from exc
+                hint="pip install 'llmcore-framework[redis]'",
+            ) from exc
         self.url = _safe_url(url)  # for messages: the password stays out of them
         self.prefix = prefix
         self.recheck = recheck
         self.retry_interval = retry_interval
         self.max_cooldown = max_cooldown
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout,
-                                           socket_connect_timeout=timeout)
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         self._entries: dict[str, Cooldown] = {}
         self._checked = float("-inf")
         self._lock = threading.Lock()
@@ -430,14 +471,23 @@ class RedisStore(_SnapshotStore):
         self._stopping = False
         self._down_until = 0.0  # monotonic: no Redis call before this after a failure
         self.healthy = True
+        self.timeout = timeout
+        self._pulled: threading.Event | None = None  # set once the first pull is done
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.url!r}>"
 
     # -- the request path: memory only ------------------------------------------------
     def _refresh(self) -> None:
+        first = self._pulled is None
+        pulled = self._pulled = self._pulled or threading.Event()
         self._want_refresh = True
         self._kick()
+        if first:
+            # The first read of a process waits (at most the Redis timeout, once) for what
+            # other hosts already know: a freshly started host must not call a provider
+            # they all cooled down. Later reads never wait.
+            pulled.wait(self.timeout)
 
     def put(self, cooldown: Cooldown) -> None:
         c = self._local(cooldown)
@@ -453,8 +503,9 @@ class RedisStore(_SnapshotStore):
 
     def clear(self, key: str | None = None) -> None:
         with self._lock:
-            self._entries = {} if key is None else {
-                k: c for k, c in self._entries.items() if k != key}
+            self._entries = (
+                {} if key is None else {k: c for k, c in self._entries.items() if k != key}
+            )
             self._writes.append(("clear", key))
         self._kick()
 
@@ -462,13 +513,24 @@ class RedisStore(_SnapshotStore):
         """Wait until the queued writes are in Redis and the snapshot is fresh; False when
         Redis did not answer in ``timeout`` seconds (for tools and tests; requests never
         wait)."""
-        done = threading.Event()
-        with self._lock:
-            self._waiters.append(done)
-            self._want_refresh = True
-            self._down_until = 0.0
-        self._kick()
-        return done.wait(timeout) and self.healthy
+        deadline = time.monotonic() + timeout
+        while True:
+            done = threading.Event()
+            with self._lock:
+                self._waiters.append(done)
+                self._want_refresh = True
+                self._down_until = 0.0
+            self._kick()
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                return False
+            if self.healthy:
+                return True
+            # A Redis just woken up (SIGCONT, a restart) can fail the first round while it
+            # works through its backlog: try again until the deadline.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.1, left))
 
     def close(self) -> None:
         if self._thread is not None and self._writes:
@@ -489,8 +551,9 @@ class RedisStore(_SnapshotStore):
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
                     self._stopping = False
-                    self._thread = threading.Thread(target=self._work, daemon=True,
-                                                    name="llmcore-redis-state")
+                    self._thread = threading.Thread(
+                        target=self._work, daemon=True, name="llmcore-redis-state"
+                    )
                     self._thread.start()
         self._wake.set()
 
@@ -505,6 +568,10 @@ class RedisStore(_SnapshotStore):
                 self._release_waiters()
                 continue
             try:
+                if not self.healthy:
+                    # Only an answer from Redis says it is back: a pass with nothing to
+                    # send must still ask it something before calling it healthy.
+                    self._want_refresh = True
                 self._drain()
                 if self._want_refresh:
                     self._want_refresh = False
@@ -515,9 +582,11 @@ class RedisStore(_SnapshotStore):
             except Exception as exc:  # redis.RedisError, OSError: keep the snapshot
                 self.healthy = False
                 self._down_until = time.monotonic() + self.retry_interval
-                self._warn(f"cooldown store {self.url} is unreachable ({exc}); routing goes "
-                           f"on with the cooldowns in memory, rechecking every "
-                           f"{self.retry_interval:g}s in the background")
+                self._warn(
+                    f"cooldown store {self.url} is unreachable ({exc}); routing goes "
+                    f"on with the cooldowns in memory, rechecking every "
+                    f"{self.retry_interval:g}s in the background"
+                )
                 self._want_refresh = True  # the next pass (after retry_interval) rechecks
             self._release_waiters()
 
@@ -563,9 +632,9 @@ class RedisStore(_SnapshotStore):
         for k, v in zip(keys, values, strict=False):
             if v is None:
                 continue
-            key = (k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k))
+            key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
             try:
-                raw[key[len(self.prefix):]] = json.loads(v)
+                raw[key[len(self.prefix) :]] = json.loads(v)
             except (ValueError, TypeError, RecursionError):
                 bad += 1  # a foreign or damaged value: its TTL (if any) removes it
         self._dropped(self.url, bad)
@@ -580,6 +649,8 @@ class RedisStore(_SnapshotStore):
                 else:
                     entries.pop(arg, None)
             self._entries = entries
+        if self._pulled is not None:
+            self._pulled.set()
 
 
 def _safe_url(url: str) -> str:
@@ -604,8 +675,11 @@ def open_store(spec: str, *, max_cooldown: float = MAX_COOLDOWN) -> CooldownStor
     spec = (spec or "file").strip()
     problem = check_spec(spec)
     if problem is not None:
-        raise ConfigError(problem, path="routing.state",
-                          hint="use file, file:PATH, memory or redis://HOST:PORT/DB")
+        raise ConfigError(
+            problem,
+            path="routing.state",
+            hint="use file, file:PATH, memory or redis://HOST:PORT/DB",
+        )
     if spec == "file":
         return FileStore(max_cooldown=max_cooldown)
     if spec.startswith("file:"):

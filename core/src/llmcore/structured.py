@@ -37,8 +37,9 @@ WRAPPED_NAME = "answer_value"
 class StructuredOutputError(LLMCoreError):
     """The model's answer never matched the schema; ``last_answer`` is what it said last."""
 
-    def __init__(self, message: str, *, last_answer: str, errors: list[str],
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, last_answer: str, errors: list[str], hint: str | None = None
+    ) -> None:
         self.last_answer = last_answer
         self.errors = errors
         super().__init__(message, hint=hint)
@@ -54,12 +55,18 @@ def json_schema(schema: Any) -> dict[str, Any]:
         return out
     if isinstance(schema, type) and dataclasses.is_dataclass(schema):
         return _dataclass_schema(schema)
-    raise TypeError(f"schema must be a pydantic model, a dataclass or a JSON Schema dict, "
-                    f"not {schema!r}")
+    raise TypeError(
+        f"schema must be a pydantic model, a dataclass or a JSON Schema dict, not {schema!r}"
+    )
 
 
-_SIMPLE = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
-           bool: {"type": "boolean"}, type(None): {"type": "null"}}
+_SIMPLE = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    type(None): {"type": "null"},
+}
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
@@ -88,8 +95,13 @@ def _dataclass_schema(cls: type) -> dict[str, Any]:
         props[f.name] = _type_schema(hints.get(f.name, Any))
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             required.append(f.name)
-    return {"title": cls.__name__, "type": "object", "properties": props,
-            "required": required, "additionalProperties": False}
+    return {
+        "title": cls.__name__,
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def build(schema: Any, data: Any) -> Any:
@@ -113,22 +125,37 @@ def _from_dict(tp: Any, data: Any) -> Any:
 
 # -- asking each provider type in its own way -------------------------------------------------
 def _openai_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
-    return attrs.evolve(request, response_format={
-        "type": "json_schema",
-        "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": False}})
+    return attrs.evolve(
+        request,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": False},
+        },
+    )
 
 
 def _tool_shape(request: ChatRequest, schema: dict[str, Any]) -> ChatRequest:
     """A tool whose parameters are the schema, and the model forced to call it."""
     name, params = SCHEMA_NAME, schema
     if schema.get("type") != "object":
-        name, params = WRAPPED_NAME, {"type": "object", "properties": {"value": schema},
-                                      "required": ["value"]}
-    tool = {"type": "function", "function": {
-        "name": name, "description": "Give the answer in this structure.",
-        "parameters": params}}
-    return attrs.evolve(request, response_format=None, tools=[tool],
-                        tool_choice={"type": "function", "function": {"name": name}})
+        name, params = (
+            WRAPPED_NAME,
+            {"type": "object", "properties": {"value": schema}, "required": ["value"]},
+        )
+    tool = {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": "Give the answer in this structure.",
+            "parameters": params,
+        },
+    }
+    return attrs.evolve(
+        request,
+        response_format=None,
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": name}},
+    )
 
 
 #: Provider type → how a request asks for structured output. Types not listed use the
@@ -195,7 +222,7 @@ def parse(text: str) -> Any:
         start = min((i for i in (s.find("{"), s.find("[")) if i >= 0), default=-1)
         end = max(s.rfind("}"), s.rfind("]"))
         if start >= 0 and end > start:
-            return json.loads(s[start:end + 1])
+            return json.loads(s[start : end + 1])
         raise
 
 
@@ -206,20 +233,25 @@ def problems(schema: dict[str, Any], text: str) -> tuple[Any, list[str]]:
     try:
         data = parse(text)
     except json.JSONDecodeError as exc:
-        return None, [f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} "
-                      f"column {exc.colno})"]
+        return None, [
+            f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ]
     validator = jsonschema.validators.validator_for(schema)(schema)
     errs = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
-    return data, [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
-                  for e in errs[:5]]
+    return data, [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errs[:5]]
 
 
 def retry_messages(answer: str, errs: list[str]) -> list[Message]:
     """What is added to the conversation when an answer did not fit."""
-    return [Message("assistant", answer),
-            Message("user", "That answer does not match the required JSON schema:\n- "
-                    + "\n- ".join(errs)
-                    + "\nAnswer again with only a JSON value that matches the schema.")]
+    return [
+        Message("assistant", answer),
+        Message(
+            "user",
+            "That answer does not match the required JSON schema:\n- "
+            + "\n- ".join(errs)
+            + "\nAnswer again with only a JSON value that matches the schema.",
+        ),
+    ]
 
 
 def json_object_flavour(request: ChatRequest) -> ChatRequest | None:
@@ -239,11 +271,13 @@ def refused_format(exc: BaseException) -> bool:
     server answers its own validation error with a 500.)"""
     attempts = [a for a in getattr(exc, "attempts", None) or [] if not a.skipped]
     return bool(attempts) and all(
-        a.status in (400, 422) or "response_format" in (a.message or "") for a in attempts)
+        a.status in (400, 422) or "response_format" in (a.message or "") for a in attempts
+    )
 
 
-def solve(schema: Any, send: Callable[[ChatRequest], ChatResponse], request: ChatRequest,
-          retries: int = 2) -> tuple[Any, ChatResponse]:
+def solve(
+    schema: Any, send: Callable[[ChatRequest], ChatResponse], request: ChatRequest, retries: int = 2
+) -> tuple[Any, ChatResponse]:
     """Ask, check, and ask again with the errors (``retries`` times at most)."""
     spec = json_schema(schema)
     req = ask(request, spec)
@@ -269,8 +303,9 @@ def solve(schema: Any, send: Callable[[ChatRequest], ChatResponse], request: Cha
     raise _failed(retries, text, errs)
 
 
-async def asolve(schema: Any, send: Callable[[ChatRequest], Any], request: ChatRequest,
-                 retries: int = 2) -> tuple[Any, ChatResponse]:
+async def asolve(
+    schema: Any, send: Callable[[ChatRequest], Any], request: ChatRequest, retries: int = 2
+) -> tuple[Any, ChatResponse]:
     """The async :func:`solve`."""
     spec = json_schema(schema)
     req = ask(request, spec)
@@ -299,6 +334,9 @@ async def asolve(schema: Any, send: Callable[[ChatRequest], Any], request: ChatR
 def _failed(retries: int, text: str, errs: list[str]) -> StructuredOutputError:
     return StructuredOutputError(
         f"the answer did not match the schema after {retries + 1} tries: "
-        + "; ".join(errs) + f"\nlast answer: {text[:500]!r}",
-        last_answer=text, errors=errs,
-        hint="a larger model, a simpler schema, or more retries (schema_retries=)")
+        + "; ".join(errs)
+        + f"\nlast answer: {text[:500]!r}",
+        last_answer=text,
+        errors=errs,
+        hint="a larger model, a simpler schema, or more retries (schema_retries=)",
+    )

@@ -71,9 +71,13 @@ def _key(e: dict[str, Any], by: str) -> str | None:
     return e.get("model") or "(none)"
 
 
-def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
-              buckets: int = 12, since: float | None = None,
-              now: float | None = None) -> list[dict[str, Any]]:
+def summarize(
+    events: Iterable[dict[str, Any]],
+    by: str = "provider",
+    buckets: int = 12,
+    since: float | None = None,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
     """One row per group: requests, errors, tokens, cost, latency p50/p95, TTFT p50.
 
     ``requests`` counts what callers saw (request events and agent runs) under the
@@ -101,11 +105,21 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
         key = _key(e, by)
         if key is None:
             continue
-        r = rows.setdefault(key, {
-            by: key, "requests": 0, "errors": 0, "failed_attempts": 0, "input_tokens": 0,
-            "output_tokens": 0, "cost_usd": 0.0, "unpriced": 0, "series": [0] * buckets,
-            "cache_hits": 0,
-        })
+        r = rows.setdefault(
+            key,
+            {
+                by: key,
+                "requests": 0,
+                "errors": 0,
+                "failed_attempts": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+                "unpriced": 0,
+                "series": [0] * buckets,
+                "cache_hits": 0,
+            },
+        )
         if kind == "cache_hit":  # answered from a cache plugin (also counted as a request)
             r["cache_hits"] += 1
             continue
@@ -124,8 +138,9 @@ def summarize(events: Iterable[dict[str, Any]], by: str = "provider",
             r["cost_usd"] += e["cost_usd"]
         elif ok and (e.get("input_tokens") or e.get("output_tokens")):
             r["unpriced"] += 1
-        latency = e.get("latency_s") if kind == "request" else (
-            e.get("duration_s") or e.get("latency_s"))
+        latency = (
+            e.get("latency_s") if kind == "request" else (e.get("duration_s") or e.get("latency_s"))
+        )
         if latency is not None and ok:
             lat.setdefault(key, []).append(latency)
         if e.get("ttft_s") is not None and ok:
@@ -148,9 +163,10 @@ def sparkline(series: list[int]) -> str:
     top = max(series, default=0)
     if top == 0:
         return " " * len(series)
-    return "".join(" " if v == 0 else SPARK[min(len(SPARK) - 1,
-                                                  int(v / top * (len(SPARK) - 1)))]
-                   for v in series)
+    return "".join(
+        " " if v == 0 else SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))]
+        for v in series
+    )
 
 
 def prometheus_text(events: Iterable[dict[str, Any]]) -> str:

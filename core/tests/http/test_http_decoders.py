@@ -19,15 +19,19 @@ from llmcore.http import (
 def feed_all(dec: LineDecoder, data: bytes, step: int) -> list[bytes]:
     out: list[bytes] = []
     for i in range(0, len(data), step):
-        out += dec.feed(data[i:i + step])
+        out += dec.feed(data[i : i + step])
     return out + dec.close()
 
 
 @pytest.mark.parametrize("step", [1, 3, 7, 1000])
 def test_lines_split_the_same_whatever_the_chunking(step: int) -> None:
     data = b"alpha\r\nbeta\n\ngamma-without-newline"
-    assert feed_all(LineDecoder(100), data, step) == [b"alpha", b"beta", b"",
-                                                       b"gamma-without-newline"]
+    assert feed_all(LineDecoder(100), data, step) == [
+        b"alpha",
+        b"beta",
+        b"",
+        b"gamma-without-newline",
+    ]
 
 
 def test_a_line_longer_than_the_limit_is_refused_before_it_is_complete() -> None:
@@ -45,14 +49,14 @@ def test_a_long_line_fed_in_small_pieces_is_kept_whole() -> None:
     payload = b"y" * 300_000
     out: list[bytes] = []
     for i in range(0, len(payload), 1024):
-        out += dec.feed(payload[i:i + 1024])
+        out += dec.feed(payload[i : i + 1024])
     out += dec.feed(b"\n")
     assert out == [payload]
 
 
 def test_sse_events_are_joined_and_dispatched_on_blank_lines() -> None:
     dec = SSEDecoder(1000)
-    events = dec.feed(b": ping\n\nevent: delta\ndata: one\ndata: two\nid: 7\n\ndata: {\"a\"")
+    events = dec.feed(b': ping\n\nevent: delta\ndata: one\ndata: two\nid: 7\n\ndata: {"a"')
     assert [(e.event, e.data, e.id) for e in events] == [("delta", "one\ntwo", "7")]
     events = dec.feed(b": 1}\n\n")
     assert events[0].json() == {"a": 1} and events[0].event == "message"
@@ -85,7 +89,7 @@ def test_invalid_utf8_is_named_as_such() -> None:
 def test_ndjson_objects_and_a_bad_line() -> None:
     dec = NDJSONDecoder(100)
     assert dec.feed(b'{"a": 1}\n\n{"b"') == [{"a": 1}]
-    assert dec.feed(b': 2}') == []
+    assert dec.feed(b": 2}") == []
     assert dec.close() == [{"b": 2}]  # the last line needs no newline
     dec = NDJSONDecoder(100)
     dec.feed(b'{"b"')
@@ -100,14 +104,15 @@ def test_gzip_bomb_stops_at_the_limit_without_inflating_whole() -> None:
     seen = 0
     with pytest.raises(LimitExceeded):
         for i in range(0, len(bomb), 16_384):
-            for piece in dec.feed(bomb[i:i + 16_384]):
+            for piece in dec.feed(bomb[i : i + 16_384]):
                 assert len(piece) <= BodyDecoder.STEP
                 seen += len(piece)
     assert seen <= (1 << 20) + BodyDecoder.STEP
 
 
-@pytest.mark.parametrize(("encoding", "pack"), [
-    ("gzip", gzip.compress), ("deflate", zlib.compress), (None, lambda b: b)])
+@pytest.mark.parametrize(
+    ("encoding", "pack"), [("gzip", gzip.compress), ("deflate", zlib.compress), (None, lambda b: b)]
+)
 def test_bodies_decode_whole(encoding: str | None, pack: object) -> None:
     body = b'{"ok": true}' * 1000
     dec = BodyDecoder(encoding, limit=1 << 20)

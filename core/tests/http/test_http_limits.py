@@ -21,9 +21,11 @@ def test_defaults_fail_a_hung_server_over_in_seconds() -> None:
 
 
 def test_every_deadline_and_limit_can_be_set() -> None:
-    lim = limits_of("    timeout: {connect: 1, read: 4, first_token: 9, total: 60}\n"
-                    "    limits: {max_response_bytes: 1000, max_line_bytes: 100,"
-                    " retry_after_cap: 5}\n")
+    lim = limits_of(
+        "    timeout: {connect: 1, read: 4, first_token: 9, total: 60}\n"
+        "    limits: {max_response_bytes: 1000, max_line_bytes: 100,"
+        " retry_after_cap: 5}\n"
+    )
     assert (lim.connect, lim.read, lim.first_token, lim.total) == (1, 4, 9, 60)
     assert (lim.max_response_bytes, lim.max_line_bytes, lim.retry_after_cap) == (1000, 100, 5)
 
@@ -45,12 +47,15 @@ def test_a_request_timeout_replaces_read_and_first_token() -> None:
     assert limits_of("").for_call(float("inf")).read == 30.0
 
 
-@pytest.mark.parametrize("section", [
-    "    timeout: {total: -1}\n",
-    "    limits: {max_line_bytes: 0}\n",
-    "    limits: {max_response_bytes: lots}\n",
-    "    limits: {max_bytes: 5}\n",
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        "    timeout: {total: -1}\n",
+        "    limits: {max_line_bytes: 0}\n",
+        "    limits: {max_response_bytes: lots}\n",
+        "    limits: {max_bytes: 5}\n",
+    ],
+)
 def test_bad_values_are_config_errors_naming_the_key(section: str) -> None:
     with pytest.raises(ConfigError) as info:
         limits_of(section)

@@ -22,13 +22,22 @@ def fake() -> Iterator[OllamaFake]:
         yield server
 
 
-def test_ollama_model_goes_to_the_configured_ollama(fake: OllamaFake, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ollama_model_goes_to_the_configured_ollama(
+    fake: OllamaFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = git_repo(tmp_path / "repo", {"app.py": "print(1)\n"})
     monkeypatch.setenv("LLMCORE_TEST_KEY", "unused")
-    client = llmcore.Client(parse_config(real_agent_yaml(
-        "aider", "aider", fake.url + "/v1", model="ollama_chat/llama3.2",
-        options={"edit_format": "whole", "files": ["app.py"]})))
+    client = llmcore.Client(
+        parse_config(
+            real_agent_yaml(
+                "aider",
+                "aider",
+                fake.url + "/v1",
+                model="ollama_chat/llama3.2",
+                options={"edit_format": "whole", "files": ["app.py"]},
+            )
+        )
+    )
     # The default reply, not a script: litellm also asks /api/show, which takes a turn.
     fake.default = Reply(text="Here it is.\n\napp.py\n```\nprint(2)\n```\n")
     result = client.run_agent("aider", "print 2", cwd=repo)

@@ -37,8 +37,14 @@ Applied edit to app.py
 
 
 def run_output(stdout: str, exit_code: int = 0) -> llmcore.RunOutput:
-    return llmcore.RunOutput(exit_code=exit_code, events=[], stdout_tail=stdout,
-                             stderr_tail="", duration_s=1.0, files_modified=[])
+    return llmcore.RunOutput(
+        exit_code=exit_code,
+        events=[],
+        stdout_tail=stdout,
+        stderr_tail="",
+        duration_s=1.0,
+        files_modified=[],
+    )
 
 
 def test_server_down_is_a_connection_error_although_aider_exits_0(tmp_path: Path) -> None:
@@ -67,17 +73,30 @@ Retrying in 0.2 seconds...
 """
 
 
-@pytest.mark.parametrize(("printed", "limit", "trips_at", "kind"), [
-    (SERVER_DOWN, 1, "Retrying in 32.0", llmcore.AgentConnectionError),
-    (RATE_LIMITED, 1, "Retrying in 0.2", llmcore.AgentRateLimitError),
-    (SERVER_DOWN + "Retrying in 64.0 seconds...\n", 2, "Retrying in 64.0",
-     llmcore.AgentConnectionError),
-])
+@pytest.mark.parametrize(
+    ("printed", "limit", "trips_at", "kind"),
+    [
+        (SERVER_DOWN, 1, "Retrying in 32.0", llmcore.AgentConnectionError),
+        (RATE_LIMITED, 1, "Retrying in 0.2", llmcore.AgentRateLimitError),
+        (
+            SERVER_DOWN + "Retrying in 64.0 seconds...\n",
+            2,
+            "Retrying in 64.0",
+            llmcore.AgentConnectionError,
+        ),
+    ],
+)
 def test_retry_notice_stops_the_run_with_the_error_being_retried(
-        printed: str, limit: int, trips_at: str, kind: type) -> None:
-    agent = AiderAgent(AgentConfig(name="aider", plugin="aider",
-                                   base_url="http://127.0.0.1:9/v1",
-                                   options={"retry_notices": limit}))
+    printed: str, limit: int, trips_at: str, kind: type
+) -> None:
+    agent = AiderAgent(
+        AgentConfig(
+            name="aider",
+            plugin="aider",
+            base_url="http://127.0.0.1:9/v1",
+            options={"retry_notices": limit},
+        )
+    )
     from llmcore_aider import _RetryWatch
 
     watch = _RetryWatch(None, limit)

@@ -51,8 +51,9 @@ def agent_repo(tmp_path: Path) -> Path:
     return git_repo(tmp_path / "repo", {"app.py": "print(1)\n"})
 
 
-def test_aider_applies_an_edit_then_resumes_the_chat(client: llmcore.Client, fake: Any,
-                                                     agent_repo: Path) -> None:
+def test_aider_applies_an_edit_then_resumes_the_chat(
+    client: llmcore.Client, fake: Any, agent_repo: Path
+) -> None:
     fake.push(whole_edit("app.py", "print(2)\n"))
     result = client.run_agent("aider", "print 2 instead of 1", cwd=agent_repo)
     # Aider's own .aider* files are not counted as modified.
@@ -65,17 +66,28 @@ def test_aider_applies_an_edit_then_resumes_the_chat(client: llmcore.Client, fak
     assert "print 2 instead of 1" in json.dumps(req["messages"])
     assert not list(agent_repo.glob(".aider.chat*"))  # the chat history lives in llmcore's state
 
-    run_resumed(client, "aider", result, fake, agent_repo, answer="I changed app.py to print 2.",
-                prompt="what did you change?", exact=False)
+    run_resumed(
+        client,
+        "aider",
+        result,
+        fake,
+        agent_repo,
+        answer="I changed app.py to print 2.",
+        prompt="what did you change?",
+        exact=False,
+    )
     assert "print 2 instead of 1" in json.dumps(fake.requests[-1].json["messages"])
 
 
 def test_aider_edit_it_cannot_apply_is_a_failure_despite_exit_0(
-        tmp_path: Path, fake: Any, monkeypatch: pytest.MonkeyPatch, agent_repo: Path) -> None:
+    tmp_path: Path, fake: Any, monkeypatch: pytest.MonkeyPatch, agent_repo: Path
+) -> None:
     # A SEARCH block that matches nothing: Aider reports it, asks the model again (same bad
     # answer from the fake), gives up, and still exits 0.
-    fake.default = Reply(text="app.py\n```python\n<<<<<<< SEARCH\nprint(99)\n=======\n"
-                              "print(2)\n>>>>>>> REPLACE\n```\n")
+    fake.default = Reply(
+        text="app.py\n```python\n<<<<<<< SEARCH\nprint(99)\n=======\n"
+        "print(2)\n>>>>>>> REPLACE\n```\n"
+    )
     client = client_for(fake, monkeypatch, options={"edit_format": "diff", "files": ["app.py"]})
     result = client.run_agent("aider", "change it", cwd=agent_repo)
     assert result.exit_code == 0
@@ -127,10 +139,12 @@ def dropping_server() -> Iterator[str]:
 
 
 def test_endpoint_that_drops_connections_stops_at_the_first_retry(
-        dropping_server: str, monkeypatch: pytest.MonkeyPatch, agent_repo: Path) -> None:
+    dropping_server: str, monkeypatch: pytest.MonkeyPatch, agent_repo: Path
+) -> None:
     monkeypatch.setenv("LLMCORE_TEST_KEY", KEY)
-    client = llmcore.Client(parse_config(real_agent_yaml(
-        "aider", "aider", dropping_server, options=OPTIONS)))
+    client = llmcore.Client(
+        parse_config(real_agent_yaml("aider", "aider", dropping_server, options=OPTIONS))
+    )
     t0 = time.monotonic()
     with pytest.raises(llmcore.AgentConnectionError) as info:
         client.run_agent("aider", "hi", cwd=agent_repo, timeout=80)
@@ -145,7 +159,16 @@ def test_endpoint_that_drops_connections_stops_at_the_first_retry(
 
 
 def test_cli_lists_and_runs_aider(tmp_path: Path, fake: Any) -> None:
-    check_cli_runs_agent(tmp_path, fake, name="aider", key=KEY, version="0.86.2",
-                         script=lambda repo: fake.push(whole_edit("app.py", "print(3)\n")),
-                         prompt="print 3", files=["app.py"], options=OPTIONS,
-                         repo_files={"app.py": "print(1)\n"}, refused_key=False)
+    check_cli_runs_agent(
+        tmp_path,
+        fake,
+        name="aider",
+        key=KEY,
+        version="0.86.2",
+        script=lambda repo: fake.push(whole_edit("app.py", "print(3)\n")),
+        prompt="print 3",
+        files=["app.py"],
+        options=OPTIONS,
+        repo_files={"app.py": "print(1)\n"},
+        refused_key=False,
+    )

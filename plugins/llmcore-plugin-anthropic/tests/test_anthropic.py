@@ -20,10 +20,18 @@ from llmcore.runtime import Runtime
 from llmcore.testing.fakes import AnthropicFake, OpenAIFake, Reply
 from llmcore_anthropic import AnthropicProvider
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.fixture
@@ -33,8 +41,12 @@ def fake() -> Iterator[AnthropicFake]:
 
 
 def make(fake: AnthropicFake | None = None, **kw: Any) -> AnthropicProvider:
-    fields: dict[str, Any] = {"name": "claude", "plugin": "anthropic", "api_key": "sk-ant-t",
-                              "models": ["claude-fake-1"]}
+    fields: dict[str, Any] = {
+        "name": "claude",
+        "plugin": "anthropic",
+        "api_key": "sk-ant-t",
+        "models": ["claude-fake-1"],
+    }
     if fake is not None:
         fields["base_url"] = fake.base_url
     fields.update(kw)
@@ -57,10 +69,20 @@ def test_defaults_and_registration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_headers_and_options_reach_the_api(fake: AnthropicFake) -> None:
     fake.push(Reply(text="ok"))
-    p = make(fake, options={"anthropic_version": "2024-01-01", "beta": ["b1", "b2"],
-                            "default_max_tokens": 77, "top_k": 5})
-    p.chat(llmcore.ChatRequest(messages=[llmcore.Message("system", "terse"),
-                                         llmcore.Message("user", "hi")]))
+    p = make(
+        fake,
+        options={
+            "anthropic_version": "2024-01-01",
+            "beta": ["b1", "b2"],
+            "default_max_tokens": 77,
+            "top_k": 5,
+        },
+    )
+    p.chat(
+        llmcore.ChatRequest(
+            messages=[llmcore.Message("system", "terse"), llmcore.Message("user", "hi")]
+        )
+    )
     req = fake.message_requests()[-1]
     headers = {k.lower(): v for k, v in req.headers.items()}
     assert headers["x-api-key"] == "sk-ant-t" and "authorization" not in headers
@@ -73,55 +95,93 @@ def test_headers_and_options_reach_the_api(fake: AnthropicFake) -> None:
 
 def test_a_bad_option_is_a_config_error_naming_it(tmp_path: Path) -> None:
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text("providers:\n  claude:\n    plugin: anthropic\n"
-                   "    default_max_tokens: 0\n")
+    cfg.write_text("providers:\n  claude:\n    plugin: anthropic\n    default_max_tokens: 0\n")
     with pytest.raises(llmcore.ConfigError) as info:
         Runtime(load_config(cfg)).validate()
     assert "'default_max_tokens' must be >= 1" in str(info.value)
 
 
 def test_tools_both_ways(fake: AnthropicFake) -> None:
-    fake.push(Reply(text="Checking.", tool_calls=[{"name": "get_weather", "id": "toolu_7",
-                                                   "arguments": {"city": "Oslo"}}]),
-              Reply(text="It is 3C in Oslo."))
+    fake.push(
+        Reply(
+            text="Checking.",
+            tool_calls=[{"name": "get_weather", "id": "toolu_7", "arguments": {"city": "Oslo"}}],
+        ),
+        Reply(text="It is 3C in Oslo."),
+    )
     p = make(fake)
-    first = p.chat(llmcore.ChatRequest(messages=[llmcore.Message("user", "Weather in Oslo?")],
-                                       tools=[WEATHER], tool_choice="auto"))
+    first = p.chat(
+        llmcore.ChatRequest(
+            messages=[llmcore.Message("user", "Weather in Oslo?")],
+            tools=[WEATHER],
+            tool_choice="auto",
+        )
+    )
     assert first.finish_reason == "tool_calls" and first.content == "Checking."
-    assert first.tool_calls == [{"id": "toolu_7", "type": "function", "function": {
-        "name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}}]
+    assert first.tool_calls == [
+        {
+            "id": "toolu_7",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})},
+        }
+    ]
     sent = fake.message_requests()[-1].json
     assert sent["tools"][0]["name"] == "get_weather"
     assert sent["tools"][0]["input_schema"]["required"] == ["city"]
     assert sent["tool_choice"] == {"type": "auto"}
     # The answer goes back as an OpenAI-shaped conversation, as any llmcore caller sends it.
-    second = p.chat(llmcore.ChatRequest(messages=[
-        llmcore.Message("user", "Weather in Oslo?"),
-        llmcore.Message("assistant", first.content, tool_calls=first.tool_calls),
-        llmcore.Message("tool", "3C", tool_call_id="toolu_7")], tools=[WEATHER]))
+    second = p.chat(
+        llmcore.ChatRequest(
+            messages=[
+                llmcore.Message("user", "Weather in Oslo?"),
+                llmcore.Message("assistant", first.content, tool_calls=first.tool_calls),
+                llmcore.Message("tool", "3C", tool_call_id="toolu_7"),
+            ],
+            tools=[WEATHER],
+        )
+    )
     assert second.content == "It is 3C in Oslo." and second.finish_reason == "stop"
     turns = fake.message_requests()[-1].json["messages"]
-    assert turns[1]["content"][1] == {"type": "tool_use", "id": "toolu_7",
-                                      "name": "get_weather", "input": {"city": "Oslo"}}
-    assert turns[2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "toolu_7", "content": "3C"}]}
+    assert turns[1]["content"][1] == {
+        "type": "tool_use",
+        "id": "toolu_7",
+        "name": "get_weather",
+        "input": {"city": "Oslo"},
+    }
+    assert turns[2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "toolu_7", "content": "3C"}],
+    }
 
 
 @pytest.mark.parametrize("is_async", [False, True])
 def test_streamed_tools_and_thinking(fake: AnthropicFake, is_async: bool) -> None:
-    fake.push(Reply(text="Let me look.", thinking="they want weather",
-                    tool_calls=[{"name": "get_weather", "id": "toolu_3",
-                                 "arguments": {"city": "Lima", "units": "metric"}}],
-                    usage=(40, 12)))
+    fake.push(
+        Reply(
+            text="Let me look.",
+            thinking="they want weather",
+            tool_calls=[
+                {
+                    "name": "get_weather",
+                    "id": "toolu_3",
+                    "arguments": {"city": "Lima", "units": "metric"},
+                }
+            ],
+            usage=(40, 12),
+        )
+    )
     p = make(fake)
-    req = llmcore.ChatRequest(messages=[llmcore.Message("user", "Lima?")], tools=[WEATHER],
-                              stream=True)
+    req = llmcore.ChatRequest(
+        messages=[llmcore.Message("user", "Lima?")], tools=[WEATHER], stream=True
+    )
     if is_async:
+
         async def run() -> list[llmcore.StreamChunk]:
             try:
                 return [c async for c in p.astream(req)]
             finally:
                 await p.aclose()
+
         chunks = asyncio.run(run())
     else:
         chunks = list(p.stream(req))
@@ -130,29 +190,45 @@ def test_streamed_tools_and_thinking(fake: AnthropicFake, is_async: bool) -> Non
     last = chunks[-1]
     assert last.finish_reason == "tool_calls"
     assert [json.loads(t["function"]["arguments"]) for t in last.tool_calls or []] == [
-        {"city": "Lima", "units": "metric"}]
+        {"city": "Lima", "units": "metric"}
+    ]
     assert last.usage is not None and (last.usage.input_tokens, last.usage.output_tokens) == (
-        40, 12)
+        40,
+        12,
+    )
 
 
 def test_image_reaches_the_api_as_an_image_block(fake: AnthropicFake) -> None:
     fake.push(Reply(text="A cat."))
-    make(fake).chat(llmcore.ChatRequest(messages=[llmcore.Message(
-        "user", "What is this?", images=["data:image/jpeg;base64,/9j/4AAQ"])]))
+    make(fake).chat(
+        llmcore.ChatRequest(
+            messages=[
+                llmcore.Message("user", "What is this?", images=["data:image/jpeg;base64,/9j/4AAQ"])
+            ]
+        )
+    )
     [block, text] = fake.message_requests()[-1].json["messages"][0]["content"]
-    assert block == {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
-                                                 "data": "/9j/4AAQ"}}
+    assert block == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"},
+    }
     assert text == {"type": "text", "text": "What is this?"}
 
 
-def test_prompt_caching_is_priced_at_the_cache_read_price(tmp_path: Path,
-                                                          fake: AnthropicFake) -> None:
-    fake.push(Reply(text="cheap", model="claude-sonnet-4-5", usage=(1000, 100),
-                    extra={"cache_read": 10000}))
+def test_prompt_caching_is_priced_at_the_cache_read_price(
+    tmp_path: Path, fake: AnthropicFake
+) -> None:
+    fake.push(
+        Reply(
+            text="cheap", model="claude-sonnet-4-5", usage=(1000, 100), extra={"cache_read": 10000}
+        )
+    )
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text(f"providers:\n  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
-                   f"    base_url: {fake.base_url}\n    models: [claude-sonnet-4-5]\n"
-                   "metrics:\n  enabled: false\n")
+    cfg.write_text(
+        f"providers:\n  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
+        f"    base_url: {fake.base_url}\n    models: [claude-sonnet-4-5]\n"
+        "metrics:\n  enabled: false\n"
+    )
     with llmcore.Client(load_config(cfg)) as client:
         r = client.chat("hi")
     assert (r.usage.input_tokens, r.usage.cached_tokens) == (11000, 10000)
@@ -160,14 +236,18 @@ def test_prompt_caching_is_priced_at_the_cache_read_price(tmp_path: Path,
     assert r.cost_usd == pytest.approx((1000 * 3.00 + 10000 * 0.30 + 100 * 15.00) / 1e6)
 
 
-def test_the_plugin_prices_models_the_core_does_not_list(tmp_path: Path,
-                                                         fake: AnthropicFake) -> None:
-    fake.push(Reply(text="old but cheap", model="claude-3-haiku-20240307",
-                    usage=(1_000_000, 1_000_000)))
+def test_the_plugin_prices_models_the_core_does_not_list(
+    tmp_path: Path, fake: AnthropicFake
+) -> None:
+    fake.push(
+        Reply(text="old but cheap", model="claude-3-haiku-20240307", usage=(1_000_000, 1_000_000))
+    )
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text(f"providers:\n  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
-                   f"    base_url: {fake.base_url}\n    models: [claude-3-haiku-20240307]\n"
-                   "metrics:\n  enabled: false\n")
+    cfg.write_text(
+        f"providers:\n  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
+        f"    base_url: {fake.base_url}\n    models: [claude-3-haiku-20240307]\n"
+        "metrics:\n  enabled: false\n"
+    )
     with llmcore.Client(load_config(cfg)) as client:
         assert client.chat("hi").cost_usd == pytest.approx(0.25 + 1.25)
 
@@ -176,8 +256,9 @@ def test_an_overloaded_error_inside_a_stream_raises_retryable(fake: AnthropicFak
     fake.push(Reply(text="one two three", extra={"stream_error": "overloaded_error"}))
     got: list[str] = []
     with pytest.raises(llmcore.ResponseError) as info:
-        for c in make(fake).stream(llmcore.ChatRequest(
-                messages=[llmcore.Message("user", "x")], stream=True)):
+        for c in make(fake).stream(
+            llmcore.ChatRequest(messages=[llmcore.Message("user", "x")], stream=True)
+        ):
             got.append(c.content)
     assert info.value.retryable and info.value.status == 529
     assert got == ["one "], "the text before the error came through, and nothing claimed an end"
@@ -193,8 +274,9 @@ def test_529_overloaded_answer_is_retryable(fake: AnthropicFake) -> None:
 def test_400_quotes_the_apis_message(fake: AnthropicFake) -> None:
     fake.push(Reply(text="never used"))
     with pytest.raises(llmcore.BadRequestError, match="valid integer") as info:
-        make(fake).chat(llmcore.ChatRequest(messages=[llmcore.Message("user", "x")],
-                                            extra={"max_tokens": None}))
+        make(fake).chat(
+            llmcore.ChatRequest(messages=[llmcore.Message("user", "x")], extra={"max_tokens": None})
+        )
     assert info.value.status == 400 and not info.value.retryable
     assert "invalid_request_error" in str(info.value)
 
@@ -213,8 +295,7 @@ def test_models_lists_what_the_api_serves(fake: AnthropicFake) -> None:
     assert fake.requests[-1].path == "/v1/models"
 
 
-def test_failover_from_an_openai_server_to_anthropic(tmp_path: Path,
-                                                     fake: AnthropicFake) -> None:
+def test_failover_from_an_openai_server_to_anthropic(tmp_path: Path, fake: AnthropicFake) -> None:
     fake.push(Reply(text="answered by claude"))
     with OpenAIFake() as broken:
         broken.push(Reply(status=500, error="boom"))
@@ -225,27 +306,45 @@ def test_failover_from_an_openai_server_to_anthropic(tmp_path: Path,
             "    models: [gpt-4o-mini]\n    priority: 1\n    retry: {max_attempts: 1}\n"
             f"  claude:\n    plugin: anthropic\n    api_key: sk-ant-t\n"
             f"    base_url: {fake.base_url}\n    models: [claude-fake-1]\n    priority: 2\n"
-            "metrics:\n  enabled: false\n")
+            "metrics:\n  enabled: false\n"
+        )
         with llmcore.Client(load_config(cfg)) as client:
             r = client.chat("hi")
     assert r.content == "answered by claude" and r.provider == "claude"
     assert [(a.provider, a.ok, a.status) for a in r.attempts] == [
-        ("openai", False, 500), ("claude", True, None)]
+        ("openai", False, 500),
+        ("claude", True, None),
+    ]
 
 
 def test_cli_chat_streams_from_claude(tmp_path: Path, fake: AnthropicFake) -> None:
     fake.push(Reply(text="streamed by claude", chunks=["streamed ", "by ", "claude"]))
     cfg = tmp_path / "llmcore.yaml"
-    cfg.write_text(f"providers:\n  claude:\n    plugin: anthropic\n"
-                   f"    base_url: {fake.base_url}\n    models: [claude-fake-1]\n"
-                   "metrics:\n  enabled: false\n")
+    cfg.write_text(
+        f"providers:\n  claude:\n    plugin: anthropic\n"
+        f"    base_url: {fake.base_url}\n    models: [claude-fake-1]\n"
+        "metrics:\n  enabled: false\n"
+    )
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-cli", "NO_COLOR": "1"}
-    out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "chat",
-                          "--provider", "claude", "hello"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmcore",
+            "--config",
+            str(cfg),
+            "chat",
+            "--provider",
+            "claude",
+            "hello",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "streamed by claude\n"
     body = fake.message_requests()[-1].json
-    assert body["stream"] is True and body["messages"] == [{"role": "user",
-                                                            "content": "hello"}]
+    assert body["stream"] is True and body["messages"] == [{"role": "user", "content": "hello"}]
     assert "sk-ant-cli" not in out.stdout + out.stderr

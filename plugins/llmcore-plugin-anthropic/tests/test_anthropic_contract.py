@@ -16,8 +16,10 @@ class TestAnthropicContract(ProviderContract):
     model = "claude-fake-1"
     not_found_error = "model: no-such-model"
     unsupported_options = frozenset({"seed"})
-    hostile_stream_unit = (b'event: content_block_delta\ndata: {"type": "content_block_delta", '
-                           b'"index": 0, "delta": {"type": "text_delta", "text": "x"}}\n\n')
+    hostile_stream_unit = (
+        b'event: content_block_delta\ndata: {"type": "content_block_delta", '
+        b'"index": 0, "delta": {"type": "text_delta", "text": "x"}}\n\n'
+    )
 
     @pytest.fixture
     def fake(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[AnthropicFake]:
@@ -30,9 +32,13 @@ class TestAnthropicContract(ProviderContract):
         return fake.base_url
 
     def sent_options(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                "seed": body.get("seed"), "max_tokens": body.get("max_tokens"),
-                "stop": body.get("stop_sequences")}
+        return {
+            "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "seed": body.get("seed"),
+            "max_tokens": body.get("max_tokens"),
+            "stop": body.get("stop_sequences"),
+        }
 
     def auth_header(self, key: str) -> tuple[str, str]:
         return ("x-api-key", key)

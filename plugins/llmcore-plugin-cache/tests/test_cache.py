@@ -21,10 +21,18 @@ from llmcore.testing.fakes import OpenAIFake, Reply
 from redis_server import RedisServer
 
 
-def config(fake: OpenAIFake, tmp_path: Path, cache: str = "{}", state: str = "memory",
-           second: OpenAIFake | None = None) -> str:
-    more = (f"  other:\n    plugin: openai\n    base_url: {second.base_url}\n"
-            f"    models: [m]\n") if second else ""
+def config(
+    fake: OpenAIFake,
+    tmp_path: Path,
+    cache: str = "{}",
+    state: str = "memory",
+    second: OpenAIFake | None = None,
+) -> str:
+    more = (
+        (f"  other:\n    plugin: openai\n    base_url: {second.base_url}\n    models: [m]\n")
+        if second
+        else ""
+    )
     return f"""
 providers:
   o:
@@ -33,8 +41,7 @@ providers:
     models: [m]
 {more}cache: {cache}
 routing: {{state: '{state}'}}
-metrics: {{sqlite: {{path: {tmp_path / 'metrics.db'}, flush_interval: 0.05}}}}
-registry: {{path: {tmp_path / 'none.yaml'}}}
+metrics: {{sqlite: {{path: {tmp_path / "metrics.db"}, flush_interval: 0.05}}}}
 """
 
 
@@ -71,8 +78,10 @@ def test_second_identical_chat_makes_no_call(tmp_path: Path) -> None:
 
 
 def test_streams_are_replayed_as_streams(tmp_path: Path) -> None:
-    with OpenAIFake() as fake, \
-            Client(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c:
+    with (
+        OpenAIFake() as fake,
+        Client(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c,
+    ):
         fake.push(Reply(chunks=["one ", "two ", "three"], text="one two three"))
         first = [ch.content for ch in c.stream("count") if ch.content]
         again = [ch.content for ch in c.stream("count") if ch.content]
@@ -85,8 +94,7 @@ def test_streams_are_replayed_as_streams(tmp_path: Path) -> None:
 def test_async_chat_and_stream(tmp_path: Path) -> None:
     async def run() -> tuple[list[str], list[str], str, str]:
         with OpenAIFake() as fake:
-            async with AsyncClient(parse_config(config(fake, tmp_path,
-                                                       cache_path(tmp_path)))) as c:
+            async with AsyncClient(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c:
                 fake.push(Reply(text="async answer"), Reply(chunks=["a", "b"], text="ab"))
                 one = (await c.chat("q")).content
                 two = (await c.chat("q")).content
@@ -100,15 +108,19 @@ def test_async_chat_and_stream(tmp_path: Path) -> None:
 
 
 def test_errors_and_broken_streams_are_never_cached(tmp_path: Path) -> None:
-    with OpenAIFake() as fake, \
-            Client(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c:
+    with (
+        OpenAIFake() as fake,
+        Client(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c,
+    ):
         fake.push(Reply(status=400, error="bad request"))
         with pytest.raises(AllProvidersFailed):
             c.chat("q")
         fake.push(Reply(text="good"))
         assert c.chat("q").content == "good"
-        fake.push(Reply(chunks=["x", "y", "z"], text="xyz", cut_after=2),
-                  Reply(chunks=["x", "y", "z"], text="xyz"))
+        fake.push(
+            Reply(chunks=["x", "y", "z"], text="xyz", cut_after=2),
+            Reply(chunks=["x", "y", "z"], text="xyz"),
+        )
         with pytest.raises(Exception):  # noqa: B017 - StreamInterrupted or a failover error
             list(c.stream("s"))
         assert "".join(ch.content for ch in c.stream("s")) == "xyz"
@@ -138,8 +150,7 @@ def test_provider_agnostic_unless_configured(tmp_path: Path) -> None:
             assert c.chat("q").content == "from a"
             assert c.chat("q", provider="other").content == "from a"
         assert b.requests == []
-        text = config(a, tmp_path, f"{{path: {tmp_path / 'pp.db'}, per_provider: true}}",
-                      second=b)
+        text = config(a, tmp_path, f"{{path: {tmp_path / 'pp.db'}, per_provider: true}}", second=b)
         with Client(parse_config(text)) as c:
             a.push(Reply(text="from a"))
             b.push(Reply(text="from b"))
@@ -160,21 +171,35 @@ def test_hits_are_metrics_events_shown_in_usage(tmp_path: Path) -> None:
         assert hits[0]["provider"] == "o"
         env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
         run = [sys.executable, "-m", "llmcore", "--config", str(cfg)]
-        out = subprocess.run([*run, "usage", "--json"], capture_output=True, text=True,
-                             timeout=120, env=env)
+        out = subprocess.run(
+            [*run, "usage", "--json"], capture_output=True, text=True, timeout=120, env=env
+        )
         (row,) = json.loads(out.stdout)["rows"]
         assert row["requests"] == 3 and row["cache_hits"] == 2
-        table = subprocess.run([*run, "usage"], capture_output=True, text=True, timeout=120,
-                               env=env)
+        table = subprocess.run(
+            [*run, "usage"], capture_output=True, text=True, timeout=120, env=env
+        )
         assert "3 (2 cached)" in table.stdout
-        stats = json.loads(subprocess.run([*run, "cache", "stats", "--json"],
-                                          capture_output=True, text=True, timeout=120,
-                                          env=env).stdout)
+        stats = json.loads(
+            subprocess.run(
+                [*run, "cache", "stats", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            ).stdout
+        )
         assert stats["ok"] and stats["backend"] == "sqlite"
         assert stats["entries"] == 1 and stats["hits"] == 2
-        cleared = json.loads(subprocess.run([*run, "cache", "clear", "--json"],
-                                            capture_output=True, text=True, timeout=120,
-                                            env=env).stdout)
+        cleared = json.loads(
+            subprocess.run(
+                [*run, "cache", "clear", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            ).stdout
+        )
         assert cleared == {"ok": True, "deleted": 1}
         with Client(parse_config(cfg.read_text())) as c:
             fake.push(Reply(text="after clear"))
@@ -187,8 +212,12 @@ def test_its_section_is_checked_with_suggestions(tmp_path: Path) -> None:
     assert info.value.path == "cache.ttl_secs" and "did you mean ttl_seconds?" in str(info.value)
     cfg = tmp_path / "llmcore.yaml"
     cfg.write_text("cache: {backend: sqlit}\n")
-    out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "cache",
-                          "stats", "--json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "llmcore", "--config", str(cfg), "cache", "stats", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "did you mean sqlite?" in json.loads(out.stdout)["message"]
 
@@ -222,8 +251,12 @@ def test_off_without_a_cache_section(tmp_path: Path) -> None:
             assert [c.chat("q").content, c.chat("q").content] == ["a", "b"]
         cfg = tmp_path / "llmcore.yaml"
         cfg.write_text(text)
-        out = subprocess.run([sys.executable, "-m", "llmcore", "--config", str(cfg), "cache",
-                              "stats", "--json"], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "llmcore", "--config", str(cfg), "cache", "stats", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 1 and "cache: {}" in json.loads(out.stdout)["hint"]
         text = config(fake, tmp_path, "{enabled: false}")
         with Client(parse_config(text)) as c:

@@ -16,8 +16,7 @@ def _agent(**cfg: object) -> ClaudeCodeAgent:
 
 
 def _task(tmp_path: Path, **kw: object) -> llmcore.AgentTask:
-    return llmcore.AgentTask(prompt=str(kw.pop("prompt", "-rf do it")), cwd=str(tmp_path),
-                             **kw)  # type: ignore[arg-type]
+    return llmcore.AgentTask(prompt=str(kw.pop("prompt", "-rf do it")), cwd=str(tmp_path), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("mode", sorted(PERMISSION_MODES))
@@ -36,9 +35,12 @@ def test_unknown_mode_is_refused_with_the_choices(tmp_path: Path) -> None:
 
 def test_endpoint_model_resume_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KEY", "sk-ant-secret-value-123456")
-    inv = _agent(base_url="http://127.0.0.1:9/v1/", api_key_env="MY_KEY",
-                 model="claude-x", options={"max_turns": 3}).build(
-        _task(tmp_path, mode="suggest", resume="abc-123"))
+    inv = _agent(
+        base_url="http://127.0.0.1:9/v1/",
+        api_key_env="MY_KEY",
+        model="claude-x",
+        options={"max_turns": 3},
+    ).build(_task(tmp_path, mode="suggest", resume="abc-123"))
     assert inv.env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"  # /v1 dropped: claude adds it
     assert inv.env["ANTHROPIC_API_KEY"] == "sk-ant-secret-value-123456"
     assert inv.env["CLAUDE_CODE_MAX_RETRIES"] == "0"
@@ -49,8 +51,9 @@ def test_endpoint_model_resume_and_key(tmp_path: Path, monkeypatch: pytest.Monke
     assert "IS_SANDBOX" not in inv.env  # only full_auto asks for it
 
 
-def test_missing_key_variable_is_a_clear_error(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_variable_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOPE_KEY", raising=False)
     with pytest.raises(llmcore.AgentError) as info:
         _agent(api_key_env="NOPE_KEY").build(_task(tmp_path))

@@ -28,7 +28,7 @@ def _overrides(argv: list[str]) -> dict[str, str]:
 def test_each_mode_maps_to_sandbox_flags(tmp_path: Path, mode: str) -> None:
     argv = _agent().build(_task(tmp_path, mode=mode)).argv
     flags = SANDBOX_FLAGS[mode]
-    assert any(argv[i:i + len(flags)] == flags for i in range(len(argv)))
+    assert any(argv[i : i + len(flags)] == flags for i in range(len(argv)))
     assert argv[1:4] == ["exec", "--json", "--skip-git-repo-check"]
     assert argv[-2:] == ["--", "--help me"]
 
@@ -39,8 +39,9 @@ def test_no_endpoint_keeps_codex_own_provider_and_home(tmp_path: Path) -> None:
     assert "CODEX_HOME" not in inv.env
 
 
-def test_endpoint_becomes_a_custom_provider(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoint_becomes_a_custom_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOCAL_KEY", "sk-local-secret-1234567")
     agent = _agent(base_url="http://127.0.0.1:8080", api_key_env="LOCAL_KEY", model="qwen")
     inv = agent.build(_task(tmp_path, resume="0199-abc"))

@@ -30,10 +30,12 @@ def test_each_mode_maps_to_an_approval_mode(tmp_path: Path, mode: str) -> None:
 
 
 def test_endpoint_gets_a_private_home_with_api_key_auth(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("G_KEY", "AIzaSecretSecretSecret0123456789")
-    inv = _agent(base_url="http://127.0.0.1:7/v1beta", api_key_env="G_KEY",
-                 model="gemini-x").build(_task(tmp_path, resume="sess-1"))
+    inv = _agent(base_url="http://127.0.0.1:7/v1beta", api_key_env="G_KEY", model="gemini-x").build(
+        _task(tmp_path, resume="sess-1")
+    )
     assert inv.env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:7"
     assert inv.env["GEMINI_API_KEY"] == "AIzaSecretSecretSecret0123456789"
     assert inv.env["GEMINI_CLI_NO_RELAUNCH"] == "true"

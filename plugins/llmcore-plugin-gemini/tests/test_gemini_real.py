@@ -26,24 +26,43 @@ def fake() -> Iterator[GeminiFake]:
 
 @pytest.fixture
 def client(fake: GeminiFake, monkeypatch: pytest.MonkeyPatch) -> Iterator[llmcore.Client]:
-    with real_agent_client(GeminiAgent, name="gemini", program="gemini", base_url=fake.url,
-                           key_env=KEY_VAR, key=KEY, model="gemini-fake-1",
-                           monkeypatch=monkeypatch) as c:
+    with real_agent_client(
+        GeminiAgent,
+        name="gemini",
+        program="gemini",
+        base_url=fake.url,
+        key_env=KEY_VAR,
+        key=KEY,
+        model="gemini-fake-1",
+        monkeypatch=monkeypatch,
+    ) as c:
         yield c
 
 
 def _function_responses(body: dict) -> list[dict]:
-    return [p["functionResponse"] for c in body.get("contents", [])
-            for p in c.get("parts", []) if "functionResponse" in p]
+    return [
+        p["functionResponse"]
+        for c in body.get("contents", [])
+        for p in c.get("parts", [])
+        if "functionResponse" in p
+    ]
 
 
-def test_writes_a_file_then_resumes(client: llmcore.Client, fake: GeminiFake,
-                                    agent_repo: Path) -> None:
+def test_writes_a_file_then_resumes(
+    client: llmcore.Client, fake: GeminiFake, agent_repo: Path
+) -> None:
     target = agent_repo / "hello.py"
     fake.push(
-        Reply(text="", usage=(100, 7), tool_calls=[{
-            "name": "write_file",
-            "arguments": {"file_path": str(target), "content": "print('hi')\n"}}]),
+        Reply(
+            text="",
+            usage=(100, 7),
+            tool_calls=[
+                {
+                    "name": "write_file",
+                    "arguments": {"file_path": str(target), "content": "print('hi')\n"},
+                }
+            ],
+        ),
         Reply(text="Wrote hello.py.", usage=(120, 5)),
     )
     result = client.run_agent("gemini", "create hello.py", cwd=agent_repo)
@@ -57,8 +76,16 @@ def test_writes_a_file_then_resumes(client: llmcore.Client, fake: GeminiFake,
     responses = _function_responses(turns[1].json)
     assert [r["name"] for r in responses] == ["write_file"]
 
-    run_resumed(client, "gemini", result, fake, agent_repo, answer="Still here.",
-                prompt="what did you write?", usage=(300, 3))
+    run_resumed(
+        client,
+        "gemini",
+        result,
+        fake,
+        agent_repo,
+        answer="Still here.",
+        prompt="what did you write?",
+        usage=(300, 3),
+    )
     history = json.dumps(fake.generate_requests()[2].json["contents"])
     assert "create hello.py" in history and "write_file" in history
 
@@ -73,12 +100,31 @@ class TestGeminiFailures(RealAgentChecks):
 
 def test_cli_lists_and_runs_gemini(tmp_path: Path, fake: GeminiFake) -> None:
     def script(repo: Path) -> None:
-        fake.push(Reply(text="", usage=(50, 4), tool_calls=[{
-                      "name": "write_file",
-                      "arguments": {"file_path": str(repo / "a.txt"), "content": "a\n"}}]),
-                  Reply(text="Wrote a.txt", usage=(60, 2)))
+        fake.push(
+            Reply(
+                text="",
+                usage=(50, 4),
+                tool_calls=[
+                    {
+                        "name": "write_file",
+                        "arguments": {"file_path": str(repo / "a.txt"), "content": "a\n"},
+                    }
+                ],
+            ),
+            Reply(text="Wrote a.txt", usage=(60, 2)),
+        )
 
-    check_cli_runs_agent(tmp_path, fake, name="gemini", key=KEY, version="0.61.0",
-                         script=script, prompt="write a.txt", files=["a.txt"],
-                         output="Wrote a.txt", base_url=fake.url, key_env=KEY_VAR,
-                         model="gemini-fake-1")
+    check_cli_runs_agent(
+        tmp_path,
+        fake,
+        name="gemini",
+        key=KEY,
+        version="0.61.0",
+        script=script,
+        prompt="write a.txt",
+        files=["a.txt"],
+        output="Wrote a.txt",
+        base_url=fake.url,
+        key_env=KEY_VAR,
+        model="gemini-fake-1",
+    )

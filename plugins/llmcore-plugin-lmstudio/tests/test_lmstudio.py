@@ -21,8 +21,11 @@ def fake() -> Iterator[LMStudioFake]:
 
 
 def make(**kw: Any) -> LMStudioProvider:
-    fields: dict[str, Any] = {"name": "lms", "plugin": "lmstudio",
-                              "models": ["qwen2.5-7b-instruct"]}
+    fields: dict[str, Any] = {
+        "name": "lms",
+        "plugin": "lmstudio",
+        "models": ["qwen2.5-7b-instruct"],
+    }
     fields.update(kw)
     return LMStudioProvider(ProviderConfig(**fields))
 
@@ -73,10 +76,10 @@ def test_falls_back_to_v1_models_without_the_native_api() -> None:
     assert [r.path for r in plain.requests] == ["/api/v0/models", "/v1/models"]
 
 
-def test_key_is_optional_and_sent_as_bearer(fake: LMStudioFake,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    make(base_url=fake.base_url).chat(
-        llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")]))
+def test_key_is_optional_and_sent_as_bearer(
+    fake: LMStudioFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make(base_url=fake.base_url).chat(llmcore.ChatRequest(messages=[llmcore.Message("user", "hi")]))
     assert "Authorization" not in fake.requests[-1].headers
     monkeypatch.setenv("LMS_TOKEN", "lms-secret-token-1")
     p = make(base_url=fake.base_url, api_key_env="LMS_TOKEN")

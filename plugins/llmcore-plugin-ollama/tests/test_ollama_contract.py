@@ -27,6 +27,10 @@ class TestOllamaContract(ProviderContract):
     def sent_options(self, body: dict[str, Any]) -> dict[str, Any]:
         # Ollama takes sampling options inside ``options``, max_tokens as num_predict.
         options = body.get("options") or {}
-        return {"temperature": options.get("temperature"), "top_p": options.get("top_p"),
-                "seed": options.get("seed"), "max_tokens": options.get("num_predict"),
-                "stop": options.get("stop")}
+        return {
+            "temperature": options.get("temperature"),
+            "top_p": options.get("top_p"),
+            "seed": options.get("seed"),
+            "max_tokens": options.get("num_predict"),
+            "stop": options.get("stop"),
+        }

@@ -17,8 +17,9 @@ def client(ollama_fake: OllamaFake) -> Iterator[ollama.Client]:
         yield c
 
 
-def test_chat_plain_parses_with_usage_and_timings(ollama_fake: OllamaFake,
-                                                  client: ollama.Client) -> None:
+def test_chat_plain_parses_with_usage_and_timings(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     ollama_fake.push(Reply(text="Blue, mostly.", usage=(9, 3)))
     r = client.chat(model="llama3.2", messages=[{"role": "user", "content": "Sky colour?"}])
     assert isinstance(r, ollama.ChatResponse)
@@ -30,28 +31,33 @@ def test_chat_plain_parses_with_usage_and_timings(ollama_fake: OllamaFake,
     assert ollama_fake.requests[-1].json["stream"] is False
 
 
-def test_chat_stream_is_ndjson_ending_with_done(ollama_fake: OllamaFake,
-                                                client: ollama.Client) -> None:
+def test_chat_stream_is_ndjson_ending_with_done(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     ollama_fake.push(Reply(text="one two three", usage=(4, 3)))
-    parts = list(client.chat(model="llama3.2", messages=[{"role": "user", "content": "x"}],
-                             stream=True))
+    parts = list(
+        client.chat(model="llama3.2", messages=[{"role": "user", "content": "x"}], stream=True)
+    )
     assert all(isinstance(p, ollama.ChatResponse) for p in parts)
     assert "".join(p.message.content or "" for p in parts) == "one two three"
     assert [p.done for p in parts] == [False] * (len(parts) - 1) + [True]
     assert parts[-1].done_reason == "stop" and parts[-1].eval_count == 3
-    raw = httpx.post(ollama_fake.url + "/api/chat",
-                     json={"model": "llama3.2", "messages": []})  # no "stream": streams
+    raw = httpx.post(
+        ollama_fake.url + "/api/chat", json={"model": "llama3.2", "messages": []}
+    )  # no "stream": streams
     assert raw.headers["content-type"] == "application/x-ndjson"
     assert len(raw.text.strip().splitlines()) >= 2
 
 
-def test_thinking_is_separate_and_only_when_asked(ollama_fake: OllamaFake,
-                                                  client: ollama.Client) -> None:
-    ollama_fake.push(Reply(text="42", thinking="six times seven"),
-                     Reply(text="42", thinking="six times seven"),
-                     Reply(text="42", thinking="six times seven"))
-    r = client.chat(model="qwen3:0.6b", messages=[{"role": "user", "content": "?"}],
-                    think=True)
+def test_thinking_is_separate_and_only_when_asked(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
+    ollama_fake.push(
+        Reply(text="42", thinking="six times seven"),
+        Reply(text="42", thinking="six times seven"),
+        Reply(text="42", thinking="six times seven"),
+    )
+    r = client.chat(model="qwen3:0.6b", messages=[{"role": "user", "content": "?"}], think=True)
     assert (r.message.thinking, r.message.content) == ("six times seven", "42")
     parts = list(client.chat(model="qwen3:0.6b", messages=[], think=True, stream=True))
     assert "".join(p.message.thinking or "" for p in parts) == "six times seven"
@@ -60,8 +66,9 @@ def test_thinking_is_separate_and_only_when_asked(ollama_fake: OllamaFake,
     assert plain.message.thinking is None
 
 
-def test_tool_calls_parse_with_object_arguments(ollama_fake: OllamaFake,
-                                                client: ollama.Client) -> None:
+def test_tool_calls_parse_with_object_arguments(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
     ollama_fake.push(Reply(text="", tool_calls=[call]), Reply(text="", tool_calls=[call]))
     r = client.chat(model="llama3.2", messages=[])
@@ -83,8 +90,9 @@ def test_generate_plain_and_stream(ollama_fake: OllamaFake, client: ollama.Clien
     assert parts[-1].done and parts[-1].done_reason == "stop"
 
 
-def test_embed_returns_one_deterministic_vector_per_input(ollama_fake: OllamaFake,
-                                                          client: ollama.Client) -> None:
+def test_embed_returns_one_deterministic_vector_per_input(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     r = client.embed(model="nomic-embed-text", input=["alpha", "beta", "alpha"])
     assert isinstance(r, ollama.EmbedResponse)
     assert len(r.embeddings) == 3 and all(len(v) == 8 for v in r.embeddings)
@@ -110,8 +118,9 @@ def test_list_show_ps(ollama_fake: OllamaFake, client: ollama.Client) -> None:
     assert [m.model for m in client.ps().models] == ["llama3.2:latest"]
 
 
-def test_pull_streams_progress_then_the_model_is_listed(ollama_fake: OllamaFake,
-                                                        client: ollama.Client) -> None:
+def test_pull_streams_progress_then_the_model_is_listed(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     assert "gemma3:270m" not in [m.model for m in client.list().models]
     steps = list(client.pull("gemma3:270m", stream=True))
     assert all(isinstance(s, ollama.ProgressResponse) for s in steps)
@@ -128,8 +137,9 @@ def test_version_and_root(ollama_fake: OllamaFake) -> None:
     assert httpx.get(ollama_fake.url + "/").text == "Ollama is running"
 
 
-def test_errors_use_ollamas_shape_and_wording(ollama_fake: OllamaFake,
-                                              client: ollama.Client) -> None:
+def test_errors_use_ollamas_shape_and_wording(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
     with pytest.raises(ollama.ResponseError) as missing:
         client.chat(model="mistral", messages=[])
     assert missing.value.status_code == 404
@@ -143,10 +153,12 @@ def test_errors_use_ollamas_shape_and_wording(ollama_fake: OllamaFake,
     assert busy.value.status_code == 503 and "server busy" in busy.value.error
 
 
-def test_error_inside_a_stream_is_raised_by_the_client(ollama_fake: OllamaFake,
-                                                       client: ollama.Client) -> None:
-    ollama_fake.push(Reply(text="a b c d", extra={"stream_error": "runner crashed",
-                                                   "stream_error_after": 2}))
+def test_error_inside_a_stream_is_raised_by_the_client(
+    ollama_fake: OllamaFake, client: ollama.Client
+) -> None:
+    ollama_fake.push(
+        Reply(text="a b c d", extra={"stream_error": "runner crashed", "stream_error_after": 2})
+    )
     got: list[str] = []
     with pytest.raises(ollama.ResponseError) as info:
         for p in client.chat(model="llama3.2", messages=[], stream=True):
@@ -160,14 +172,14 @@ def test_required_key_is_checked_like_ollama_cloud() -> None:
         with pytest.raises(ollama.ResponseError) as info, ollama.Client(host=fake.url) as bad:
             bad.list()
         assert info.value.status_code == 401
-        with ollama.Client(host=fake.url,
-                           headers={"Authorization": "Bearer cloud-key-123"}) as good:
+        with ollama.Client(
+            host=fake.url, headers={"Authorization": "Bearer cloud-key-123"}
+        ) as good:
             assert good.list().models
 
 
 async def test_async_client_parses_the_stream(ollama_fake: OllamaFake) -> None:
     ollama_fake.push(Reply(text="async words here"))
     async with ollama.AsyncClient(host=ollama_fake.url) as client:
-        parts = [p async for p in await client.chat(model="llama3.2", messages=[],
-                                                    stream=True)]
+        parts = [p async for p in await client.chat(model="llama3.2", messages=[], stream=True)]
     assert "".join(p.message.content or "" for p in parts) == "async words here"

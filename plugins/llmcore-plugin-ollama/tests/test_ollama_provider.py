@@ -33,11 +33,16 @@ Make = Callable[..., OllamaProvider]
 def make(ollama_fake: OllamaFake) -> Iterator[Make]:
     made: list[OllamaProvider] = []
 
-    def build(base_url: str | None = None, models: list[str] | None = None,
-              **options: Any) -> OllamaProvider:
-        cfg = ProviderConfig(name="local", plugin="ollama",
-                             base_url=base_url or ollama_fake.url,
-                             models=models or ["llama3.2"], options=options)
+    def build(
+        base_url: str | None = None, models: list[str] | None = None, **options: Any
+    ) -> OllamaProvider:
+        cfg = ProviderConfig(
+            name="local",
+            plugin="ollama",
+            base_url=base_url or ollama_fake.url,
+            models=models or ["llama3.2"],
+            options=options,
+        )
         p = OllamaProvider(cfg)
         made.append(p)
         return p
@@ -59,8 +64,10 @@ def body_of(fake: OllamaFake, path: str) -> dict[str, Any]:
 
 # -- thinking, tools, format, options -------------------------------------------------------
 def test_thinking_is_kept_apart_from_the_answer(ollama_fake: OllamaFake, make: Make) -> None:
-    ollama_fake.push(Reply(text="The answer is 4.", thinking="2 plus 2 is 4"),
-                     Reply(text="The answer is 4.", thinking="2 plus 2 is 4"))
+    ollama_fake.push(
+        Reply(text="The answer is 4.", thinking="2 plus 2 is 4"),
+        Reply(text="The answer is 4.", thinking="2 plus 2 is 4"),
+    )
     p = make(models=["qwen3:0.6b"], think=True)
     resp = p.chat(ask("2+2?"))
     assert resp.content == "The answer is 4." and resp.thinking == "2 plus 2 is 4"
@@ -78,10 +85,16 @@ def test_think_is_not_sent_unless_configured(ollama_fake: OllamaFake, make: Make
     assert resp.thinking is None
 
 
-def test_tools_go_out_and_tool_calls_come_back_openai_shaped(ollama_fake: OllamaFake,
-                                                             make: Make) -> None:
-    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}
+def test_tools_go_out_and_tool_calls_come_back_openai_shaped(
+    ollama_fake: OllamaFake, make: Make
+) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
     call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
     ollama_fake.push(Reply(text="", tool_calls=[call]), Reply(text="", tool_calls=[call]))
     p = make()
@@ -93,47 +106,67 @@ def test_tools_go_out_and_tool_calls_come_back_openai_shaped(ollama_fake: Ollama
     assert fn["name"] == "get_weather" and json.loads(fn["arguments"]) == {"city": "Oslo"}
     chunks = list(p.stream(ask("weather?", tools=[tool])))
     assert chunks[-1].finish_reason == "tool_calls"
-    assert [c["function"]["name"] for ch in chunks for c in ch.tool_calls or []] == \
-        ["get_weather"]
+    assert [c["function"]["name"] for ch in chunks for c in ch.tool_calls or []] == ["get_weather"]
 
 
 def test_tool_results_are_sent_in_ollamas_shape(ollama_fake: OllamaFake, make: Make) -> None:
     ollama_fake.push(Reply(text="It is sunny."))
-    call = {"id": "call_0", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
-    make().chat(ChatRequest(messages=[
-        Message("user", "weather?"), Message("assistant", "", tool_calls=[call]),
-        Message("tool", "sunny", name="get_weather", tool_call_id="call_0")]))
+    call = {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    }
+    make().chat(
+        ChatRequest(
+            messages=[
+                Message("user", "weather?"),
+                Message("assistant", "", tool_calls=[call]),
+                Message("tool", "sunny", name="get_weather", tool_call_id="call_0"),
+            ]
+        )
+    )
     sent = body_of(ollama_fake, "/api/chat")["messages"]
-    assert sent[1]["tool_calls"] == [{"function": {"name": "get_weather",
-                                                   "arguments": {"city": "Oslo"}}}]
+    assert sent[1]["tool_calls"] == [
+        {"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+    ]
     assert sent[2] == {"role": "tool", "content": "sunny", "tool_name": "get_weather"}
 
 
-@pytest.mark.parametrize(("response_format", "expected"), [
-    ({"type": "json_object"}, "json"),
-    ({"type": "json_schema", "json_schema": {"name": "x", "schema": {
-        "type": "object", "properties": {"a": {"type": "integer"}}}}},
-     {"type": "object", "properties": {"a": {"type": "integer"}}}),
-    ({"type": "object", "properties": {"b": {"type": "string"}}},
-     {"type": "object", "properties": {"b": {"type": "string"}}}),
-])
-def test_response_format_becomes_format(ollama_fake: OllamaFake, make: Make,
-                                        response_format: dict[str, Any], expected: Any) -> None:
+@pytest.mark.parametrize(
+    ("response_format", "expected"),
+    [
+        ({"type": "json_object"}, "json"),
+        (
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"type": "object", "properties": {"a": {"type": "integer"}}},
+                },
+            },
+            {"type": "object", "properties": {"a": {"type": "integer"}}},
+        ),
+        (
+            {"type": "object", "properties": {"b": {"type": "string"}}},
+            {"type": "object", "properties": {"b": {"type": "string"}}},
+        ),
+    ],
+)
+def test_response_format_becomes_format(
+    ollama_fake: OllamaFake, make: Make, response_format: dict[str, Any], expected: Any
+) -> None:
     ollama_fake.push(Reply(text='{"a": 1}'))
     make().chat(ask(response_format=response_format))
     assert body_of(ollama_fake, "/api/chat")["format"] == expected
 
 
-def test_config_options_keep_alive_and_request_values(ollama_fake: OllamaFake,
-                                                      make: Make) -> None:
+def test_config_options_keep_alive_and_request_values(ollama_fake: OllamaFake, make: Make) -> None:
     ollama_fake.push(Reply(text="ok"))
     p = make(keep_alive="10m", options={"num_ctx": 8192, "temperature": 0.9})
     p.chat(ask(temperature=0.1, max_tokens=5, extra={"options": {"top_k": 20}}))
     body = body_of(ollama_fake, "/api/chat")
     assert body["keep_alive"] == "10m"
-    assert body["options"] == {"num_ctx": 8192, "temperature": 0.1, "num_predict": 5,
-                               "top_k": 20}
+    assert body["options"] == {"num_ctx": 8192, "temperature": 0.1, "num_predict": 5, "top_k": 20}
 
 
 def test_bad_keep_alive_is_a_config_error(make: Make) -> None:
@@ -142,10 +175,13 @@ def test_bad_keep_alive_is_a_config_error(make: Make) -> None:
     assert "keep_alive" in str(info.value) and info.value.hint
 
 
-def test_error_inside_the_stream_is_raised_not_printed(ollama_fake: OllamaFake,
-                                                       make: Make) -> None:
-    ollama_fake.push(Reply(text="partial answer here", extra={
-        "stream_error": "llama runner process has terminated", "stream_error_after": 2}))
+def test_error_inside_the_stream_is_raised_not_printed(ollama_fake: OllamaFake, make: Make) -> None:
+    ollama_fake.push(
+        Reply(
+            text="partial answer here",
+            extra={"stream_error": "llama runner process has terminated", "stream_error_after": 2},
+        )
+    )
     got: list[str] = []
     with pytest.raises(ResponseError) as info:
         for c in make().stream(ask()):
@@ -170,13 +206,17 @@ def test_async_stream_error_is_raised(ollama_fake: OllamaFake, make: Make) -> No
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize(("body", "said"), [
-    (b"{}", "no message"),
-    (b'{"error": "model runner crashed"}', "model runner crashed"),
-    (b'{"model": "x", "message": "not an object", "done": true}', "no message"),
-])
-def test_a_200_that_is_not_an_answer_is_an_error(ollama_fake: OllamaFake, make: Make,
-                                                 body: bytes, said: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"{}", "no message"),
+        (b'{"error": "model runner crashed"}', "model runner crashed"),
+        (b'{"model": "x", "message": "not an object", "done": true}', "no message"),
+    ],
+)
+def test_a_200_that_is_not_an_answer_is_an_error(
+    ollama_fake: OllamaFake, make: Make, body: bytes, said: str, mode: str
+) -> None:
     ollama_fake.push(Reply(body=body))
     p = make()
 
@@ -191,17 +231,20 @@ def test_a_200_that_is_not_an_answer_is_an_error(ollama_fake: OllamaFake, make: 
 
 
 def test_an_absurd_token_count_keeps_the_answer(ollama_fake: OllamaFake, make: Make) -> None:
-    ollama_fake.push(Reply(body=b'{"model": "m", "message": {"role": "assistant", '
-                                b'"content": "whole answer"}, "done": true, '
-                                b'"prompt_eval_count": 1e999, "eval_count": -3}'))
+    ollama_fake.push(
+        Reply(
+            body=b'{"model": "m", "message": {"role": "assistant", '
+            b'"content": "whole answer"}, "done": true, '
+            b'"prompt_eval_count": 1e999, "eval_count": -3}'
+        )
+    )
     resp = make().chat(ask())
     assert resp.content == "whole answer"
     assert (resp.usage.input_tokens, resp.usage.output_tokens) == (0, 0)
 
 
 # -- generate and embed ------------------------------------------------------------------------
-def test_generate_is_a_raw_completion_of_the_prompt(ollama_fake: OllamaFake,
-                                                    make: Make) -> None:
+def test_generate_is_a_raw_completion_of_the_prompt(ollama_fake: OllamaFake, make: Make) -> None:
     ollama_fake.push(Reply(text=" jumped over the dog", usage=(5, 4)))
     req = ask("ignored chat text", max_tokens=8, extra={"prompt": "The quick fox"})
     resp = make().generate(req)
@@ -229,8 +272,9 @@ def test_embed_sync_and_async(ollama_fake: OllamaFake, make: Make) -> None:
 
 
 # -- models, health ----------------------------------------------------------------------------
-def test_models_carry_context_capabilities_size_quantization(ollama_fake: OllamaFake,
-                                                             make: Make) -> None:
+def test_models_carry_context_capabilities_size_quantization(
+    ollama_fake: OllamaFake, make: Make
+) -> None:
     ollama_fake.push(Reply(text="warm up"))
     p = make()
     p.chat(ask())  # loads llama3.2 (shows in /api/ps)
@@ -238,8 +282,7 @@ def test_models_carry_context_capabilities_size_quantization(ollama_fake: Ollama
     qwen = models["qwen3:0.6b"]
     assert qwen.context_length == 40960
     assert qwen.capabilities == ["completion", "tools", "thinking"]
-    assert (qwen.parameter_size, qwen.quantization, qwen.family) == ("751.63M", "Q4_K_M",
-                                                                     "qwen3")
+    assert (qwen.parameter_size, qwen.quantization, qwen.family) == ("751.63M", "Q4_K_M", "qwen3")
     assert models["nomic-embed-text:latest"].capabilities == ["embedding"]
     assert "vision" in models["llava:latest"].capabilities
     assert models["llama3.2:latest"].loaded is True and qwen.loaded is False
@@ -253,14 +296,16 @@ def test_health_reports_the_version(make: Make) -> None:
 
 # -- not running, not pulled, auto_pull ------------------------------------------------------
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_not_running_says_so_and_how_to_start_it(ollama_fake: OllamaFake, make: Make,
-                                                 mode: str) -> None:
+def test_not_running_says_so_and_how_to_start_it(
+    ollama_fake: OllamaFake, make: Make, mode: str
+) -> None:
     url = dead_url(ollama_fake.url)
     p = make(base_url=url)
     with pytest.raises(ProviderConnectionError) as info:
         if mode == "sync":
             p.chat(ask())
         else:
+
             async def run() -> Any:
                 try:
                     return await p.achat(ask())
@@ -329,8 +374,15 @@ def test_auto_pull_on_stream_and_async(ollama_fake: OllamaFake, make: Make) -> N
 def test_cloud_sends_the_bearer_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "cloud-secret-0042")
     with OllamaFake(require_key="cloud-secret-0042") as fake:
-        p = OllamaProvider(ProviderConfig(name="cloud", plugin="ollama", base_url=fake.url,
-                                          models=["llama3.2"], options={"cloud": True}))
+        p = OllamaProvider(
+            ProviderConfig(
+                name="cloud",
+                plugin="ollama",
+                base_url=fake.url,
+                models=["llama3.2"],
+                options={"cloud": True},
+            )
+        )
         fake.push(Reply(text="from the cloud"))
         assert p.chat(ask()).content == "from the cloud"
         assert fake.requests[-1].headers["Authorization"] == "Bearer cloud-secret-0042"
@@ -338,23 +390,33 @@ def test_cloud_sends_the_bearer_key_from_env(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cloud_base_url_is_detected_and_a_missing_key_is_explained(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
-    p = OllamaProvider(ProviderConfig(name="cloud", plugin="ollama",
-                                      base_url="https://ollama.com", models=["gpt-oss:120b"]))
+    p = OllamaProvider(
+        ProviderConfig(
+            name="cloud", plugin="ollama", base_url="https://ollama.com", models=["gpt-oss:120b"]
+        )
+    )
     assert p.cloud
     with pytest.raises(AuthenticationError) as info:
         p.chat(ask())
     assert "OLLAMA_API_KEY" in (info.value.hint or "")
 
 
-def test_cloud_wrong_key_is_an_auth_error_without_the_key(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cloud_wrong_key_is_an_auth_error_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_OLLAMA_KEY", "wrong-key-98765")
     with OllamaFake(require_key="right-key") as fake:
-        p = OllamaProvider(ProviderConfig(name="cloud", plugin="ollama", base_url=fake.url,
-                                          api_key_env="MY_OLLAMA_KEY", models=["llama3.2"],
-                                          options={"cloud": True}))
+        p = OllamaProvider(
+            ProviderConfig(
+                name="cloud",
+                plugin="ollama",
+                base_url=fake.url,
+                api_key_env="MY_OLLAMA_KEY",
+                models=["llama3.2"],
+                options={"cloud": True},
+            )
+        )
         with pytest.raises(AuthenticationError) as info:
             p.chat(ask())
         assert info.value.status == 401 and "MY_OLLAMA_KEY" in (info.value.hint or "")
@@ -365,9 +427,15 @@ def test_cloud_wrong_key_is_an_auth_error_without_the_key(
 def test_cloud_does_not_auto_pull(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "k-123456")
     with OllamaFake(require_key="k-123456") as fake:
-        p = OllamaProvider(ProviderConfig(name="cloud", plugin="ollama", base_url=fake.url,
-                                          models=["gemma3:270m"],
-                                          options={"cloud": True, "auto_pull": True}))
+        p = OllamaProvider(
+            ProviderConfig(
+                name="cloud",
+                plugin="ollama",
+                base_url=fake.url,
+                models=["gemma3:270m"],
+                options={"cloud": True, "auto_pull": True},
+            )
+        )
         with pytest.raises(ModelNotFoundError) as info:
             p.chat(ask())
         assert "/api/pull" not in [r.path for r in fake.requests]
@@ -376,8 +444,9 @@ def test_cloud_does_not_auto_pull(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- through the public Client ---------------------------------------------------------------
-def test_client_chat_stream_generate_embed_models(ollama_fake: OllamaFake,
-                                                  plugin_manager: Any) -> None:
+def test_client_chat_stream_generate_embed_models(
+    ollama_fake: OllamaFake, plugin_manager: Any
+) -> None:
     plugin_manager.register(llmcore_ollama)
     config = parse_config(f"""
 providers:
@@ -390,8 +459,11 @@ providers:
 """)
     client = llmcore.Client(config, plugin_manager=plugin_manager)
     try:
-        ollama_fake.push(Reply(text="client says hi", usage=(3, 3)), Reply(text="a b c"),
-                         Reply(text="completion"))
+        ollama_fake.push(
+            Reply(text="client says hi", usage=(3, 3)),
+            Reply(text="a b c"),
+            Reply(text="completion"),
+        )
         resp = client.chat("hello")
         assert (resp.content, resp.provider) == ("client says hi", "local")
         assert "".join(c.content for c in client.stream("hello")) == "a b c"
@@ -403,8 +475,9 @@ providers:
 
 
 # -- configuration -----------------------------------------------------------------------------
-@pytest.mark.parametrize("line", ["options: {num_ctx: 8192, top_k: 20}",
-                                  "num_ctx: 8192\n    top_k: 20"])
+@pytest.mark.parametrize(
+    "line", ["options: {num_ctx: 8192, top_k: 20}", "num_ctx: 8192\n    top_k: 20"]
+)
 def test_yaml_model_options_nested_or_flat(ollama_fake: OllamaFake, line: str) -> None:
     config = parse_config(f"""
 providers:
@@ -433,8 +506,9 @@ providers:
 
 
 # -- the CLI -----------------------------------------------------------------------------------
-def test_cli_chat_streams_and_models_pull(ollama_fake: OllamaFake,
-                                          llmcore_config: Callable[[str], Any]) -> None:
+def test_cli_chat_streams_and_models_pull(
+    ollama_fake: OllamaFake, llmcore_config: Callable[[str], Any]
+) -> None:
     from click.testing import CliRunner
     from llmcore.cli import cli
 
@@ -472,9 +546,15 @@ def test_a_stream_that_stalls_is_a_timeout(ollama_fake: OllamaFake, mode: str) -
     from llmcore.config import Timeouts
 
     ollama_fake.push(Reply(text="first then silence", chunk_delay=1.0))
-    p = OllamaProvider(ProviderConfig(name="local", plugin="ollama", base_url=ollama_fake.url,
-                                      models=["llama3.2"],
-                                      timeout=Timeouts(connect=2, read=0.3, write=2, pool=2)))
+    p = OllamaProvider(
+        ProviderConfig(
+            name="local",
+            plugin="ollama",
+            base_url=ollama_fake.url,
+            models=["llama3.2"],
+            timeout=Timeouts(connect=2, read=0.3, write=2, pool=2),
+        )
+    )
     got: list[str] = []
 
     async def run() -> None:

@@ -28,17 +28,25 @@ def fake() -> Iterator[Any]:
 
 def _client(fake: Any, monkeypatch: pytest.MonkeyPatch, **options: Any) -> llmcore.Client:
     monkeypatch.setenv("LLMCORE_TEST_KEY", KEY)
-    return llmcore.Client(parse_config(real_agent_yaml("opencode", "opencode", fake.base_url,
-                                                       options=options)))
+    return llmcore.Client(
+        parse_config(real_agent_yaml("opencode", "opencode", fake.base_url, options=options))
+    )
 
 
 def test_attach_auto_starts_one_server_reuses_it_continues_and_stops_it(
-        fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = _client(fake, monkeypatch, attach="auto", continue_session=True)
     target = agent_repo / "hello.txt"
-    fake.push(Reply(text="", tool_calls=[{"name": "write", "arguments": {
-                  "filePath": str(target), "content": "hello\n"}}]),
-              Reply(text="Created hello.txt."))
+    fake.push(
+        Reply(
+            text="",
+            tool_calls=[
+                {"name": "write", "arguments": {"filePath": str(target), "content": "hello\n"}}
+            ],
+        ),
+        Reply(text="Created hello.txt."),
+    )
     first = client.run_agent("opencode", "create hello.txt", cwd=agent_repo)
     check_run(first, output="Created hello.txt.", files=["hello.txt"])
     assert first.session_id and first.session_id.startswith("ses_")
@@ -58,13 +66,15 @@ def test_attach_auto_starts_one_server_reuses_it_continues_and_stops_it(
     assert oc_server.running_servers() == [] and not alive(pid)
 
 
-def test_attach_to_a_running_server_by_url(fake: Any, agent_repo: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_attach_to_a_running_server_by_url(
+    fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A server the user runs (started here the way a user would, with the same config).
     starter = _client(fake, monkeypatch)
     agent = starter.runtime.agent("opencode")
-    inv = agent.build(llmcore.AgentTask(prompt="x", cwd=str(agent_repo), mode="auto_edit",
-                                        model="fake-model"))
+    inv = agent.build(
+        llmcore.AgentTask(prompt="x", cwd=str(agent_repo), mode="auto_edit", model="fake-model")
+    )
     serve = oc_server.Server(agent.executable(), agent.environment(inv.env), str(agent_repo))
     try:
         client = _client(fake, monkeypatch, attach=serve.url)
@@ -78,8 +88,9 @@ def test_attach_to_a_running_server_by_url(fake: Any, agent_repo: Path,
         serve.stop()
 
 
-def test_attach_must_be_a_url_or_auto(fake: Any, agent_repo: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_attach_must_be_a_url_or_auto(
+    fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = _client(fake, monkeypatch, attach="localhost:4096")
     with pytest.raises(llmcore.ConfigError, match="URL or auto"):
         client.run_agent("opencode", "x", cwd=agent_repo)

@@ -31,15 +31,23 @@ def client(fake: Any, monkeypatch: pytest.MonkeyPatch) -> llmcore.Client:
     return llmcore.Client(parse_config(real_agent_yaml("opencode", "opencode", fake.base_url)))
 
 
-def test_opencode_edits_a_file_then_resumes_the_session(client: llmcore.Client, fake: Any,
-                                                        agent_repo: Path) -> None:
+def test_opencode_edits_a_file_then_resumes_the_session(
+    client: llmcore.Client, fake: Any, agent_repo: Path
+) -> None:
     target = agent_repo / "hello.txt"
-    fake.push(Reply(text="", tool_calls=[{"name": "write", "arguments": {
-                  "filePath": str(target), "content": "hello\n"}}]),
-              Reply(text="Created hello.txt."))
+    fake.push(
+        Reply(
+            text="",
+            tool_calls=[
+                {"name": "write", "arguments": {"filePath": str(target), "content": "hello\n"}}
+            ],
+        ),
+        Reply(text="Created hello.txt."),
+    )
     events: list[dict[str, Any]] = []
-    result = client.run_agent("opencode", "create hello.txt", cwd=agent_repo,
-                              on_event=events.append)
+    result = client.run_agent(
+        "opencode", "create hello.txt", cwd=agent_repo, on_event=events.append
+    )
     check_run(result, output="Created hello.txt.", files=["hello.txt"])
     assert target.read_text() == "hello\n"
     assert any(e.get("type") == "tool_use" for e in events)
@@ -66,10 +74,27 @@ class TestOpenCodeFailures(ChatAgentChecks):
 
 def test_cli_lists_and_runs_opencode(tmp_path: Path, fake: Any) -> None:
     def script(repo: Path) -> None:
-        fake.push(Reply(text="", tool_calls=[{"name": "write", "arguments": {
-                      "filePath": str(repo / "a.txt"), "content": "a\n"}}]),
-                  Reply(text="Wrote a.txt"))
+        fake.push(
+            Reply(
+                text="",
+                tool_calls=[
+                    {
+                        "name": "write",
+                        "arguments": {"filePath": str(repo / "a.txt"), "content": "a\n"},
+                    }
+                ],
+            ),
+            Reply(text="Wrote a.txt"),
+        )
 
-    check_cli_runs_agent(tmp_path, fake, name="opencode", key=KEY, version="1.18.33",
-                         script=script, prompt="write a.txt", files=["a.txt"],
-                         output="Wrote a.txt")
+    check_cli_runs_agent(
+        tmp_path,
+        fake,
+        name="opencode",
+        key=KEY,
+        version="1.18.33",
+        script=script,
+        prompt="write a.txt",
+        files=["a.txt"],
+        output="Wrote a.txt",
+    )

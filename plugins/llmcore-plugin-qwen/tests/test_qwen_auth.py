@@ -27,16 +27,29 @@ def fake() -> Iterator[Any]:
 
 def _agent(**cfg: Any) -> QwenAgent:
     exe, path = real_program("qwen")
-    return QwenAgent(AgentConfig(name="qwen", plugin="qwen", command=exe, timeout=120,
-                                 mode="auto_edit", env={"PATH": path}, **cfg))
+    return QwenAgent(
+        AgentConfig(
+            name="qwen",
+            plugin="qwen",
+            command=exe,
+            timeout=120,
+            mode="auto_edit",
+            env={"PATH": path},
+            **cfg,
+        )
+    )
 
 
 @pytest.mark.real_agent
 def test_api_key_auth_sends_the_dashscope_key_without_a_base_url(
-        fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake: Any, agent_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    agent = _agent(api_key_env="DASHSCOPE_API_KEY", model="qwen-plus",
-                   options={"auth": "api_key", "dashscope_url": fake.base_url})
+    agent = _agent(
+        api_key_env="DASHSCOPE_API_KEY",
+        model="qwen-plus",
+        options={"auth": "api_key", "dashscope_url": fake.base_url},
+    )
     fake.push(Reply(text="Hello from DashScope."))
     result = llmcore.Client(agents=[agent]).run_agent("qwen", "hi", cwd=agent_repo)
     assert result.success and result.output == "Hello from DashScope."
@@ -44,8 +57,9 @@ def test_api_key_auth_sends_the_dashscope_key_without_a_base_url(
     assert fake.tool_requests()[-1]["model"] == "qwen-plus"
 
 
-def test_auth_choices_build_the_right_command(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auth_choices_build_the_right_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     task = llmcore.AgentTask(prompt="hi", cwd=str(tmp_path), mode="auto_edit")
     oauth = _agent(options={"auth": "oauth"}).build(task)
     assert oauth.argv[oauth.argv.index("--auth-type") + 1] == "qwen-oauth"

@@ -31,15 +31,28 @@ def client(fake: Any, monkeypatch: pytest.MonkeyPatch) -> llmcore.Client:
     return llmcore.Client(parse_config(real_agent_yaml("qwen", "qwen", fake.base_url)))
 
 
-def test_qwen_edits_a_file_then_resumes_the_session(client: llmcore.Client, fake: Any,
-                                                    agent_repo: Path) -> None:
+def test_qwen_edits_a_file_then_resumes_the_session(
+    client: llmcore.Client, fake: Any, agent_repo: Path
+) -> None:
     target = agent_repo / "hello.txt"
-    fake.push(Reply(text="", tool_calls=[{"name": "edit", "arguments": {
-                  "file_path": str(target), "old_string": "", "new_string": "hello\n"}}]),
-              Reply(text="Created hello.txt."))
+    fake.push(
+        Reply(
+            text="",
+            tool_calls=[
+                {
+                    "name": "edit",
+                    "arguments": {
+                        "file_path": str(target),
+                        "old_string": "",
+                        "new_string": "hello\n",
+                    },
+                }
+            ],
+        ),
+        Reply(text="Created hello.txt."),
+    )
     events: list[dict[str, Any]] = []
-    result = client.run_agent("qwen", "create hello.txt", cwd=agent_repo,
-                              on_event=events.append)
+    result = client.run_agent("qwen", "create hello.txt", cwd=agent_repo, on_event=events.append)
     check_run(result, output="Created hello.txt.", files=["hello.txt"])
     assert target.read_text() == "hello\n"
     assert any(e.get("type") == "result" for e in events)
@@ -64,11 +77,31 @@ class TestQwenFailures(ChatAgentChecks):
 
 def test_cli_lists_and_runs_qwen(tmp_path: Path, fake: Any) -> None:
     def script(repo: Path) -> None:
-        fake.push(Reply(text="", tool_calls=[{"name": "edit", "arguments": {
-                      "file_path": str(repo / "a.txt"), "old_string": "",
-                      "new_string": "a\n"}}]),
-                  Reply(text="Wrote a.txt"))
+        fake.push(
+            Reply(
+                text="",
+                tool_calls=[
+                    {
+                        "name": "edit",
+                        "arguments": {
+                            "file_path": str(repo / "a.txt"),
+                            "old_string": "",
+                            "new_string": "a\n",
+                        },
+                    }
+                ],
+            ),
+            Reply(text="Wrote a.txt"),
+        )
 
-    check_cli_runs_agent(tmp_path, fake, name="qwen", key=KEY, version="0.24.4",
-                         script=script, prompt="write a.txt", files=["a.txt"],
-                         output="Wrote a.txt")
+    check_cli_runs_agent(
+        tmp_path,
+        fake,
+        name="qwen",
+        key=KEY,
+        version="0.24.4",
+        script=script,
+        prompt="write a.txt",
+        files=["a.txt"],
+        output="Wrote a.txt",
+    )

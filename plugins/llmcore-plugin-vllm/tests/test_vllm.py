@@ -75,13 +75,18 @@ def test_load_from_metrics(fake: VLLMFake) -> None:
 
 
 def test_parse_metrics_old_names_and_several_models() -> None:
-    text = "\n".join([
-        "# TYPE vllm:num_requests_running gauge",
-        'vllm:num_requests_running{model_name="a"} 2.0',
-        'vllm:num_requests_running{model_name="b"} 1.0',
-        "# TYPE vllm:gpu_cache_usage_perc gauge",
-        'vllm:gpu_cache_usage_perc{model_name="a"} 0.25',
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                "# TYPE vllm:num_requests_running gauge",
+                'vllm:num_requests_running{model_name="a"} 2.0',
+                'vllm:num_requests_running{model_name="b"} 1.0',
+                "# TYPE vllm:gpu_cache_usage_perc gauge",
+                'vllm:gpu_cache_usage_perc{model_name="a"} 0.25',
+            ]
+        )
+        + "\n"
+    )
     assert parse_metrics(text) == {"running": 3.0, "kv_cache_usage": 0.25}
 
 
@@ -89,15 +94,25 @@ def test_tokenize(fake: VLLMFake) -> None:
     tokens = make(base_url=fake.base_url).tokenize("three little words")
     assert len(tokens) == 3 and all(isinstance(t, int) for t in tokens)
     sent = fake.requests[-1]
-    assert sent.path == "/tokenize" and sent.json == {"model": "fake-model",
-                                                      "prompt": "three little words"}
+    assert sent.path == "/tokenize" and sent.json == {
+        "model": "fake-model",
+        "prompt": "three little words",
+    }
 
 
 def test_vllm_sampling_and_structured_output_pass_through(fake: VLLMFake) -> None:
     p = make(base_url=fake.base_url, options={"extra_body": {"repetition_penalty": 1.1}})
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    p.chat(req(extra={"top_k": 20, "min_p": 0.05, "guided_json": schema,
-                      "structured_outputs": {"json": schema}}))
+    p.chat(
+        req(
+            extra={
+                "top_k": 20,
+                "min_p": 0.05,
+                "guided_json": schema,
+                "structured_outputs": {"json": schema},
+            }
+        )
+    )
     body = fake.requests[-1].json
     assert body["top_k"] == 20 and body["min_p"] == 0.05
     assert body["guided_json"] == schema and body["structured_outputs"] == {"json": schema}
@@ -111,8 +126,10 @@ def test_unknown_option_is_a_config_error() -> None:
 
 
 def test_client_through_config(fake: VLLMFake) -> None:
-    cfg = parse_config(f"providers:\n  v:\n    plugin: vllm\n    base_url: {fake.base_url}\n"
-                       f"    models: [fake-model]\n    metrics_ttl: 0\n")
+    cfg = parse_config(
+        f"providers:\n  v:\n    plugin: vllm\n    base_url: {fake.base_url}\n"
+        f"    models: [fake-model]\n    metrics_ttl: 0\n"
+    )
     with llmcore.Client(cfg) as client:
         fake.push(Reply(text="via the router"))
         resp = client.chat("hello", top_k=5)
@@ -162,8 +179,7 @@ def test_unreachable_replica_is_skipped_and_calls_still_succeed(fake: VLLMFake) 
 
 
 def test_async_unreachable_replica_is_skipped(fake: VLLMFake) -> None:
-    p = make(base_urls=[dead_url(fake.base_url), fake.base_url],
-             options={"recheck_after": 60})
+    p = make(base_urls=[dead_url(fake.base_url), fake.base_url], options={"recheck_after": 60})
 
     async def run() -> list[str]:
         try:
@@ -175,10 +191,12 @@ def test_async_unreachable_replica_is_skipped(fake: VLLMFake) -> None:
     assert p.replicas.all[0].down
 
 
-def test_replica_failing_health_is_skipped_until_it_recovers(fake: VLLMFake,
-                                                             fake2: VLLMFake) -> None:
-    p = make(base_urls=[fake.base_url, fake2.base_url],
-             options={"recheck_after": 0.2, "metrics_ttl": 0})
+def test_replica_failing_health_is_skipped_until_it_recovers(
+    fake: VLLMFake, fake2: VLLMFake
+) -> None:
+    p = make(
+        base_urls=[fake.base_url, fake2.base_url], options={"recheck_after": 0.2, "metrics_ttl": 0}
+    )
     fake.healthy = False
     health = p.health()
     assert health.ok and health.detail == "1/2 replica(s) healthy"
@@ -202,8 +220,7 @@ def test_all_replicas_down_raises_a_connection_error(fake: VLLMFake) -> None:
 # -- batches --------------------------------------------------------------------------------
 def test_batch_generate_is_one_request(fake: VLLMFake) -> None:
     fake.push(Reply(extra={"texts": ["one", "two", "three"]}, usage=(6, 3)))
-    out = make(base_url=fake.base_url).batch_generate(["a", "b", "c"], max_tokens=4,
-                                                      top_k=3)
+    out = make(base_url=fake.base_url).batch_generate(["a", "b", "c"], max_tokens=4, top_k=3)
     assert [r.content for r in out] == ["one", "two", "three"]
     posted = [r for r in fake.requests if r.path == "/v1/completions"]
     assert len(posted) == 1
@@ -245,8 +262,9 @@ def test_achat_batch(fake: VLLMFake) -> None:
 
     async def run() -> list[llmcore.ChatResponse]:
         try:
-            return await p.achat_batch(["a", [{"role": "user", "content": "b"}]],
-                                       concurrency=2, temperature=0.3)
+            return await p.achat_batch(
+                ["a", [{"role": "user", "content": "b"}]], concurrency=2, temperature=0.3
+            )
         finally:
             await p.aclose()
 
@@ -256,8 +274,7 @@ def test_achat_batch(fake: VLLMFake) -> None:
 
 
 def test_streams_skip_an_unreachable_replica(fake: VLLMFake) -> None:
-    p = make(base_urls=[dead_url(fake.base_url), fake.base_url],
-             options={"recheck_after": 60})
+    p = make(base_urls=[dead_url(fake.base_url), fake.base_url], options={"recheck_after": 60})
     fake.push(Reply(text="streamed anyway"))
     chunks = list(p.stream(req()))
     assert "".join(c.content for c in chunks) == "streamed anyway"

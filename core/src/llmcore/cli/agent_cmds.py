@@ -34,14 +34,23 @@ def agents(state: State, as_json: bool) -> None:
 
         path = agent.executable() if agent.available() else None
         cfg = agent.config
-        return {"name": agent.name, "plugin": agent.type_name, "found": path is not None,
-                "version": agent.version() if path else None, "path": path,
-                "mode": normalize_mode(cfg.mode), "model": cfg.model,
-                "base_url": cfg.base_url, "api_key_env": cfg.api_key_env,
-                "isolation": cfg.isolation, "timeout": cfg.timeout,
-                "logs_keep_days": cfg.logs_keep_days, "logs_max_mb": cfg.logs_max_mb,
-                # every plugin option, defaults filled in: what the runs will use
-                "options": agent.effective_options()}
+        return {
+            "name": agent.name,
+            "plugin": agent.type_name,
+            "found": path is not None,
+            "version": agent.version() if path else None,
+            "path": path,
+            "mode": normalize_mode(cfg.mode),
+            "model": cfg.model,
+            "base_url": cfg.base_url,
+            "api_key_env": cfg.api_key_env,
+            "isolation": cfg.isolation,
+            "timeout": cfg.timeout,
+            "logs_keep_days": cfg.logs_keep_days,
+            "logs_max_mb": cfg.logs_max_mb,
+            # every plugin option, defaults filled in: what the runs will use
+            "options": agent.effective_options(),
+        }
 
     # ``--version`` of a Node program takes ~0.5-2 s: ask them all at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -49,10 +58,22 @@ def agents(state: State, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    table("agents", ["name", "plugin", "found", "version", "path", "mode", "model"], [
-        (r["name"], r["plugin"], "[green]yes[/]" if r["found"] else "[red]no[/]",
-         r["version"] or "", r["path"] or "", r["mode"], r["model"] or "") for r in rows
-    ])
+    table(
+        "agents",
+        ["name", "plugin", "found", "version", "path", "mode", "model"],
+        [
+            (
+                r["name"],
+                r["plugin"],
+                "[green]yes[/]" if r["found"] else "[red]no[/]",
+                r["version"] or "",
+                r["path"] or "",
+                r["mode"],
+                r["model"] or "",
+            )
+            for r in rows
+        ],
+    )
 
 
 @cli.group()
@@ -63,21 +84,42 @@ def agent() -> None:
 @agent.command("run")
 @click.argument("name")
 @click.argument("prompt", required=False)
-@click.option("--prompt-file", type=click.Path(dir_okay=False), default=None,
-              help="Read the task from this file (UTF-8) instead of PROMPT.")
-@click.option("--cwd", type=click.Path(file_okay=False), default=None,
-              help="Directory the agent works in (default: the current one).")
+@click.option(
+    "--prompt-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the task from this file (UTF-8) instead of PROMPT.",
+)
+@click.option(
+    "--cwd",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory the agent works in (default: the current one).",
+)
 @click.option("--timeout", type=float, default=None, help="Seconds before the run is stopped.")
-@click.option("--mode", type=click.Choice(MODE_CHOICES, case_sensitive=False), default=None,
-              help="read_only, suggest, auto_edit or full_auto; also auto-edit, full-auto "
-                   "(default: from config).")
+@click.option(
+    "--mode",
+    type=click.Choice(MODE_CHOICES, case_sensitive=False),
+    default=None,
+    help="read_only, suggest, auto_edit or full_auto; also auto-edit, full-auto "
+    "(default: from config).",
+)
 @click.option("--model", default=None, help="Model the agent should use.")
 @click.option("--resume", default=None, help="Session id of an earlier run to continue.")
 @click.option("--json", "as_json", is_flag=True, help="Print the AgentResult as JSON.")
 @pass_state
-def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | None,
-              cwd: str | None, timeout: float | None,
-              mode: str | None, model: str | None, resume: str | None, as_json: bool) -> None:
+def agent_run(
+    state: State,
+    name: str,
+    prompt: str | None,
+    prompt_file: str | None,
+    cwd: str | None,
+    timeout: float | None,
+    mode: str | None,
+    model: str | None,
+    resume: str | None,
+    as_json: bool,
+) -> None:
     """Run agent NAME on PROMPT; exit 0 only when the agent succeeded.
 
     A prompt starting with "-" needs "--" before it: llmcore agent run aider -- "-v flag".
@@ -98,9 +140,17 @@ def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | No
         signal.signal(sig, interrupted)
     try:
         with progress:
-            result = client.run_agent(name, prompt, cwd=cwd, mode=mode, model=model,
-                                      resume=resume, timeout=timeout, on_event=progress.event,
-                                      prompt_file=prompt_file)
+            result = client.run_agent(
+                name,
+                prompt,
+                cwd=cwd,
+                mode=mode,
+                model=model,
+                resume=resume,
+                timeout=timeout,
+                on_event=progress.event,
+                prompt_file=prompt_file,
+            )
     except AgentError as exc:
         if not as_json or exc.result is None:
             raise
@@ -112,15 +162,22 @@ def agent_run(state: State, name: str, prompt: str | None, prompt_file: str | No
     except LLMCoreError as exc:
         if not as_json:
             raise
-        echo_json({"agent": name, "success": False, "error": str(exc),
-                   "error_type": type(exc).__name__})
+        echo_json(
+            {"agent": name, "success": False, "error": str(exc), "error_type": type(exc).__name__}
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         signum = got[0] if got else int(signal.SIGINT)
         what = f"interrupted by {signal.Signals(signum).name}; the agent was stopped"
         if as_json:
-            echo_json({"agent": name, "success": False, "error": what,
-                       "error_type": "AgentCancelledError"})
+            echo_json(
+                {
+                    "agent": name,
+                    "success": False,
+                    "error": what,
+                    "error_type": "AgentCancelledError",
+                }
+            )
         else:
             click.echo(f"{name}: {what}", err=True)
         sys.exit(128 + signum)
@@ -138,8 +195,10 @@ def _print_result(result: AgentResult) -> None:
     status = "ok" if result.success else "FAILED"
     bits = [f"{result.agent}: {status} in {result.duration_s:.1f}s"]
     if result.files_modified:
-        bits.append(f"{len(result.files_modified)} file(s) changed: "
-                    + ", ".join(result.files_modified[:10]))
+        bits.append(
+            f"{len(result.files_modified)} file(s) changed: "
+            + ", ".join(result.files_modified[:10])
+        )
     if result.usage:
         bits.append(f"tokens {result.usage.input_tokens} in / {result.usage.output_tokens} out")
     if result.cost_usd is not None:
@@ -180,8 +239,10 @@ class _Progress:
         from rich.markup import escape
 
         elapsed = time.monotonic() - self.start
-        return (f"[bold]{escape(self.name)}[/] {escape(self.step)} "
-                f"[dim]({self.count} events, {elapsed:.0f}s)[/]")
+        return (
+            f"[bold]{escape(self.name)}[/] {escape(self.step)} "
+            f"[dim]({self.count} events, {elapsed:.0f}s)[/]"
+        )
 
     def event(self, ev: dict[str, Any]) -> None:
         self.count += 1
@@ -199,8 +260,14 @@ def describe_event(ev: dict[str, Any]) -> str:
     raw_part, raw_item = ev.get("part"), ev.get("item")
     part: dict[str, Any] = raw_part if isinstance(raw_part, dict) else {}
     item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
-    tool = (part.get("tool") or item.get("command") or item.get("type") or ev.get("file")
-            or ev.get("tool_name") or "")
+    tool = (
+        part.get("tool")
+        or item.get("command")
+        or item.get("type")
+        or ev.get("file")
+        or ev.get("tool_name")
+        or ""
+    )
     if not tool and isinstance(ev.get("message"), dict):
         for c in ev["message"].get("content") or []:
             if isinstance(c, dict) and c.get("type") == "tool_use":
@@ -227,23 +294,38 @@ def agent_merge(run_id: str, as_json: bool) -> None:
     except LLMCoreError as exc:
         if not as_json:
             raise
-        echo_json({"run_id": run_id, "merged": False, "error": str(exc),
-                   "error_type": type(exc).__name__})
+        echo_json(
+            {"run_id": run_id, "merged": False, "error": str(exc), "error_type": type(exc).__name__}
+        )
         sys.exit(exc.exit_code)
     if as_json:
         echo_json({"merged": True, **out.to_dict()})
         return
-    what = {"nothing": "already merged", "fast-forward": "fast-forwarded",
-            "merge": "merged with a merge commit"}[out.how]
-    click.echo(f"{out.branch}: {what} into {out.source} ({len(out.files)} file(s): "
-               f"{', '.join(out.files[:10])}) at {out.commit[:12]}")
+    what = {
+        "nothing": "already merged",
+        "fast-forward": "fast-forwarded",
+        "merge": "merged with a merge commit",
+    }[out.how]
+    click.echo(
+        f"{out.branch}: {what} into {out.source} ({len(out.files)} file(s): "
+        f"{', '.join(out.files[:10])}) at {out.commit[:12]}"
+    )
 
 
 @agent.command("clean")
-@click.option("--keep", type=click.Choice(["failed", "all", "none"]), default="failed",
-              show_default=True, help="Which finished runs keep their worktree and branch.")
-@click.option("--cwd", type=click.Path(file_okay=False), default=None,
-              help="Only runs made from this checkout.")
+@click.option(
+    "--keep",
+    type=click.Choice(["failed", "all", "none"]),
+    default="failed",
+    show_default=True,
+    help="Which finished runs keep their worktree and branch.",
+)
+@click.option(
+    "--cwd",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Only runs made from this checkout.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 def agent_clean(keep: str, cwd: str | None, as_json: bool) -> None:
     """Remove finished isolated runs' worktrees and branches (runs still going are left)."""
@@ -266,24 +348,53 @@ def agent_runs(as_json: bool) -> None:
     """List isolated runs that still have a worktree or branch."""
     from ..agent_worktrees import list_runs
 
-    rows = [{"run_id": r.run_id, "agent": r.agent, "finished": r.finished,
-             "success": r.success, "branch": r.branch, "worktree": r.root,
-             "source": r.source, "session_id": r.session_id} for r in list_runs()]
+    rows = [
+        {
+            "run_id": r.run_id,
+            "agent": r.agent,
+            "finished": r.finished,
+            "success": r.success,
+            "branch": r.branch,
+            "worktree": r.root,
+            "source": r.source,
+            "session_id": r.session_id,
+        }
+        for r in list_runs()
+    ]
     if as_json:
         echo_json(rows)
         return
-    table("isolated runs", ["run", "agent", "state", "branch", "source"], [
-        (r["run_id"], r["agent"], ("ok" if r["success"] else "failed") if r["finished"]
-         else "running", r["branch"], r["source"]) for r in rows])
+    table(
+        "isolated runs",
+        ["run", "agent", "state", "branch", "source"],
+        [
+            (
+                r["run_id"],
+                r["agent"],
+                ("ok" if r["success"] else "failed") if r["finished"] else "running",
+                r["branch"],
+                r["source"],
+            )
+            for r in rows
+        ],
+    )
 
 
 # -- batches -------------------------------------------------------------------------------
 @agent.command("batch")
 @click.argument("tasks_file", type=click.Path(dir_okay=False, exists=True))
-@click.option("--parallel", type=click.IntRange(1, 64), default=None,
-              help="Tasks run at a time (default: the file's parallel:, else 4).")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON line per finished task, then one with the summary.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Tasks run at a time (default: the file's parallel:, else 4).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON line per finished task, then one with the summary.",
+)
 @pass_state
 def agent_batch(state: State, tasks_file: str, parallel: int | None, as_json: bool) -> None:
     """Run every task of TASKS_FILE (YAML); exit 0 only if every task succeeded.
@@ -335,9 +446,12 @@ def agent_batch(state: State, tasks_file: str, parallel: int | None, as_json: bo
         for o in batch.outcomes:
             if not live.enabled:
                 click.echo(_outcome_line(o))
-        click.echo(f"{result['ok']}/{result['tasks']} ok, {result['failed']} failed, "
-                   f"{result['cancelled']} cancelled; {result['files_changed']} file(s) "
-                   f"changed, {result['tokens']} tokens, ${result['cost_usd']:.4f}", err=True)
+        click.echo(
+            f"{result['ok']}/{result['tasks']} ok, {result['failed']} failed, "
+            f"{result['cancelled']} cancelled; {result['files_changed']} file(s) "
+            f"changed, {result['tokens']} tokens, ${result['cost_usd']:.4f}",
+            err=True,
+        )
     sys.exit(0 if result["success"] else 1)
 
 
@@ -359,8 +473,13 @@ class _BatchTable:
     """A live rich table on stderr: one row per task (state, agent, elapsed, files, tokens,
     cost), redrawn four times a second; plain lines at the end when not on a terminal."""
 
-    COLORS = {"queued": "dim", "running": "yellow", "ok": "green", "failed": "red",
-              "cancelled": "magenta"}
+    COLORS = {
+        "queued": "dim",
+        "running": "yellow",
+        "ok": "green",
+        "failed": "red",
+        "cancelled": "magenta",
+    }
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -373,8 +492,12 @@ class _BatchTable:
 
             from .base import console
 
-            self._live = Live(console=console(stderr=True), get_renderable=self.render,
-                              refresh_per_second=4, transient=False)
+            self._live = Live(
+                console=console(stderr=True),
+                get_renderable=self.render,
+                refresh_per_second=4,
+                transient=False,
+            )
             self._live.__enter__()
         return self
 
@@ -399,10 +522,13 @@ class _BatchTable:
         for o in self.outcomes:
             r = o.result
             tokens = r.usage.total_tokens if r is not None and r.usage else None
-            t.add_row(escape(o.name), escape(o.agent or o.task.agents()[0]),
-                      f"[{self.COLORS.get(o.state, '')}]{o.state}[/]",
-                      f"{o.elapsed():.0f}s" if o.started else "",
-                      str(len(r.files_modified)) if r is not None else "",
-                      str(tokens) if tokens else "",
-                      f"${r.cost_usd:.4f}" if r is not None and r.cost_usd else "")
+            t.add_row(
+                escape(o.name),
+                escape(o.agent or o.task.agents()[0]),
+                f"[{self.COLORS.get(o.state, '')}]{o.state}[/]",
+                f"{o.elapsed():.0f}s" if o.started else "",
+                str(len(r.files_modified)) if r is not None else "",
+                str(tokens) if tokens else "",
+                f"${r.cost_usd:.4f}" if r is not None and r.cost_usd else "",
+            )
         return t

@@ -144,10 +144,17 @@ def print_attempts(exc: Any) -> None:
     for a in exc.attempts:
         what = f"{a.error_type} {a.status or ''}".strip()
         if a.skipped:
-            what = {"CoolingDown": "cooling down", "OverBudget": "budget",
-                    "NoVision": "cannot see images"}.get(a.error_type or "", "skipped")
-        t.add_row(a.provider, a.model or "-", f"{what}: {a.message}"[:160],
-                  f"{a.duration_s * 1000:.0f} ms")
+            what = {
+                "CoolingDown": "cooling down",
+                "OverBudget": "budget",
+                "NoVision": "cannot see images",
+            }.get(a.error_type or "", "skipped")
+        t.add_row(
+            a.provider,
+            a.model or "-",
+            f"{what}: {a.message}"[:160],
+            f"{a.duration_s * 1000:.0f} ms",
+        )
     console(stderr=True).print(t)
     # Hints hold commands to copy (`ollama pull llama3.2`): one plain line each.
     for a in exc.attempts:
@@ -156,10 +163,15 @@ def print_attempts(exc: Any) -> None:
 
 
 def error_json(exc: Any) -> dict[str, Any]:
-    """A failure as the one JSON object ``--json`` commands print on stdout."""
-    return {"error": exc.message, "error_type": type(exc).__name__.split("_")[0],
-            "hint": exc.hint,
-            "attempts": [a.to_dict() for a in getattr(exc, "attempts", None) or []]}
+    """A failure as the one JSON object ``--json`` commands print on stdout (``ok`` is
+    false, as commands that report ``ok`` on success print it)."""
+    return {
+        "ok": False,
+        "error": exc.message,
+        "error_type": type(exc).__name__.split("_")[0],
+        "hint": exc.hint,
+        "attempts": [a.to_dict() for a in getattr(exc, "attempts", None) or []],
+    }
 
 
 def prompt_text(words: tuple[str, ...]) -> str:
@@ -168,8 +180,9 @@ def prompt_text(words: tuple[str, ...]) -> str:
     if text == "-" or (not text and not sys.stdin.isatty()):
         text = sys.stdin.read()
     if not text.strip():
-        raise click.UsageError("give a prompt: llmcore chat \"your question\" (or - to read "
-                               "it from stdin)")
+        raise click.UsageError(
+            'give a prompt: llmcore chat "your question" (or - to read it from stdin)'
+        )
     return text
 
 
@@ -178,5 +191,4 @@ def chat_footer(provider: str | None, model: str | None, usage: Any, seconds: fl
     if not sys.stderr.isatty():
         return
     tokens = f" · {usage.input_tokens} in / {usage.output_tokens} out" if usage else ""
-    click.secho(f"[{provider or '?'}/{model or '?'}{tokens} · {seconds:.2f} s]", err=True,
-                dim=True)
+    click.secho(f"[{provider or '?'}/{model or '?'}{tokens} · {seconds:.2f} s]", err=True, dim=True)

@@ -28,53 +28,135 @@ from .group import cli
 @click.option("--temperature", type=float, help="Sampling temperature.")
 @click.option("--max-tokens", type=int, help="Most tokens to generate.")
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer, then print it.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (content, provider, model, usage, latency_s, "
-                   "attempts); implies --no-stream.")
-@click.option("--attach", "-a", "attach", multiple=True, metavar="FILE|URL",
-              help="An image to send with the prompt (PNG, JPEG, GIF, WebP); repeatable.")
-@click.option("--schema", metavar="FILE|JSON",
-              help="A JSON Schema (a file or inline JSON): the answer is checked against it "
-                   "(asked again when it does not fit) and printed as JSON.")
-@click.option("--log/--no-log", "log", default=None,
-              help="Log this prompt and answer (default: logs.enabled in llmcore.yaml).")
-@click.option("--continue", "-c", "cont", is_flag=True,
-              help="Continue the last logged conversation.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (content, provider, model, usage, latency_s, "
+    "attempts); implies --no-stream.",
+)
+@click.option(
+    "--attach",
+    "-a",
+    "attach",
+    multiple=True,
+    metavar="FILE|URL",
+    help="An image to send with the prompt (PNG, JPEG, GIF, WebP); repeatable.",
+)
+@click.option(
+    "--schema",
+    metavar="FILE|JSON",
+    help="A JSON Schema (a file or inline JSON): the answer is checked against it "
+    "(asked again when it does not fit) and printed as JSON.",
+)
+@click.option(
+    "--log/--no-log",
+    "log",
+    default=None,
+    help="Log this prompt and answer (default: logs.enabled in llmcore.yaml).",
+)
+@click.option(
+    "--continue", "-c", "cont", is_flag=True, help="Continue the last logged conversation."
+)
 @click.option("--cid", help="Continue logged conversation ID (see `llmcore logs`).")
-@click.option("--interactive", "-i", is_flag=True,
-              help="A chat session: type prompts, !multi for several lines, !exit to leave; "
-                   "Ctrl-C stops an answer.")
+@click.option(
+    "--interactive",
+    "-i",
+    is_flag=True,
+    help="A chat session: type prompts, !multi for several lines, !exit to leave; "
+    "Ctrl-C stops an answer.",
+)
 @pass_state
-def chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str | None,
-         system: str | None, temperature: float | None, max_tokens: int | None,
-         no_stream: bool, as_json: bool, attach: tuple[str, ...], schema: str | None,
-         log: bool | None, cont: bool, cid: str | None, interactive: bool) -> None:
+def chat(
+    state: State,
+    prompt: tuple[str, ...],
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    no_stream: bool,
+    as_json: bool,
+    attach: tuple[str, ...],
+    schema: str | None,
+    log: bool | None,
+    cont: bool,
+    cid: str | None,
+    interactive: bool,
+) -> None:
     """Ask a model; the answer streams to the terminal as it is generated."""
     # With --json every failure is one JSON object on stdout, a config error included
     # (the config is first read here, by state.config / state.client).
     with json_errors(as_json):
-        _chat(state, prompt, provider, model, system, temperature, max_tokens, no_stream,
-              as_json, attach, schema, log, cont, cid, interactive)
+        _chat(
+            state,
+            prompt,
+            provider,
+            model,
+            system,
+            temperature,
+            max_tokens,
+            no_stream,
+            as_json,
+            attach,
+            schema,
+            log,
+            cont,
+            cid,
+            interactive,
+        )
 
 
-def _chat(state: State, prompt: tuple[str, ...], provider: str | None, model: str | None,
-          system: str | None, temperature: float | None, max_tokens: int | None,
-          no_stream: bool, as_json: bool, attach: tuple[str, ...], schema: str | None,
-          log: bool | None, cont: bool, cid: str | None, interactive: bool) -> None:
+def _chat(
+    state: State,
+    prompt: tuple[str, ...],
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    no_stream: bool,
+    as_json: bool,
+    attach: tuple[str, ...],
+    schema: str | None,
+    log: bool | None,
+    cont: bool,
+    cid: str | None,
+    interactive: bool,
+) -> None:
     opts: dict[str, Any] = {}
     if temperature is not None:
         opts["temperature"] = temperature
     if max_tokens is not None:
         opts["max_tokens"] = max_tokens
     # Logs, conversations, attachments, schemas and sessions: llmcore.cli.chat_extras.
-    if interactive or attach or schema or cont or cid or log \
-            or (log is None and state.config.logs.enabled):
+    if (
+        interactive
+        or attach
+        or schema
+        or cont
+        or cid
+        or log
+        or (log is None and state.config.logs.enabled)
+    ):
         from .chat_extras import extended_chat
 
-        extended_chat(state, prompt, provider=provider, model=model, system=system,
-                      opts=opts, stream=not (no_stream or as_json), as_json=as_json,
-                      attach=list(attach), schema=schema, log=log, cont=cont, cid=cid,
-                      interactive=interactive)
+        extended_chat(
+            state,
+            prompt,
+            provider=provider,
+            model=model,
+            system=system,
+            opts=opts,
+            stream=not (no_stream or as_json),
+            as_json=as_json,
+            attach=list(attach),
+            schema=schema,
+            log=log,
+            cont=cont,
+            cid=cid,
+            interactive=interactive,
+        )
         return
     text = prompt_text(prompt)
     if as_json:
@@ -114,16 +196,19 @@ def _chat(state: State, prompt: tuple[str, ...], provider: str | None, model: st
 @click.option("--model", "-m", help="Embedding model name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the vectors as JSON.")
 @pass_state
-def embed(state: State, text: tuple[str, ...], provider: str | None, model: str | None,
-          as_json: bool) -> None:
+def embed(
+    state: State, text: tuple[str, ...], provider: str | None, model: str | None, as_json: bool
+) -> None:
     """Embed TEXT (each argument is one input) and print the vectors."""
     resp = state.client.embed(list(text), model=model, provider=provider)
     if as_json:
         echo_json(resp.to_dict())
         return
     dims = len(resp.vectors[0]) if resp.vectors else 0
-    click.echo(f"{len(resp.vectors)} vector(s) of {dims} dimensions from "
-               f"{resp.provider}/{resp.model or '-'}")
+    click.echo(
+        f"{len(resp.vectors)} vector(s) of {dims} dimensions from "
+        f"{resp.provider}/{resp.model or '-'}"
+    )
     for t, vec in zip(text, resp.vectors, strict=False):
         head = ", ".join(f"{v:.4f}" for v in vec[:6])
         click.echo(f"  {t[:40]!r}: [{head}{', …' if len(vec) > 6 else ''}]")
@@ -131,15 +216,28 @@ def embed(state: State, text: tuple[str, ...], provider: str | None, model: str 
 
 @cli.group(invoke_without_command=True)
 @click.option("--provider", "-p", help="List this provider's models only.")
-@click.option("--capability", "-c", "capabilities", multiple=True,
-              help="Only models with this capability (code, chat, reasoning, vision, "
-                   "embedding, tools); repeat for several.")
-@click.option("--refresh", is_flag=True,
-              help="Ask every provider again now instead of using the registry's cache.")
+@click.option(
+    "--capability",
+    "-c",
+    "capabilities",
+    multiple=True,
+    help="Only models with this capability (code, chat, reasoning, vision, "
+    "embedding, tools); repeat for several.",
+)
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Ask every provider again now instead of using the registry's cache.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def models(ctx: click.Context, provider: str | None, capabilities: tuple[str, ...],
-           refresh: bool, as_json: bool) -> None:
+def models(
+    ctx: click.Context,
+    provider: str | None,
+    capabilities: tuple[str, ...],
+    refresh: bool,
+    as_json: bool,
+) -> None:
     """List the models each provider serves, with context length and capabilities.
 
     What a provider reports is completed from the model registry (bundled, your own
@@ -182,14 +280,30 @@ def models(ctx: click.Context, provider: str | None, capabilities: tuple[str, ..
         _complete(m, registry.info(m.name, types.get(m.provider or "", "")))
     if capabilities:
         wanted = list(capabilities)
-        rows = [m for m in rows if set(wanted) <= set(m.capabilities)
-                or registry.qualifies(m.name, types.get(m.provider or "", ""), wanted, None)]
+        rows = [
+            m
+            for m in rows
+            if set(wanted) <= set(m.capabilities)
+            or registry.qualifies(m.name, types.get(m.provider or "", ""), wanted, None)
+        ]
     if as_json:
         echo_json([m.to_dict() for m in rows])
         return
-    table("models", ["provider", "model", "context", "capabilities", "loaded", "quantization"],
-          [(m.provider, m.name, m.context_length, ", ".join(m.capabilities),
-            {True: "yes", False: "no", None: ""}[m.loaded], m.quantization) for m in rows])
+    table(
+        "models",
+        ["provider", "model", "context", "capabilities", "loaded", "quantization"],
+        [
+            (
+                m.provider,
+                m.name,
+                m.context_length,
+                ", ".join(m.capabilities),
+                {True: "yes", False: "no", None: ""}[m.loaded],
+                m.quantization,
+            )
+            for m in rows
+        ],
+    )
 
 
 def _complete(model: Any, entry: Any) -> None:
@@ -208,14 +322,17 @@ def _check_provider(name: str, providers: dict[str, Any]) -> None:
         from ..config import suggest
         from ..errors import ConfigError
 
-        raise ConfigError(f"no enabled provider named {name!r}{suggest(name, providers)}",
-                          hint="enabled: " + (", ".join(providers) or "none"))
+        raise ConfigError(
+            f"no enabled provider named {name!r}{suggest(name, providers)}",
+            hint="enabled: " + (", ".join(providers) or "none"),
+        )
 
 
 @models.command("pull")
 @click.argument("name")
-@click.option("--provider", "-p", help="The provider to pull onto (default: the first one "
-                                       "that can pull).")
+@click.option(
+    "--provider", "-p", help="The provider to pull onto (default: the first one that can pull)."
+)
 @pass_state
 def models_pull(state: State, name: str, provider: str | None) -> None:
     """Download model NAME onto a provider (e.g. Ollama), with a progress bar."""
@@ -238,13 +355,22 @@ def models_pull(state: State, name: str, provider: str | None) -> None:
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"{target.name}: {name}", total=None)
 
         def progress(status: str, done: int | None = None, total: int | None = None) -> None:
-            bar.update(task, description=f"{target.name}: {name}: {status}",
-                       completed=done or 0, total=total or None)
+            bar.update(
+                task,
+                description=f"{target.name}: {name}: {status}",
+                completed=done or 0,
+                total=total or None,
+            )
 
         try:
             target.pull(name, progress)

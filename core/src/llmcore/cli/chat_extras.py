@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from ..conversation import Conversation
 
 PROMPT = "> "
-HELP = ("Type a prompt and Enter. !multi starts several lines (end them with !end), "
-        "!exit leaves (or Ctrl-D); Ctrl-C stops an answer.")
+HELP = (
+    "Type a prompt and Enter. !multi starts several lines (end them with !end), "
+    "!exit leaves (or Ctrl-D); Ctrl-C stops an answer."
+)
 
 
 def load_schema(text: str) -> dict[str, Any]:
@@ -32,15 +34,18 @@ def load_schema(text: str) -> dict[str, Any]:
     if not text.lstrip().startswith("{"):
         p = Path(text).expanduser()
         if not p.is_file():
-            raise ConfigError(f"--schema {text!r}: neither inline JSON nor a file",
-                              hint="give a JSON Schema file, or inline JSON like "
-                              "'{\"type\": \"object\", ...}'")
+            raise ConfigError(
+                f"--schema {text!r}: neither inline JSON nor a file",
+                hint='give a JSON Schema file, or inline JSON like \'{"type": "object", ...}\'',
+            )
         raw = p.read_text(encoding="utf-8")
     try:
         schema = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--schema: not valid JSON ({exc.msg} at line {exc.lineno} "
-                          f"column {exc.colno})", hint="check the schema's JSON") from None
+        raise ConfigError(
+            f"--schema: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            hint="check the schema's JSON",
+        ) from None
     if not isinstance(schema, dict):
         raise ConfigError("--schema: a JSON Schema is an object ({...})")
     import jsonschema  # type: ignore[import-untyped]
@@ -52,10 +57,23 @@ def load_schema(text: str) -> dict[str, Any]:
     return schema
 
 
-def extended_chat(state: State, prompt: tuple[str, ...], *, provider: str | None,
-                  model: str | None, system: str | None, opts: dict[str, Any], stream: bool,
-                  as_json: bool, attach: list[str], schema: str | None, log: bool | None,
-                  cont: bool, cid: str | None, interactive: bool) -> None:
+def extended_chat(
+    state: State,
+    prompt: tuple[str, ...],
+    *,
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+    opts: dict[str, Any],
+    stream: bool,
+    as_json: bool,
+    attach: list[str],
+    schema: str | None,
+    log: bool | None,
+    cont: bool,
+    cid: str | None,
+    interactive: bool,
+) -> None:
     from ..errors import LLMCoreError
     from ..promptlog import last_conversation, log_path
 
@@ -65,16 +83,21 @@ def extended_chat(state: State, prompt: tuple[str, ...], *, provider: str | None
         if cont and cid is None:
             cid = last_conversation(path)
             if cid is None:
-                raise LLMCoreError("there is no logged conversation to continue",
-                                   hint="log one first: `llmcore chat --log \"...\"` or "
-                                   "`logs: {enabled: true}` in llmcore.yaml")
+                raise LLMCoreError(
+                    "there is no logged conversation to continue",
+                    hint='log one first: `llmcore chat --log "..."` or '
+                    "`logs: {enabled: true}` in llmcore.yaml",
+                )
         if cid is not None and log is None:
             log = True  # a continued conversation goes on being logged, or -c loses it
-        conv = client.conversation(cid, model=model, provider=provider, system=system,
-                                   log=log, on_notice=_notice, **opts)
+        conv = client.conversation(
+            cid, model=model, provider=provider, system=system, log=log, on_notice=_notice, **opts
+        )
         if cid is not None and not conv.messages:
-            raise LLMCoreError(f"no logged conversation {cid!r} in {path}",
-                               hint="list them with `llmcore logs --json`")
+            raise LLMCoreError(
+                f"no logged conversation {cid!r} in {path}",
+                hint="list them with `llmcore logs --json`",
+            )
         if interactive:
             session(conv, stream=stream and not as_json, attach=attach)
             return
@@ -84,8 +107,16 @@ def extended_chat(state: State, prompt: tuple[str, ...], *, provider: str | None
         if schema is not None:
             spec = load_schema(schema)
             msgs = conv._turn(text)
-            obj = client.chat(msgs, model=model, provider=provider, schema=spec,
-                              attachments=attach, log=log, _conversation_id=conv.cid, **opts)
+            obj = client.chat(
+                msgs,
+                model=model,
+                provider=provider,
+                schema=spec,
+                attachments=attach,
+                log=log,
+                _conversation_id=conv.cid,
+                **opts,
+            )
             click.echo(json.dumps(obj, indent=2))
             return
         if not stream:

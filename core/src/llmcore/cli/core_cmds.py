@@ -25,19 +25,27 @@ def plugins(state: State, as_json: bool) -> None:
     if as_json:
         echo_json([r.to_dict() for r in records])
         return
-    table("plugins", ["name", "version", "status", "hooks", "error"], [
-        (r.name, r.version, _status(r.status), ", ".join(h.removeprefix("llmcore_")
-                                                           for h in r.hooks), r.error)
-        for r in records
-    ])
+    table(
+        "plugins",
+        ["name", "version", "status", "hooks", "error"],
+        [
+            (
+                r.name,
+                r.version,
+                _status(r.status),
+                ", ".join(h.removeprefix("llmcore_") for h in r.hooks),
+                r.error,
+            )
+            for r in records
+        ],
+    )
     _warn_conflicts(rt)
 
 
 def _warn_conflicts(rt: Runtime) -> None:
     """Two plugins offering one type name: say so on stderr, and which one is used."""
     for c in rt.pm.conflicts:
-        click.echo(f"warning: {c.message()} (disable the other in plugins.disabled)",
-                   err=True)
+        click.echo(f"warning: {c.message()} (disable the other in plugins.disabled)", err=True)
 
 
 def _status(s: str) -> str:
@@ -55,10 +63,22 @@ def providers(state: State, as_json: bool) -> None:
     if as_json:
         echo_json([e.to_dict() for e in entries])
         return
-    table("providers", ["name", "plugin", "kind", "enabled", "priority", "base url", "models"], [
-        (e.name, e.plugin, e.kind, "yes" if e.enabled else "no", e.priority, e.base_url or "",
-         ", ".join(e.models)) for e in entries
-    ])
+    table(
+        "providers",
+        ["name", "plugin", "kind", "enabled", "priority", "base url", "models"],
+        [
+            (
+                e.name,
+                e.plugin,
+                e.kind,
+                "yes" if e.enabled else "no",
+                e.priority,
+                e.base_url or "",
+                ", ".join(e.models),
+            )
+            for e in entries
+        ],
+    )
 
 
 @cli.group()

@@ -76,15 +76,16 @@ def installer() -> tuple[str, list[str]]:
     uv = shutil.which("uv")
     if choice == "uv" or (choice == "" and uv):
         if not uv:
-            raise InstallError(f"{INSTALLER_ENV}=uv but uv is not on PATH",
-                               hint="pip install uv, or unset " + INSTALLER_ENV)
+            raise InstallError(
+                f"{INSTALLER_ENV}=uv but uv is not on PATH",
+                hint="pip install uv, or unset " + INSTALLER_ENV,
+            )
         return "uv", [uv, "pip"]
     probe = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)
     if probe.returncode != 0:
         raise InstallError(
             f"neither uv nor pip is available for {sys.executable}",
-            hint="install uv (https://docs.astral.sh/uv/) or run "
-            f"`{sys.executable} -m ensurepip`",
+            hint=f"install uv (https://docs.astral.sh/uv/) or run `{sys.executable} -m ensurepip`",
         )
     return "pip", [sys.executable, "-m", "pip"]
 
@@ -128,14 +129,27 @@ def _plugins() -> dict[str, str]:
 @click.argument("names", nargs=-1, required=True)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade to the newest version.")
 @click.option("-e", "--editable", is_flag=True, help="Install local paths in editable mode.")
-@click.option("--find-links", "-f", multiple=True, metavar="DIR_OR_URL",
-              help="Also look for packages here (a folder of wheels).")
+@click.option(
+    "--find-links",
+    "-f",
+    multiple=True,
+    metavar="DIR_OR_URL",
+    help="Also look for packages here (a folder of wheels).",
+)
 @click.option("--no-index", is_flag=True, help="Do not use the package index.")
 @click.option("--pre", is_flag=True, help="Allow pre-release versions.")
-@click.option("--pip-arg", multiple=True, metavar="ARG",
-              help="Pass ARG to the installer as is (repeatable).")
-def install(names: tuple[str, ...], upgrade: bool, editable: bool, find_links: tuple[str, ...],
-            no_index: bool, pre: bool, pip_arg: tuple[str, ...]) -> None:
+@click.option(
+    "--pip-arg", multiple=True, metavar="ARG", help="Pass ARG to the installer as is (repeatable)."
+)
+def install(
+    names: tuple[str, ...],
+    upgrade: bool,
+    editable: bool,
+    find_links: tuple[str, ...],
+    no_index: bool,
+    pre: bool,
+    pip_arg: tuple[str, ...],
+) -> None:
     """Install plugins by short name (aider → llmcore-plugin-aider) or from local paths.
 
     Installs into the environment llmcore runs in, with uv when present, else pip.
@@ -154,8 +168,10 @@ def install(names: tuple[str, ...], upgrade: bool, editable: bool, find_links: t
     if pre:
         args.append("--pre")
     for link in find_links:
-        args += ["--find-links", str(Path(link).expanduser().resolve()) if os.path.exists(link)
-                 else link]
+        args += [
+            "--find-links",
+            str(Path(link).expanduser().resolve()) if os.path.exists(link) else link,
+        ]
     args += list(pip_arg)
     for r in reqs:
         args += ["-e", r] if editable else [r]
@@ -178,8 +194,10 @@ def uninstall(names: tuple[str, ...]) -> None:
     """
     dists = [distribution_name(n) for n in names]
     if CORE_DISTRIBUTION in dists:
-        raise InstallError("refusing to uninstall llmcore itself from llmcore",
-                           hint=f"run `{sys.executable} -m pip uninstall {CORE_DISTRIBUTION}`")
+        raise InstallError(
+            "refusing to uninstall llmcore itself from llmcore",
+            hint=f"run `{sys.executable} -m pip uninstall {CORE_DISTRIBUTION}`",
+        )
     present = _installed()
     missing = [d for d in dists if d not in present]
     if missing:

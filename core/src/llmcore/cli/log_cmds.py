@@ -13,20 +13,38 @@ from .group import cli
 
 
 @cli.command()
-@click.option("-n", "count", type=int, default=3, show_default=True,
-              help="How many entries, newest last (0: all).")
-@click.option("-c", "--current", "last_conv", is_flag=True,
-              help="Only the last conversation.")
+@click.option(
+    "-n",
+    "count",
+    type=int,
+    default=3,
+    show_default=True,
+    help="How many entries, newest last (0: all).",
+)
+@click.option("-c", "--current", "last_conv", is_flag=True, help="Only the last conversation.")
 @click.option("--cid", help="Only conversation ID.")
-@click.option("--search", "-q", help="Only entries whose prompt, system or answer has these "
-                                    "words (full-text search when SQLite has FTS5).")
+@click.option(
+    "--search",
+    "-q",
+    help="Only entries whose prompt, system or answer has these "
+    "words (full-text search when SQLite has FTS5).",
+)
 @click.option("--model", "-m", help="Only answers from this model.")
 @click.option("--since", help="Only entries newer than this: 30m, 24h, 7d or a date.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--path", "show_path", is_flag=True, help="Print where the log file is.")
 @pass_state
-def logs(state: State, count: int, last_conv: bool, cid: str | None, search: str | None,
-         model: str | None, since: str | None, as_json: bool, show_path: bool) -> None:
+def logs(
+    state: State,
+    count: int,
+    last_conv: bool,
+    cid: str | None,
+    search: str | None,
+    model: str | None,
+    since: str | None,
+    as_json: bool,
+    show_path: bool,
+) -> None:
     """Show logged prompts and answers (logging is on with `logs: {enabled: true}` in
     llmcore.yaml, or `llmcore chat --log`)."""
     from ..promptlog import last_conversation, log_path, query
@@ -42,15 +60,26 @@ def logs(state: State, count: int, last_conv: bool, cid: str | None, search: str
             if cid is None:
                 _none(as_json, path, "no conversation logged yet")
                 return
-        rows = query(path, limit=count or None, conversation_id=cid, search=search,
-                     model=model, since=parse_since(since) if since else None)
+        rows = query(
+            path,
+            limit=count or None,
+            conversation_id=cid,
+            search=search,
+            model=model,
+            since=parse_since(since) if since else None,
+        )
     if as_json:
         echo_json({"ok": True, "path": str(path), "entries": rows})
         return
     if not rows:
-        _none(False, path, "no entries match" if path.is_file() else
-              f"nothing logged yet ({path} does not exist); turn logs on with "
-              "`logs: {enabled: true}` or `llmcore chat --log`")
+        _none(
+            False,
+            path,
+            "no entries match"
+            if path.is_file()
+            else f"nothing logged yet ({path} does not exist); turn logs on with "
+            "`logs: {enabled: true}` or `llmcore chat --log`",
+        )
         return
     if sys.stdout.isatty():
         _rich(rows)
@@ -71,11 +100,16 @@ def _when(t: float) -> str:
 
 
 def _head(r: dict[str, Any]) -> str:
-    tokens = f" · {r['input_tokens']} in / {r['output_tokens']} out" \
-        if r.get("input_tokens") is not None else ""
+    tokens = (
+        f" · {r['input_tokens']} in / {r['output_tokens']} out"
+        if r.get("input_tokens") is not None
+        else ""
+    )
     conv = f" · conversation {r['conversation_id']}" if r.get("conversation_id") else ""
-    return f"{_when(r['time'])} · {r.get('provider') or '-'}/{r.get('model') or '-'}" \
-           f"{tokens}{conv} · id {r['id']}"
+    return (
+        f"{_when(r['time'])} · {r.get('provider') or '-'}/{r.get('model') or '-'}"
+        f"{tokens}{conv} · id {r['id']}"
+    )
 
 
 def _plain(r: dict[str, Any]) -> None:

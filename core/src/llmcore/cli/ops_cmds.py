@@ -20,13 +20,26 @@ def _ms(v: float | None) -> str:
 
 
 @cli.command()
-@click.option("--since", default="24h", show_default=True,
-              help="How far back: a duration (30m, 24h, 7d, 2w) or a date (2025-06-01).")
-@click.option("--by", "by", type=click.Choice(["provider", "model", "agent", "day", "key"]),
-              default="provider", show_default=True, help="One row per …")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="How far back: a duration (30m, 24h, 7d, 2w) or a date (2025-06-01).",
+)
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["provider", "model", "agent", "day", "key"]),
+    default="provider",
+    show_default=True,
+    help="One row per …",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--prometheus", is_flag=True,
-              help="Print the metrics in the Prometheus text format (from the SQLite data).")
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="Print the metrics in the Prometheus text format (from the SQLite data).",
+)
 @pass_state
 def usage(state: State, since: str, by: str, as_json: bool, prometheus: bool) -> None:
     """Requests, errors, tokens, cost and latency, from the SQLite metrics sink."""
@@ -42,8 +55,14 @@ def usage(state: State, since: str, by: str, as_json: bool, prometheus: bool) ->
             return
         rows = summarize(events, by=by, since=start)
         if as_json:
-            echo_json({"since": start, "by": by, "database": str(path), "rows": [
-                {k: v for k, v in r.items() if k != "series"} for r in rows]})
+            echo_json(
+                {
+                    "since": start,
+                    "by": by,
+                    "database": str(path),
+                    "rows": [{k: v for k, v in r.items() if k != "series"} for r in rows],
+                }
+            )
             return
         from rich.table import Table
 
@@ -54,8 +73,17 @@ def usage(state: State, since: str, by: str, as_json: bool, prometheus: bool) ->
             click.echo(f"no requests recorded since {since}{note}", err=True)
             return
         t = Table(title=f"usage by {by}, last {since}", title_justify="left")
-        for col in (by, "requests", "errors", "tokens in/out", "cost", "p50", "p95",
-                    "TTFT p50", "activity"):
+        for col in (
+            by,
+            "requests",
+            "errors",
+            "tokens in/out",
+            "cost",
+            "p50",
+            "p95",
+            "TTFT p50",
+            "activity",
+        ):
             t.add_column(col, justify="left" if col in (by, "activity") else "right")
         for r in rows:
             errors = str(r["errors"])
@@ -67,17 +95,29 @@ def usage(state: State, since: str, by: str, as_json: bool, prometheus: bool) ->
             requests = str(r["requests"])
             if r.get("cache_hits"):
                 requests += f" ({r['cache_hits']} cached)"
-            t.add_row(str(r[by]), requests, errors,
-                      f"{r['input_tokens']:,}/{r['output_tokens']:,}", cost,
-                      _ms(r["latency_p50_s"]), _ms(r["latency_p95_s"]), _ms(r["ttft_p50_s"]),
-                      f"[cyan]{sparkline(r['series'])}[/]")
+            t.add_row(
+                str(r[by]),
+                requests,
+                errors,
+                f"{r['input_tokens']:,}/{r['output_tokens']:,}",
+                cost,
+                _ms(r["latency_p50_s"]),
+                _ms(r["latency_p95_s"]),
+                _ms(r["ttft_p50_s"]),
+                f"[cyan]{sparkline(r['series'])}[/]",
+            )
         console().print(t)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--timeout", default=1.0, show_default=True, type=click.FloatRange(0.1, 60),
-              help="Seconds each probe may take (all run at once).")
+@click.option(
+    "--timeout",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds each probe may take (all run at once).",
+)
 @pass_state
 def doctor(state: State, as_json: bool, timeout: float) -> None:
     """Check plugins, providers, agents and metrics sinks: loaded, reachable, versions.
@@ -111,9 +151,17 @@ def doctor(state: State, as_json: bool, timeout: float) -> None:
         sys.exit(1)
 
 
-_STYLE = {"ok": "green", "failed": "bold red", "lost events": "yellow",
-          "unreachable": "yellow", "missing": "yellow",
-          "timeout": "yellow", "disabled": "dim", "no probe": "cyan", "budget": "yellow"}
+_STYLE = {
+    "ok": "green",
+    "failed": "bold red",
+    "lost events": "yellow",
+    "unreachable": "yellow",
+    "missing": "yellow",
+    "timeout": "yellow",
+    "disabled": "dim",
+    "no probe": "cyan",
+    "budget": "yellow",
+}
 
 
 def _doctor_table(checks: list[Any]) -> None:
@@ -126,17 +174,26 @@ def _doctor_table(checks: list[Any]) -> None:
     for col in ("what", "status", "version", "models", "probe", "detail / what to do"):
         t.add_column(col, overflow="fold")
     for c in checks:
-        models = "" if c.models is None else (
-            ", ".join(c.models[:3]) + (f" +{len(c.models) - 3}" if len(c.models) > 3 else "")
-            or "none")
+        models = (
+            ""
+            if c.models is None
+            else (
+                ", ".join(c.models[:3]) + (f" +{len(c.models) - 3}" if len(c.models) > 3 else "")
+                or "none"
+            )
+        )
         style = _STYLE.get(c.status, "")
         detail = escape(c.detail[:160])
         if c.hint:
             detail += ("\n" if detail else "") + f"[bold]→ {escape(c.hint)}[/]"
-        t.add_row(f"{c.component} [bold]{escape(c.name)}[/]",
-                  f"[{style}]{c.status}[/]" if style else c.status,
-                  escape(c.version or ""), escape(models),
-                  "" if c.latency_s is None else f"{c.latency_s * 1000:.0f} ms", detail)
+        t.add_row(
+            f"{c.component} [bold]{escape(c.name)}[/]",
+            f"[{style}]{c.status}[/]" if style else c.status,
+            escape(c.version or ""),
+            escape(models),
+            "" if c.latency_s is None else f"{c.latency_s * 1000:.0f} ms",
+            detail,
+        )
     console().print(t)
     bad = sum(c.status in ("failed", "unreachable", "missing", "timeout") for c in checks)
     console().print("all good" if not bad else f"{bad} item(s) need attention")

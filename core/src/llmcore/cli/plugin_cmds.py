@@ -63,8 +63,15 @@ def _hook_api_spec() -> str:
     return f">={major},<{major + 1}"
 
 
-def render_plugin(name: str, kind: str, directory: Path, *, summary: str | None = None,
-                  base_url: str = "http://127.0.0.1:8000/v1", wire: str = "openai") -> list[Path]:
+def render_plugin(
+    name: str,
+    kind: str,
+    directory: Path,
+    *,
+    summary: str | None = None,
+    base_url: str = "http://127.0.0.1:8000/v1",
+    wire: str = "openai",
+) -> list[Path]:
     """Write the package for plugin ``name`` into ``directory``; returns the files written.
 
     ``wire`` (providers): ``openai`` builds on :class:`llmcore.OpenAIProvider`; ``custom``
@@ -81,12 +88,16 @@ def render_plugin(name: str, kind: str, directory: Path, *, summary: str | None 
     if wire not in ("openai", "custom"):
         raise LLMCoreError(f"unknown wire format {wire!r}", hint="one of: openai, custom")
     if wire == "custom" and kind != "provider":
-        raise LLMCoreError("--wire custom is for providers",
-                           hint="an agent plugin runs a program; leave --wire out")
+        raise LLMCoreError(
+            "--wire custom is for providers",
+            hint="an agent plugin runs a program; leave --wire out",
+        )
     files = _FILES["provider-custom" if wire == "custom" else kind]
     if directory.exists() and any(directory.iterdir()):
-        raise LLMCoreError(f"{directory} already exists and is not empty",
-                           hint="choose another --dir, or remove it first")
+        raise LLMCoreError(
+            f"{directory} already exists and is not empty",
+            hint="choose another --dir, or remove it first",
+        )
     module = "llmcore_" + name.replace("-", "_")
     values = {
         "name": name,
@@ -120,31 +131,49 @@ def plugin() -> None:
 
 @plugin.command("new")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["provider", "agent"]), required=True,
-              help="provider: an HTTP backend (OpenAI-compatible to start with); "
-              "agent: a coding agent run as a program.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False),
-              help="Where to write it (default: ./llmcore-plugin-NAME).")
+@click.option(
+    "--kind",
+    type=click.Choice(["provider", "agent"]),
+    required=True,
+    help="provider: an HTTP backend (OpenAI-compatible to start with); "
+    "agent: a coding agent run as a program.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Where to write it (default: ./llmcore-plugin-NAME).",
+)
 @click.option("--description", help="One line saying what it is for.")
-@click.option("--base-url", default="http://127.0.0.1:8000/v1", show_default=True,
-              help="Provider: the server's default base URL.")
-@click.option("--wire", type=click.Choice(["openai", "custom"]), default="openai",
-              show_default=True,
-              help="Provider: openai builds on the OpenAI-compatible client; custom writes a "
-              "sans-IO skeleton for an API with its own wire format (request builder, "
-              "parser, stream decoder, a fake server and the contract suite).")
-def plugin_new(name: str, kind: str, directory: str | None, description: str | None,
-               base_url: str, wire: str) -> None:
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8000/v1",
+    show_default=True,
+    help="Provider: the server's default base URL.",
+)
+@click.option(
+    "--wire",
+    type=click.Choice(["openai", "custom"]),
+    default="openai",
+    show_default=True,
+    help="Provider: openai builds on the OpenAI-compatible client; custom writes a "
+    "sans-IO skeleton for an API with its own wire format (request builder, "
+    "parser, stream decoder, a fake server and the contract suite).",
+)
+def plugin_new(
+    name: str, kind: str, directory: str | None, description: str | None, base_url: str, wire: str
+) -> None:
     """Write a new plugin package NAME, ready to `pip install -e` and test."""
     short = name.strip().lower().removeprefix("llmcore-plugin-")
     target = Path(directory) if directory else Path.cwd() / f"llmcore-plugin-{short}"
-    files = render_plugin(name, kind, target, summary=description, base_url=base_url,
-                          wire=wire)
+    files = render_plugin(name, kind, target, summary=description, base_url=base_url, wire=wire)
     click.echo(f"wrote llmcore-plugin-{short} ({kind}) in {target}:")
     for f in files:
         click.echo(f"  {f.relative_to(target)}")
-    click.echo("next:\n"
-               f"  cd {target}\n"
-               "  pip install -e '.[test]'   # or: llmcore install --editable .\n"
-               "  pytest\n"
-               "  llmcore plugins           # shows it as loaded")
+    click.echo(
+        "next:\n"
+        f"  cd {target}\n"
+        "  pip install -e '.[test]'   # or: llmcore install --editable .\n"
+        "  pytest\n"
+        "  llmcore plugins           # shows it as loaded"
+    )

@@ -31,8 +31,9 @@ else:  # aiohttp depends on async-timeout before 3.11
 class AsyncAnswer:
     """An answer whose headers are in and whose body is read on demand."""
 
-    def __init__(self, transport: AsyncTransport, resp: Any, url: str, limits: Limits,
-                 started: float) -> None:
+    def __init__(
+        self, transport: AsyncTransport, resp: Any, url: str, limits: Limits, started: float
+    ) -> None:
         self._t = transport
         self._resp = resp
         self.url = url
@@ -72,8 +73,7 @@ class AsyncAnswer:
             for piece in body.close():
                 yield piece
         except asyncio.TimeoutError as exc:
-            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
-                                       self.deadline) from exc
+            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes, self.deadline) from exc
         except aiohttp.ClientError as exc:
             raise self._t.fail.cut(self.url, exc) from exc
         except LimitExceeded as exc:
@@ -85,8 +85,13 @@ class AsyncAnswer:
         lim = self.limits
         size = self.headers.get("content-length")
         encoding = self.headers.get("content-encoding")
-        if (size is not None and size.isdigit() and int(size) <= lim.max_response_bytes
-                and encoding in (None, "", "identity") and lim.first_token == lim.read):
+        if (
+            size is not None
+            and size.isdigit()
+            and int(size) <= lim.max_response_bytes
+            and encoding in (None, "", "identity")
+            and lim.first_token == lim.read
+        ):
             # The common answer: plain, of a known size within the limit. aiohttp reads
             # exactly that many bytes under its socket-read and total timeouts, so the
             # piecewise loop (an async generator, a few µs per answer) is not needed.
@@ -117,8 +122,7 @@ class AsyncAnswer:
         try:
             data: bytes = await self._resp.read()
         except asyncio.TimeoutError as exc:
-            raise self._t.fail.timeout(self.url, self.limits, exc, True,
-                                       self.deadline) from exc
+            raise self._t.fail.timeout(self.url, self.limits, exc, True, self.deadline) from exc
         except aiohttp.ClientError as exc:
             raise self._t.fail.cut(self.url, exc) from exc
         self.got_bytes = True
@@ -131,9 +135,16 @@ class AsyncAnswer:
 class AsyncTransport:
     """Sends :class:`HTTPRequest` values with aiohttp under a provider's :class:`Limits`."""
 
-    def __init__(self, name: str, limits: Limits, headers: Mapping[str, str], *,
-                 tls_url: str = "", unreachable_hint: str | None = None,
-                 unreachable: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: Limits,
+        headers: Mapping[str, str],
+        *,
+        tls_url: str = "",
+        unreachable_hint: str | None = None,
+        unreachable: Any = None,
+    ) -> None:
         self.name = name
         self.limits = limits
         self.headers = {**headers, "Accept-Encoding": "gzip, deflate"}
@@ -156,9 +167,12 @@ class AsyncTransport:
             for old in [lp for lp in self._sessions if lp.is_closed()]:
                 _abandon(self._sessions.pop(old))
             s = aiohttp.ClientSession(
-                headers=self.headers, auto_decompress=False,
-                connector=aiohttp.TCPConnector(limit=self.limits.max_connections,
-                                               ssl=ssl_context(self.tls_url)))
+                headers=self.headers,
+                auto_decompress=False,
+                connector=aiohttp.TCPConnector(
+                    limit=self.limits.max_connections, ssl=ssl_context(self.tls_url)
+                ),
+            )
             self._sessions[loop] = s
         return s
 
@@ -173,8 +187,12 @@ class AsyncTransport:
 
             # aiohttp has no write timeout; ``connect`` covers waiting for a pooled
             # connection plus connecting, ``sock_connect`` the TCP connect alone.
-            t = aiohttp.ClientTimeout(total=lim.total, connect=lim.pool + lim.connect,
-                                      sock_connect=lim.connect, sock_read=key[1])
+            t = aiohttp.ClientTimeout(
+                total=lim.total,
+                connect=lim.pool + lim.connect,
+                sock_connect=lim.connect,
+                sock_read=key[1],
+            )
             if len(self._timeouts) < 16:
                 self._timeouts[key] = t
         return t
@@ -189,15 +207,24 @@ class AsyncTransport:
             if lim.first_token < lim.read:
                 # aiohttp's socket-read timeout is the larger of the two: hold the wait for
                 # the answer's head to first_token here.
-                async with _timeout(min(lim.first_token + lim.connect + lim.pool,
-                                        lim.total)):
+                async with _timeout(min(lim.first_token + lim.connect + lim.pool, lim.total)):
                     resp = await session.request(
-                        req.method, url, data=req.body_bytes(), headers=req.headers,
-                        allow_redirects=False, timeout=self._client_timeout(lim))
+                        req.method,
+                        url,
+                        data=req.body_bytes(),
+                        headers=req.headers,
+                        allow_redirects=False,
+                        timeout=self._client_timeout(lim),
+                    )
             else:
                 resp = await session.request(
-                    req.method, url, data=req.body_bytes(), headers=req.headers,
-                    allow_redirects=False, timeout=self._client_timeout(lim))
+                    req.method,
+                    url,
+                    data=req.body_bytes(),
+                    headers=req.headers,
+                    allow_redirects=False,
+                    timeout=self._client_timeout(lim),
+                )
         except asyncio.TimeoutError as exc:
             raise self.fail.timeout(url, lim, exc, False, started + lim.total) from exc
         except aiohttp.ClientConnectorError as exc:

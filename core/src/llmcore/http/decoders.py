@@ -84,8 +84,9 @@ def utf8(line: bytes) -> str:
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadPayload(f"not valid UTF-8 (byte {exc.start})",
-                         line[:200].decode("utf-8", "replace")) from None
+        raise BadPayload(
+            f"not valid UTF-8 (byte {exc.start})", line[:200].decode("utf-8", "replace")
+        ) from None
 
 
 @attrs.define(slots=True)
@@ -117,8 +118,9 @@ class SSEDecoder:
     name (llama.cpp reports a failure as an ``error:`` line).
     """
 
-    def __init__(self, max_event: int, *, eager: bool = False,
-                 fields: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, max_event: int, *, eager: bool = False, fields: tuple[str, ...] = ()
+    ) -> None:
         self.lines = LineDecoder(max_event)
         self.max_event = max_event
         self.eager = eager
@@ -225,8 +227,7 @@ class BodyDecoder:
         elif enc == "deflate":
             self._z = zlib.decompressobj()
         else:
-            raise BadPayload("the server used a content encoding llmcore did not ask for",
-                             enc)
+            raise BadPayload("the server used a content encoding llmcore did not ask for", enc)
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._z is None:

@@ -27,7 +27,8 @@ def refused(exc: BaseException) -> bool:
         os_error = getattr(seen, "os_error", None)  # aiohttp's wrapper
         for e in (seen, os_error):
             if isinstance(e, ConnectionRefusedError) or (
-                    isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+                isinstance(e, OSError) and e.errno == errno.ECONNREFUSED
+            ):
                 return True
         text = str(seen)
         if "Connection refused" in text or "Errno 111" in text or "Connect call failed" in text:
@@ -39,12 +40,16 @@ def refused(exc: BaseException) -> bool:
 class TransportFailures:
     """Builds the errors of one provider's transport (its name and "start it" hint)."""
 
-    def __init__(self, name: str, unreachable_hint: str | None = None,
-                 unreachable: Callable[[str, str, bool], ProviderConnectionError] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        name: str,
+        unreachable_hint: str | None = None,
+        unreachable: Callable[[str, str, bool], ProviderConnectionError] | None = None,
+    ) -> None:
         self.name = name
-        self.unreachable_hint = unreachable_hint or \
-            "start the server, or fix base_url in llmcore.yaml"
+        self.unreachable_hint = (
+            unreachable_hint or "start the server, or fix base_url in llmcore.yaml"
+        )
         self._unreachable = unreachable
 
     def unreachable(self, url: str, exc: BaseException) -> ProviderConnectionError:
@@ -52,17 +57,22 @@ class TransportFailures:
             return self._unreachable(origin(url), _short(exc), refused(exc))
         return ProviderConnectionError(
             f"{self.name}: the server at {origin(url)} is not reachable: {_short(exc)}",
-            provider=self.name, hint=self.unreachable_hint)
+            provider=self.name,
+            hint=self.unreachable_hint,
+        )
 
-    def cut(self, url: str, exc: BaseException | str,
-            during: str = "before the answer was complete") -> ProviderConnectionError:
+    def cut(
+        self, url: str, exc: BaseException | str, during: str = "before the answer was complete"
+    ) -> ProviderConnectionError:
         detail = exc if isinstance(exc, str) else _short(exc)
         return ProviderConnectionError(
             f"{self.name}: the connection to {origin(url)} broke {during}: {detail}",
-            provider=self.name)
+            provider=self.name,
+        )
 
-    def timeout(self, url: str, lim: Limits, exc: BaseException, got_bytes: bool,
-                deadline: float) -> ProviderTimeoutError:
+    def timeout(
+        self, url: str, lim: Limits, exc: BaseException, got_bytes: bool, deadline: float
+    ) -> ProviderTimeoutError:
         """Which limit ran out: connect, first_token, read, or total."""
         name = type(exc).__name__.lower()
         if time.monotonic() >= deadline - 0.01:
@@ -75,8 +85,7 @@ class TransportFailures:
             return self.deadline(url, lim, "write", got_bytes)
         return self.deadline(url, lim, "read" if got_bytes else "first_token", got_bytes)
 
-    def deadline(self, url: str, lim: Limits, which: str,
-                 got_bytes: bool) -> ProviderTimeoutError:
+    def deadline(self, url: str, lim: Limits, which: str, got_bytes: bool) -> ProviderTimeoutError:
         seconds = getattr(lim, which)
         what = {
             "connect": "connecting",
@@ -84,23 +93,29 @@ class TransportFailures:
             "write": "sending the request",
             "first_token": "waiting for the first byte of the answer",
             "read": "waiting for more of the answer (the server went silent)",
-            "total": "on the whole call" + (" (the answer was still arriving)"
-                                            if got_bytes else ""),
+            "total": "on the whole call"
+            + (" (the answer was still arriving)" if got_bytes else ""),
         }[which]
         return ProviderTimeoutError(
             f"{self.name}: timed out {what} at {origin(url)} (timeout.{which}: {seconds:g}s)",
             provider=self.name,
             hint=f"raise timeout.{which} for this provider in llmcore.yaml, or check the "
-                 "server's load")
+            "server's load",
+        )
 
     def too_large(self, url: str, exc: LimitExceeded) -> ResponseError:
-        key = "max_line_bytes" if "line" in exc.what or "event" in exc.what \
-            else "max_response_bytes"
+        key = (
+            "max_line_bytes" if "line" in exc.what or "event" in exc.what else "max_response_bytes"
+        )
         return ResponseError(
             f"{self.name}: {exc.what} from {origin(url)} is larger than {exc.limit} bytes; "
-            "stopped reading", provider=self.name,
-            hint=f"raise limits.{key} for this provider if the server is trusted")
+            "stopped reading",
+            provider=self.name,
+            hint=f"raise limits.{key} for this provider if the server is trusted",
+        )
 
     def bad_body(self, url: str, exc: BadPayload) -> ResponseError:
-        return ResponseError(f"{self.name}: unreadable answer from {origin(url)}: {exc.why}: "
-                             f"{exc.snippet!r}", provider=self.name)
+        return ResponseError(
+            f"{self.name}: unreadable answer from {origin(url)}: {exc.why}: {exc.snippet!r}",
+            provider=self.name,
+        )

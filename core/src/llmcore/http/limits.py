@@ -38,18 +38,24 @@ class Limits:
         t = config.timeout
         lim = getattr(config, "limits", None)
         kw: dict[str, Any] = {
-            "connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool,
+            "connect": t.connect,
+            "read": t.read,
+            "write": t.write,
+            "pool": t.pool,
             "first_token": getattr(t, "first_token", None) or t.read,
-            "total": getattr(t, "total", None) or 600.0, "max_connections": max_connections,
+            "total": getattr(t, "total", None) or 600.0,
+            "max_connections": max_connections,
         }
         if lim is not None:
-            kw.update(max_response_bytes=lim.max_response_bytes,
-                      max_line_bytes=lim.max_line_bytes, retry_after_cap=lim.retry_after_cap)
+            kw.update(
+                max_response_bytes=lim.max_response_bytes,
+                max_line_bytes=lim.max_line_bytes,
+                retry_after_cap=lim.retry_after_cap,
+            )
         return cls(**kw)
 
     def for_call(self, timeout: float | None) -> Limits:
         """These limits with a request's own ``timeout`` as its read/first-token bound."""
         if timeout is None or not math.isfinite(timeout) or timeout <= 0:
             return self
-        return attrs.evolve(self, read=timeout, first_token=timeout,
-                            total=max(self.total, timeout))
+        return attrs.evolve(self, read=timeout, first_token=timeout, total=max(self.total, timeout))

@@ -67,8 +67,9 @@ def error_message(text: str | bytes) -> str:
     return server_message(data) or text[:SNIPPET].strip()
 
 
-def parse_retry_after(headers: Mapping[str, str] | Any,
-                      cap: float = RETRY_AFTER_CAP) -> float | None:
+def parse_retry_after(
+    headers: Mapping[str, str] | Any, cap: float = RETRY_AFTER_CAP
+) -> float | None:
     """Seconds to wait from ``retry-after-ms`` (preferred) or ``Retry-After`` (seconds or
     an HTTP date); ``None`` when absent or unreadable.
 
@@ -111,9 +112,16 @@ def _clamp(seconds: float, cap: float) -> float:
     return max(0.0, seconds)
 
 
-def status_error(provider: str, model: str | None, status: int, body: bytes | str,
-                 headers: Mapping[str, str] | Any, *, not_found_hint: str | None = None,
-                 retry_after_cap: float = RETRY_AFTER_CAP) -> ProviderError:
+def status_error(
+    provider: str,
+    model: str | None,
+    status: int,
+    body: bytes | str,
+    headers: Mapping[str, str] | Any,
+    *,
+    not_found_hint: str | None = None,
+    retry_after_cap: float = RETRY_AFTER_CAP,
+) -> ProviderError:
     """The llmcore error for an HTTP error answer (status ≥ 400)."""
     msg = error_message(body)
     kw: dict[str, Any] = {"provider": provider, "model": model, "status": status}
@@ -121,22 +129,35 @@ def status_error(provider: str, model: str | None, status: int, body: bytes | st
         return AuthenticationError(
             f"{provider}: the server refused the credentials ({status}): {msg}",
             hint="check the API key (api_key_env in llmcore.yaml and that the variable is "
-                 "exported)", **kw)
+            "exported)",
+            **kw,
+        )
     if status == 404:
         what = f"model {model!r} " if model else ""
         return ModelNotFoundError(
             f"{provider}: {what}not found (404): {msg}",
-            hint=not_found_hint or f"list the served models with `llmcore models --provider "
-                                   f"{provider}`; also check base_url", **kw)
+            hint=not_found_hint
+            or f"list the served models with `llmcore models --provider "
+            f"{provider}`; also check base_url",
+            **kw,
+        )
     if status == 429:
-        return RateLimitError(f"{provider}: rate limited (429): {msg}",
-                              retry_after=parse_retry_after(headers, retry_after_cap), **kw)
+        return RateLimitError(
+            f"{provider}: rate limited (429): {msg}",
+            retry_after=parse_retry_after(headers, retry_after_cap),
+            **kw,
+        )
     if status in (400, 413, 422):
-        return BadRequestError(f"{provider}: the server rejected the request ({status}): "
-                               f"{msg}", **kw)
+        return BadRequestError(
+            f"{provider}: the server rejected the request ({status}): {msg}", **kw
+        )
     retry_after = parse_retry_after(headers, retry_after_cap) if status == 503 else None
-    return ResponseError(f"{provider}: server error {status}: {msg}",
-                         retryable=retryable_status(status), retry_after=retry_after, **kw)
+    return ResponseError(
+        f"{provider}: server error {status}: {msg}",
+        retryable=retryable_status(status),
+        retry_after=retry_after,
+        **kw,
+    )
 
 
 def redirect_error(provider: str, status: int, location: str | None, url: str) -> ResponseError:
@@ -146,29 +167,40 @@ def redirect_error(provider: str, status: int, location: str | None, url: str) -
     return ResponseError(
         f"{provider}: the server at {origin(url)} answered {status}, a redirect to {where}; "
         "llmcore does not follow redirects",
-        provider=provider, status=status,
-        hint="set base_url to the address the server redirects to, if you trust it")
+        provider=provider,
+        status=status,
+        hint="set base_url to the address the server redirects to, if you trust it",
+    )
 
 
-def answer_error(provider: str, data: Any, wanted: str, *, model: str | None = None,
-                 status: int = 200) -> ResponseError:
+def answer_error(
+    provider: str, data: Any, wanted: str, *, model: str | None = None, status: int = 200
+) -> ResponseError:
     # ``status`` is only named in the text: a 2xx is not an error status to report.
     """A 2xx whose body is not the answer asked for. When the body carries an error object,
     its message is the one shown (and the failure may be worth another try elsewhere)."""
     # Only an ``error`` (or FastAPI ``detail``) field says "this is an error"; a bare
     # ``message`` may be part of a wrong-shaped answer (Ollama's own field is ``message``),
     # and is quoted in the snippet below anyway.
-    msg = server_message(data) if isinstance(data, dict) and (
-        data.get("error") or data.get("detail")) else None
+    msg = (
+        server_message(data)
+        if isinstance(data, dict) and (data.get("error") or data.get("detail"))
+        else None
+    )
     if msg is not None:
-        return ResponseError(f"{provider}: the server answered {status} with an error: {msg}",
-                             provider=provider, model=model, retryable=False)
+        return ResponseError(
+            f"{provider}: the server answered {status} with an error: {msg}",
+            provider=provider,
+            model=model,
+            retryable=False,
+        )
     try:
         snippet = json.dumps(data)[:SNIPPET]
     except (TypeError, ValueError):
         snippet = repr(data)[:SNIPPET]
-    return ResponseError(f"{provider}: the answer has no {wanted}: {snippet}",
-                         provider=provider, model=model)
+    return ResponseError(
+        f"{provider}: the answer has no {wanted}: {snippet}", provider=provider, model=model
+    )
 
 
 def origin(url: str) -> str:

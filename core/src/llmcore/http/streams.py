@@ -31,8 +31,9 @@ class StreamDecoder(Protocol):
 class SSEChunks:
     """Base of an SSE stream decoder: implement :meth:`event` and :meth:`finish`."""
 
-    def __init__(self, max_event: int, *, eager: bool = False,
-                 fields: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, max_event: int, *, eager: bool = False, fields: tuple[str, ...] = ()
+    ) -> None:
         self.sse = SSEDecoder(max_event, eager=eager, fields=fields)
         self.done = False
         #: Events seen (keep-alive comments are not events): the answer has started even

@@ -25,8 +25,9 @@ from .tls import ssl_context
 class SyncAnswer:
     """An answer whose headers are in and whose body is read on demand."""
 
-    def __init__(self, transport: SyncTransport, resp: Any, url: str, limits: Limits,
-                 started: float) -> None:
+    def __init__(
+        self, transport: SyncTransport, resp: Any, url: str, limits: Limits, started: float
+    ) -> None:
         self._t = transport
         self._resp = resp
         self.url = url
@@ -64,8 +65,7 @@ class SyncAnswer:
                 yield from body.feed(data)
             yield from body.close()
         except httpx.TimeoutException as exc:
-            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes,
-                                       self.deadline) from exc
+            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes, self.deadline) from exc
         except httpx.TransportError as exc:
             raise self._t.fail.cut(self.url, exc) from exc
         except LimitExceeded as exc:
@@ -101,9 +101,16 @@ class SyncAnswer:
 class SyncTransport:
     """Sends :class:`HTTPRequest` values with httpx under a provider's :class:`Limits`."""
 
-    def __init__(self, name: str, limits: Limits, headers: Mapping[str, str], *,
-                 tls_url: str = "", unreachable_hint: str | None = None,
-                 unreachable: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: Limits,
+        headers: Mapping[str, str],
+        *,
+        tls_url: str = "",
+        unreachable_hint: str | None = None,
+        unreachable: Any = None,
+    ) -> None:
         self.name = name
         self.limits = limits
         self.headers = {**headers, "Accept-Encoding": "gzip, deflate"}
@@ -124,11 +131,17 @@ class SyncTransport:
                     lim = self.limits
                     n = lim.max_connections
                     self._client = httpx.Client(
-                        headers=self.headers, verify=ssl_context(self.tls_url),
+                        headers=self.headers,
+                        verify=ssl_context(self.tls_url),
                         follow_redirects=False,
-                        timeout=httpx.Timeout(connect=lim.connect, read=lim.first_token,
-                                              write=lim.write, pool=lim.pool),
-                        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+                        timeout=httpx.Timeout(
+                            connect=lim.connect,
+                            read=lim.first_token,
+                            write=lim.write,
+                            pool=lim.pool,
+                        ),
+                        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                    )
         return self._client
 
     def open(self, req: HTTPRequest, url: str) -> SyncAnswer:
@@ -140,8 +153,9 @@ class SyncTransport:
         client = self.client
         timeout = self._httpx_timeout(lim)
         try:
-            request = client.build_request(req.method, url, content=req.body_bytes(),
-                                           headers=req.headers, timeout=timeout)
+            request = client.build_request(
+                req.method, url, content=req.body_bytes(), headers=req.headers, timeout=timeout
+            )
             resp = client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             raise self.fail.timeout(url, lim, exc, False, started + lim.total) from exc
@@ -158,8 +172,12 @@ class SyncTransport:
             return self._timeout
         import httpx
 
-        t = httpx.Timeout(connect=min(lim.connect, lim.total),
-                          read=min(lim.first_token, lim.total), write=lim.write, pool=lim.pool)
+        t = httpx.Timeout(
+            connect=min(lim.connect, lim.total),
+            read=min(lim.first_token, lim.total),
+            write=lim.write,
+            pool=lim.pool,
+        )
         if lim is self.limits:
             self._timeout = t
         return t

@@ -23,8 +23,11 @@ def ssl_context(url: str) -> Any:
     import ssl
 
     if url.lower().startswith("https:"):
-        key: tuple[str | None, ...] = ("https", os.environ.get("SSL_CERT_FILE"),
-                                       os.environ.get("SSL_CERT_DIR"))
+        key: tuple[str | None, ...] = (
+            "https",
+            os.environ.get("SSL_CERT_FILE"),
+            os.environ.get("SSL_CERT_DIR"),
+        )
     else:
         key = ("http",)
     ctx = _SSL_CONTEXTS.get(key)

@@ -30,8 +30,16 @@ from ..types import (
 )
 
 #: ``ChatRequest`` fields sent as top-level OpenAI parameters when set.
-_OPTION_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed", "response_format",
-                "tools", "tool_choice")
+_OPTION_KEYS = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+)
 
 
 @attrs.define
@@ -69,8 +77,10 @@ class OpenAIProvider(Provider):
         return h
 
     def not_found_hint(self, model: str | None) -> str | None:
-        return (f"list the served models with `llmcore models --provider {self.name}`; "
-                "also check that base_url ends with /v1")
+        return (
+            f"list the served models with `llmcore models --provider {self.name}`; "
+            "also check that base_url ends with /v1"
+        )
 
     # -- request bodies ----------------------------------------------------------------
     def _options(self, request: ChatRequest, body: dict[str, Any]) -> dict[str, Any]:
@@ -84,14 +94,16 @@ class OpenAIProvider(Provider):
         return body
 
     def chat_body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
-        body = self._options(request, {
-            "model": self.require_model(request),
-            "messages": [_message(m) for m in request.messages],
-        })
+        body = self._options(
+            request,
+            {
+                "model": self.require_model(request),
+                "messages": [_message(m) for m in request.messages],
+            },
+        )
         if stream:
             body["stream"] = True
-            if getattr(self.options, "stream_usage", True) and \
-                    not self._stream_options_rejected:
+            if getattr(self.options, "stream_usage", True) and not self._stream_options_rejected:
                 body["stream_options"] = {"include_usage": True}
         if request.extra:
             body.update(request.extra)
@@ -109,19 +121,24 @@ class OpenAIProvider(Provider):
 
     def chat_request(self, request: ChatRequest, stream: bool) -> HTTPRequest:
         body = self.chat_body(request, stream)
-        return HTTPRequest("POST", "/chat/completions", json=body, model=body.get("model"),
-                           timeout=request.timeout)
+        return HTTPRequest(
+            "POST", "/chat/completions", json=body, model=body.get("model"), timeout=request.timeout
+        )
 
     def generate_request(self, request: ChatRequest) -> HTTPRequest:
         body = self.completion_body(request)
-        return HTTPRequest("POST", "/completions", json=body, model=body.get("model"),
-                           timeout=request.timeout)
+        return HTTPRequest(
+            "POST", "/completions", json=body, model=body.get("model"), timeout=request.timeout
+        )
 
     def embed_request(self, texts: list[str], model: str | None) -> HTTPRequest:
         name = self.require_model(model=model, what="embedding model")
-        return HTTPRequest("POST", "/embeddings", model=name,
-                           json={"model": name, "input": list(texts),
-                                 "encoding_format": "float"})
+        return HTTPRequest(
+            "POST",
+            "/embeddings",
+            model=name,
+            json={"model": name, "input": list(texts), "encoding_format": "float"},
+        )
 
     def models_request(self) -> HTTPRequest:
         return HTTPRequest("GET", "/models")
@@ -134,12 +151,12 @@ class OpenAIProvider(Provider):
             if not isinstance(message, dict):
                 raise TypeError
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise self.answer_error(data, "choices[0].message",
-                                    self.model_for(request)) from None
+            raise self.answer_error(data, "choices[0].message", self.model_for(request)) from None
         content = message.get("content")
         return ChatResponse(
             content=content if isinstance(content, str) else "",
-            model=data.get("model"), provider=self.name,
+            model=data.get("model"),
+            provider=self.name,
             usage=parse_usage(data.get("usage")),
             finish_reason=choice.get("finish_reason"),
             tool_calls=message.get("tool_calls") or None,
@@ -162,9 +179,15 @@ class OpenAIProvider(Provider):
             raise self.answer_error(data, "choices")
         usage = parse_usage(data.get("usage"))
         return [
-            ChatResponse(content=text or "", model=data.get("model"), provider=self.name,
-                         usage=usage if i == 0 else Usage(), finish_reason=finish,
-                         latency_s=latency, raw=data)
+            ChatResponse(
+                content=text or "",
+                model=data.get("model"),
+                provider=self.name,
+                usage=usage if i == 0 else Usage(),
+                finish_reason=finish,
+                latency_s=latency,
+                raw=data,
+            )
             for i, (text, finish) in enumerate(texts)
         ]
 
@@ -174,8 +197,12 @@ class OpenAIProvider(Provider):
             vectors = [list(map(float, d["embedding"])) for d in items]
         except (KeyError, TypeError, ValueError, AttributeError):
             raise self.answer_error(data, "data[].embedding", model) from None
-        return EmbeddingResponse(vectors=vectors, model=data.get("model"), provider=self.name,
-                                 usage=parse_usage(data.get("usage")))
+        return EmbeddingResponse(
+            vectors=vectors,
+            model=data.get("model"),
+            provider=self.name,
+            usage=parse_usage(data.get("usage")),
+        )
 
     def parse_models(self, data: Any) -> list[ModelInfo]:
         try:
@@ -186,13 +213,19 @@ class OpenAIProvider(Provider):
     def model_info(self, item: dict[str, Any]) -> ModelInfo:
         """One ``/models`` entry as a ``ModelInfo``; context length when the server says
         (vLLM ``max_model_len``, others ``context_length`` / ``context_window``)."""
-        ctx = (item.get("max_model_len") or item.get("context_length")
-               or item.get("context_window") or (item.get("meta") or {}).get("n_ctx_train"))
+        ctx = (
+            item.get("max_model_len")
+            or item.get("context_length")
+            or item.get("context_window")
+            or (item.get("meta") or {}).get("n_ctx_train")
+        )
         details = {k: v for k, v in item.items() if k not in ("id", "object")}
-        return ModelInfo(name=item["id"], provider=self.name,
-                         context_length=token_count(ctx) or None
-                         if isinstance(ctx, (int, float)) else None,
-                         details=details)
+        return ModelInfo(
+            name=item["id"],
+            provider=self.name,
+            context_length=token_count(ctx) or None if isinstance(ctx, (int, float)) else None,
+            details=details,
+        )
 
     def _shape_error(self, data: Any, wanted: str) -> ResponseError:
         return self.answer_error(data, wanted)
@@ -266,8 +299,10 @@ class OpenAIStream(SSEChunks):
         try:
             data = ev.json()
         except ValueError:
-            raise ResponseError(f"{self.provider}: a stream event is not valid JSON: "
-                                f"{ev.data[:SNIPPET]!r}", provider=self.provider) from None
+            raise ResponseError(
+                f"{self.provider}: a stream event is not valid JSON: {ev.data[:SNIPPET]!r}",
+                provider=self.provider,
+            ) from None
         return self.payload(data)
 
     def payload(self, event: Any) -> list[StreamChunk]:
@@ -277,9 +312,11 @@ class OpenAIStream(SSEChunks):
             err = event["error"]
             msg = err.get("message") if isinstance(err, dict) else str(err)
             code = err.get("code") if isinstance(err, dict) else None
-            raise ResponseError(f"{self.provider}: the server reported an error "
-                                f"mid-stream: {msg}", provider=self.provider,
-                                status=code if isinstance(code, int) else None)
+            raise ResponseError(
+                f"{self.provider}: the server reported an error mid-stream: {msg}",
+                provider=self.provider,
+                status=code if isinstance(code, int) else None,
+            )
         self.model = event.get("model") or self.model
         if event.get("usage"):
             self.usage = parse_usage(event["usage"])
@@ -296,13 +333,18 @@ class OpenAIStream(SSEChunks):
                 self.finish_reason = choice["finish_reason"]
             if content or thinking:
                 self.pieces += 1
-                out.append(StreamChunk(content=content, thinking=thinking, model=self.model,
-                                       provider=self.provider))
+                out.append(
+                    StreamChunk(
+                        content=content, thinking=thinking, model=self.model, provider=self.provider
+                    )
+                )
         return out
 
     def _tool_delta(self, tc: dict[str, Any]) -> None:
-        slot = self.tools.setdefault(int(tc.get("index", len(self.tools))), {
-            "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+        slot = self.tools.setdefault(
+            int(tc.get("index", len(self.tools))),
+            {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+        )
         if tc.get("id"):
             slot["id"] = tc["id"]
         fn = tc.get("function") or {}
@@ -318,7 +360,8 @@ class OpenAIStream(SSEChunks):
             raise ResponseError(
                 f"{self.provider}: the stream ended before the answer was complete "
                 f"(no finish_reason and no [DONE]) after {self.pieces} piece(s)",
-                provider=self.provider, retryable=True,
+                provider=self.provider,
+                retryable=True,
             )
         usage = self.usage
         if usage is None:
@@ -326,10 +369,16 @@ class OpenAIStream(SSEChunks):
             # event) and estimate the prompt at ~4 characters per token.
             chars = sum(len(m.content or "") for m in self.request.messages)
             usage = Usage(input_tokens=max(1, chars // 4), output_tokens=self.pieces)
-        return [StreamChunk(content="", finish_reason=self.finish_reason or "stop",
-                            usage=usage,
-                            tool_calls=[self.tools[i] for i in sorted(self.tools)] or None,
-                            model=self.model, provider=self.provider)]
+        return [
+            StreamChunk(
+                content="",
+                finish_reason=self.finish_reason or "stop",
+                usage=usage,
+                tool_calls=[self.tools[i] for i in sorted(self.tools)] or None,
+                model=self.model,
+                provider=self.provider,
+            )
+        ]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -347,8 +396,11 @@ def _message(m: Any) -> dict[str, Any]:
         # OpenAI's vision format: the text and each image (URL or data URL) as parts.
         parts: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
         for img in m.images:
-            url = img if img.startswith(("http://", "https://", "data:")) else \
-                f"data:image/png;base64,{img}"
+            url = (
+                img
+                if img.startswith(("http://", "https://", "data:"))
+                else f"data:image/png;base64,{img}"
+            )
             parts.append({"type": "image_url", "image_url": {"url": url}})
         d["content"] = parts
     return d
@@ -360,13 +412,16 @@ def parse_usage(u: Any) -> Usage:
         return Usage()
     cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens")
     reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    return Usage(input_tokens=token_count(u.get("prompt_tokens")),
-                 output_tokens=token_count(u.get("completion_tokens")),
-                 cached_tokens=token_count(cached) if cached is not None else None,
-                 reasoning_tokens=token_count(reasoning) if reasoning is not None else None)
+    return Usage(
+        input_tokens=token_count(u.get("prompt_tokens")),
+        output_tokens=token_count(u.get("completion_tokens")),
+        cached_tokens=token_count(cached) if cached is not None else None,
+        reasoning_tokens=token_count(reasoning) if reasoning is not None else None,
+    )
 
 
-def raise_for_status(provider: str, model: str | None, status: int, text: str,
-                     headers: Any) -> NoReturn:
+def raise_for_status(
+    provider: str, model: str | None, status: int, text: str, headers: Any
+) -> NoReturn:
     """Raise the llmcore error for an HTTP error answer (status ≥ 400)."""
     raise status_error(provider, model, status, text, headers)

@@ -44,8 +44,9 @@ def chain_for(runtime: Runtime, agent: str | Sequence[str]) -> list[str]:
     return names
 
 
-def run_chain(runtime: Runtime, names: list[str],
-              run_one: Callable[[Agent], AgentResult]) -> AgentResult:
+def run_chain(
+    runtime: Runtime, names: list[str], run_one: Callable[[Agent], AgentResult]
+) -> AgentResult:
     """Run ``names`` in order until one does the work; see the module doc for when the
     next one is tried. The error of the last agent tried is raised, naming the others."""
     tried: list[str] = []
@@ -58,8 +59,10 @@ def run_chain(runtime: Runtime, names: list[str],
             isolated = agent.config.isolation == "worktree"
             last = i == len(names) - 1
             if changed and not isolated and not last:
-                exc.message += (f" (not handed to {names[i + 1]}: {name} already changed "
-                                f"{len(changed)} file(s) in place)")
+                exc.message += (
+                    f" (not handed to {names[i + 1]}: {name} already changed "
+                    f"{len(changed)} file(s) in place)"
+                )
                 raise
             tried.append(f"{name}: {type(exc).__name__}")
             if last:

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from .candidates import Candidate
 
 
-def serving_agents(agents: Mapping[str, Agent], available: dict[str, bool],
-                   implied: bool = False) -> dict[str, Agent]:
+def serving_agents(
+    agents: Mapping[str, Agent], available: dict[str, bool], implied: bool = False
+) -> dict[str, Agent]:
     """Enabled agents with ``serve_prompts: true`` (every enabled one when ``implied``:
     the ``api_first`` / ``cli_first`` strategies name the CLI mode) whose program is
     installed.
@@ -45,12 +46,14 @@ def agent_call(hooks: Hooks, cand: Candidate, request: ChatRequest, is_async: bo
     agent = cand.agent
     assert agent is not None
     extra = request.extra or {}
-    task = AgentTask(prompt=prompt_text(request.messages),
-                     cwd=os.fspath(extra.get("cwd") or os.getcwd()),
-                     mode=agent.config.mode if extra.get("edit") else "read_only",
-                     model=cand.model,
-                     timeout=request.timeout or agent.config.timeout,
-                     args=list(agent.config.args))
+    task = AgentTask(
+        prompt=prompt_text(request.messages),
+        cwd=os.fspath(extra.get("cwd") or os.getcwd()),
+        mode=agent.config.mode if extra.get("edit") else "read_only",
+        model=cand.model,
+        timeout=request.timeout or agent.config.timeout,
+        args=list(agent.config.args),
+    )
 
     def run() -> ChatResponse:
         call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t))
@@ -58,10 +61,17 @@ def agent_call(hooks: Hooks, cand: Candidate, request: ChatRequest, is_async: bo
         if not result.success:
             raise ResponseError(
                 f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",
-                provider=agent.name, model=cand.model)
-        return ChatResponse(content=result.output, model=result.model or cand.model,
-                            provider=agent.name, usage=result.usage or Usage(),
-                            cost_usd=result.cost_usd, finish_reason="stop")
+                provider=agent.name,
+                model=cand.model,
+            )
+        return ChatResponse(
+            content=result.output,
+            model=result.model or cand.model,
+            provider=agent.name,
+            usage=result.usage or Usage(),
+            cost_usd=result.cost_usd,
+            finish_reason="stop",
+        )
 
     if is_async:
         import asyncio
@@ -85,8 +95,11 @@ def cannot_carry(request: Any) -> list[str]:
         out.append("tools")
     if getattr(request, "response_format", None):
         out.append("a response format")
-    sampling = [k for k in ("temperature", "top_p", "seed", "max_tokens", "stop")
-                if getattr(request, k, None) is not None]
+    sampling = [
+        k
+        for k in ("temperature", "top_p", "seed", "max_tokens", "stop")
+        if getattr(request, k, None) is not None
+    ]
     if sampling:
         out.append("sampling options (" + ", ".join(sampling) + ")")
     if len(messages) > 1:

@@ -36,11 +36,17 @@ class Router:
         self.planner = Planner(runtime, self.balancer, self.pricing)
         self.policy = Cooldowns(runtime, self.balancer.lock)
         # What every run of this router works with (a run never reaches back in here).
-        self.crew = Crew(policy=self.policy, balancer=self.balancer, pricing=self.pricing,
-                         chooser=self.planner.chooser, hooks=runtime.hooks,
-                         config=runtime.config, emit=self.emit,
-                         listening=lambda: runtime.metrics.listening,
-                         providers=lambda: runtime.providers)
+        self.crew = Crew(
+            policy=self.policy,
+            balancer=self.balancer,
+            pricing=self.pricing,
+            chooser=self.planner.chooser,
+            hooks=runtime.hooks,
+            config=runtime.config,
+            emit=self.emit,
+            listening=lambda: runtime.metrics.listening,
+            providers=lambda: runtime.providers,
+        )
         # The strategies' measurements, by provider name (read by tests and tools).
         self._latency = self.balancer.latency
         self._in_flight = self.balancer.in_flight
@@ -67,10 +73,16 @@ class Router:
         self.runtime.metrics.emit(event)
 
     # -- choosing ---------------------------------------------------------------------
-    def candidates(self, request: ChatRequest, provider: str | None = None,
-                   fallback: bool | None = None, *, require: list[str] | None = None,
-                   min_context: int | None = None,
-                   include_cooling: bool = False) -> list[Candidate]:
+    def candidates(
+        self,
+        request: ChatRequest,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        *,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+        include_cooling: bool = False,
+    ) -> list[Candidate]:
         """The plan for ``request`` in the order it would be tried.
 
         Cooling candidates are left out unless ``include_cooling`` (the router itself
@@ -81,28 +93,48 @@ class Router:
             return plan
         return [c for c in plan if self.policy.cooling(c) is None]
 
-    def _begin(self, op: str, request: Any, provider: str | None, fallback: bool | None,
-               require: list[str] | None, min_context: int | None,
-               plan_request: ChatRequest | None = None) -> Run:
+    def _begin(
+        self,
+        op: str,
+        request: Any,
+        provider: str | None,
+        fallback: bool | None,
+        require: list[str] | None,
+        min_context: int | None,
+        plan_request: ChatRequest | None = None,
+    ) -> Run:
         check_request(request, op)
-        plan = self.planner.plan(plan_request or request, provider, fallback, require,
-                                 min_context, op)
+        plan = self.planner.plan(
+            plan_request or request, provider, fallback, require, min_context, op
+        )
         return Run(self.crew, op, request, plan)
 
     # -- requests -----------------------------------------------------------------------
-    def chat(self, request: ChatRequest, provider: str | None = None,
-             fallback: bool | None = None, operation: str = "chat", *,
-             require: list[str] | None = None,
-             min_context: int | None = None) -> ChatResponse:
+    def chat(
+        self,
+        request: ChatRequest,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        operation: str = "chat",
+        *,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+    ) -> ChatResponse:
         """Answer ``request`` from the first candidate that can; see the package doc."""
         run = self._begin(operation, request, provider, fallback, require, min_context)
         resp: ChatResponse = first_answer(run)
         return resp
 
-    async def achat(self, request: ChatRequest, provider: str | None = None,
-                    fallback: bool | None = None, operation: str = "chat", *,
-                    require: list[str] | None = None,
-                    min_context: int | None = None) -> ChatResponse:
+    async def achat(
+        self,
+        request: ChatRequest,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        operation: str = "chat",
+        *,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+    ) -> ChatResponse:
         """The async :meth:`chat`: the same plan, retries, cooldowns and attempts."""
         if request.model is None:
             await self._achoose(provider)
@@ -116,41 +148,73 @@ class Router:
         import asyncio
 
         chooser = self.planner.chooser
-        due = [p for name, p in self.runtime.providers.items()
-               if (provider is None or provider == name) and not p.config.models
-               and not chooser.fresh(name)]
+        due = [
+            p
+            for name, p in self.runtime.providers.items()
+            if (provider is None or provider == name)
+            and not p.config.models
+            and not chooser.fresh(name)
+        ]
         if due:
             await asyncio.gather(*(asyncio.to_thread(chooser.choose, p) for p in due))
 
-    def stream(self, request: ChatRequest, provider: str | None = None,
-               fallback: bool | None = None, *, require: list[str] | None = None,
-               min_context: int | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self,
+        request: ChatRequest,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        *,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+    ) -> Iterator[StreamChunk]:
         """Yield the answer as it comes. Failures before the first chunk fail over;
         after it, :class:`StreamInterrupted` carries the partial text. The returned
         iterator's ``attempts`` fills in as candidates are tried."""
         run = self._begin("stream", request, provider, fallback, require, min_context)
         return RoutedStream(stream(run), run.attempts)
 
-    def astream(self, request: ChatRequest, provider: str | None = None,
-                fallback: bool | None = None, *, require: list[str] | None = None,
-                min_context: int | None = None) -> AsyncIterator[StreamChunk]:
+    def astream(
+        self,
+        request: ChatRequest,
+        provider: str | None = None,
+        fallback: bool | None = None,
+        *,
+        require: list[str] | None = None,
+        min_context: int | None = None,
+    ) -> AsyncIterator[StreamChunk]:
         """The async :meth:`stream`."""
         run = self._begin("stream", request, provider, fallback, require, min_context)
         return AsyncRoutedStream(astream(run), run.attempts)
 
-    def embed(self, texts: list[str], model: str | None = None,
-              provider: str | None = None) -> EmbeddingResponse:
+    def embed(
+        self, texts: list[str], model: str | None = None, provider: str | None = None
+    ) -> EmbeddingResponse:
         """Embed ``texts`` with the first provider that supports embeddings."""
-        run = self._begin("embed", texts, provider, None, None, None,
-                          plan_request=ChatRequest(messages=[], model=model))
+        run = self._begin(
+            "embed",
+            texts,
+            provider,
+            None,
+            None,
+            None,
+            plan_request=ChatRequest(messages=[], model=model),
+        )
         resp: EmbeddingResponse = first_answer(run)
         return resp
 
-    async def aembed(self, texts: list[str], model: str | None = None,
-                     provider: str | None = None) -> EmbeddingResponse:
+    async def aembed(
+        self, texts: list[str], model: str | None = None, provider: str | None = None
+    ) -> EmbeddingResponse:
         """The async :meth:`embed`."""
-        run = self._begin("embed", texts, provider, None, None, None,
-                          plan_request=ChatRequest(messages=[], model=model))
+        run = self._begin(
+            "embed",
+            texts,
+            provider,
+            None,
+            None,
+            None,
+            plan_request=ChatRequest(messages=[], model=model),
+        )
         resp: EmbeddingResponse = await afirst_answer(run)
         return resp
 
@@ -168,8 +232,7 @@ class Router:
                 out.extend(got)
         return out
 
-    async def amodels(self, provider: str | None = None,
-                      refresh: bool = False) -> list[ModelInfo]:
+    async def amodels(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
         if refresh:
             self.planner.chooser.invalidate(provider)
         out: list[ModelInfo] = []

@@ -42,17 +42,33 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
     if run.op == "embed":
         embed = p.aembed if is_async else p.embed
         model = cand.model
-        call = GenerationCall(operation="embed", request=req, provider=p,
-                              is_async=is_async, proceed=lambda t: embed(t, model),
-                              config=crew.config, emit=crew.emit)
+        call = GenerationCall(
+            operation="embed",
+            request=req,
+            provider=p,
+            is_async=is_async,
+            proceed=lambda t: embed(t, model),
+            config=crew.config,
+            emit=crew.emit,
+        )
     else:
         method = {
-            ("chat", False): p.chat, ("stream", False): p.stream,
-            ("generate", False): p.generate, ("chat", True): p.achat,
-            ("stream", True): p.astream, ("generate", True): p.agenerate,
+            ("chat", False): p.chat,
+            ("stream", False): p.stream,
+            ("generate", False): p.generate,
+            ("chat", True): p.achat,
+            ("stream", True): p.astream,
+            ("generate", True): p.agenerate,
         }[(run.op, is_async)]
-        call = GenerationCall(operation=run.op, request=req, provider=p, is_async=is_async,
-                              proceed=method, config=crew.config, emit=crew.emit)
+        call = GenerationCall(
+            operation=run.op,
+            request=req,
+            provider=p,
+            is_async=is_async,
+            proceed=method,
+            config=crew.config,
+            emit=crew.emit,
+        )
     return crew.hooks.generate(call)
 
 
@@ -130,7 +146,8 @@ def _retrying(run: Run, cand: Candidate, is_async: bool) -> Any:
         wait=Wait(cfg, offset=1),
         retry=tenacity.retry_if_exception(lambda e: run.should_retry(cand, e)),
         before_sleep=lambda state: run.retrying(
-            cand, state.next_action.sleep if state.next_action else 0.0),
+            cand, state.next_action.sleep if state.next_action else 0.0
+        ),
         reraise=True,
     )
     return tenacity.AsyncRetrying(**kw) if is_async else tenacity.Retrying(**kw)

@@ -36,8 +36,14 @@ class Candidate:
 
     __slots__ = ("agent", "kind", "model", "name", "provider", "skip")
 
-    def __init__(self, name: str, model: str | None, kind: str = "api",
-                 provider: Provider | None = None, agent: Agent | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: str | None,
+        kind: str = "api",
+        provider: Provider | None = None,
+        agent: Agent | None = None,
+    ) -> None:
         self.name = name
         self.model = model
         self.kind = kind
@@ -80,17 +86,26 @@ class Planner:
         self._sizes: dict[tuple[str, str], float] = {}
         self.chooser = ModelChooser()
 
-    def plan(self, request: ChatRequest, provider: str | None, fallback: bool | None,
-             require: list[str] | None, min_context: int | None,
-             op: str) -> list[Candidate]:
+    def plan(
+        self,
+        request: ChatRequest,
+        provider: str | None,
+        fallback: bool | None,
+        require: list[str] | None,
+        min_context: int | None,
+        op: str,
+    ) -> list[Candidate]:
         """The candidates for ``op`` on ``request``, in the order they will be tried."""
         routing = self.runtime.config.routing
         providers = self.runtime.providers
         model = request.model
         chat_like = op in ("chat", "stream")
         modes = self.modes(request) if chat_like else ("api",)
-        agents = self._agents(implied=routing.strategy in ("api_first", "cli_first")) \
-            if "cli" in modes else {}
+        agents = (
+            self._agents(implied=routing.strategy in ("api_first", "cli_first"))
+            if "cli" in modes
+            else {}
+        )
         if model and provider is None and "/" in model:
             head, _, rest = model.partition("/")
             if head in providers or head in agents:  # "name/model" picks the provider
@@ -107,11 +122,13 @@ class Planner:
         if provider is None or provider in providers:
             chosen = [providers[provider]] if provider in providers else list(providers.values())
             for p in chosen:
-                models = self._models_for(p, model, explicit=provider is not None,
-                                          chat=op != "embed")
+                models = self._models_for(
+                    p, model, explicit=provider is not None, chat=op != "embed"
+                )
                 if require or min_context:
-                    models = [m for m in models
-                              if self.qualifies(m, p.type_name, require, min_context)]
+                    models = [
+                        m for m in models if self.qualifies(m, p.type_name, require, min_context)
+                    ]
                 if models:
                     groups.append([Candidate(p.name, m, "api", provider=p) for m in models])
         cli: list[list[Candidate]] = []
@@ -121,7 +138,8 @@ class Planner:
                     continue
                 m = model or agent.config.model
                 if (require or min_context) and not self._agent_qualifies(
-                        agent, m, require, min_context):
+                    agent, m, require, min_context
+                ):
                     continue
                 cli.append([Candidate(name, m, "cli", agent=agent)])
         strategy = routing.strategy
@@ -162,8 +180,9 @@ class Planner:
             return ("cli", "api")
         return ("api", "cli")
 
-    def _agent_qualifies(self, agent: Agent, model: str | None, require: list[str] | None,
-                         min_context: int | None) -> bool:
+    def _agent_qualifies(
+        self, agent: Agent, model: str | None, require: list[str] | None, min_context: int | None
+    ) -> bool:
         """``require=`` against the agent's configured ``capabilities`` when it has some,
         else against the registry's facts about its model."""
         caps = agent.config.capabilities
@@ -174,8 +193,9 @@ class Planner:
             return {normalize_capability(r) for r in (require or [])} <= have
         return self.qualifies(model, agent.type_name, require, min_context)
 
-    def _models_for(self, p: Provider, model: str | None, explicit: bool,
-                    chat: bool = True) -> list[str | None]:
+    def _models_for(
+        self, p: Provider, model: str | None, explicit: bool, chat: bool = True
+    ) -> list[str | None]:
         """The provider's models to try: the asked one (if it serves it), else its
         configured ones then ``fallback_models``, else the one the server offers.
 
@@ -220,10 +240,12 @@ class Planner:
             self._sizes[key] = size or 0.0
         return self._sizes[key]
 
-    def qualifies(self, model: str | None, type_name: str, require: list[str] | None,
-                  min_context: int | None) -> bool:
-        return bool(self.pricing.registry.qualifies(model, type_name, list(require or []),
-                                                    min_context))
+    def qualifies(
+        self, model: str | None, type_name: str, require: list[str] | None, min_context: int | None
+    ) -> bool:
+        return bool(
+            self.pricing.registry.qualifies(model, type_name, list(require or []), min_context)
+        )
 
     def _agents(self, implied: bool = False) -> dict[str, Agent]:
         return serving_agents(self.runtime.agents, self._available, implied)

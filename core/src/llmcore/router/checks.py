@@ -15,8 +15,7 @@ def _bad(text: str, hint: str | None = None) -> BadRequestError:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_request(request: Any, op: str) -> None:
@@ -53,11 +52,13 @@ def check_request(request: Any, op: str) -> None:
     if tm is not None and not (_number(tm) and tm > 0):
         raise _bad(f"timeout={tm!r}: must be a positive, finite number of seconds")
     stop = request.stop
-    if stop is not None and (not isinstance(stop, list)
-                             or not all(isinstance(x, str) for x in stop)):
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(x, str) for x in stop)
+    ):
         raise _bad(f"stop={stop!r}: must be a list of strings")
-    if request.tools is not None and (not isinstance(request.tools, list) or not all(
-            isinstance(x, dict) for x in request.tools)):
+    if request.tools is not None and (
+        not isinstance(request.tools, list) or not all(isinstance(x, dict) for x in request.tools)
+    ):
         raise _bad("tools must be a list of tool definitions (mappings)")
     rf = request.response_format
     if rf is not None and not isinstance(rf, dict):

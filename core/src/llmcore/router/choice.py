@@ -106,9 +106,11 @@ class ModelChooser:
             names = ", ".join(m.name for m in models) or "none"
             why = ModelNotFoundError(
                 f"{p.name}: no model was asked for or configured, and the server lists no "
-                f"chat model (it has: {names})", provider=p.name,
+                f"chat model (it has: {names})",
+                provider=p.name,
                 hint="pull or load a chat model on it (e.g. `ollama pull llama3.2`), or "
-                     "name one with model= or the provider's `models:`")
+                "name one with model= or the provider's `models:`",
+            )
         self._remember(p.name, chosen, self.ttl if chosen else self.failure_ttl, why)
         return chosen
 
@@ -124,8 +126,9 @@ class ModelChooser:
             else:
                 self._cache.pop(name, None)
 
-    def _remember(self, name: str, model: str | None, ttl: float,
-                  why: BaseException | None) -> None:
+    def _remember(
+        self, name: str, model: str | None, ttl: float, why: BaseException | None
+    ) -> None:
         with self._lock:
             self._cache[name] = (time.monotonic() + ttl, model, why)
 

@@ -70,7 +70,8 @@ def refused(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, ConnectionRefusedError) or isinstance(
-                getattr(seen, "os_error", None), ConnectionRefusedError):  # aiohttp's wrapper
+            getattr(seen, "os_error", None), ConnectionRefusedError
+        ):  # aiohttp's wrapper
             return True
         if isinstance(seen, OSError) and seen.errno == errno.ECONNREFUSED:
             return True
@@ -117,8 +118,9 @@ def hint(cand: Candidate, err: ProviderError) -> str | None:
         return err.hint
     base_url = getattr(cand.provider, "base_url", None)
     if isinstance(err, ProviderConnectionError):
-        return redact(f"start {name} (is it listening on {base_url}?), or set "
-                      f"{section}.enabled: false")
+        return redact(
+            f"start {name} (is it listening on {base_url}?), or set {section}.enabled: false"
+        )
     if isinstance(err, ProviderTimeoutError):
         return f"the server is slow or stuck: check it, or raise {section}.timeout"
     if isinstance(err, ModelNotFoundError):

@@ -123,8 +123,11 @@ class Cooldowns:
             self._reported = True
             from ..secrets import redact
 
-            print(f"llmcore: cooldown store failed ({redact(str(exc))[:200]}); this process "
-                  "keeps its cooldowns in memory", file=sys.stderr)
+            print(
+                f"llmcore: cooldown store failed ({redact(str(exc))[:200]}); this process "
+                "keeps its cooldowns in memory",
+                file=sys.stderr,
+            )
 
     def _fall_back(self, exc: BaseException) -> CooldownStore:
         """Swap a failing store for an in-memory one (keeping what it still holds)."""

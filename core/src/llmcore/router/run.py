@@ -72,8 +72,19 @@ class Crew:
 class Run:
     """The state of one request: its plan, its attempts, and every decision about them."""
 
-    __slots__ = ("attempts", "cooled", "crew", "errors", "index", "op", "plan", "request",
-                 "rid", "start", "tries")
+    __slots__ = (
+        "attempts",
+        "cooled",
+        "crew",
+        "errors",
+        "index",
+        "op",
+        "plan",
+        "request",
+        "rid",
+        "start",
+        "tries",
+    )
 
     def __init__(self, crew: Crew, op: str, request: Any, plan: list[Candidate]) -> None:
         self.crew = crew
@@ -101,9 +112,19 @@ class Run:
             cand = plan[self.index]
             if cand.skip is not None:  # over budget, cannot see images (llmcore.gates)
                 kind, message, hint, until = cand.skip
-                self._record(Attempt(provider=cand.name, model=cand.model, ok=False,
-                                     error_type=kind, message=message, hint=hint,
-                                     skipped=True, cooldown_until=until), cand)
+                self._record(
+                    Attempt(
+                        provider=cand.name,
+                        model=cand.model,
+                        ok=False,
+                        error_type=kind,
+                        message=message,
+                        hint=hint,
+                        skipped=True,
+                        cooldown_until=until,
+                    ),
+                    cand,
+                )
                 continue
             if cand.kind == "cli" and self.op != "embed":
                 lost = cannot_carry(self.request)
@@ -118,21 +139,36 @@ class Run:
 
     def _cannot_carry(self, cand: Candidate, lost: list[str]) -> None:
         """A candidate that would drop part of the request: skipped, never called."""
-        self._record(Attempt(
-            provider=cand.name, model=cand.model, ok=False, error_type="CannotCarry",
-            message=f"not called: an agent cannot take {', '.join(lost)}", skipped=True,
-            hint="send it to an API provider that supports it, or leave that part out",
-        ), cand)
+        self._record(
+            Attempt(
+                provider=cand.name,
+                model=cand.model,
+                ok=False,
+                error_type="CannotCarry",
+                message=f"not called: an agent cannot take {', '.join(lost)}",
+                skipped=True,
+                hint="send it to an API provider that supports it, or leave that part out",
+            ),
+            cand,
+        )
 
     def _skip(self, cand: Candidate, until: float, reason: str) -> None:
         left = max(0.0, until - time.time())
-        self._record(Attempt(
-            provider=cand.name, model=cand.model, ok=False, error_type="CoolingDown",
-            message=f"cooling down for {left:.1f}s more ({reason})" if reason
-            else f"cooling down for {left:.1f}s more",
-            hint=f"back at {clock(until)}; another provider, or wait", skipped=True,
-            cooldown_until=until,
-        ), cand)
+        self._record(
+            Attempt(
+                provider=cand.name,
+                model=cand.model,
+                ok=False,
+                error_type="CoolingDown",
+                message=f"cooling down for {left:.1f}s more ({reason})"
+                if reason
+                else f"cooling down for {left:.1f}s more",
+                hint=f"back at {clock(until)}; another provider, or wait",
+                skipped=True,
+                cooldown_until=until,
+            ),
+            cand,
+        )
 
     def request_for(self, cand: Candidate) -> Any:
         """The request as ``cand`` gets it (its model; ``stream`` set for streams)."""
@@ -140,8 +176,9 @@ class Run:
             return self.request
         req = self.request
         if any(k in req.extra for k in ROUTING_KEYS):  # routing hints stay with the router
-            req = attrs.evolve(req, extra={k: v for k, v in req.extra.items()
-                                           if k not in ROUTING_KEYS})
+            req = attrs.evolve(
+                req, extra={k: v for k, v in req.extra.items() if k not in ROUTING_KEYS}
+            )
         if req.model == cand.model and (self.op != "stream" or req.stream):
             return req
         return attrs.evolve(req, model=cand.model, stream=self.op == "stream")
@@ -150,8 +187,9 @@ class Run:
         return self.index + 1 < len(self.plan)
 
     # -- failures -----------------------------------------------------------------------
-    def failed_try(self, cand: Candidate, exc: BaseException, t0: float, *,
-                   mid_stream: bool = False) -> ProviderError:
+    def failed_try(
+        self, cand: Candidate, exc: BaseException, t0: float, *, mid_stream: bool = False
+    ) -> ProviderError:
         """Record one failed call; return the error to retry on or fail over from.
 
         Errors that are not about the provider (a guard hook refusing, bad config) are
@@ -166,16 +204,21 @@ class Run:
             self.crew.chooser.invalidate(cand.name)
         duration = time.monotonic() - t0
         a = Attempt(
-            provider=cand.name, model=cand.model, ok=False, error_type=type(err).__name__,
-            status=err.status, message=err.message, hint=hint(cand, err),
-            duration_s=duration, retry=self.tries - 1,
+            provider=cand.name,
+            model=cand.model,
+            ok=False,
+            error_type=type(err).__name__,
+            status=err.status,
+            message=err.message,
+            hint=hint(cand, err),
+            duration_s=duration,
+            retry=self.tries - 1,
         )
         policy = self.crew.policy
         due = policy.after_failure(cand, err)
         if due is not None:
             self._cool(cand, cand.name, due[0], due[1], a)
-        if isinstance(err, RateLimitError) and not mid_stream \
-                and not self.should_retry(cand, err):
+        if isinstance(err, RateLimitError) and not mid_stream and not self.should_retry(cand, err):
             # Given up on (the loops ask should_retry in the same state): cool it now.
             limit = policy.after_rate_limit(cand, err)
             if limit is not None:
@@ -204,7 +247,7 @@ class Run:
 
     def _later_candidates(self) -> bool:
         active = self.crew.policy.active()
-        for c in self.plan[self.index + 1:]:
+        for c in self.plan[self.index + 1 :]:
             if c.name not in active and c.model_key not in active:
                 return True
         return False
@@ -212,51 +255,89 @@ class Run:
     def retrying(self, cand: Candidate, wait: float) -> None:
         """Note that ``cand`` is called again after ``wait`` seconds."""
         last = self.attempts[-1] if self.attempts else None
-        self.crew.emit(MetricsEvent(
-            kind="retry", provider=cand.name, plugin=cand.type_name, model=cand.model,
-            operation=self.op, outcome=last.error_type or "error" if last else "error",
-            status=last.status if last else None, attempt=self.tries + 1,
-            duration_s=wait, request_id=self.rid, message=f"retrying in {wait:.3f}s",
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="retry",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=cand.model,
+                operation=self.op,
+                outcome=last.error_type or "error" if last else "error",
+                status=last.status if last else None,
+                attempt=self.tries + 1,
+                duration_s=wait,
+                request_id=self.rid,
+                message=f"retrying in {wait:.3f}s",
+            )
+        )
 
     def give_up(self, cand: Candidate, exc: ProviderError) -> None:
         """The candidate is done for this request (cooled in :meth:`failed_try` if due):
         note the failover."""
         if self.has_next():
-            self.crew.emit(MetricsEvent(
-                kind="failover", provider=cand.name, plugin=cand.type_name, model=cand.model,
-                operation=self.op, outcome=type(exc).__name__, status=exc.status,
-                request_id=self.rid, message=f"to {self.plan[self.index + 1].name}",
-            ))
+            self.crew.emit(
+                MetricsEvent(
+                    kind="failover",
+                    provider=cand.name,
+                    plugin=cand.type_name,
+                    model=cand.model,
+                    operation=self.op,
+                    outcome=type(exc).__name__,
+                    status=exc.status,
+                    request_id=self.rid,
+                    message=f"to {self.plan[self.index + 1].name}",
+                )
+            )
 
-    def _cool(self, cand: Candidate, key: str, seconds: float, reason: str,
-              a: Attempt) -> None:
+    def _cool(self, cand: Candidate, key: str, seconds: float, reason: str, a: Attempt) -> None:
         seconds = self.crew.policy.seconds(seconds)
         until = time.time() + seconds
         self.crew.policy.put(key, until, reason)
         self.cooled.add(key)
         a.cooldown_until = until
-        self.crew.emit(MetricsEvent(
-            kind="cooldown", provider=cand.name, plugin=cand.type_name, model=cand.model,
-            operation=self.op, outcome=reason, status=a.status, cooldown_until=until,
-            duration_s=seconds, request_id=self.rid, message=f"{key} until {clock(until)}",
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="cooldown",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=cand.model,
+                operation=self.op,
+                outcome=reason,
+                status=a.status,
+                cooldown_until=until,
+                duration_s=seconds,
+                request_id=self.rid,
+                message=f"{key} until {clock(until)}",
+            )
+        )
 
-    def interrupted(self, cand: Candidate, exc: BaseException, t0: float,
-                    parts: list[str]) -> StreamInterrupted:
+    def interrupted(
+        self, cand: Candidate, exc: BaseException, t0: float, parts: list[str]
+    ) -> StreamInterrupted:
         """A stream broke after the caller got text: never restart it elsewhere."""
         err = as_provider_error(cand, exc)
         if err is None:
             raise exc
         self.failed_try(cand, err, t0, mid_stream=True)
-        self.crew.emit(MetricsEvent(
-            kind="request", provider=cand.name, plugin=cand.type_name, model=cand.model,
-            operation=self.op, outcome="StreamInterrupted", attempts=len(self.attempts),
-            latency_s=time.monotonic() - self.start, request_id=self.rid,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="request",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=cand.model,
+                operation=self.op,
+                outcome="StreamInterrupted",
+                attempts=len(self.attempts),
+                latency_s=time.monotonic() - self.start,
+                request_id=self.rid,
+            )
+        )
         out = StreamInterrupted(
             f"stream from {cand.name} broke after {len(parts)} chunk(s): {err.message}",
-            partial="".join(parts), provider=cand.name, model=cand.model, status=err.status,
+            partial="".join(parts),
+            provider=cand.name,
+            model=cand.model,
+            status=err.status,
             hint="the partial answer is in .partial; ask again to get a whole one",
         )
         out.__cause__ = exc
@@ -266,11 +347,16 @@ class Run:
         """The error when no candidate answered (raise it)."""
         if not self.attempts and self.op == "embed":
             return AllProvidersFailed([], message="no enabled provider supports embeddings")
-        self.crew.emit(MetricsEvent(
-            kind="request", outcome="AllProvidersFailed", operation=self.op,
-            latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
-            request_id=self.rid,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="request",
+                outcome="AllProvidersFailed",
+                operation=self.op,
+                latency_s=time.monotonic() - self.start,
+                attempts=len(self.attempts),
+                request_id=self.rid,
+            )
+        )
         if not self.attempts:
             return AllProvidersFailed([], message=self._nobody_serves())
         return all_failed_error(self.attempts, self.errors)
@@ -280,11 +366,13 @@ class Run:
         model = getattr(self.request, "model", None)
         providers = self.crew.providers()
         if not providers:
-            return ("no provider is enabled: configure one in llmcore.yaml "
-                    "(see `llmcore providers`)")
+            return "no provider is enabled: configure one in llmcore.yaml (see `llmcore providers`)"
         if model:
-            served = [f"{name} ({', '.join(p.config.models)})"
-                      for name, p in providers.items() if p.config.models]
+            served = [
+                f"{name} ({', '.join(p.config.models)})"
+                for name, p in providers.items()
+                if p.config.models
+            ]
             text = f"no enabled provider serves model {model!r}"
             if served:
                 text += "; configured models: " + "; ".join(served)
@@ -293,8 +381,13 @@ class Run:
 
     # -- successes ----------------------------------------------------------------------
     def succeeded(self, cand: Candidate, t0: float, model: str | None) -> Attempt:
-        a = Attempt(provider=cand.name, model=model or cand.model, ok=True,
-                    duration_s=time.monotonic() - t0, retry=self.tries - 1)
+        a = Attempt(
+            provider=cand.name,
+            model=model or cand.model,
+            ok=True,
+            duration_s=time.monotonic() - t0,
+            retry=self.tries - 1,
+        )
         self.crew.answered(cand, a.duration_s)
         self._record(a, cand)
         return a
@@ -311,36 +404,50 @@ class Run:
         resp.attempts = self.attempts
         resp.latency_s = time.monotonic() - self.start
         if resp.cost_usd is None:  # an agent or a provider may report its own
-            resp.cost_usd = self.crew.pricing.cost(cand, resp.model or cand.model,
-                                                     resp.usage)
+            resp.cost_usd = self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage)
         if not self.crew.listening():
             return resp
         u = resp.usage or Usage()
-        self.crew.emit(MetricsEvent(
-            kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
-            operation=self.op, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cost_usd=resp.cost_usd, latency_s=resp.latency_s, ttft_s=resp.ttft_s,
-            attempts=len(self.attempts), request_id=self.rid,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="request",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=resp.model,
+                operation=self.op,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cost_usd=resp.cost_usd,
+                latency_s=resp.latency_s,
+                ttft_s=resp.ttft_s,
+                attempts=len(self.attempts),
+                request_id=self.rid,
+            )
+        )
         return resp
 
-    def _embedded(self, resp: EmbeddingResponse, cand: Candidate,
-                  t0: float) -> EmbeddingResponse:
+    def _embedded(self, resp: EmbeddingResponse, cand: Candidate, t0: float) -> EmbeddingResponse:
         self.succeeded(cand, t0, resp.model)
         resp.provider = resp.provider or cand.name
         if not self.crew.listening():
             return resp
-        self.crew.emit(MetricsEvent(
-            kind="request", provider=cand.name, plugin=cand.type_name, model=resp.model,
-            operation="embed", input_tokens=resp.usage.input_tokens,
-            cost_usd=self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage),
-            latency_s=time.monotonic() - self.start, attempts=len(self.attempts),
-            request_id=self.rid,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="request",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=resp.model,
+                operation="embed",
+                input_tokens=resp.usage.input_tokens,
+                cost_usd=self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage),
+                latency_s=time.monotonic() - self.start,
+                attempts=len(self.attempts),
+                request_id=self.rid,
+            )
+        )
         return resp
 
-    def streamed(self, cand: Candidate, t0: float, ttft: float,
-                 last: StreamChunk | None) -> None:
+    def streamed(self, cand: Candidate, t0: float, ttft: float, last: StreamChunk | None) -> None:
         """A stream ended well; ``last`` is its last chunk with usage (and the model)."""
         a = self.succeeded(cand, t0, last.model if last else None)
         if not self.crew.listening():
@@ -348,30 +455,47 @@ class Run:
         u = last.usage if last and last.usage else None
         latency = time.monotonic() - self.start
         out = u.output_tokens if u else None
-        self.crew.emit(MetricsEvent(
-            kind="request", provider=cand.name, plugin=cand.type_name, model=a.model,
-            operation="stream", latency_s=latency, ttft_s=ttft,
-            input_tokens=u.input_tokens if u else None, output_tokens=out,
-            cost_usd=self.crew.pricing.cost(cand, a.model, u),
-            tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
-            attempts=len(self.attempts), request_id=self.rid,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="request",
+                provider=cand.name,
+                plugin=cand.type_name,
+                model=a.model,
+                operation="stream",
+                latency_s=latency,
+                ttft_s=ttft,
+                input_tokens=u.input_tokens if u else None,
+                output_tokens=out,
+                cost_usd=self.crew.pricing.cost(cand, a.model, u),
+                tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
+                attempts=len(self.attempts),
+                request_id=self.rid,
+            )
+        )
 
     def _record(self, a: Attempt, cand: Candidate) -> None:
         self.attempts.append(a)
         if not self.crew.listening():
             return
-        self.crew.emit(MetricsEvent(
-            kind="attempt", provider=a.provider, plugin=cand.type_name, model=a.model,
-            operation=self.op,
-            outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),
-            status=a.status, latency_s=a.duration_s, attempt=len(self.attempts),
-            request_id=self.rid, message=a.message or None, cooldown_until=a.cooldown_until,
-        ))
+        self.crew.emit(
+            MetricsEvent(
+                kind="attempt",
+                provider=a.provider,
+                plugin=cand.type_name,
+                model=a.model,
+                operation=self.op,
+                outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),
+                status=a.status,
+                latency_s=a.duration_s,
+                attempt=len(self.attempts),
+                request_id=self.rid,
+                message=a.message or None,
+                cooldown_until=a.cooldown_until,
+            )
+        )
 
 
-def all_failed_error(attempts: list[Attempt],
-                     errors: list[ProviderError]) -> AllProvidersFailed:
+def all_failed_error(attempts: list[Attempt], errors: list[ProviderError]) -> AllProvidersFailed:
     """The error when no candidate answered.
 
     When every call that was made failed for the same reason (one distinct error class,
@@ -401,12 +525,19 @@ def _failed_as(cause: type[ProviderError]) -> type[AllProvidersFailed]:
     """``AllProvidersFailed`` that is also a ``cause`` (one class per cause class)."""
     cls = _FAILED_AS.get(cause)
     if cls is None:
+
         def init(self: Any, attempts: list[Attempt], *, message: str | None = None) -> None:
             AllProvidersFailed.__init__(self, attempts, message=message)
 
-        cls = type(f"AllProvidersFailed_{cause.__name__}", (AllProvidersFailed, cause),
-                   {"__init__": init, "__module__": AllProvidersFailed.__module__,
-                    "__doc__": f"Every candidate failed with {cause.__name__}."})
+        cls = type(
+            f"AllProvidersFailed_{cause.__name__}",
+            (AllProvidersFailed, cause),
+            {
+                "__init__": init,
+                "__module__": AllProvidersFailed.__module__,
+                "__doc__": f"Every candidate failed with {cause.__name__}.",
+            },
+        )
         _FAILED_AS[cause] = cls
     return cls
 
@@ -418,24 +549,30 @@ def describe_attempts(attempts: list[Attempt]) -> str:
     lines = [f"all {len(attempts)} attempt(s) failed:"]
     for a in attempts:
         status = f" {a.status}" if a.status else ""
-        what = (f"skipped ({_skip_reason(a)})" if a.skipped
-                else f"{a.error_type}{status}")
-        lines.append(f"  - {a.provider}/{a.model or '-'}: {what} after "
-                     f"{a.duration_s * 1000:.0f} ms: {a.message}")
+        what = f"skipped ({_skip_reason(a)})" if a.skipped else f"{a.error_type}{status}"
+        lines.append(
+            f"  - {a.provider}/{a.model or '-'}: {what} after "
+            f"{a.duration_s * 1000:.0f} ms: {a.message}"
+        )
         if a.hint:
             lines.append(f"      fix: {a.hint}")
     if all(a.skipped and a.error_type == "CoolingDown" for a in attempts):
         first = min(a.cooldown_until or 0.0 for a in attempts)
         who = next(a for a in attempts if (a.cooldown_until or 0.0) == first)
-        lines.append(f"every candidate is cooling down; the first back is {who.provider} "
-                     f"in {max(0.0, first - time.time()):.0f}s (at {clock(first)})")
+        lines.append(
+            f"every candidate is cooling down; the first back is {who.provider} "
+            f"in {max(0.0, first - time.time()):.0f}s (at {clock(first)})"
+        )
     return "\n".join(lines)
 
 
 def _skip_reason(a: Attempt) -> str:
     """Why a candidate was skipped: a cooldown, or a gate (``OverBudget``, ``NoVision``)."""
-    return {"CoolingDown": "cooling down", "OverBudget": "budget",
-            "NoVision": "cannot see images"}.get(a.error_type or "", a.error_type or "")
+    return {
+        "CoolingDown": "cooling down",
+        "OverBudget": "budget",
+        "NoVision": "cannot see images",
+    }.get(a.error_type or "", a.error_type or "")
 
 
 def clock(t: float) -> str:

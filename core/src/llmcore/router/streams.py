@@ -134,8 +134,9 @@ async def astream(run: Run) -> AsyncIterator[StreamChunk]:
     raise run.all_failed()
 
 
-def _open(run: Run, cand: Candidate,
-          req: Any) -> tuple[Iterator[StreamChunk], list[StreamChunk], float]:
+def _open(
+    run: Run, cand: Candidate, req: Any
+) -> tuple[Iterator[StreamChunk], list[StreamChunk], float]:
     """Call and read up to the first chunk that carries something (the retryable part).
 
     The candidate stays counted in flight until the stream ends.
@@ -145,8 +146,9 @@ def _open(run: Run, cand: Candidate,
     held: list[StreamChunk] = []
     try:
         got = invoke(run, cand, req, False)
-        it: Iterator[StreamChunk] = (iter([_as_chunk(got, cand)]) if cand.kind == "cli"
-                                     else iter(got))
+        it: Iterator[StreamChunk] = (
+            iter([_as_chunk(got, cand)]) if cand.kind == "cli" else iter(got)
+        )
         for chunk in it:
             held.append(chunk)
             if _carries(chunk):
@@ -157,8 +159,9 @@ def _open(run: Run, cand: Candidate,
     return it, held, t0
 
 
-async def _aopen(run: Run, cand: Candidate,
-                 req: Any) -> tuple[AsyncIterator[StreamChunk], list[StreamChunk], float]:
+async def _aopen(
+    run: Run, cand: Candidate, req: Any
+) -> tuple[AsyncIterator[StreamChunk], list[StreamChunk], float]:
     """The async :func:`_open`."""
     t0 = time.monotonic()
     run.crew.balancer.enter(cand)
@@ -190,8 +193,13 @@ def _carries(chunk: StreamChunk) -> bool:
 
 def _as_chunk(resp: ChatResponse, cand: Candidate) -> StreamChunk:
     """An agent's whole answer as the one chunk of its stream."""
-    return StreamChunk(content=resp.content, finish_reason="stop", usage=resp.usage,
-                       model=resp.model, provider=cand.name)
+    return StreamChunk(
+        content=resp.content,
+        finish_reason="stop",
+        usage=resp.usage,
+        model=resp.model,
+        provider=cand.name,
+    )
 
 
 async def _aiter_one(chunk: StreamChunk) -> AsyncIterator[StreamChunk]:

@@ -79,21 +79,30 @@ def _start(source: str) -> tuple[subprocess.Popen[str], str]:
     if source:
         argv += ["--config", source]
     with os.fdopen(fd, "a") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err,
-                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.wait(timeout=30)
-        raise ConfigError(f"could not start the gateway for via_gateway agents "
-                          f"(exit {proc.returncode})", hint=f"see {log}; try `llmcore serve`")
+        raise ConfigError(
+            f"could not start the gateway for via_gateway agents (exit {proc.returncode})",
+            hint=f"see {log}; try `llmcore serve`",
+        )
     url = line.split("listening on ", 1)[1].split()[0]
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _is_gateway(url):
         if time.monotonic() > deadline or proc.poll() is not None:
             _stop(proc)
-            raise ConfigError("the gateway for via_gateway agents did not become healthy",
-                              hint=f"see {log}")
+            raise ConfigError(
+                "the gateway for via_gateway agents did not become healthy", hint=f"see {log}"
+            )
         time.sleep(0.05)
     return proc, url
 

@@ -32,24 +32,43 @@ from .wire import (
 )
 
 ERROR_TYPES = {
-    "invalid_request": "invalid_request_error", "authentication": "authentication_error",
-    "permission": "permission_error", "not_found": "not_found_error",
-    "rate_limit": "rate_limit_error", "overloaded": "overloaded_error",
-    "upstream": "api_error", "too_large": "request_too_large",
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "rate_limit": "rate_limit_error",
+    "overloaded": "overloaded_error",
+    "upstream": "api_error",
+    "too_large": "request_too_large",
 }
-_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
-         "content_filter": "refusal"}
+_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
 #: Fields that steer how Anthropic's own service runs a request (billing metadata, effort
 #: and thinking budgets, context editing, its containers) rather than what the answer says:
 #: an OpenAI-shaped upstream has no place for them, so they are dropped; any other unknown
 #: field is refused, as the Messages API itself does.
-_DROPPED = frozenset({"metadata", "service_tier", "container", "mcp_servers", "thinking",
-                      "context_management", "output_config"})
+_DROPPED = frozenset(
+    {
+        "metadata",
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "thinking",
+        "context_management",
+        "output_config",
+    }
+)
 
 
 def error_body(err: WireError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": ERROR_TYPES.get(err.kind, "api_error"),
-                                       "message": err.message}}
+    return {
+        "type": "error",
+        "error": {"type": ERROR_TYPES.get(err.kind, "api_error"), "message": err.message},
+    }
 
 
 def _text_of(value: Any, where: str) -> str:
@@ -61,8 +80,11 @@ def _text_of(value: Any, where: str) -> str:
     expect(isinstance(value, list), f"{where} must be a string or a list of blocks", where)
     out = []
     for i, b in enumerate(value):
-        expect(isinstance(b, dict) and b.get("type") == "text",
-               f"{where}[{i}]: only text blocks can be carried here", where)
+        expect(
+            isinstance(b, dict) and b.get("type") == "text",
+            f"{where}[{i}]: only text blocks can be carried here",
+            where,
+        )
         out.append(str(b.get("text", "")))
     return "\n".join(out) if len(out) > 1 else "".join(out)
 
@@ -74,8 +96,10 @@ def _image_url(block: dict[str, Any], where: str) -> str:
         return f"data:{media};base64,{src.get('data', '')}"
     if src.get("type") == "url" and src.get("url"):
         return str(src["url"])
-    raise bad_request(f"{where}: image source type {src.get('type')!r} cannot be carried; "
-                      "send base64 or url", where)
+    raise bad_request(
+        f"{where}: image source type {src.get('type')!r} cannot be carried; send base64 or url",
+        where,
+    )
 
 
 def _tool_result(block: dict[str, Any], where: str) -> Message:
@@ -90,21 +114,24 @@ def _tool_result(block: dict[str, Any], where: str) -> Message:
             elif kind == "image":
                 images.append(_image_url(b, f"{where}.content[{i}]"))
             else:
-                raise bad_request(f"{where}.content[{i}]: {kind!r} cannot be carried in a "
-                                  "tool result", where)
+                raise bad_request(
+                    f"{where}.content[{i}]: {kind!r} cannot be carried in a tool result", where
+                )
         text = "\n".join(texts)
     else:
         text = _text_of(content, f"{where}.content")
     if block.get("is_error"):
         text = f"[tool error] {text}"
-    return Message("tool", text, tool_call_id=str(block.get("tool_use_id") or ""),
-                   images=images or None)
+    return Message(
+        "tool", text, tool_call_id=str(block.get("tool_use_id") or ""), images=images or None
+    )
 
 
 def _turn(m: dict[str, Any], where: str) -> list[Message]:
     role = str(m.get("role"))
-    expect(role in ("user", "assistant", "system"),
-           f"{where}.role must be user or assistant", where)
+    expect(
+        role in ("user", "assistant", "system"), f"{where}.role must be user or assistant", where
+    )
     content = m.get("content")
     if isinstance(content, str):
         return [Message(role, content)]
@@ -123,9 +150,16 @@ def _turn(m: dict[str, Any], where: str) -> list[Message]:
         elif kind == "image":
             images.append(_image_url(b, w))
         elif kind == "tool_use" and role == "assistant":
-            calls.append({"id": str(b.get("id") or ""), "type": "function",
-                          "function": {"name": str(b.get("name") or ""),
-                                       "arguments": dumps(b.get("input") or {})}})
+            calls.append(
+                {
+                    "id": str(b.get("id") or ""),
+                    "type": "function",
+                    "function": {
+                        "name": str(b.get("name") or ""),
+                        "arguments": dumps(b.get("input") or {}),
+                    },
+                }
+            )
         elif kind == "tool_result" and role == "user":
             out.append(_tool_result(b, w))  # tool results answer the previous turn first
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
@@ -133,8 +167,14 @@ def _turn(m: dict[str, Any], where: str) -> list[Message]:
         else:
             raise bad_request(f"{w}: a {kind!r} block cannot be carried by this gateway", w)
     if texts or images or calls or not out:
-        out.append(Message(role, "".join(texts) if len(texts) < 2 else "\n".join(texts),
-                           tool_calls=calls or None, images=images or None))
+        out.append(
+            Message(
+                role,
+                "".join(texts) if len(texts) < 2 else "\n".join(texts),
+                tool_calls=calls or None,
+                images=images or None,
+            )
+        )
     return out
 
 
@@ -146,14 +186,16 @@ def _tools(raw: Any, dropped: list[str]) -> list[dict[str, Any]] | None:
     expect(isinstance(raw, list), "tools must be a list", "tools")
     out = []
     for i, t in enumerate(raw):
-        expect(isinstance(t, dict) and isinstance(t.get("name"), str),
-               f"tools[{i}] needs a name", "tools")
+        expect(
+            isinstance(t, dict) and isinstance(t.get("name"), str),
+            f"tools[{i}] needs a name",
+            "tools",
+        )
         kind = t.get("type")
         if kind not in (None, "custom"):
             dropped.append(t["name"])
             continue
-        expect("input_schema" in t, f"tools[{i}] ({t['name']}): input_schema is required",
-               "tools")
+        expect("input_schema" in t, f"tools[{i}] ({t['name']}): input_schema is required", "tools")
         fn: dict[str, Any] = {"name": t["name"], "parameters": t["input_schema"]}
         if t.get("description"):
             fn["description"] = t["description"]
@@ -177,16 +219,20 @@ def _tool_choice(raw: Any) -> Any:
     raise bad_request(f"tool_choice.type {kind!r} is unknown", "tool_choice")
 
 
-def parse_messages_request(body: Any, *, counting: bool = False
-                           ) -> tuple[ChatRequest, bool, list[str]]:
+def parse_messages_request(
+    body: Any, *, counting: bool = False
+) -> tuple[ChatRequest, bool, list[str]]:
     """→ (request, stream, names of the server tools left out). ``counting``: a
     count_tokens body (no max_tokens)."""
     expect(isinstance(body, dict), "the body must be a JSON object")
     model = body.get("model")
     expect(isinstance(model, str) and bool(model), "model: Field required", "model")
     raw = body.get("messages")
-    expect(isinstance(raw, list) and bool(raw), "messages: at least one message is required",
-           "messages")
+    expect(
+        isinstance(raw, list) and bool(raw),
+        "messages: at least one message is required",
+        "messages",
+    )
     msgs: list[Message] = []
     system = _text_of(body.get("system"), "system")
     if system:
@@ -199,19 +245,38 @@ def parse_messages_request(body: Any, *, counting: bool = False
     extra: dict[str, Any] = {}
     if body.get("top_k") is not None:
         extra["top_k"] = as_int(body.get("top_k"), "top_k")
-    known = {"model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k",
-             "stop_sequences", "tools", "tool_choice", "stream", *_DROPPED}
+    known = {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "stream",
+        *_DROPPED,
+    }
     unknown = sorted(k for k in body if k not in known)
-    expect(not unknown, f"{unknown[0] if unknown else ''}: Extra inputs are not permitted",
-           unknown[0] if unknown else None)
+    expect(
+        not unknown,
+        f"{unknown[0] if unknown else ''}: Extra inputs are not permitted",
+        unknown[0] if unknown else None,
+    )
     tool_choice = _tool_choice(body.get("tool_choice"))
     dropped: list[str] = []
     request = ChatRequest(
-        messages=msgs, model=model, max_tokens=max_tokens,
+        messages=msgs,
+        model=model,
+        max_tokens=max_tokens,
         temperature=as_float(body.get("temperature"), "temperature"),
         top_p=as_float(body.get("top_p"), "top_p"),
         stop=as_stop(body.get("stop_sequences"), "stop_sequences"),
-        tools=_tools(body.get("tools"), dropped), tool_choice=tool_choice, extra=extra,
+        tools=_tools(body.get("tools"), dropped),
+        tool_choice=tool_choice,
+        extra=extra,
     )
     if request.tools is None:
         request.tool_choice = None
@@ -233,8 +298,12 @@ def usage_dict(u: Usage | None) -> dict[str, Any]:
     u = u or Usage()
     cached = u.cached_tokens or 0
     # llmcore counts cached tokens inside input_tokens (OpenAI's way); Anthropic apart.
-    return {"input_tokens": max(0, u.input_tokens - cached), "output_tokens": u.output_tokens,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+    return {
+        "input_tokens": max(0, u.input_tokens - cached),
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
 
 
 def stop_reason(reason: str | None, calls: Any) -> str:
@@ -250,21 +319,34 @@ def _blocks(text: str, thinking: str | None, calls: Any) -> list[dict[str, Any]]
     if text or not calls:
         blocks.append({"type": "text", "text": text})
     for c in tool_calls_out(calls) or ():
-        blocks.append({"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
-                       "input": parse_arguments(c["function"]["arguments"])})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": c["id"],
+                "name": c["function"]["name"],
+                "input": parse_arguments(c["function"]["arguments"]),
+            }
+        )
     return blocks
 
 
 def render_message(resp: ChatResponse, model: str) -> dict[str, Any]:
-    return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": model,
-            "content": _blocks(resp.content, resp.thinking, resp.tool_calls),
-            "stop_reason": stop_reason(resp.finish_reason, resp.tool_calls),
-            "stop_sequence": None, "usage": usage_dict(resp.usage)}
+    return {
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": _blocks(resp.content, resp.thinking, resp.tool_calls),
+        "stop_reason": stop_reason(resp.finish_reason, resp.tool_calls),
+        "stop_sequence": None,
+        "usage": usage_dict(resp.usage),
+    }
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + dumps({"type": kind, **data}).encode() \
-        + b"\n\n"
+    return (
+        b"event: " + kind.encode() + b"\ndata: " + dumps({"type": kind, **data}).encode() + b"\n\n"
+    )
 
 
 class MessageStream:
@@ -282,10 +364,21 @@ class MessageStream:
         self.calls: list[dict[str, Any]] | None = None
 
     def start(self) -> bytes:
-        return _sse("message_start", {"message": {
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": usage_dict(None)}}) + _sse("ping", {})
+        return _sse(
+            "message_start",
+            {
+                "message": {
+                    "id": self.id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": usage_dict(None),
+                }
+            },
+        ) + _sse("ping", {})
 
     def _open(self, kind: str) -> bytes:
         if self.open_kind == kind:
@@ -293,8 +386,11 @@ class MessageStream:
         out = self._close()
         self.index += 1
         self.open_kind = kind
-        block = {"type": "text", "text": ""} if kind == "text" else \
-            {"type": "thinking", "thinking": "", "signature": ""}
+        block = (
+            {"type": "text", "text": ""}
+            if kind == "text"
+            else {"type": "thinking", "thinking": "", "signature": ""}
+        )
         return out + _sse("content_block_start", {"index": self.index, "content_block": block})
 
     def _close(self) -> bytes:
@@ -302,29 +398,50 @@ class MessageStream:
             return b""
         out = b""
         if self.open_kind == "thinking":
-            out += _sse("content_block_delta", {"index": self.index, "delta": {
-                "type": "signature_delta", "signature": ""}})
+            out += _sse(
+                "content_block_delta",
+                {"index": self.index, "delta": {"type": "signature_delta", "signature": ""}},
+            )
         self.open_kind = None
         return out + _sse("content_block_stop", {"index": self.index})
 
     def chunk(self, c: StreamChunk) -> bytes:
         out = b""
         if c.thinking:
-            out += self._open("thinking") + _sse("content_block_delta", {
-                "index": self.index, "delta": {"type": "thinking_delta",
-                                               "thinking": c.thinking}})
+            out += self._open("thinking") + _sse(
+                "content_block_delta",
+                {"index": self.index, "delta": {"type": "thinking_delta", "thinking": c.thinking}},
+            )
         if c.content:
-            out += self._open("text") + _sse("content_block_delta", {
-                "index": self.index, "delta": {"type": "text_delta", "text": c.content}})
+            out += self._open("text") + _sse(
+                "content_block_delta",
+                {"index": self.index, "delta": {"type": "text_delta", "text": c.content}},
+            )
         for call in tool_calls_out(c.tool_calls) or ():
             out += self._close()
             self.index += 1
-            out += _sse("content_block_start", {"index": self.index, "content_block": {
-                "type": "tool_use", "id": call["id"], "name": call["function"]["name"],
-                "input": {}}})
-            out += _sse("content_block_delta", {"index": self.index, "delta": {
-                "type": "input_json_delta",
-                "partial_json": dumps(parse_arguments(call["function"]["arguments"]))}})
+            out += _sse(
+                "content_block_start",
+                {
+                    "index": self.index,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": call["id"],
+                        "name": call["function"]["name"],
+                        "input": {},
+                    },
+                },
+            )
+            out += _sse(
+                "content_block_delta",
+                {
+                    "index": self.index,
+                    "delta": {
+                        "type": "input_json_delta",
+                        "partial_json": dumps(parse_arguments(call["function"]["arguments"])),
+                    },
+                },
+            )
             out += _sse("content_block_stop", {"index": self.index})
         if c.tool_calls:
             self.calls = c.tool_calls
@@ -340,10 +457,20 @@ class MessageStream:
             out += self._open("text")
         out += self._close()
         u = usage_dict(self.usage)
-        return out + _sse("message_delta", {
-            "delta": {"stop_reason": stop_reason(self.reason, self.calls),
-                      "stop_sequence": None},
-            "usage": u}) + _sse("message_stop", {})
+        return (
+            out
+            + _sse(
+                "message_delta",
+                {
+                    "delta": {
+                        "stop_reason": stop_reason(self.reason, self.calls),
+                        "stop_sequence": None,
+                    },
+                    "usage": u,
+                },
+            )
+            + _sse("message_stop", {})
+        )
 
     def error(self, err: WireError) -> bytes:
         """A failure after the first byte: Anthropic's in-stream ``error`` event (the SDK

@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 
 #: The key name of the request being served (read by the metrics tagger below).
 current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "llmcore_gateway_key", default=None)
-_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no"}
+    "llmcore_gateway_key", default=None
+)
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
 READY_TTL_S = 5.0
 
 
@@ -61,8 +65,9 @@ class Protocol:
         self.error_body = error_body
 
     def error(self, err: WireError) -> web.Response:
-        return web.json_response(self.error_body(err), status=err.status,
-                                 headers=err.headers or None, dumps=_dumps)
+        return web.json_response(
+            self.error_body(err), status=err.status, headers=err.headers or None, dumps=_dumps
+        )
 
 
 def _dumps(data: Any) -> str:
@@ -77,8 +82,14 @@ RESPONSES = Protocol("responses", responses_wire.error_body)
 class Gateway:
     """One worker's state: the client (router, providers, sinks), routes, keys, limits."""
 
-    def __init__(self, client: AsyncClient, keyring: KeyRing, *,
-                 max_concurrency: int = 512, prometheus: Any = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        keyring: KeyRing,
+        *,
+        max_concurrency: int = 512,
+        prometheus: Any = None,
+    ) -> None:
         self.client = client
         self.router = client.router
         cfg = client.runtime.config.serve
@@ -105,22 +116,35 @@ class Gateway:
         r.add_post("/v1/embeddings", self._wrap(OPENAI, "embeddings", self.embeddings))
         r.add_get("/v1/models", self._wrap(OPENAI, "models", self.models))
         r.add_post("/v1/messages", self._wrap(ANTHROPIC, "messages", self.messages))
-        r.add_post("/v1/messages/count_tokens",
-                   self._wrap(ANTHROPIC, "count_tokens", self.count_tokens))
+        r.add_post(
+            "/v1/messages/count_tokens", self._wrap(ANTHROPIC, "count_tokens", self.count_tokens)
+        )
         r.add_post("/v1/responses", self._wrap(RESPONSES, "responses", self.responses))
         r.add_get("/health", self.health)
         r.add_get("/health/ready", self.ready)
         r.add_get("/metrics", self.metrics)
         return app
 
-    def _wrap(self, proto: Protocol, endpoint: str,
-              handler: Callable[[web.Request, str | None], Awaitable[web.StreamResponse]]
-              ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _wrap(
+        self,
+        proto: Protocol,
+        endpoint: str,
+        handler: Callable[[web.Request, str | None], Awaitable[web.StreamResponse]],
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
             if self.in_flight >= self.max_concurrency:
-                return self._count(endpoint, None, proto.error(WireError(
-                    429, "the gateway is at its concurrency limit; retry shortly",
-                    "overloaded", headers={"Retry-After": "1"})))
+                return self._count(
+                    endpoint,
+                    None,
+                    proto.error(
+                        WireError(
+                            429,
+                            "the gateway is at its concurrency limit; retry shortly",
+                            "overloaded",
+                            headers={"Retry-After": "1"},
+                        )
+                    ),
+                )
             self.in_flight += 1
             key_name: str | None = None
             try:
@@ -135,18 +159,24 @@ class Gateway:
                     self._refused(endpoint, key_name, err)
                 resp = proto.error(err)
             except web.HTTPRequestEntityTooLarge:
-                resp = proto.error(WireError(413, "request body too large (serve.max_body_"
-                                             "bytes)", "too_large"))
+                resp = proto.error(
+                    WireError(413, "request body too large (serve.max_body_bytes)", "too_large")
+                )
             except Exception as exc:  # a bug here: one line, no traceback (no prompt in it)
                 from ..secrets import redact
 
-                print(f"llmcore serve: {endpoint}: {type(exc).__name__}: "
-                      f"{redact(str(exc))[:200]}", file=sys.stderr, flush=True)
-                resp = proto.error(WireError(500, f"internal gateway error "
-                                             f"({type(exc).__name__})", "upstream"))
+                print(
+                    f"llmcore serve: {endpoint}: {type(exc).__name__}: {redact(str(exc))[:200]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                resp = proto.error(
+                    WireError(500, f"internal gateway error ({type(exc).__name__})", "upstream")
+                )
             finally:
                 self.in_flight -= 1
             return self._count(endpoint, key_name, resp)
+
         return handle
 
     def _refused(self, endpoint: str, key: str | None, err: WireError) -> None:
@@ -155,22 +185,34 @@ class Gateway:
         if metrics.listening:
             from ..metrics import MetricsEvent
 
-            metrics.emit(MetricsEvent(kind="refused", operation=endpoint, outcome=err.kind,
-                                      status=err.status, key_name=key))
+            metrics.emit(
+                MetricsEvent(
+                    kind="refused",
+                    operation=endpoint,
+                    outcome=err.kind,
+                    status=err.status,
+                    key_name=key,
+                )
+            )
 
-    def _count(self, endpoint: str, key: str | None, resp: web.StreamResponse
-               ) -> web.StreamResponse:
+    def _count(
+        self, endpoint: str, key: str | None, resp: web.StreamResponse
+    ) -> web.StreamResponse:
         if self.prometheus is not None:
-            self.prometheus.request(endpoint, key, resp.headers.get("X-Llmcore-Provider", ""),
-                                    resp.status)
+            self.prometheus.request(
+                endpoint, key, resp.headers.get("X-Llmcore-Provider", ""), resp.status
+            )
         return resp
 
     def _authenticate(self, request: web.Request) -> str | None:
         if not self.keyring.enabled:
             return None
         auth = request.headers.get("Authorization", "")
-        presented = auth[7:].strip() if auth[:7].lower() == "bearer " else \
-            request.headers.get("x-api-key") or request.headers.get("api-key")
+        presented = (
+            auth[7:].strip()
+            if auth[:7].lower() == "bearer "
+            else request.headers.get("x-api-key") or request.headers.get("api-key")
+        )
         name, cfg, slot = self.keyring.identify(presented)
         request["key"] = (name, cfg, slot)
         return name
@@ -209,23 +251,26 @@ class Gateway:
         req, _ = openai_wire.parse_completion(await self._body(request))
         model = req.model or ""
         await self._admit(request, model)
-        resp = await self._call(routes.achat(self.router, req, self.routes.targets(model),
-                                             operation="generate"), model)
+        resp = await self._call(
+            routes.achat(self.router, req, self.routes.targets(model), operation="generate"), model
+        )
         return self._json(openai_wire.render_completion(resp, model), resp.provider)
 
     async def embeddings(self, request: web.Request, key: str | None) -> web.StreamResponse:
         texts, model, fmt = openai_wire.parse_embeddings(await self._body(request))
         await self._admit(request, model)
-        resp = await self._call(routes.aembed(self.router, texts, self.routes.targets(model)),
-                                model)
+        resp = await self._call(
+            routes.aembed(self.router, texts, self.routes.targets(model)), model
+        )
         return self._json(openai_wire.render_embeddings(resp, model, fmt), resp.provider)
 
     async def models(self, request: web.Request, key: str | None) -> web.StreamResponse:
         names = self.routes.names()
         got = request.get("key")
         if got is not None and got[1].models:
-            names = [n for n in names if n in got[1].models] + \
-                [n for n in got[1].models if n not in names]
+            names = [n for n in names if n in got[1].models] + [
+                n for n in got[1].models if n not in names
+            ]
         return self._json(openai_wire.render_models(names), None)
 
     # -- Anthropic ------------------------------------------------------------------------
@@ -236,14 +281,12 @@ class Gateway:
         targets = self.routes.targets(model)
         if not stream:
             resp = await self._call(routes.achat(self.router, req, targets), model)
-            return self._json(anthropic_wire.render_message(resp, model), resp.provider,
-                              dropped)
+            return self._json(anthropic_wire.render_message(resp, model), resp.provider, dropped)
         enc = anthropic_wire.MessageStream(model)
         return await self._stream(request, req, targets, model, enc.start(), enc, dropped)
 
     async def count_tokens(self, request: web.Request, key: str | None) -> web.StreamResponse:
-        req, _, _ = anthropic_wire.parse_messages_request(await self._body(request),
-                                                          counting=True)
+        req, _, _ = anthropic_wire.parse_messages_request(await self._body(request), counting=True)
         await self._admit(request, req.model or "")
         return self._json({"input_tokens": anthropic_wire.count_tokens(req)}, None)
 
@@ -256,8 +299,9 @@ class Gateway:
         targets = self.routes.targets(model)
         if not stream:
             resp = await self._call(routes.achat(self.router, req, targets), model)
-            return self._json(responses_wire.render_response(resp, model, body), resp.provider,
-                              dropped)
+            return self._json(
+                responses_wire.render_response(resp, model, body), resp.provider, dropped
+            )
         enc = responses_wire.ResponseStream(model, body)
         return await self._stream(request, req, targets, model, enc.start(), enc, dropped)
 
@@ -280,20 +324,32 @@ class Gateway:
             headers["X-Llmcore-Dropped-Tools"] = ", ".join(dropped)
         return headers
 
-    def _json(self, data: Any, provider: str | None,
-              dropped: list[str] | None = None) -> web.Response:
-        return web.Response(text=_dumps(data), content_type="application/json",
-                            headers=self._headers(provider, dropped) or None)
+    def _json(
+        self, data: Any, provider: str | None, dropped: list[str] | None = None
+    ) -> web.Response:
+        return web.Response(
+            text=_dumps(data),
+            content_type="application/json",
+            headers=self._headers(provider, dropped) or None,
+        )
 
-    async def _stream(self, request: web.Request, req: Any, targets: list[routes.Target],
-                      model: str, head: bytes, enc: Any,
-                      dropped: list[str] | None = None) -> web.StreamResponse:
+    async def _stream(
+        self,
+        request: web.Request,
+        req: Any,
+        targets: list[routes.Target],
+        model: str,
+        head: bytes,
+        enc: Any,
+        dropped: list[str] | None = None,
+    ) -> web.StreamResponse:
         # Failover happens inside aopen_stream, before a byte is sent: errors up to here
         # are ordinary error answers.
         first, it = await self._call(routes.aopen_stream(self.router, req, targets), model)
         provider = first.provider if first is not None else None
-        resp = web.StreamResponse(status=200, headers={
-            **_SSE_HEADERS, **self._headers(provider, dropped)})
+        resp = web.StreamResponse(
+            status=200, headers={**_SSE_HEADERS, **self._headers(provider, dropped)}
+        )
         await resp.prepare(request)
         try:
             out = head + (enc.chunk(first) if first is not None else b"")
@@ -340,8 +396,10 @@ class Gateway:
             detail = dict(got)
             self._ready = (now, any(detail.values()), detail)
         _, ok, detail = self._ready
-        return web.json_response({"status": "ready" if ok else "unavailable",
-                                  "providers": detail}, status=200 if ok else 503)
+        return web.json_response(
+            {"status": "ready" if ok else "unavailable", "providers": detail},
+            status=200 if ok else 503,
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.prometheus is None:

@@ -56,15 +56,15 @@ class SharedCounters:
             estimate = prev * (1 - frac) + cur
             if estimate >= rpm:
                 _SLOT.pack_into(self.mem, off, minute, cur, prev)
-                return max(1.0, 60 * (1 - frac)) if cur >= rpm else max(
-                    1.0, 60 * (1 - frac) * 0.5)
+                return max(1.0, 60 * (1 - frac)) if cur >= rpm else max(1.0, 60 * (1 - frac) * 0.5)
             _SLOT.pack_into(self.mem, off, minute, cur + 1, prev)
         return 0.0
 
 
 class KeyRing:
-    def __init__(self, keys: dict[str, ServeKeyConfig], counters: SharedCounters | None,
-                 spent: Any = None) -> None:
+    def __init__(
+        self, keys: dict[str, ServeKeyConfig], counters: SharedCounters | None, spent: Any = None
+    ) -> None:
         from ..errors import ConfigError
 
         self.entries: list[tuple[bytes, str, ServeKeyConfig, int]] = []
@@ -72,9 +72,10 @@ class KeyRing:
             if cfg.key_env:
                 secret = os.environ.get(cfg.key_env)
                 if not secret:
-                    raise ConfigError(f"serve.keys.{name}: environment variable "
-                                      f"{cfg.key_env} is not set",
-                                      hint=f"export {cfg.key_env}=… before llmcore serve")
+                    raise ConfigError(
+                        f"serve.keys.{name}: environment variable {cfg.key_env} is not set",
+                        hint=f"export {cfg.key_env}=… before llmcore serve",
+                    )
                 digest = sha256_hex(secret)
             else:
                 digest = (cfg.sha256 or "").lower()
@@ -90,8 +91,9 @@ class KeyRing:
 
     def identify(self, presented: str | None) -> tuple[str, ServeKeyConfig, int]:
         if not presented:
-            raise WireError(401, "no API key: send Authorization: Bearer KEY (or x-api-key)",
-                            "authentication")
+            raise WireError(
+                401, "no API key: send Authorization: Bearer KEY (or x-api-key)", "authentication"
+            )
         digest = sha256_hex(presented).encode()
         for d, name, cfg, i in self.entries:
             if hmac.compare_digest(d, digest):
@@ -100,8 +102,12 @@ class KeyRing:
 
     def check_model(self, name: str, cfg: ServeKeyConfig, model: str) -> None:
         if cfg.models and model not in cfg.models:
-            raise WireError(403, f"key {name!r} may not use model {model!r}; allowed: "
-                            + ", ".join(cfg.models), "permission", param="model")
+            raise WireError(
+                403,
+                f"key {name!r} may not use model {model!r}; allowed: " + ", ".join(cfg.models),
+                "permission",
+                param="model",
+            )
 
     def check_rate(self, name: str, cfg: ServeKeyConfig, slot: int) -> None:
         if cfg.rpm is None or self.counters is None:
@@ -109,9 +115,13 @@ class KeyRing:
         wait = self.counters.take(slot, cfg.rpm)
         if wait:
             secs = str(int(wait + 0.999))
-            raise WireError(429, f"key {name!r} is over its limit of {cfg.rpm} requests per "
-                            f"minute; retry in {secs} s", "rate_limit",
-                            headers={"Retry-After": secs})
+            raise WireError(
+                429,
+                f"key {name!r} is over its limit of {cfg.rpm} requests per "
+                f"minute; retry in {secs} s",
+                "rate_limit",
+                headers={"Retry-After": secs},
+            )
 
     async def check_budget(self, name: str, cfg: ServeKeyConfig) -> None:
         if cfg.daily_usd is None or self.spent is None:
@@ -124,9 +134,13 @@ class KeyRing:
             cached = self._budget_cache[name] = (now, spent)
         if cached[1] >= cfg.daily_usd:
             reset = int(86400 - now % 86400)
-            raise WireError(429, f"key {name!r} has spent ${cached[1]:.4f} of its daily "
-                            f"budget of ${cfg.daily_usd:.2f}; it resets at 00:00 UTC",
-                            "rate_limit", headers={"Retry-After": str(reset)})
+            raise WireError(
+                429,
+                f"key {name!r} has spent ${cached[1]:.4f} of its daily "
+                f"budget of ${cfg.daily_usd:.2f}; it resets at 00:00 UTC",
+                "rate_limit",
+                headers={"Retry-After": str(reset)},
+            )
 
 
 def sqlite_spent(path: str) -> Any:
@@ -139,13 +153,13 @@ def sqlite_spent(path: str) -> Any:
             return 0.0
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
         try:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'"
-                            ).fetchone() is None:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
                 return 0.0  # the sink has not written its first batch yet
             row = conn.execute(
                 "SELECT COALESCE(SUM(cost_usd), 0) FROM events WHERE time >= ? AND "
                 "kind = 'request' AND json_extract(extra, '$.key_name') = ?",
-                (since, name)).fetchone()
+                (since, name),
+            ).fetchone()
         finally:
             conn.close()
         return float(row[0] or 0.0)

@@ -23,9 +23,12 @@ class GatewayMetrics:
         self.sink_registry = sink_registry
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "llmcore_gateway_requests", "Requests the gateway answered, by endpoint, client "
+            "llmcore_gateway_requests",
+            "Requests the gateway answered, by endpoint, client "
             "key name, the provider that answered and HTTP status.",
-            ("endpoint", "key", "provider", "status"), registry=self.registry)
+            ("endpoint", "key", "provider", "status"),
+            registry=self.registry,
+        )
 
     def request(self, endpoint: str, key: str | None, provider: str, status: int) -> None:
         self.requests.labels(endpoint, key or "", provider, str(status)).inc()

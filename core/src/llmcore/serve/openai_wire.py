@@ -17,18 +17,37 @@ from .wire import WireError, as_float, as_int, as_stop, bad_request, dumps, expe
 
 #: Chat fields translated into ChatRequest's own fields (or handled here); anything else is
 #: passed to the upstream server untouched in ``ChatRequest.extra``.
-_HANDLED = frozenset({
-    "model", "messages", "stream", "stream_options", "temperature", "max_tokens",
-    "max_completion_tokens", "top_p", "stop", "seed", "response_format", "tools",
-    "tool_choice", "n", "functions", "function_call",
-})
+_HANDLED = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "n",
+        "functions",
+        "function_call",
+    }
+)
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 
 ERROR_TYPES = {
-    "invalid_request": "invalid_request_error", "authentication": "authentication_error",
-    "permission": "permission_error", "not_found": "not_found_error",
-    "rate_limit": "rate_limit_error", "overloaded": "rate_limit_error",
-    "upstream": "api_error", "too_large": "invalid_request_error",
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "rate_limit": "rate_limit_error",
+    "overloaded": "rate_limit_error",
+    "upstream": "api_error",
+    "too_large": "invalid_request_error",
 }
 
 
@@ -42,10 +61,19 @@ class ChatCall:
 
 
 def error_body(err: WireError) -> dict[str, Any]:
-    code = {"not_found": "model_not_found", "rate_limit": "rate_limit_exceeded",
-            "authentication": "invalid_api_key"}.get(err.kind)
-    return {"error": {"message": err.message, "type": ERROR_TYPES.get(err.kind, "api_error"),
-                      "param": err.param, "code": code}}
+    code = {
+        "not_found": "model_not_found",
+        "rate_limit": "rate_limit_exceeded",
+        "authentication": "invalid_api_key",
+    }.get(err.kind)
+    return {
+        "error": {
+            "message": err.message,
+            "type": ERROR_TYPES.get(err.kind, "api_error"),
+            "param": err.param,
+            "code": code,
+        }
+    }
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -55,8 +83,7 @@ def _text_parts(content: Any, where: str) -> tuple[str, list[str]]:
         return "", []
     if isinstance(content, str):
         return content, []
-    expect(isinstance(content, list), f"{where}.content must be a string or a list of parts",
-           where)
+    expect(isinstance(content, list), f"{where}.content must be a string or a list of parts", where)
     texts: list[str] = []
     images: list[str] = []
     for i, part in enumerate(content):
@@ -66,18 +93,23 @@ def _text_parts(content: Any, where: str) -> tuple[str, list[str]]:
         elif kind == "image_url":
             url = part.get("image_url")
             url = url.get("url") if isinstance(url, dict) else url
-            expect(isinstance(url, str) and bool(url),
-                   f"{where}.content[{i}].image_url.url is missing", where)
+            expect(
+                isinstance(url, str) and bool(url),
+                f"{where}.content[{i}].image_url.url is missing",
+                where,
+            )
             images.append(str(url))
         else:
-            raise bad_request(f"{where}.content[{i}]: part type {kind!r} cannot be carried; "
-                              "send text or image_url parts", where)
+            raise bad_request(
+                f"{where}.content[{i}]: part type {kind!r} cannot be carried; "
+                "send text or image_url parts",
+                where,
+            )
     return "".join(texts), images
 
 
 def parse_messages(raw: Any) -> list[Message]:
-    expect(isinstance(raw, list) and bool(raw), "messages must be a non-empty list",
-           "messages")
+    expect(isinstance(raw, list) and bool(raw), "messages must be a non-empty list", "messages")
     out: list[Message] = []
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
@@ -88,11 +120,16 @@ def parse_messages(raw: Any) -> list[Message]:
         tool_calls = m.get("tool_calls") or None
         if tool_calls is not None:
             expect(isinstance(tool_calls, list), f"{where}.tool_calls must be a list", where)
-        out.append(Message(
-            role="system" if role == "developer" else role, content=text,
-            name=m.get("name"), tool_calls=tool_calls, tool_call_id=m.get("tool_call_id"),
-            images=images or None,
-        ))
+        out.append(
+            Message(
+                role="system" if role == "developer" else role,
+                content=text,
+                name=m.get("name"),
+                tool_calls=tool_calls,
+                tool_call_id=m.get("tool_call_id"),
+                images=images or None,
+            )
+        )
     return out
 
 
@@ -102,8 +139,11 @@ def parse_chat(body: Any) -> ChatCall:
     expect(isinstance(model, str) and bool(model), "model is required", "model")
     n = body.get("n")
     expect(n in (None, 1), "n > 1 is not supported by this gateway; send n: 1", "n")
-    expect("functions" not in body and "function_call" not in body,
-           "the deprecated functions/function_call are not supported; use tools", "functions")
+    expect(
+        "functions" not in body and "function_call" not in body,
+        "the deprecated functions/function_call are not supported; use tools",
+        "functions",
+    )
     opts = body.get("stream_options") or {}
     expect(isinstance(opts, dict), "stream_options must be an object", "stream_options")
     tools = body.get("tools") or None
@@ -111,15 +151,22 @@ def parse_chat(body: Any) -> ChatCall:
         expect(isinstance(tools, list), "tools must be a list", "tools")
     fmt = body.get("response_format")
     if fmt is not None:
-        expect(isinstance(fmt, dict) and "type" in fmt,
-               "response_format must be an object with a type", "response_format")
+        expect(
+            isinstance(fmt, dict) and "type" in fmt,
+            "response_format must be an object with a type",
+            "response_format",
+        )
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     request = ChatRequest(
-        messages=parse_messages(body.get("messages")), model=model,
+        messages=parse_messages(body.get("messages")),
+        model=model,
         temperature=as_float(body.get("temperature"), "temperature"),
         max_tokens=as_int(max_tokens, "max_tokens", 1),
-        top_p=as_float(body.get("top_p"), "top_p"), stop=as_stop(body.get("stop"), "stop"),
-        seed=as_int(body.get("seed"), "seed", -(2**63)), response_format=fmt, tools=tools,
+        top_p=as_float(body.get("top_p"), "top_p"),
+        stop=as_stop(body.get("stop"), "stop"),
+        seed=as_int(body.get("seed"), "seed", -(2**63)),
+        response_format=fmt,
+        tools=tools,
         tool_choice=body.get("tool_choice"),
         extra={k: v for k, v in body.items() if k not in _HANDLED},
     )
@@ -136,18 +183,35 @@ def parse_completion(body: Any) -> tuple[ChatRequest, bool]:
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
-    expect(isinstance(prompt, str),
-           "prompt must be one string (token arrays and batches are not supported)", "prompt")
+    expect(
+        isinstance(prompt, str),
+        "prompt must be one string (token arrays and batches are not supported)",
+        "prompt",
+    )
     expect(body.get("n") in (None, 1), "n > 1 is not supported; send n: 1", "n")
-    expect(not body.get("stream"), "streamed /v1/completions is not supported; "
-           "use stream: false or /v1/chat/completions", "stream")
-    handled = {"model", "prompt", "stream", "n", "max_tokens", "temperature", "top_p",
-               "stop", "seed"}
+    expect(
+        not body.get("stream"),
+        "streamed /v1/completions is not supported; use stream: false or /v1/chat/completions",
+        "stream",
+    )
+    handled = {
+        "model",
+        "prompt",
+        "stream",
+        "n",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+    }
     request = ChatRequest(
-        messages=[Message("user", prompt)], model=model,
+        messages=[Message("user", prompt)],
+        model=model,
         temperature=as_float(body.get("temperature"), "temperature"),
         max_tokens=as_int(body.get("max_tokens"), "max_tokens", 1),
-        top_p=as_float(body.get("top_p"), "top_p"), stop=as_stop(body.get("stop"), "stop"),
+        top_p=as_float(body.get("top_p"), "top_p"),
+        stop=as_stop(body.get("stop"), "stop"),
         seed=as_int(body.get("seed"), "seed", -(2**63)),
         extra={k: v for k, v in body.items() if k not in handled},
     )
@@ -163,18 +227,23 @@ def parse_embeddings(body: Any) -> tuple[list[str], str, str]:
     texts = body.get("input")
     if isinstance(texts, str):
         texts = [texts]
-    expect(isinstance(texts, list) and bool(texts) and all(isinstance(t, str) for t in texts),
-           "input must be a string or a non-empty list of strings", "input")
+    expect(
+        isinstance(texts, list) and bool(texts) and all(isinstance(t, str) for t in texts),
+        "input must be a string or a non-empty list of strings",
+        "input",
+    )
     fmt = body.get("encoding_format") or "float"
-    expect(fmt in ("float", "base64"), "encoding_format must be float or base64",
-           "encoding_format")
+    expect(fmt in ("float", "base64"), "encoding_format must be float or base64", "encoding_format")
     return list(texts), model, fmt
 
 
 # -- answers -----------------------------------------------------------------------------
 def usage_dict(u: Usage) -> dict[str, Any]:
-    d: dict[str, Any] = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                         "total_tokens": u.input_tokens + u.output_tokens}
+    d: dict[str, Any] = {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+    }
     if u.cached_tokens is not None:
         d["prompt_tokens_details"] = {"cached_tokens": u.cached_tokens}
     if u.reasoning_tokens is not None:
@@ -198,32 +267,59 @@ def tool_calls_out(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] |
         args = fn.get("arguments")
         if not isinstance(args, str):
             args = dumps(args or {})
-        out.append({"id": c.get("id") or f"call_{i}", "type": "function",
-                    "function": {"name": fn.get("name", ""), "arguments": args}})
+        out.append(
+            {
+                "id": c.get("id") or f"call_{i}",
+                "type": "function",
+                "function": {"name": fn.get("name", ""), "arguments": args},
+            }
+        )
     return out
 
 
 def render_chat(resp: ChatResponse, model: str) -> dict[str, Any]:
     calls = tool_calls_out(resp.tool_calls)
-    message: dict[str, Any] = {"role": "assistant",
-                               "content": resp.content if resp.content or not calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": resp.content if resp.content or not calls else None,
+    }
     if calls:
         message["tool_calls"] = calls
     if resp.thinking:
         message["reasoning_content"] = resp.thinking
-    return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": now(),
-            "model": model, "choices": [{"index": 0, "message": message, "logprobs": None,
-                                         "finish_reason": finish_reason(resp.finish_reason,
-                                                                        calls)}],
-            "usage": usage_dict(resp.usage)}
+    return {
+        "id": new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": now(),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason(resp.finish_reason, calls),
+            }
+        ],
+        "usage": usage_dict(resp.usage),
+    }
 
 
 def render_completion(resp: ChatResponse, model: str) -> dict[str, Any]:
-    return {"id": new_id("cmpl-"), "object": "text_completion", "created": now(),
-            "model": model, "choices": [{"index": 0, "text": resp.content, "logprobs": None,
-                                         "finish_reason": finish_reason(resp.finish_reason,
-                                                                        None)}],
-            "usage": usage_dict(resp.usage)}
+    return {
+        "id": new_id("cmpl-"),
+        "object": "text_completion",
+        "created": now(),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "text": resp.content,
+                "logprobs": None,
+                "finish_reason": finish_reason(resp.finish_reason, None),
+            }
+        ],
+        "usage": usage_dict(resp.usage),
+    }
 
 
 def render_embeddings(resp: EmbeddingResponse, model: str, fmt: str) -> dict[str, Any]:
@@ -236,14 +332,22 @@ def render_embeddings(resp: EmbeddingResponse, model: str, fmt: str) -> dict[str
         if fmt == "base64":
             emb = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    return {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": resp.usage.input_tokens,
-                      "total_tokens": resp.usage.input_tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {
+            "prompt_tokens": resp.usage.input_tokens,
+            "total_tokens": resp.usage.input_tokens,
+        },
+    }
 
 
 def render_models(names: list[str]) -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
-                                        "owned_by": "llmcore"} for n in names]}
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": 0, "owned_by": "llmcore"} for n in names],
+    }
 
 
 class ChatStream:
@@ -261,10 +365,17 @@ class ChatStream:
         self.usage: Usage | None = None
 
     def _event(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self._line({"id": self.id, "object": "chat.completion.chunk",
-                           "created": self.created, "model": self.model,
-                           "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                        "finish_reason": finish}]})
+        return self._line(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
 
     @staticmethod
     def _line(data: dict[str, Any]) -> bytes:
@@ -281,8 +392,9 @@ class ChatStream:
             out += self._event({"content": c.content})
         calls = tool_calls_out(c.tool_calls)
         if calls:
-            out += self._event({"tool_calls": [{"index": i, **call}
-                                               for i, call in enumerate(calls)]})
+            out += self._event(
+                {"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]}
+            )
         if c.usage is not None:
             self.usage = c.usage
         if c.finish_reason and not self.finished:
@@ -297,9 +409,16 @@ class ChatStream:
         if not self.finished:
             out += self._event({}, "stop")
         if self.include_usage:
-            out += self._line({"id": self.id, "object": "chat.completion.chunk",
-                               "created": self.created, "model": self.model, "choices": [],
-                               "usage": usage_dict(self.usage or Usage())})
+            out += self._line(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": usage_dict(self.usage or Usage()),
+                }
+            )
         return out + b"data: [DONE]\n\n"
 
     def error(self, err: WireError) -> bytes:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 Target = tuple[str | None, str | None]
 #: True while a chain entry that is not the last one runs: its "every candidate failed"
 #: request event is really a move to the next entry (see ``app.KeyTagger``).
-chain_step: contextvars.ContextVar[bool] = contextvars.ContextVar("llmcore_chain_step",
-                                                                 default=False)
+chain_step: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llmcore_chain_step", default=False
+)
 
 
 class Routes:
@@ -37,9 +38,9 @@ class Routes:
                 head, _, model = entry.partition("/")
                 if head not in providers:
                     raise ConfigError(
-                        f"serve.models.{name}: no enabled provider named {head!r} "
-                        f"(in {entry!r})",
-                        hint="enabled providers: " + (", ".join(providers) or "none"))
+                        f"serve.models.{name}: no enabled provider named {head!r} (in {entry!r})",
+                        hint="enabled providers: " + (", ".join(providers) or "none"),
+                    )
                 targets.append((head, model or None))
             self.chains[name] = targets
 
@@ -67,15 +68,15 @@ def _for(request: ChatRequest, model: str | None) -> ChatRequest:
     return request
 
 
-async def achat(router: Router, request: ChatRequest, targets: list[Target],
-                operation: str = "chat") -> ChatResponse:
+async def achat(
+    router: Router, request: ChatRequest, targets: list[Target], operation: str = "chat"
+) -> ChatResponse:
     attempts: list[Attempt] = []
     last = len(targets) - 1
     for i, (provider, model) in enumerate(targets):
         token = chain_step.set(i < last)
         try:
-            resp = await router.achat(_for(request, model), provider=provider,
-                                      operation=operation)
+            resp = await router.achat(_for(request, model), provider=provider, operation=operation)
         except AllProvidersFailed as exc:
             attempts.extend(exc.attempts)
             if len(targets) == 1:
@@ -105,8 +106,9 @@ async def aembed(router: Router, texts: list[str], targets: list[Target]) -> Emb
     raise AllProvidersFailed(attempts)
 
 
-async def aopen_stream(router: Router, request: ChatRequest, targets: list[Target]
-                       ) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
+async def aopen_stream(
+    router: Router, request: ChatRequest, targets: list[Target]
+) -> tuple[StreamChunk | None, AsyncIterator[StreamChunk]]:
     """The first chunk and the rest of the first entry that opens a stream."""
     attempts: list[Attempt] = []
     last = len(targets) - 1

@@ -50,7 +50,8 @@ def check_bind(config: Config, host: str) -> None:
             f"refusing to listen on {host} with no client keys: anyone who reaches it could "
             "spend through every configured provider",
             hint="add serve.keys (see docs/guide/gateway.md), bind 127.0.0.1, or set "
-                 "serve.allow_unauthenticated: true if something in front checks clients")
+            "serve.allow_unauthenticated: true if something in front checks clients",
+        )
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -61,8 +62,10 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                          hint="choose another --port (0 picks a free one)") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port (0 picks a free one)",
+        ) from None
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
@@ -93,9 +96,11 @@ def check_config(config: Config) -> None:
         KeyRing(config.serve.keys, None)
         budgets = [n for n, k in config.serve.keys.items() if k.daily_usd is not None]
         if budgets and not (config.metrics.enabled and "sqlite" in config.metrics.sinks):
-            raise ConfigError(f"serve.keys.{budgets[0]}.daily_usd needs the sqlite metrics "
-                              "sink (the spend is read from it)",
-                              hint="keep metrics.sinks: [sqlite, …]")
+            raise ConfigError(
+                f"serve.keys.{budgets[0]}.daily_usd needs the sqlite metrics "
+                "sink (the spend is read from it)",
+                hint="keep metrics.sinks: [sqlite, …]",
+            )
     finally:
         for p in (runtime._providers or {}).values():
             p.close()
@@ -116,22 +121,29 @@ def build_gateway(config: Config, counters: SharedCounters | None) -> Any:
     prom = next((s for s in sinks if s.type_name == "prometheus"), None)
     registry = getattr(getattr(prom, "metrics", None), "registry", None)
     metrics = GatewayMetrics(registry) if config.metrics.enabled else None
-    spent = sqlite_spent(str(sqlite_path(config))) if any(
-        s.type_name == "sqlite" for s in sinks) else None
+    spent = (
+        sqlite_spent(str(sqlite_path(config)))
+        if any(s.type_name == "sqlite" for s in sinks)
+        else None
+    )
     keyring = KeyRing(config.serve.keys, counters, spent)
-    return Gateway(client, keyring, max_concurrency=config.serve.max_concurrency,
-                   prometheus=metrics)
+    return Gateway(
+        client, keyring, max_concurrency=config.serve.max_concurrency, prometheus=metrics
+    )
 
 
-async def worker_main(sock: socket.socket, config: Config,
-                      counters: SharedCounters | None) -> None:
+async def worker_main(sock: socket.socket, config: Config, counters: SharedCounters | None) -> None:
     from aiohttp import web
 
     gateway = build_gateway(config, counters)
     app = gateway.app(config.serve.max_body_bytes)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           handler_cancellation=True,
-                           shutdown_timeout=config.serve.shutdown_timeout)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=config.serve.shutdown_timeout,
+    )
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
@@ -157,8 +169,11 @@ def _worker(sock: socket.socket, config: Config, counters: SharedCounters | None
     except BaseException as exc:  # never a traceback with a prompt in it
         from ..secrets import redact
 
-        print(f"{LOG_PREFIX} worker {os.getpid()} failed: {type(exc).__name__}: "
-              f"{redact(str(exc))}", file=sys.stderr, flush=True)
+        print(
+            f"{LOG_PREFIX} worker {os.getpid()} failed: {type(exc).__name__}: {redact(str(exc))}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return 0
 
@@ -187,8 +202,11 @@ class Supervisor:
 
     def _stop(self, signum: int, _frame: Any) -> None:
         if not self.stopping:
-            print(f"{LOG_PREFIX} stopping: in-flight requests finish, new ones are refused",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{LOG_PREFIX} stopping: in-flight requests finish, new ones are refused",
+                file=sys.stderr,
+                flush=True,
+            )
         self.stopping = True
         for pid in list(self.children):
             try:
@@ -216,8 +234,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        print(f"{LOG_PREFIX} listening on http://{shown}:{actual_port} "
-              f"({self.workers} worker{'s' if self.workers != 1 else ''})", flush=True)
+        print(
+            f"{LOG_PREFIX} listening on http://{shown}:{actual_port} "
+            f"({self.workers} worker{'s' if self.workers != 1 else ''})",
+            flush=True,
+        )
         code = 0
         try:
             for _ in range(self.workers):
@@ -251,13 +272,18 @@ class Supervisor:
                 code = 2
                 self._stop(signal.SIGTERM, None)
                 continue
-            print(f"{LOG_PREFIX} worker {pid} ended ({exit_code}); starting another",
-                  file=sys.stderr, flush=True)
-            self.failed_starts = self.failed_starts + 1 if \
-                time.monotonic() - started < 2.0 else 0
+            print(
+                f"{LOG_PREFIX} worker {pid} ended ({exit_code}); starting another",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.failed_starts = self.failed_starts + 1 if time.monotonic() - started < 2.0 else 0
             if self.failed_starts >= 5:
-                print(f"{LOG_PREFIX} workers keep dying at start; giving up",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{LOG_PREFIX} workers keep dying at start; giving up",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 code = 1
                 self._stop(signal.SIGTERM, None)
                 continue

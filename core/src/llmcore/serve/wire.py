@@ -23,8 +23,15 @@ class WireError(Exception):
     ``too_large``); each protocol maps it to its own error type.
     """
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request", *,
-                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request",
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -61,16 +68,22 @@ def expect(cond: bool, message: str, param: str | None = None) -> None:
 def as_int(value: Any, param: str, minimum: int = 0) -> int | None:
     if value is None:
         return None
-    expect(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-           f"{param} must be a whole number >= {minimum}", param)
+    expect(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        f"{param} must be a whole number >= {minimum}",
+        param,
+    )
     return int(value)
 
 
 def as_float(value: Any, param: str) -> float | None:
     if value is None:
         return None
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-           f"{param} must be a number", param)
+    expect(
+        isinstance(value, (int, float)) and not isinstance(value, bool),
+        f"{param} must be a number",
+        param,
+    )
     return float(value)
 
 
@@ -79,8 +92,11 @@ def as_stop(value: Any, param: str) -> list[str] | None:
         return None
     if isinstance(value, str):
         return [value]
-    expect(isinstance(value, list) and all(isinstance(s, str) for s in value),
-           f"{param} must be a string or a list of strings", param)
+    expect(
+        isinstance(value, list) and all(isinstance(s, str) for s in value),
+        f"{param} must be a string or a list of strings",
+        param,
+    )
     return list(value)
 
 
@@ -117,18 +133,29 @@ def from_error(exc: BaseException, model: str | None = None) -> WireError:
     if isinstance(exc, AllProvidersFailed):
         tried = [a for a in exc.attempts if not a.skipped]
         if not exc.attempts:
-            return WireError(404, f"model {model!r} is not served here: {exc.message}",
-                             "not_found", param="model")
+            return WireError(
+                404,
+                f"model {model!r} is not served here: {exc.message}",
+                "not_found",
+                param="model",
+            )
         if not tried:
             until = min((a.cooldown_until or 0.0) for a in exc.attempts)
             wait = max(1, int(until - time.time() + 0.999))
             if all(a.error_type == "OverBudget" for a in exc.attempts):
                 why = "; ".join(f"{a.provider}: {a.message}" for a in exc.attempts)
-                return WireError(429, f"every provider for {model!r} is over its budget "
-                                 f"({why}); retry in {wait} s", "rate_limit",
-                                 headers={"Retry-After": str(wait)})
-            return WireError(429, f"every provider for {model!r} is cooling down; retry in "
-                             f"{wait} s", "rate_limit", headers={"Retry-After": str(wait)})
+                return WireError(
+                    429,
+                    f"every provider for {model!r} is over its budget ({why}); retry in {wait} s",
+                    "rate_limit",
+                    headers={"Retry-After": str(wait)},
+                )
+            return WireError(
+                429,
+                f"every provider for {model!r} is cooling down; retry in {wait} s",
+                "rate_limit",
+                headers={"Retry-After": str(wait)},
+            )
         statuses = {a.status for a in tried}
         last = tried[-1]
         if statuses <= {400, 422}:

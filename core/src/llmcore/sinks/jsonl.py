@@ -39,16 +39,21 @@ class JsonlSink(MetricsSink):
         super().__init__(options)
         if self.opts.max_bytes < 0 or self.opts.backups < 0:
             raise ConfigError("metrics.jsonl: max_bytes and backups must not be negative")
-        self.path = Path(self.opts.path).expanduser() if self.opts.path else (
-            data_dir() / "metrics.jsonl")
+        self.path = (
+            Path(self.opts.path).expanduser() if self.opts.path else (data_dir() / "metrics.jsonl")
+        )
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
 
     def _open(self) -> IO[str]:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8",  # noqa: SIM115
-                            opener=lambda p, f: os.open(p, f, 0o600))  # private: prompts' data
+            self._fh = open(  # noqa: SIM115  (kept open across emits; closed in close())
+                self.path,
+                "a",
+                encoding="utf-8",
+                opener=lambda p, f: os.open(p, f, 0o600),
+            )  # private: prompts' data
         return self._fh
 
     def emit(self, event: MetricsEvent) -> None:

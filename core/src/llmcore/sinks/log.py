@@ -42,8 +42,10 @@ class LogSink(MetricsSink):
             raise ConfigError(f"metrics.log.format: must be kv or json, not {self.opts.format!r}")
         level = logging.getLevelName(str(self.opts.level).upper())
         if not isinstance(level, int):
-            raise ConfigError(f"metrics.log.level: unknown level {self.opts.level!r}",
-                              hint="one of: debug, info, warning, error")
+            raise ConfigError(
+                f"metrics.log.level: unknown level {self.opts.level!r}",
+                hint="one of: debug, info, warning, error",
+            )
         self.level = level
         self.logger = logging.getLogger(LOGGER)
 

@@ -49,35 +49,66 @@ class PrometheusMetrics:
         self.pricer = pricer
         r = self.registry = CollectorRegistry(auto_describe=True)
         pmo = ("provider", "model", "outcome")
-        self.requests = Counter("llmcore_requests", "Requests as the caller saw them "
-                                "(after retries and failover).", pmo, registry=r)
-        self.attempts = Counter("llmcore_attempts", "Tries of one provider for a request.",
-                                pmo, registry=r)
-        self.errors = Counter("llmcore_errors", "Failed tries and failed agent runs, by "
-                              "error class.", ("provider", "model", "error"), registry=r)
-        self.tokens = Counter("llmcore_tokens", "Tokens processed.",
-                              ("provider", "model", "direction"), registry=r)
-        self.cost = Counter("llmcore_cost_usd", "Spend in US dollars.",
-                            ("provider", "model"), registry=r)
-        self.latency = Histogram("llmcore_request_latency_seconds", "Whole-request latency.",
-                                 pmo, buckets=LATENCY_BUCKETS, registry=r)
-        self.ttft = Histogram("llmcore_time_to_first_token_seconds",
-                              "Time until the first token arrived.", pmo,
-                              buckets=TTFT_BUCKETS, registry=r)
-        self.failovers = Counter("llmcore_failovers", "Moves to the next provider.",
-                                 ("provider", "model"), registry=r)
-        self.retries = Counter("llmcore_retries", "Retries of the same provider.",
-                               ("provider", "model"), registry=r)
-        self.cooldown = Gauge("llmcore_provider_cooldown_until_seconds",
-                              "Unix time until which a provider is cooling down (0: not).",
-                              ("provider",), registry=r)
-        self.agent_runs = Counter("llmcore_agent_runs", "Agent runs.", ("agent", "outcome"),
-                                  registry=r)
-        self.agent_duration = Histogram("llmcore_agent_run_duration_seconds",
-                                        "Agent run wall time.", ("agent", "outcome"),
-                                        buckets=AGENT_BUCKETS, registry=r)
-        self.files_changed = Counter("llmcore_agent_files_changed", "Files agents changed.",
-                                     ("agent",), registry=r)
+        self.requests = Counter(
+            "llmcore_requests",
+            "Requests as the caller saw them (after retries and failover).",
+            pmo,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "llmcore_attempts", "Tries of one provider for a request.", pmo, registry=r
+        )
+        self.errors = Counter(
+            "llmcore_errors",
+            "Failed tries and failed agent runs, by error class.",
+            ("provider", "model", "error"),
+            registry=r,
+        )
+        self.tokens = Counter(
+            "llmcore_tokens", "Tokens processed.", ("provider", "model", "direction"), registry=r
+        )
+        self.cost = Counter(
+            "llmcore_cost_usd", "Spend in US dollars.", ("provider", "model"), registry=r
+        )
+        self.latency = Histogram(
+            "llmcore_request_latency_seconds",
+            "Whole-request latency.",
+            pmo,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "llmcore_time_to_first_token_seconds",
+            "Time until the first token arrived.",
+            pmo,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.failovers = Counter(
+            "llmcore_failovers", "Moves to the next provider.", ("provider", "model"), registry=r
+        )
+        self.retries = Counter(
+            "llmcore_retries", "Retries of the same provider.", ("provider", "model"), registry=r
+        )
+        self.cooldown = Gauge(
+            "llmcore_provider_cooldown_until_seconds",
+            "Unix time until which a provider is cooling down (0: not).",
+            ("provider",),
+            registry=r,
+        )
+        self.agent_runs = Counter(
+            "llmcore_agent_runs", "Agent runs.", ("agent", "outcome"), registry=r
+        )
+        self.agent_duration = Histogram(
+            "llmcore_agent_run_duration_seconds",
+            "Agent run wall time.",
+            ("agent", "outcome"),
+            buckets=AGENT_BUCKETS,
+            registry=r,
+        )
+        self.files_changed = Counter(
+            "llmcore_agent_files_changed", "Files agents changed.", ("agent",), registry=r
+        )
 
     def observe(self, e: MetricsEvent | dict[str, Any]) -> None:
         # to_dict, not attrs.asdict: the same flat values at a fraction of the cost (this
@@ -153,23 +184,26 @@ class PrometheusSink(MetricsSink):
         self._registry: Any = None
         # the model registry (a YAML parse) loads off the request path; until it is there,
         # events without a cost are counted without one
-        threading.Thread(target=self._load_registry, daemon=True,
-                         name="llmcore-prometheus-registry").start()
+        threading.Thread(
+            target=self._load_registry, daemon=True, name="llmcore-prometheus-registry"
+        ).start()
         self.metrics = PrometheusMetrics(pricer=lambda: self._registry)
         self.port: int | None = None
         self._server: Any = None
         self._stop = threading.Event()
         self._pusher: threading.Thread | None = None
         if o.pushgateway:
-            self._pusher = threading.Thread(target=self._push_loop, daemon=True,
-                                            name="llmcore-prometheus-push")
+            self._pusher = threading.Thread(
+                target=self._push_loop, daemon=True, name="llmcore-prometheus-push"
+            )
             self._pusher.start()
         elif o.serve:
             from prometheus_client import start_http_server
 
             try:
-                self._server, _ = start_http_server(o.port, addr=o.host,
-                                                    registry=self.metrics.registry)
+                self._server, _ = start_http_server(
+                    o.port, addr=o.host, registry=self.metrics.registry
+                )
             except OSError as exc:
                 raise ConfigError(
                     f"metrics.prometheus: cannot listen on {o.host}:{o.port}: {exc}",
@@ -192,8 +226,9 @@ class PrometheusSink(MetricsSink):
         from prometheus_client import push_to_gateway
 
         assert self.opts.pushgateway
-        push_to_gateway(self.opts.pushgateway, job=self.opts.job,
-                        registry=self.metrics.registry, timeout=5)
+        push_to_gateway(
+            self.opts.pushgateway, job=self.opts.job, registry=self.metrics.registry, timeout=5
+        )
 
     def _push_loop(self) -> None:
         while not self._stop.wait(self.opts.push_interval):

@@ -57,15 +57,38 @@ if TYPE_CHECKING:
 #: Columns of ``events`` as of schema version 1; fields added to MetricsEvent later land
 #: in ``extra`` (JSON) until a migration gives them a column.
 COLUMNS: tuple[str, ...] = (
-    "time", "kind", "provider", "plugin", "model", "operation", "outcome", "status",
-    "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
-    "latency_s", "ttft_s", "tokens_per_s", "attempt", "attempts", "request_id", "message",
-    "cooldown_until", "agent", "duration_s", "files_changed", "session_id",
+    "time",
+    "kind",
+    "provider",
+    "plugin",
+    "model",
+    "operation",
+    "outcome",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "latency_s",
+    "ttft_s",
+    "tokens_per_s",
+    "attempt",
+    "attempts",
+    "request_id",
+    "message",
+    "cooldown_until",
+    "agent",
+    "duration_s",
+    "files_changed",
+    "session_id",
 )
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE events (
+    (
+        1,
+        [
+            """CREATE TABLE events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             time REAL NOT NULL,
             kind TEXT NOT NULL,
@@ -81,23 +104,27 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             pid INTEGER,
             extra TEXT
         )""",
-        "CREATE INDEX ix_events_time ON events(time)",
-        "CREATE INDEX ix_events_kind_time ON events(kind, time)",
-        "CREATE INDEX ix_events_provider_time ON events(provider, time)",
-        "CREATE INDEX ix_events_model_time ON events(model, time)",
-        "CREATE INDEX ix_events_agent_time ON events(agent, time)",
-    ]),
+            "CREATE INDEX ix_events_time ON events(time)",
+            "CREATE INDEX ix_events_kind_time ON events(kind, time)",
+            "CREATE INDEX ix_events_provider_time ON events(provider, time)",
+            "CREATE INDEX ix_events_model_time ON events(model, time)",
+            "CREATE INDEX ix_events_agent_time ON events(agent, time)",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-_INSERT = (f"INSERT INTO events ({', '.join((*COLUMNS, 'pid', 'extra'))}) "
-           f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})")
+_INSERT = (
+    f"INSERT INTO events ({', '.join((*COLUMNS, 'pid', 'extra'))}) "
+    f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})"
+)
 #: MetricsEvent fields without a column yet: they go to ``extra``.
 _EXTRA_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in COLUMNS)
 #: Reads what the sink stores of an event (its columns, then any extra fields) into a
 #: tuple in one C call; ``emit`` queues that tuple, not the event (see ``SqliteSink.emit``).
 values_of = operator.attrgetter(*COLUMNS, *_EXTRA_FIELDS)
 _KIND, _MESSAGE, _COST, _MODEL, _PLUGIN = (
-    COLUMNS.index(c) for c in ("kind", "message", "cost_usd", "model", "plugin"))
+    COLUMNS.index(c) for c in ("kind", "message", "cost_usd", "model", "plugin")
+)
 _PRICED_KINDS = ("request", "agent_run")
 #: ``(model, plugin)`` pairs without a price remembered by one writer, at most.
 _UNPRICED_MAX = 1024
@@ -127,8 +154,7 @@ def lost_events(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         data = json.loads(lost_path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("lost"), int) \
-            or data["lost"] <= 0:
+    if not isinstance(data, dict) or not isinstance(data.get("lost"), int) or data["lost"] <= 0:
         return None
     return data
 
@@ -138,8 +164,7 @@ def _count_lost(path: Path, n: int, why: str) -> None:
     if n <= 0:
         return
     old = lost_events(path) or {}
-    data = {"lost": int(old.get("lost", 0)) + n, "error": redact(why)[:300],
-            "time": time.time()}
+    data = {"lost": int(old.get("lost", 0)) + n, "error": redact(why)[:300], "time": time.time()}
     try:
         target = lost_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -162,8 +187,7 @@ def connect(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite3.Conn
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.touch(mode=0o600, exist_ok=True)  # it holds prompts' metadata: private, like its -wal
-    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     # Switching to WAL and the first migration need the write lock, and SQLite answers
     # "database is locked" at once (without the busy handler) when another process opening
@@ -191,8 +215,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this database lacks; return the schema version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                 "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
     if schema_version(conn) >= SCHEMA_VERSION:
         return schema_version(conn)
     conn.execute("BEGIN IMMEDIATE")
@@ -202,8 +228,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             if version > current:
                 for sql in statements:
                     conn.execute(sql)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)",
-                             (version, time.time()))
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -214,12 +239,15 @@ def migrate(conn: sqlite3.Connection) -> int:
 def event_row(d: dict[str, Any]) -> tuple[Any, ...]:
     """The ``events`` row of one event given as a dict (as ``MetricsEvent.to_dict``)."""
     extra = {k: v for k, v in d.items() if k not in COLUMNS and v is not None}
-    return (*(d.get(c) for c in COLUMNS), os.getpid(),
-            json.dumps(extra) if extra else None)
+    return (*(d.get(c) for c in COLUMNS), os.getpid(), json.dumps(extra) if extra else None)
 
 
-def rows_of(values: list[tuple[Any, ...]], pid: int, registry: Any,
-            unpriced: set[tuple[Any, Any]] | None = None) -> list[tuple[Any, ...]]:
+def rows_of(
+    values: list[tuple[Any, ...]],
+    pid: int,
+    registry: Any,
+    unpriced: set[tuple[Any, Any]] | None = None,
+) -> list[tuple[Any, ...]]:
     """The ``events`` rows of events given as :data:`values_of` tuples: messages redacted,
     and (with a ``registry``) requests and agent runs that carry tokens but no cost priced.
     Runs on the writer thread; the same rows as :func:`event_row` of ``to_dict()``, at a
@@ -234,14 +262,21 @@ def rows_of(values: list[tuple[Any, ...]], pid: int, registry: Any,
     n = len(COLUMNS)
     for vals in values:
         r = vals[:n] if _EXTRA_FIELDS else vals
-        if r[_MESSAGE] or (registry is not None and r[_COST] is None
-                           and r[_KIND] in _PRICED_KINDS
-                           and (unpriced is None or (r[_MODEL], r[_PLUGIN]) not in unpriced)):
+        if r[_MESSAGE] or (
+            registry is not None
+            and r[_COST] is None
+            and r[_KIND] in _PRICED_KINDS
+            and (unpriced is None or (r[_MODEL], r[_PLUGIN]) not in unpriced)
+        ):
             v = list(r)
             if v[_MESSAGE]:
                 v[_MESSAGE] = redact(v[_MESSAGE])
-            if registry is not None and v[_COST] is None and v[_KIND] in _PRICED_KINDS \
-                    and (unpriced is None or (v[_MODEL], v[_PLUGIN]) not in unpriced):
+            if (
+                registry is not None
+                and v[_COST] is None
+                and v[_KIND] in _PRICED_KINDS
+                and (unpriced is None or (v[_MODEL], v[_PLUGIN]) not in unpriced)
+            ):
                 v[_COST] = price_event(registry, dict(zip(COLUMNS, v, strict=True)))
                 if v[_COST] is None and unpriced is not None and _no_price(registry, v):
                     if len(unpriced) >= _UNPRICED_MAX:  # many models: stay small
@@ -250,8 +285,7 @@ def rows_of(values: list[tuple[Any, ...]], pid: int, registry: Any,
             r = tuple(v)
         extra = None
         if _EXTRA_FIELDS:
-            more = {f: v for f, v in zip(_EXTRA_FIELDS, vals[n:], strict=True)
-                    if v is not None}
+            more = {f: v for f, v in zip(_EXTRA_FIELDS, vals[n:], strict=True) if v is not None}
             extra = json.dumps(more) if more else None
         rows.append((*r, pid, extra))
     return rows
@@ -277,10 +311,13 @@ def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for i in range(0, len(rows), per):
-            chunk = rows[i:i + per]
+            chunk = rows[i : i + per]
             n = len(chunk)
-            used = tuple(j for j, col in enumerate(zip(*chunk, strict=True))
-                         if j in _ALWAYS or col.count(None) != n)
+            used = tuple(
+                j
+                for j, col in enumerate(zip(*chunk, strict=True))
+                if j in _ALWAYS or col.count(None) != n
+            )
             pick = operator.itemgetter(*used)
             if len(used) == 1:
                 args = [pick(row) for row in chunk]
@@ -307,7 +344,8 @@ def _insert_sql(used: tuple[int, ...], n: int) -> str:
         one = "(" + ", ".join("?" * len(used)) + ")"
         sql = _SQL_CACHE[(used, n)] = (
             f"INSERT INTO events ({', '.join(_ALL_COLUMNS[j] for j in used)}) VALUES "
-            + ", ".join([one] * n))
+            + ", ".join([one] * n)
+        )
     return sql
 
 
@@ -323,9 +361,12 @@ def _variable_limit(conn: sqlite3.Connection) -> int:
     return int(getlimit(which))
 
 
-def read_events(path: str | os.PathLike[str], since: float | None = None,
-                until: float | None = None,
-                kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+def read_events(
+    path: str | os.PathLike[str],
+    since: float | None = None,
+    until: float | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
     """Events from the database as dicts, oldest first (``[]`` when there is no file).
 
     Raises :class:`MetricsDatabaseError` (a clear message, no traceback) when the file is
@@ -341,11 +382,16 @@ def read_events(path: str | os.PathLike[str], since: float | None = None,
         raise MetricsDatabaseError(
             f"cannot read the metrics database {path}: {exc}",
             hint=f"if it is damaged, move it aside (mv '{path}' '{path}.bad'); "
-                 "llmcore starts a new one") from None
+            "llmcore starts a new one",
+        ) from None
 
 
-def _read_events(path: str | os.PathLike[str], since: float | None, until: float | None,
-                 kinds: tuple[str, ...] | None) -> list[dict[str, Any]]:
+def _read_events(
+    path: str | os.PathLike[str],
+    since: float | None,
+    until: float | None,
+    kinds: tuple[str, ...] | None,
+) -> list[dict[str, Any]]:
     conn = connect(path)
     try:
         where: list[str] = []
@@ -435,9 +481,13 @@ class SqliteSink(MetricsSink):
         pending = self._pending
         if len(pending) >= self._queue_size:
             self.dropped += 1
-            self.report(RuntimeError(f"{self.opts.queue_size} events waiting; the writer "
-                                     "cannot keep up, so events are being dropped"),
-                        "fell behind")
+            self.report(
+                RuntimeError(
+                    f"{self.opts.queue_size} events waiting; the writer "
+                    "cannot keep up, so events are being dropped"
+                ),
+                "fell behind",
+            )
             return
         # A tuple of the values, not the event: what is stored is the event as emitted
         # (later changes to it by a hook do not leak in), the event is freed at once, and
@@ -449,8 +499,9 @@ class SqliteSink(MetricsSink):
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._write_until_stopped,
-                                                name="llmcore-sqlite-sink", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._write_until_stopped, name="llmcore-sqlite-sink", daemon=True
+                )
                 self._thread.start()
             self._writing = True
 
@@ -478,7 +529,7 @@ class SqliteSink(MetricsSink):
                 batch.append(pending.popleft())
             events = [e for e in batch if type(e) is tuple]
             for i in range(0, len(events), self.opts.batch_size):
-                chunk = events[i:i + self.opts.batch_size]
+                chunk = events[i : i + self.opts.batch_size]
                 self._inflight = len(chunk)
                 try:
                     if conn is None:
@@ -492,9 +543,12 @@ class SqliteSink(MetricsSink):
                 except Exception as exc:  # disk full, locked too long, unwritable dir
                     self.dropped += len(chunk)
                     self._why = f"{type(exc).__name__}: {exc}"
-                    self.report(RuntimeError(
-                        f"{self.path}: {exc}; {self.dropped} event(s) lost so far, "
-                        "counted in `llmcore doctor`"))
+                    self.report(
+                        RuntimeError(
+                            f"{self.path}: {exc}; {self.dropped} event(s) lost so far, "
+                            "counted in `llmcore doctor`"
+                        )
+                    )
                     if conn is not None:
                         try:
                             conn.close()
@@ -536,9 +590,12 @@ class SqliteSink(MetricsSink):
                 self._pending.clear()
                 self.dropped += stuck
                 self._why = self._why or "the database stayed locked"
-                self.report(RuntimeError(
-                    f"{self.path} stayed locked; {self.dropped} event(s) not written, "
-                    "counted in `llmcore doctor`"))
+                self.report(
+                    RuntimeError(
+                        f"{self.path} stayed locked; {self.dropped} event(s) not written, "
+                        "counted in `llmcore doctor`"
+                    )
+                )
             self._thread = None
         self._record_lost()
 

@@ -39,8 +39,17 @@ from ..errors import AgentAuthError, AgentConnectionError, AgentError, AgentTime
 from ..types import AgentResult
 from .fakes.base import Reply
 
-__all__ = ["RealAgentChecks", "check_resumed", "check_run", "expect_auth_error",
-           "expect_connection_error", "expect_timeout", "git_repo", "header", "run_resumed"]
+__all__ = [
+    "RealAgentChecks",
+    "check_resumed",
+    "check_run",
+    "expect_auth_error",
+    "expect_connection_error",
+    "expect_timeout",
+    "git_repo",
+    "header",
+    "run_resumed",
+]
 
 E = TypeVar("E", bound=AgentError)
 
@@ -74,9 +83,14 @@ def header(request: Any, name: str) -> str | None:
     return next((v for k, v in request.headers.items() if k.lower() == wanted), None)
 
 
-def check_run(result: AgentResult, *, files: list[str], output: str | None = None,
-              output_contains: str | None = None,
-              usage: tuple[int, int] | None = None) -> None:
+def check_run(
+    result: AgentResult,
+    *,
+    files: list[str],
+    output: str | None = None,
+    output_contains: str | None = None,
+    usage: tuple[int, int] | None = None,
+) -> None:
     """A run that did the job: success, exactly ``files`` changed, usage, a session id.
 
     ``usage`` checks (input, output) tokens exactly; without it both must be > 0.
@@ -96,8 +110,13 @@ def check_run(result: AgentResult, *, files: list[str], output: str | None = Non
     assert result.exit_code == 0
 
 
-def check_resumed(again: AgentResult, first: AgentResult, *, output: str | None = None,
-                  output_contains: str | None = None) -> None:
+def check_resumed(
+    again: AgentResult,
+    first: AgentResult,
+    *,
+    output: str | None = None,
+    output_contains: str | None = None,
+) -> None:
     """A resumed run succeeded and stayed in the first run's session."""
     assert again.success, again.error
     if output is not None:
@@ -107,9 +126,18 @@ def check_resumed(again: AgentResult, first: AgentResult, *, output: str | None 
     assert again.session_id == first.session_id
 
 
-def run_resumed(client: Any, agent: str, first: AgentResult, fake: Any, cwd: Path, *,
-                answer: str, prompt: str = "what did you do?", exact: bool = True,
-                usage: tuple[int, int] | None = None) -> AgentResult:
+def run_resumed(
+    client: Any,
+    agent: str,
+    first: AgentResult,
+    fake: Any,
+    cwd: Path,
+    *,
+    answer: str,
+    prompt: str = "what did you do?",
+    exact: bool = True,
+    usage: tuple[int, int] | None = None,
+) -> AgentResult:
     """Script ``answer`` on ``fake``, resume ``first``'s session with ``prompt`` and check
     the run succeeded in that session with that answer (the whole output, or within it when
     not ``exact``). Returns the second result; the caller checks the history it sent."""
@@ -131,8 +159,14 @@ def _expect(kind: type[E], run: Callable[[], object], within: float) -> E:
     return info.value
 
 
-def expect_auth_error(run: Callable[[], object], *, key: str, key_env: str, within: float,
-                      status_in_message: bool = True) -> AgentAuthError:
+def expect_auth_error(
+    run: Callable[[], object],
+    *,
+    key: str,
+    key_env: str,
+    within: float,
+    status_in_message: bool = True,
+) -> AgentAuthError:
     """``run()`` raises :class:`AgentAuthError` within ``within`` seconds, its hint names
     ``key_env``, and ``key`` appears in neither its message nor its repr."""
     err = _expect(AgentAuthError, run, within)
@@ -148,8 +182,7 @@ def expect_timeout(run: Callable[[], object], *, within: float) -> AgentTimeoutE
     return _expect(AgentTimeoutError, run, within)
 
 
-def expect_connection_error(run: Callable[[], object], *,
-                            within: float) -> AgentConnectionError:
+def expect_connection_error(run: Callable[[], object], *, within: float) -> AgentConnectionError:
     """``run()`` raises :class:`AgentConnectionError` quickly, its hint naming ``base_url``."""
     err = _expect(AgentConnectionError, run, within)
     assert "base_url" in (err.hint or "")
@@ -194,25 +227,33 @@ class RealAgentChecks:
         """The text of what the model was sent for the prompt (default: the last request)."""
         return str(fake.requests[-1].body.decode())
 
-    def test_refused_key_fails_fast_with_auth_error(self, client: Any, fake: Any,
-                                                    agent_repo: Path) -> None:
+    def test_refused_key_fails_fast_with_auth_error(
+        self, client: Any, fake: Any, agent_repo: Path
+    ) -> None:
         fake.push(Reply(status=401, error=self.auth_error_text))
-        err = expect_auth_error(lambda: client.run_agent(self.agent, "hi", cwd=agent_repo),
-                                key=self.key, key_env=self.key_env, within=self.fail_within,
-                                status_in_message=self.auth_status_in_message)
+        err = expect_auth_error(
+            lambda: client.run_agent(self.agent, "hi", cwd=agent_repo),
+            key=self.key,
+            key_env=self.key_env,
+            within=self.fail_within,
+            status_in_message=self.auth_status_in_message,
+        )
         self.after_auth_error(err, fake)
 
     def test_slow_server_times_out(self, client: Any, fake: Any, agent_repo: Path) -> None:
         fake.push(Reply(delay=max(30, self.timeout_s + self.timeout_slack + 5)))
-        expect_timeout(lambda: client.run_agent(self.agent, "hi", cwd=agent_repo,
-                                                timeout=self.timeout_s),
-                       within=self.timeout_s + self.timeout_slack)
+        expect_timeout(
+            lambda: client.run_agent(self.agent, "hi", cwd=agent_repo, timeout=self.timeout_s),
+            within=self.timeout_s + self.timeout_slack,
+        )
 
-    def test_prompt_that_looks_like_a_flag_is_sent_as_text(self, client: Any, fake: Any,
-                                                           agent_repo: Path) -> None:
+    def test_prompt_that_looks_like_a_flag_is_sent_as_text(
+        self, client: Any, fake: Any, agent_repo: Path
+    ) -> None:
         fake.push(Reply(text="It is a prompt."))
-        result = client.run_agent(self.agent, "--version -h", cwd=agent_repo,
-                                  mode=self.flag_prompt_mode)
+        result = client.run_agent(
+            self.agent, "--version -h", cwd=agent_repo, mode=self.flag_prompt_mode
+        )
         assert result.success, result.error
         if self.exact_output:
             assert result.output == "It is a prompt."
@@ -220,9 +261,11 @@ class RealAgentChecks:
             assert "It is a prompt." in result.output
         assert "--version -h" in self.sent_text(fake)
 
-    def test_server_down_gives_connection_error(self, client: Any, fake: Any,
-                                                agent_repo: Path) -> None:
+    def test_server_down_gives_connection_error(
+        self, client: Any, fake: Any, agent_repo: Path
+    ) -> None:
         fake.stop()
-        expect_connection_error(lambda: client.run_agent(self.agent, "hi", cwd=agent_repo,
-                                                         timeout=60),
-                                within=self.fail_within)
+        expect_connection_error(
+            lambda: client.run_agent(self.agent, "hi", cwd=agent_repo, timeout=60),
+            within=self.fail_within,
+        )

@@ -112,10 +112,8 @@ def _request(model: str, prompt: str = "Say hello.", **kw: Any) -> ChatRequest:
 
 # -- the malicious-server kit ------------------------------------------------------------------
 #: Deadlines and limits the kit runs under: small, so each fault ends in seconds.
-HOSTILE_TIMEOUT = Timeouts(connect=2.0, read=1.0, write=2.0, pool=2.0, first_token=1.0,
-                           total=3.0)
-HOSTILE_LIMITS = Limits(max_response_bytes=1 << 20, max_line_bytes=64 << 10,
-                        retry_after_cap=600.0)
+HOSTILE_TIMEOUT = Timeouts(connect=2.0, read=1.0, write=2.0, pool=2.0, first_token=1.0, total=3.0)
+HOSTILE_LIMITS = Limits(max_response_bytes=1 << 20, max_line_bytes=64 << 10, retry_after_cap=600.0)
 #: Generous: a hang detector on a loaded machine, not a speed measurement.
 HOSTILE_GRACE_S = 15.0
 #: The most the process's peak memory may grow in one case (the unbounded client grew by
@@ -124,13 +122,20 @@ HOSTILE_MEMORY_BYTES = 256 << 20
 
 #: fault -> the error class it must end in (for a chat and for a stream).
 HOSTILE_EXPECTED: dict[str, type[ProviderError]] = {
-    "trickle": ProviderTimeoutError, "silence": ProviderTimeoutError,
-    "endless_line": ResponseError, "endless_stream": ProviderError,
+    "trickle": ProviderTimeoutError,
+    "silence": ProviderTimeoutError,
+    "endless_line": ResponseError,
+    "endless_stream": ProviderError,
     "keepalive_only": ProviderTimeoutError,
-    "oversize": ResponseError, "gzip_bomb": ResponseError, "redirect": ResponseError,
-    "huge_error_page": ResponseError, "unknown_encoding": ResponseError,
-    "bad_utf8": ResponseError, "error_in_200": ResponseError,
-    "absurd_retry_after": RateLimitError, "absurd_retry_after_503": ResponseError,
+    "oversize": ResponseError,
+    "gzip_bomb": ResponseError,
+    "redirect": ResponseError,
+    "huge_error_page": ResponseError,
+    "unknown_encoding": ResponseError,
+    "bad_utf8": ResponseError,
+    "error_in_200": ResponseError,
+    "absurd_retry_after": RateLimitError,
+    "absurd_retry_after_503": ResponseError,
 }
 
 
@@ -149,15 +154,17 @@ class HostileKit:
 
     @pytest.fixture
     def hostile(self) -> Iterator[HostileServer]:
-        with HostileServer(stream_unit=self.hostile_stream_unit,
-                           stream_type=self.hostile_stream_type) as server:
+        with HostileServer(
+            stream_unit=self.hostile_stream_unit, stream_type=self.hostile_stream_type
+        ) as server:
             yield server
 
     @pytest.mark.parametrize("mode", ["sync", "async"])
     @pytest.mark.parametrize("call", ["chat", "stream"])
     @pytest.mark.parametrize("fault", FAULTS)
-    def test_hostile_server(self, hostile: HostileServer, make_provider: MakeProvider,
-                            fault: str, call: str, mode: str) -> None:
+    def test_hostile_server(
+        self, hostile: HostileServer, make_provider: MakeProvider, fault: str, call: str, mode: str
+    ) -> None:
         hostile.fault = fault
         p = make_provider(hostile, timeout=HOSTILE_TIMEOUT, limits=HOSTILE_LIMITS)
         request = _request(self.model)
@@ -166,18 +173,19 @@ class HostileKit:
         err = _run_to_error(p, request, call, mode)
         elapsed = time.monotonic() - t0
         expected = HOSTILE_EXPECTED[fault]
-        assert isinstance(err, expected), \
+        assert isinstance(err, expected), (
             f"{fault}: expected {expected.__name__}, got {type(err).__name__}: {err!r}"
+        )
         assert err.provider == p.name
-        assert elapsed < HOSTILE_TIMEOUT.total + HOSTILE_GRACE_S, \
+        assert elapsed < HOSTILE_TIMEOUT.total + HOSTILE_GRACE_S, (
             f"{fault}: took {elapsed:.1f}s, past every deadline"
+        )
         grew = _peak_rss() - before
         assert grew < HOSTILE_MEMORY_BYTES, f"{fault}: peak memory grew by {grew >> 20} MiB"
         _check_fault_details(fault, err, hostile)
 
 
-def _run_to_error(p: Provider, request: ChatRequest, call: str,
-                  mode: str) -> BaseException:
+def _run_to_error(p: Provider, request: ChatRequest, call: str, mode: str) -> BaseException:
     async def arun() -> None:
         try:
             if call == "chat":
@@ -207,8 +215,9 @@ def _check_fault_details(fault: str, err: BaseException, hostile: HostileServer)
         assert "127.0.0.2" in text, f"the redirect's Location is not named: {text}"
         assert hostile.elsewhere.connections == 0, "something was sent to the other host"
     elif fault == "huge_error_page":
-        assert getattr(err, "status", None) == 500 and getattr(err, "retryable", False), \
+        assert getattr(err, "status", None) == 500 and getattr(err, "retryable", False), (
             f"a huge error page hid the 500: {text}"
+        )
     elif fault == "unknown_encoding":
         assert "br" in text, f"the unexpected encoding is not named: {text}"
     elif fault == "bad_utf8":
@@ -268,8 +277,10 @@ class ProviderContract(HostileKit):
 
         def make(fake: FakeServer, **overrides: Any) -> Provider:
             fields: dict[str, Any] = {
-                "name": "contract", "plugin": self.provider_class.type_name,
-                "base_url": self.base_url(fake), "models": [self.model],
+                "name": "contract",
+                "plugin": self.provider_class.type_name,
+                "base_url": self.base_url(fake),
+                "models": [self.model],
                 "options": self.provider_options(),
                 "timeout": Timeouts(connect=2.0, read=10.0, write=10.0, pool=2.0),
             }
@@ -298,8 +309,9 @@ class ProviderContract(HostileKit):
         return out
 
     # -- answers -------------------------------------------------------------------------
-    def test_chat_returns_content_usage_finish_reason(self, fake: FakeServer,
-                                                      make_provider: MakeProvider) -> None:
+    def test_chat_returns_content_usage_finish_reason(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(text="Hello there, contract.", usage=(11, 4)))
         p = make_provider(fake)
         resp = p.chat(_request(self.model, "Say hello to the contract."))
@@ -313,14 +325,16 @@ class ProviderContract(HostileKit):
         assert messages and messages[-1].get("content") == "Say hello to the contract."
         assert messages[-1].get("role") == "user"
 
-    def test_finish_reason_length_is_reported(self, fake: FakeServer,
-                                              make_provider: MakeProvider) -> None:
+    def test_finish_reason_length_is_reported(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(text="cut short", finish_reason="length"))
         resp = make_provider(fake).chat(_request(self.model, max_tokens=2))
         assert resp.finish_reason == "length"
 
     def test_stream_concatenates_to_the_text_and_ends_with_finish_reason(
-            self, fake: FakeServer, make_provider: MakeProvider) -> None:
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         text = "one two three four five"
         fake.push(Reply(text=text, usage=(6, 5)))
         chunks = self._collect(make_provider(fake).stream(_request(self.model, stream=True)))
@@ -366,7 +380,8 @@ class ProviderContract(HostileKit):
         assert chunks[-1].finish_reason == "stop"
 
     def test_async_calls_run_concurrently_on_one_provider(
-            self, fake: FakeServer, make_provider: MakeProvider) -> None:
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(*[Reply(text=f"answer {i}") for i in range(8)])
         p = make_provider(fake)
 
@@ -379,16 +394,17 @@ class ProviderContract(HostileKit):
         answers = sorted(r.content for r in asyncio.run(run()))
         assert answers == sorted(f"answer {i}" for i in range(8))
 
-    def test_request_options_reach_the_server(self, fake: FakeServer,
-                                              make_provider: MakeProvider) -> None:
+    def test_request_options_reach_the_server(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(text="ok"))
-        make_provider(fake).chat(_request(self.model, temperature=0.25, top_p=0.5, seed=42,
-                                          max_tokens=17, stop=["END"]))
+        make_provider(fake).chat(
+            _request(self.model, temperature=0.25, top_p=0.5, seed=42, max_tokens=17, stop=["END"])
+        )
         body = self._last_body(fake)
         assert body.get("model") == self.model
         sent = self.sent_options(body)
-        wanted = {"temperature": 0.25, "top_p": 0.5, "seed": 42, "max_tokens": 17,
-                  "stop": ["END"]}
+        wanted = {"temperature": 0.25, "top_p": 0.5, "seed": 42, "max_tokens": 17, "stop": ["END"]}
         unknown = set(self.unsupported_options) - set(wanted)
         assert not unknown, f"unsupported_options names no request option: {unknown}"
         for key, value in wanted.items():
@@ -397,8 +413,7 @@ class ProviderContract(HostileKit):
             else:
                 assert sent.get(key) == value, f"{key}: sent {sent.get(key)!r}, not {value!r}"
 
-    def test_models_lists_model_info(self, fake: FakeServer,
-                                     make_provider: MakeProvider) -> None:
+    def test_models_lists_model_info(self, fake: FakeServer, make_provider: MakeProvider) -> None:
         p = make_provider(fake)
         models = p.models()
         assert models and all(isinstance(m, ModelInfo) for m in models)
@@ -406,8 +421,9 @@ class ProviderContract(HostileKit):
         assert all(m.provider == p.name for m in models)
 
     # -- errors ----------------------------------------------------------------------------
-    def test_401_is_an_authentication_error(self, fake: FakeServer,
-                                            make_provider: MakeProvider) -> None:
+    def test_401_is_an_authentication_error(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(status=401, error="invalid api key"))
         p = make_provider(fake)
         with pytest.raises(AuthenticationError) as info:
@@ -416,41 +432,45 @@ class ProviderContract(HostileKit):
         assert info.value.provider == p.name
         assert not info.value.retryable
 
-    def test_404_model_is_model_not_found_with_a_hint(self, fake: FakeServer,
-                                                      make_provider: MakeProvider) -> None:
+    def test_404_model_is_model_not_found_with_a_hint(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(status=404, error=self.not_found_error))
         with pytest.raises(ModelNotFoundError) as info:
             make_provider(fake).chat(_request("no-such-model"))
         assert info.value.hint, "a missing model must come with a hint on how to get it"
         assert not info.value.retryable
 
-    def test_429_is_a_rate_limit_with_retry_after(self, fake: FakeServer,
-                                                  make_provider: MakeProvider) -> None:
+    def test_429_is_a_rate_limit_with_retry_after(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(status=429, error="slow down", headers={"Retry-After": "7"}))
         with pytest.raises(RateLimitError) as info:
             make_provider(fake).chat(_request(self.model))
         assert info.value.retry_after == 7.0
         assert info.value.retryable
 
-    def test_429_on_a_stream_is_a_rate_limit(self, fake: FakeServer,
-                                             make_provider: MakeProvider) -> None:
+    def test_429_on_a_stream_is_a_rate_limit(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(status=429, error="slow down", headers={"Retry-After": "3"}))
         with pytest.raises(RateLimitError) as info:
             list(make_provider(fake).stream(_request(self.model, stream=True)))
         assert info.value.retry_after == 3.0
 
     @pytest.mark.parametrize("status", [500, 502, 503])
-    def test_5xx_is_a_retryable_response_error(self, fake: FakeServer,
-                                               make_provider: MakeProvider,
-                                               status: int) -> None:
+    def test_5xx_is_a_retryable_response_error(
+        self, fake: FakeServer, make_provider: MakeProvider, status: int
+    ) -> None:
         fake.push(Reply(status=status, error="the server is on fire"))
         with pytest.raises(ResponseError) as info:
             make_provider(fake).chat(_request(self.model))
         assert info.value.status == status
         assert info.value.retryable
 
-    def test_connection_refused_is_a_connection_error(self, fake: FakeServer,
-                                                      make_provider: MakeProvider) -> None:
+    def test_connection_refused_is_a_connection_error(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         url = dead_url(self.base_url(fake))
         p = make_provider(fake, base_url=url)
         with pytest.raises(ProviderConnectionError) as info:
@@ -460,14 +480,14 @@ class ProviderContract(HostileKit):
         assert port in str(info.value), "the error should say which address was refused"
 
     def test_connection_reset_is_a_retryable_provider_error(
-            self, fake: FakeServer, make_provider: MakeProvider) -> None:
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(reset=True))
         with pytest.raises(ProviderError) as info:
             make_provider(fake).chat(_request(self.model))
         assert info.value.retryable
 
-    def test_slow_answer_is_a_timeout(self, fake: FakeServer,
-                                      make_provider: MakeProvider) -> None:
+    def test_slow_answer_is_a_timeout(self, fake: FakeServer, make_provider: MakeProvider) -> None:
         fake.push(Reply(text="too late", delay=1.5))
         p = make_provider(fake, timeout=Timeouts(connect=2.0, read=0.3, write=2.0, pool=2.0))
         with pytest.raises(ProviderTimeoutError) as info:
@@ -475,14 +495,16 @@ class ProviderContract(HostileKit):
         assert info.value.retryable
 
     def test_malformed_json_is_a_response_error_quoting_the_body(
-            self, fake: FakeServer, make_provider: MakeProvider) -> None:
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(body=b"<html>upstream proxy exploded</html>"))
         with pytest.raises(ResponseError) as info:
             make_provider(fake).chat(_request(self.model))
         assert "<html>upstream proxy" in str(info.value)
 
     def test_stream_cut_midway_raises_never_a_short_answer(
-            self, fake: FakeServer, make_provider: MakeProvider) -> None:
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(text="one two three four five six seven eight", cut_after=3))
         received: list[StreamChunk] = []
         with pytest.raises(ProviderError):
@@ -490,8 +512,9 @@ class ProviderContract(HostileKit):
                 received.append(chunk)
         assert not any(c.finish_reason for c in received), "a cut stream reported completion"
 
-    def test_async_stream_cut_midway_raises(self, fake: FakeServer,
-                                            make_provider: MakeProvider) -> None:
+    def test_async_stream_cut_midway_raises(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         fake.push(Reply(text="one two three four five six seven eight", cut_after=3))
         p = make_provider(fake)
 
@@ -505,8 +528,9 @@ class ProviderContract(HostileKit):
         with pytest.raises(ProviderError):
             asyncio.run(run())
 
-    def test_api_key_is_sent_and_never_leaks(self, fake: FakeServer,
-                                             make_provider: MakeProvider) -> None:
+    def test_api_key_is_sent_and_never_leaks(
+        self, fake: FakeServer, make_provider: MakeProvider
+    ) -> None:
         # Servers echo keys back ("Incorrect API key provided: ..."); that must not escape.
         fake.push(Reply(status=401, error=f"Incorrect API key provided: {CONTRACT_KEY}"))
         p = make_provider(fake, api_key=CONTRACT_KEY)

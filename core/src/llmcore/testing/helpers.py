@@ -46,11 +46,16 @@ class StaticProvider(Provider):
     def chat(self, request: ChatRequest) -> ChatResponse:
         self._check(request)
         words = len(self.reply.split())
-        return ChatResponse(content=self.reply, model=self.model_for(request), provider=self.name,
-                            usage=Usage(input_tokens=sum(len(m.content.split())
-                                                         for m in request.messages),
-                                        output_tokens=words),
-                            finish_reason="stop")
+        return ChatResponse(
+            content=self.reply,
+            model=self.model_for(request),
+            provider=self.name,
+            usage=Usage(
+                input_tokens=sum(len(m.content.split()) for m in request.messages),
+                output_tokens=words,
+            ),
+            finish_reason="stop",
+        )
 
     def generate(self, request: ChatRequest) -> ChatResponse:
         return self.chat(request)
@@ -60,11 +65,15 @@ class StaticProvider(Provider):
         words = self.reply.split(" ")
         for i, word in enumerate(words):
             last = i == len(words) - 1
-            yield StreamChunk(content=word + ("" if last else " "),
-                              finish_reason="stop" if last else None,
-                              model=self.model_for(request), provider=self.name)
+            yield StreamChunk(
+                content=word + ("" if last else " "),
+                finish_reason="stop" if last else None,
+                model=self.model_for(request),
+                provider=self.name,
+            )
 
     def embed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
         self._check(texts)
-        return EmbeddingResponse(vectors=[[float(len(t)), 1.0] for t in texts], model=model,
-                                 provider=self.name)
+        return EmbeddingResponse(
+            vectors=[[float(len(t)), 1.0] for t in texts], model=model, provider=self.name
+        )

@@ -38,17 +38,29 @@ import threading
 import time
 from typing import Any
 
-FAULTS = ("trickle", "silence", "endless_line", "endless_stream", "keepalive_only",
-          "oversize", "gzip_bomb", "redirect", "huge_error_page", "unknown_encoding",
-          "bad_utf8", "error_in_200",
-          "absurd_retry_after", "absurd_retry_after_503")
+FAULTS = (
+    "trickle",
+    "silence",
+    "endless_line",
+    "endless_stream",
+    "keepalive_only",
+    "oversize",
+    "gzip_bomb",
+    "redirect",
+    "huge_error_page",
+    "unknown_encoding",
+    "bad_utf8",
+    "error_in_200",
+    "absurd_retry_after",
+    "absurd_retry_after_503",
+)
 
 #: One OpenAI-style SSE chunk; a provider with another stream format passes its own.
-OPENAI_STREAM_UNIT = (b'data: {"choices":[{"index":0,"delta":{"content":"x"},'
-                      b'"finish_reason":null}]}\n\n')
+OPENAI_STREAM_UNIT = (
+    b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+)
 #: One Ollama NDJSON chunk.
-OLLAMA_STREAM_UNIT = (b'{"model":"m","message":{"role":"assistant","content":"x"},'
-                      b'"done":false}\n')
+OLLAMA_STREAM_UNIT = b'{"model":"m","message":{"role":"assistant","content":"x"},"done":false}\n'
 
 _BOMB: bytes | None = None
 
@@ -94,8 +106,13 @@ class _Recorder:
 class HostileServer:
     """The malicious server; use as a context manager. Set :attr:`fault` before a call."""
 
-    def __init__(self, *, stream_unit: bytes = OPENAI_STREAM_UNIT,
-                 stream_type: str = "text/event-stream", max_seconds: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        stream_unit: bytes = OPENAI_STREAM_UNIT,
+        stream_type: str = "text/event-stream",
+        max_seconds: float = 20.0,
+    ) -> None:
         self.fault = "silence"
         gzip_bomb()  # made now, so its 64 MiB of zeros is not counted against a client
         self.stream_unit = stream_unit
@@ -161,36 +178,69 @@ class HostileServer:
             return True
         if fault in ("absurd_retry_after", "absurd_retry_after_503"):
             body = b'{"error": {"message": "slow down", "type": "rate_limit"}}'
-            headers = {"Retry-After": "1e20", "retry-after-ms": "inf"} \
-                if fault == "absurd_retry_after" else {"retry-after-ms": "1e300"}
+            headers = (
+                {"Retry-After": "1e20", "retry-after-ms": "inf"}
+                if fault == "absurd_retry_after"
+                else {"retry-after-ms": "1e300"}
+            )
             status = 429 if fault == "absurd_retry_after" else 503
-            send(_head(status, {**headers, "Content-Type": "application/json",
-                                "Content-Length": str(len(body))}) + body)
+            send(
+                _head(
+                    status,
+                    {
+                        **headers,
+                        "Content-Type": "application/json",
+                        "Content-Length": str(len(body)),
+                    },
+                )
+                + body
+            )
             return True
         if fault == "huge_error_page":
             page = b"<html>" + b"<p>internal error</p>" * ((8 << 20) // 21) + b"</html>"
-            send(_head(500, {"Content-Type": "text/html", "Content-Length": str(len(page))})
-                 + page)
+            send(_head(500, {"Content-Type": "text/html", "Content-Length": str(len(page))}) + page)
             return True
         if fault == "unknown_encoding":
             body = b"\x1b\x00\x00\x00 not really brotli"
-            send(_head(200, {"Content-Type": "application/json", "Content-Encoding": "br",
-                             "Content-Length": str(len(body))}) + body)
+            send(
+                _head(
+                    200,
+                    {
+                        "Content-Type": "application/json",
+                        "Content-Encoding": "br",
+                        "Content-Length": str(len(body)),
+                    },
+                )
+                + body
+            )
             return True
         if fault == "bad_utf8":
             body = b'{"error": "\xff\xfe not utf-8 \xc3\x28"}'
-            send(_head(200, {"Content-Type": "application/json",
-                             "Content-Length": str(len(body))}) + body)
+            send(
+                _head(200, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+                + body
+            )
             return True
         if fault == "error_in_200":
             body = b'{"error": {"message": "hostile says no", "type": "server_error"}}'
-            send(_head(200, {"Content-Type": "application/json",
-                             "Content-Length": str(len(body))}) + body)
+            send(
+                _head(200, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+                + body
+            )
             return True
         if fault == "gzip_bomb":
             body = gzip_bomb()
-            send(_head(200, {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                             "Content-Length": str(len(body))}) + body)
+            send(
+                _head(
+                    200,
+                    {
+                        "Content-Type": "application/json",
+                        "Content-Encoding": "gzip",
+                        "Content-Length": str(len(body)),
+                    },
+                )
+                + body
+            )
             return True
         if fault == "trickle":
             send(_head(200, {"Content-Type": self.stream_type, "Transfer-Encoding": "chunked"}))
@@ -198,8 +248,11 @@ class HostileServer:
             return False
         if fault == "endless_line":
             send(_head(200, {"Content-Type": self.stream_type, "Transfer-Encoding": "chunked"}))
-            piece = _chunk(b"data: " + b"x" * 65536 if self.stream_type.endswith("stream")
-                           else b'{"x": "' + b"x" * 65536)
+            piece = _chunk(
+                b"data: " + b"x" * 65536
+                if self.stream_type.endswith("stream")
+                else b'{"x": "' + b"x" * 65536
+            )
             rest = _chunk(b"x" * 65536)
             first = [True]
 
@@ -218,21 +271,20 @@ class HostileServer:
             return False
         if fault == "keepalive_only":
             send(_head(200, {"Content-Type": self.stream_type, "Transfer-Encoding": "chunked"}))
-            ping = _chunk(b": ping\n\n" if self.stream_type.endswith("event-stream")
-                          else b"\n")
+            ping = _chunk(b": ping\n\n" if self.stream_type.endswith("event-stream") else b"\n")
             self._forever(conn, lambda: ping, pause=0.05)
             return False
         if fault == "oversize":
             total = 512 << 20
-            send(_head(200, {"Content-Type": "application/json",
-                             "Content-Length": str(total)}))
+            send(_head(200, {"Content-Type": "application/json", "Content-Length": str(total)}))
             block = b" " * 65536
             self._forever(conn, lambda: block, pause=0.0, limit=total)
             return False
         raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
 
-    def _forever(self, conn: socket.socket, piece: Any, pause: float,
-                 limit: int | None = None) -> None:
+    def _forever(
+        self, conn: socket.socket, piece: Any, pause: float, limit: int | None = None
+    ) -> None:
         end = time.monotonic() + self.max_seconds
         sent = 0
         while not self._stop.is_set() and time.monotonic() < end:
@@ -246,8 +298,13 @@ class HostileServer:
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
-    reason = {200: "OK", 307: "Temporary Redirect", 429: "Too Many Requests",
-              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Status")
+    reason = {
+        200: "OK",
+        307: "Temporary Redirect",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "Status")
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

@@ -42,12 +42,18 @@ def test_sends_attribution_headers_and_provider_preferences(make_client, monkeyp
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test-1234567890")
     with OpenAIFake() as fake:
         fake.push(Reply(text="hi"), Reply(text="hi again"))
-        client = make_client(_config(fake, """\
+        client = make_client(
+            _config(
+                fake,
+                """\
     site_url: https://example.org/app
     app_name: Example App
     provider_order: [groq, together]
     allow_fallbacks: false
-"""), llmcore_openrouter)
+""",
+            ),
+            llmcore_openrouter,
+        )
         assert client.chat("hello").content == "hi"
         assert "".join(c.content for c in client.stream("hello")) == "hi again"
         for req in fake.requests:
@@ -55,8 +61,7 @@ def test_sends_attribution_headers_and_provider_preferences(make_client, monkeyp
             assert headers["authorization"] == "Bearer sk-or-test-1234567890"
             assert headers["http-referer"] == "https://example.org/app"
             assert headers["x-title"] == "Example App"
-            assert req.json["provider"] == {"order": ["groq", "together"],
-                                            "allow_fallbacks": False}
+            assert req.json["provider"] == {"order": ["groq", "together"], "allow_fallbacks": False}
             assert req.json["model"] == "meta-llama/llama-3.2-3b-instruct"
 
 

@@ -22,9 +22,17 @@ import llmcore
 
 LLMCORE_HOOK_API = "1"
 
-FLAGS = ["--yes-always", "--no-check-update", "--no-analytics", "--no-show-model-warnings",
-         "--no-pretty", "--no-stream", "--no-fancy-input", "--no-gitignore",
-         "--no-show-release-notes"]
+FLAGS = [
+    "--yes-always",
+    "--no-check-update",
+    "--no-analytics",
+    "--no-show-model-warnings",
+    "--no-pretty",
+    "--no-stream",
+    "--no-fancy-input",
+    "--no-gitignore",
+    "--no-show-release-notes",
+]
 #: llmcore's modes onto Aider's flags.
 MODES: dict[str, list[str]] = {
     "read_only": ["--chat-mode", "ask", "--no-auto-commits", "--no-suggest-shell-commands"],
@@ -33,24 +41,51 @@ MODES: dict[str, list[str]] = {
     "full_auto": ["--no-auto-commits"],
 }
 _APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.M)
-_TOKENS = re.compile(r"^Tokens: ([\d.]+)(k?) sent(?:, ([\d.]+)(k?) cache \w+)*?.*?, ([\d.]+)(k?) "
-                     r"received", re.M)
+_TOKENS = re.compile(
+    r"^Tokens: ([\d.]+)(k?) sent(?:, ([\d.]+)(k?) cache \w+)*?.*?, ([\d.]+)(k?) "
+    r"received",
+    re.M,
+)
 _COST = re.compile(r"Cost: \$([\d.]+) message", re.M)
-_FAILED_EDIT = re.compile(r"did not conform to the edit format|Failed to apply edit|"
-                          r"SearchReplaceNoExactMatch|Did not apply edit", re.I)
-_ERROR_LINE = re.compile(r"litellm\.\w+Error|APIConnectionError|AuthenticationError|"
-                         r"RateLimitError|InternalServerError|ServiceUnavailableError|"
-                         r"NotFoundError|BadRequestError|Connection refused", re.I)
+_FAILED_EDIT = re.compile(
+    r"did not conform to the edit format|Failed to apply edit|"
+    r"SearchReplaceNoExactMatch|Did not apply edit",
+    re.I,
+)
+_ERROR_LINE = re.compile(
+    r"litellm\.\w+Error|APIConnectionError|AuthenticationError|"
+    r"RateLimitError|InternalServerError|ServiceUnavailableError|"
+    r"NotFoundError|BadRequestError|Connection refused",
+    re.I,
+)
 #: Aider's notice before it retries a failed model call (connection, 5xx, rate limit).
 _RETRYING = re.compile(r"^Retrying in [\d.]+ seconds")
 _WATCH_LOCK = threading.Lock()
 #: Model prefixes litellm sends to Ollama's own API.
 OLLAMA_PREFIXES = ("ollama", "ollama_chat")
-_BANNER = ("Aider v", "Model:", "Main model:", "Weak model:", "Editor model:", "Git repo:",
-           "Repo-map:", "Added ", "https://aider.chat", "Creating empty file", "Update git ",
-           "Tokens:", "Cost:", "Applied edit to", "Use /help", "Restored previous",
-           "Warning:", "You can skip this check", "Commit ", "Dry run enabled",
-           "Did not apply edit")
+_BANNER = (
+    "Aider v",
+    "Model:",
+    "Main model:",
+    "Weak model:",
+    "Editor model:",
+    "Git repo:",
+    "Repo-map:",
+    "Added ",
+    "https://aider.chat",
+    "Creating empty file",
+    "Update git ",
+    "Tokens:",
+    "Cost:",
+    "Applied edit to",
+    "Use /help",
+    "Restored previous",
+    "Warning:",
+    "You can skip this check",
+    "Commit ",
+    "Dry run enabled",
+    "Did not apply edit",
+)
 
 
 @attrs.define
@@ -91,16 +126,27 @@ class AiderAgent(llmcore.Agent):
         mode_flags = self.mode_setting(MODES, task.mode)
         session = task.resume or uuid.uuid4().hex
         if not re.fullmatch(r"[0-9a-f]{32}", session):
-            raise llmcore.AgentError(f"{self.name}: {session!r} is not an Aider session id",
-                                     agent=self.name,
-                                     hint="pass the session_id a previous run returned")
+            raise llmcore.AgentError(
+                f"{self.name}: {session!r} is not an Aider session id",
+                agent=self.name,
+                hint="pass the session_id a previous run returned",
+            )
         history = self.sessions_dir() / f"{session}.chat.md"
         if task.resume and not history.exists():
-            raise llmcore.AgentError(f"{self.name}: no saved session {session}",
-                                     agent=self.name, hint="start a new run without resume")
-        argv = [self.executable() or self.program, *FLAGS, *mode_flags,
-                "--chat-history-file", str(history),
-                "--input-history-file", str(self.sessions_dir() / f"{session}.input")]
+            raise llmcore.AgentError(
+                f"{self.name}: no saved session {session}",
+                agent=self.name,
+                hint="start a new run without resume",
+            )
+        argv = [
+            self.executable() or self.program,
+            *FLAGS,
+            *mode_flags,
+            "--chat-history-file",
+            str(history),
+            "--input-history-file",
+            str(self.sessions_dir() / f"{session}.input"),
+        ]
         env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIDER_CHECK_UPDATE": "false"}
         if task.resume:
             argv.append("--restore-chat-history")
@@ -135,11 +181,11 @@ class AiderAgent(llmcore.Agent):
             argv.append(f"--message-file={temp[0]}")
         # Files to edit come last, after "--" so none can be read as a flag.
         argv += ["--", *opts.files] if opts.files else []
-        return llmcore.Invocation(argv=argv, env=env, meta={"session": session},
-                                  temp_files=temp)
+        return llmcore.Invocation(argv=argv, env=env, meta={"session": session}, temp_files=temp)
 
-    def run(self, task: llmcore.AgentTask, on_event: Any = None,
-            cancel: Any = None) -> llmcore.AgentResult:
+    def run(
+        self, task: llmcore.AgentTask, on_event: Any = None, cancel: Any = None
+    ) -> llmcore.AgentResult:
         """Run ``task``; stop it at Aider's ``retry_notices``-th "Retrying in N seconds" and
         raise the error Aider was retrying (connection, rate limit…), as it would only
         report it after a minute of retries or not at all before the timeout."""
@@ -164,12 +210,14 @@ class AiderAgent(llmcore.Agent):
     def retry_error(self, text: str) -> llmcore.AgentError:
         """The error for a model call Aider was retrying, from the lines before its notice."""
         where = self.config.base_url or "the model endpoint"
-        return (self.error_from_text(text, what="Aider's model call failed and it was retrying")
-                or llmcore.AgentConnectionError(
-                    f"{self.name}: Aider's model call to {where} failed and it was retrying: "
-                    f"{' '.join(text.split())[:300]}", agent=self.name,
-                    hint=f"check that {where} is up and that agents.{self.name}.base_url "
-                         "is right"))
+        return self.error_from_text(
+            text, what="Aider's model call failed and it was retrying"
+        ) or llmcore.AgentConnectionError(
+            f"{self.name}: Aider's model call to {where} failed and it was retrying: "
+            f"{' '.join(text.split())[:300]}",
+            agent=self.name,
+            hint=f"check that {where} is up and that agents.{self.name}.base_url is right",
+        )
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         out = run.stdout_tail
@@ -181,23 +229,40 @@ class AiderAgent(llmcore.Agent):
         first_error = next((i for i, ln in enumerate(both) if _ERROR_LINE.search(ln)), None)
         if first_error is not None and not applied and usage is None:
             # Aider wraps long lines: read from the first error line on, not line by line.
-            text = " ".join(ln.strip() for ln in both[first_error:first_error + 12])
-            raise (self.error_from_text(text, what="the model call failed") or
-                   llmcore.AgentFailedError(f"{self.name}: {text[:300]}", agent=self.name,
-                                            hint=f"see the full output in {run.log_path}"))
+            text = " ".join(ln.strip() for ln in both[first_error : first_error + 12])
+            raise (
+                self.error_from_text(text, what="the model call failed")
+                or llmcore.AgentFailedError(
+                    f"{self.name}: {text[:300]}",
+                    agent=self.name,
+                    hint=f"see the full output in {run.log_path}",
+                )
+            )
         # In suggest mode (--dry-run) "Did not apply edit" is the point, not a failure.
         failed_edit = bool(_FAILED_EDIT.search(out)) and not applied and task.mode != "suggest"
         ok = run.exit_code == 0 and usage is not None and not failed_edit
         error = None
         if not ok:
-            error = ("Aider could not apply the model's edit" if failed_edit else
-                     "Aider got no answer from the model" if usage is None else
-                     self.exit_error(run))
+            error = (
+                "Aider could not apply the model's edit"
+                if failed_edit
+                else "Aider got no answer from the model"
+                if usage is None
+                else self.exit_error(run)
+            )
         return llmcore.AgentResult(
-            agent=self.name, success=ok, output=_answer(out),
-            files_modified=run.files_modified or applied, exit_code=run.exit_code,
-            usage=usage, cost_usd=float(cost_m[-1]) if cost_m else None,
-            session_id=session, events=run.events_total, model=task.model, error=error)
+            agent=self.name,
+            success=ok,
+            output=_answer(out),
+            files_modified=run.files_modified or applied,
+            exit_code=run.exit_code,
+            usage=usage,
+            cost_usd=float(cost_m[-1]) if cost_m else None,
+            session_id=session,
+            events=run.events_total,
+            model=task.model,
+            error=error,
+        )
 
     def parse_line(self, line: str) -> dict[str, Any] | None:
         """Aider prints no JSON; its edit and token lines become progress events, and its
@@ -233,8 +298,7 @@ class _RetryWatch:
             if self.count >= self.limit and self.failure is None:
                 lines = list(self.recent)
                 # From the error's first line on: what came before it is Aider's banner.
-                start = max((i for i, ln in enumerate(lines) if _ERROR_LINE.search(ln)),
-                            default=0)
+                start = max((i for i, ln in enumerate(lines) if _ERROR_LINE.search(ln)), default=0)
                 self.failure = " ".join(lines[start:]) or line
             self.recent.clear()
         elif line:
@@ -258,8 +322,11 @@ def _usage(out: str) -> llmcore.Usage | None:
 
 
 def _answer(out: str) -> str:
-    lines = [ln for ln in out.splitlines()
-             if not ln.startswith(_BANNER) and not ln.startswith("HTTPSConnectionPool")]
+    lines = [
+        ln
+        for ln in out.splitlines()
+        if not ln.startswith(_BANNER) and not ln.startswith("HTTPSConnectionPool")
+    ]
     return "\n".join(lines).strip()
 
 

@@ -62,8 +62,10 @@ class AnthropicProvider(llmcore.Provider):
     default_api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     local: ClassVar[bool] = False
     Options: ClassVar[type | None] = AnthropicOptions
-    start_hint: ClassVar[str] = ("check base_url in llmcore.yaml (the API root, e.g. "
-                                 "https://api.anthropic.com) and the network")
+    start_hint: ClassVar[str] = (
+        "check base_url in llmcore.yaml (the API root, e.g. "
+        "https://api.anthropic.com) and the network"
+    )
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -77,15 +79,22 @@ class AnthropicProvider(llmcore.Provider):
         for k in wire.UNSUPPORTED:
             if getattr(request, k) is not None and k not in self._warned:
                 self._warned.add(k)  # once per provider: a log line per call is noise
-                log.warning("%s: the Anthropic API has no %r parameter; it is not sent",
-                            self.name, k)
+                log.warning(
+                    "%s: the Anthropic API has no %r parameter; it is not sent", self.name, k
+                )
         o = self.options
-        body = wire.request_body(request, self.require_model(request),
-                                 default_max_tokens=o.default_max_tokens, stream=stream,
-                                 top_k=o.top_k, thinking_budget=o.thinking_budget,
-                                 extra_body=o.extra_body)
-        return HTTPRequest("POST", "/v1/messages", json=body, model=body.get("model"),
-                           timeout=request.timeout)
+        body = wire.request_body(
+            request,
+            self.require_model(request),
+            default_max_tokens=o.default_max_tokens,
+            stream=stream,
+            top_k=o.top_k,
+            thinking_budget=o.thinking_budget,
+            extra_body=o.extra_body,
+        )
+        return HTTPRequest(
+            "POST", "/v1/messages", json=body, model=body.get("model"), timeout=request.timeout
+        )
 
     def parse_chat(self, data: Any, request: ChatRequest) -> ChatResponse:
         if not wire.is_message(data):
@@ -101,19 +110,32 @@ class AnthropicProvider(llmcore.Provider):
     def parse_models(self, data: Any) -> list[ModelInfo]:
         return wire.parse_models(data, self.name)
 
-    def error_for_status(self, response: HTTPResponse,
-                         request: HTTPRequest) -> llmcore.ProviderError:
-        return wire.error_for(self.name, request.model, response.status, response.body,
-                              response.headers, self.base_url, self.limits.retry_after_cap)
+    def error_for_status(
+        self, response: HTTPResponse, request: HTTPRequest
+    ) -> llmcore.ProviderError:
+        return wire.error_for(
+            self.name,
+            request.model,
+            response.status,
+            response.body,
+            response.headers,
+            self.base_url,
+            self.limits.retry_after_cap,
+        )
 
 
 #: Models the core's bundled registry does not list, priced here (USD per million tokens,
 #: Anthropic's published prices; ``cached_input`` is the cache-read price).
-MODEL_FACTS: dict[str, Any] = {"models": {
-    "claude-3-haiku": {"aliases": ["claude-3-haiku-20240307"], "context": 200000,
-                       "capabilities": ["chat", "vision", "tools"],
-                       "price": {"input": 0.25, "output": 1.25, "cached_input": 0.03}},
-}}
+MODEL_FACTS: dict[str, Any] = {
+    "models": {
+        "claude-3-haiku": {
+            "aliases": ["claude-3-haiku-20240307"],
+            "context": 200000,
+            "capabilities": ["chat", "vision", "tools"],
+            "price": {"input": 0.25, "output": 1.25, "cached_input": 0.03},
+        },
+    }
+}
 
 
 @llmcore.hookimpl

@@ -45,8 +45,12 @@ from llmcore import (
 API_VERSION = "2023-06-01"
 #: Anthropic's stop reasons → llmcore's finish reasons.
 FINISH_REASONS = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-    "tool_use": "tool_calls", "pause_turn": "stop", "refusal": "content_filter",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
 }
 #: Anthropic error types that are worth retrying (the same request may work later).
 RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error"}
@@ -57,11 +61,15 @@ SNIPPET = 200
 
 
 # -- requests ------------------------------------------------------------------------------
-def request_headers(api_key: str | None, version: str = API_VERSION,
-                    beta: list[str] | None = None) -> dict[str, str]:
+def request_headers(
+    api_key: str | None, version: str = API_VERSION, beta: list[str] | None = None
+) -> dict[str, str]:
     """The headers every call carries (the key in ``x-api-key``, never in a URL)."""
-    h = {"content-type": "application/json", "anthropic-version": version,
-         "user-agent": f"llmcore/{llmcore.__version__}"}
+    h = {
+        "content-type": "application/json",
+        "anthropic-version": version,
+        "user-agent": f"llmcore/{llmcore.__version__}",
+    }
     if api_key:
         h["x-api-key"] = api_key
     if beta:
@@ -69,9 +77,16 @@ def request_headers(api_key: str | None, version: str = API_VERSION,
     return h
 
 
-def request_body(request: ChatRequest, model: str | None, *, default_max_tokens: int,
-                 stream: bool, top_k: int | None = None, thinking_budget: int | None = None,
-                 extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def request_body(
+    request: ChatRequest,
+    model: str | None,
+    *,
+    default_max_tokens: int,
+    stream: bool,
+    top_k: int | None = None,
+    thinking_budget: int | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON body of ``POST /v1/messages`` for ``request``.
 
     System messages go to the top-level ``system``; tool results (role ``tool``) become
@@ -134,8 +149,7 @@ def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 def content_blocks(m: Message) -> str | list[dict[str, Any]]:
     """One message's ``content``: a plain string when it is only text, else blocks."""
     if m.role == "tool":
-        return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "",
-                 "content": m.content}]
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
     if not m.images and not m.tool_calls:
         return m.content
     blocks: list[dict[str, Any]] = []
@@ -146,9 +160,14 @@ def content_blocks(m: Message) -> str | list[dict[str, Any]]:
     for call in m.tool_calls or []:
         fn = call.get("function") or {}
         args = fn.get("arguments") or "{}"
-        blocks.append({"type": "tool_use", "id": call.get("id") or "",
-                       "name": fn.get("name") or call.get("name") or "",
-                       "input": json.loads(args) if isinstance(args, str) else args})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "",
+                "name": fn.get("name") or call.get("name") or "",
+                "input": json.loads(args) if isinstance(args, str) else args,
+            }
+        )
     return blocks
 
 
@@ -162,8 +181,7 @@ def image_block(img: str) -> dict[str, Any]:
         media_type = head[5:].split(";")[0] or media_type
     else:
         media_type = _sniff(data) or media_type
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type,
-                                        "data": data}}
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
 def _sniff(b64: str) -> str | None:
@@ -172,8 +190,12 @@ def _sniff(b64: str) -> str | None:
         head = base64.b64decode(b64[:16] + "=" * (-len(b64[:16]) % 4))
     except ValueError:
         return None
-    for magic, kind in ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"),
-                        (b"GIF8", "image/gif"), (b"RIFF", "image/webp")):
+    for magic, kind in (
+        (b"\x89PNG", "image/png"),
+        (b"\xff\xd8", "image/jpeg"),
+        (b"GIF8", "image/gif"),
+        (b"RIFF", "image/webp"),
+    ):
         if head.startswith(magic):
             return kind
     return None
@@ -184,9 +206,10 @@ def tool(t: Mapping[str, Any]) -> dict[str, Any]:
     if "input_schema" in t:  # already Anthropic's shape
         return dict(t)
     fn = t.get("function") or t
-    out: dict[str, Any] = {"name": fn["name"],
-                           "input_schema": fn.get("parameters") or {"type": "object",
-                                                                     "properties": {}}}
+    out: dict[str, Any] = {
+        "name": fn["name"],
+        "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+    }
     if fn.get("description"):
         out["description"] = fn["description"]
     return out
@@ -195,8 +218,12 @@ def tool(t: Mapping[str, Any]) -> dict[str, Any]:
 def tool_choice(choice: Any) -> dict[str, Any] | None:
     """OpenAI's ``tool_choice`` → Anthropic's (``auto``, ``any``, ``none``, ``tool``)."""
     if isinstance(choice, str):
-        return {"auto": {"type": "auto"}, "required": {"type": "any"},
-                "any": {"type": "any"}, "none": {"type": "none"}}.get(choice)
+        return {
+            "auto": {"type": "auto"},
+            "required": {"type": "any"},
+            "any": {"type": "any"},
+            "none": {"type": "none"},
+        }.get(choice)
     if isinstance(choice, Mapping):
         if choice.get("type") in ("auto", "any", "none", "tool"):
             return dict(choice)
@@ -219,21 +246,30 @@ def usage(u: Any) -> Usage:
     read = int(u.get("cache_read_input_tokens") or 0)
     written = int(u.get("cache_creation_input_tokens") or 0)
     cached = read if "cache_read_input_tokens" in u else None
-    return Usage(input_tokens=int(u.get("input_tokens") or 0) + read + written,
-                 output_tokens=int(u.get("output_tokens") or 0), cached_tokens=cached)
+    return Usage(
+        input_tokens=int(u.get("input_tokens") or 0) + read + written,
+        output_tokens=int(u.get("output_tokens") or 0),
+        cached_tokens=cached,
+    )
 
 
 def tool_call(block: Mapping[str, Any], arguments: str | None = None) -> dict[str, Any]:
     """A ``tool_use`` block → an OpenAI-shaped tool call."""
     args = arguments if arguments is not None else json.dumps(block.get("input") or {})
-    return {"id": block.get("id"), "type": "function",
-            "function": {"name": block.get("name") or "", "arguments": args}}
+    return {
+        "id": block.get("id"),
+        "type": "function",
+        "function": {"name": block.get("name") or "", "arguments": args},
+    }
 
 
 def is_message(data: Any) -> bool:
     """Is ``data`` a ``message`` object (not an error object or anything else)?"""
-    return isinstance(data, dict) and data.get("type") != "error" and \
-        isinstance(data.get("content"), list)
+    return (
+        isinstance(data, dict)
+        and data.get("type") != "error"
+        and isinstance(data.get("content"), list)
+    )
 
 
 def parse_message(data: Any, provider: str, latency: float = 0.0) -> ChatResponse:
@@ -242,8 +278,10 @@ def parse_message(data: Any, provider: str, latency: float = 0.0) -> ChatRespons
         kind, msg = error_detail(json.dumps(data))
         raise ResponseError(
             f"{provider}: the answer is not an Anthropic message: "
-            f"{msg if kind else json.dumps(data)[:SNIPPET]!r}", provider=provider,
-            hint="is base_url an Anthropic Messages API root (https://api.anthropic.com)?")
+            f"{msg if kind else json.dumps(data)[:SNIPPET]!r}",
+            provider=provider,
+            hint="is base_url an Anthropic Messages API root (https://api.anthropic.com)?",
+        )
     text: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -256,11 +294,17 @@ def parse_message(data: Any, provider: str, latency: float = 0.0) -> ChatRespons
         elif kind == "tool_use":
             calls.append(tool_call(block))
     stop = data.get("stop_reason")
-    return ChatResponse(content="".join(text), model=data.get("model"), provider=provider,
-                        usage=usage(data.get("usage")),
-                        finish_reason=FINISH_REASONS.get(stop, stop) if stop else None,
-                        tool_calls=calls or None, thinking="".join(thinking) or None,
-                        latency_s=latency, raw=data)
+    return ChatResponse(
+        content="".join(text),
+        model=data.get("model"),
+        provider=provider,
+        usage=usage(data.get("usage")),
+        finish_reason=FINISH_REASONS.get(stop, stop) if stop else None,
+        tool_calls=calls or None,
+        thinking="".join(thinking) or None,
+        latency_s=latency,
+        raw=data,
+    )
 
 
 class MessageStream:
@@ -296,18 +340,21 @@ class MessageStream:
             kind = delta.get("type")
             if kind == "text_delta" and delta.get("text"):
                 self.pieces += 1
-                return [StreamChunk(content=delta["text"], model=self.model,
-                                    provider=self.provider)]
+                return [
+                    StreamChunk(content=delta["text"], model=self.model, provider=self.provider)
+                ]
             if kind == "thinking_delta" and delta.get("thinking"):
-                return [StreamChunk(thinking=delta["thinking"], model=self.model,
-                                    provider=self.provider)]
+                return [
+                    StreamChunk(
+                        thinking=delta["thinking"], model=self.model, provider=self.provider
+                    )
+                ]
             if kind == "input_json_delta":
                 block = self.blocks.setdefault(int(ev.get("index", 0)), {"_json": ""})
                 block["_json"] += delta.get("partial_json") or ""
         elif name == "message_delta":
             self.stop_reason = (ev.get("delta") or {}).get("stop_reason") or self.stop_reason
-            self.usage.update({k: v for k, v in (ev.get("usage") or {}).items()
-                               if v is not None})
+            self.usage.update({k: v for k, v in (ev.get("usage") or {}).items() if v is not None})
         elif name == "message_stop":
             self.done = True
         elif name == "error":
@@ -328,11 +375,18 @@ class MessageStream:
         if not self.done:
             raise ResponseError(
                 f"{self.provider}: the stream ended before message_stop "
-                f"after {self.pieces} piece(s)", provider=self.provider, retryable=True)
+                f"after {self.pieces} piece(s)",
+                provider=self.provider,
+                retryable=True,
+            )
         stop = self.stop_reason
-        return StreamChunk(finish_reason=FINISH_REASONS.get(stop, stop) if stop else "stop",
-                           usage=usage(self.usage), tool_calls=self.tool_calls() or None,
-                           model=self.model, provider=self.provider)
+        return StreamChunk(
+            finish_reason=FINISH_REASONS.get(stop, stop) if stop else "stop",
+            usage=usage(self.usage),
+            tool_calls=self.tool_calls() or None,
+            model=self.model,
+            provider=self.provider,
+        )
 
 
 class EventStream(SSEChunks):
@@ -347,8 +401,10 @@ class EventStream(SSEChunks):
         try:
             data = ev.json()
         except ValueError:
-            raise ResponseError(f"{self.state.provider}: a stream event is not valid JSON: "
-                                f"{ev.data[:SNIPPET]!r}", provider=self.state.provider) from None
+            raise ResponseError(
+                f"{self.state.provider}: a stream event is not valid JSON: {ev.data[:SNIPPET]!r}",
+                provider=self.state.provider,
+            ) from None
         if not isinstance(data, dict):
             return []
         out = self.state.event(str(data.get("type") or ev.event), data)
@@ -363,9 +419,13 @@ def stream_error(provider: str, model: str | None, err: Mapping[str, Any]) -> Pr
     """An ``error`` event inside a stream (``overloaded_error`` mid-answer) as an error."""
     kind = str(err.get("type") or "error")
     status = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}.get(kind)
-    return ResponseError(f"{provider}: the server reported {kind} mid-stream: "
-                         f"{err.get('message') or ''}", provider=provider, model=model,
-                         status=status, retryable=kind in RETRYABLE_TYPES)
+    return ResponseError(
+        f"{provider}: the server reported {kind} mid-stream: {err.get('message') or ''}",
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=kind in RETRYABLE_TYPES,
+    )
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -381,9 +441,15 @@ def error_detail(text: str) -> tuple[str | None, str]:
     return None, text[:SNIPPET].strip()
 
 
-def error_for(provider: str, model: str | None, status: int, body: bytes | str,
-              headers: Mapping[str, str], base_url: str | None = None,
-              retry_after_cap: float = 3600.0) -> ProviderError:
+def error_for(
+    provider: str,
+    model: str | None,
+    status: int,
+    body: bytes | str,
+    headers: Mapping[str, str],
+    base_url: str | None = None,
+    retry_after_cap: float = 3600.0,
+) -> ProviderError:
     """The llmcore error for an error answer of the Messages API (status >= 400)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     kind, msg = error_detail(text)
@@ -392,37 +458,54 @@ def error_for(provider: str, model: str | None, status: int, body: bytes | str,
         return AuthenticationError(
             f"{provider}: the API refused the credentials ({status}): {msg}",
             hint="check the key: ANTHROPIC_API_KEY, or api_key_env in llmcore.yaml "
-                 "(and that the variable is exported)", **kw)
+            "(and that the variable is exported)",
+            **kw,
+        )
     if status == 404:
         if base_url and base_url.rstrip("/").endswith("/v1"):
-            hint = (f"base_url must be the API root without /v1 (llmcore adds /v1/messages): "
-                    f"use {base_url.rstrip('/')[:-3]}")
+            hint = (
+                f"base_url must be the API root without /v1 (llmcore adds /v1/messages): "
+                f"use {base_url.rstrip('/')[:-3]}"
+            )
         else:
-            hint = (f"check the model name (`llmcore models --provider {provider}` lists "
-                    "them), and that base_url is the API root, e.g. https://api.anthropic.com")
+            hint = (
+                f"check the model name (`llmcore models --provider {provider}` lists "
+                "them), and that base_url is the API root, e.g. https://api.anthropic.com"
+            )
         what = f"model {model!r} " if model else ""
         return ModelNotFoundError(f"{provider}: {what}not found (404): {msg}", hint=hint, **kw)
     if status == 429:
-        return RateLimitError(f"{provider}: rate limited (429): {msg}",
-                              retry_after=llmcore.parse_retry_after(headers, retry_after_cap),
-                              **kw)
+        return RateLimitError(
+            f"{provider}: rate limited (429): {msg}",
+            retry_after=llmcore.parse_retry_after(headers, retry_after_cap),
+            **kw,
+        )
     if status in (400, 413, 422):
-        return BadRequestError(f"{provider}: the API rejected the request ({status}, "
-                               f"{kind or 'error'}): {msg}", **kw)
+        return BadRequestError(
+            f"{provider}: the API rejected the request ({status}, {kind or 'error'}): {msg}", **kw
+        )
     retryable = kind in RETRYABLE_TYPES or llmcore.retryable_status(status)
     what = "overloaded" if kind == "overloaded_error" or status == 529 else "server error"
-    after = llmcore.parse_retry_after(headers, retry_after_cap) if status in (503, 529) \
-        else None
-    return ResponseError(f"{provider}: {what} {status}: {msg}", retryable=retryable,
-                         retry_after=after, **kw)
+    after = llmcore.parse_retry_after(headers, retry_after_cap) if status in (503, 529) else None
+    return ResponseError(
+        f"{provider}: {what} {status}: {msg}", retryable=retryable, retry_after=after, **kw
+    )
 
 
 # -- models --------------------------------------------------------------------------------
 def parse_models(data: Any, provider: str) -> list[ModelInfo]:
     """``GET /v1/models`` → ``ModelInfo`` (Anthropic's list says no context length)."""
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ResponseError(f"{provider}: the model list is not Anthropic's shape: "
-                            f"{json.dumps(data)[:SNIPPET]!r}", provider=provider)
-    return [ModelInfo(name=m["id"], provider=provider,
-                      details={k: v for k, v in m.items() if k not in ("id", "type")})
-            for m in data["data"] if isinstance(m, dict) and m.get("id")]
+        raise ResponseError(
+            f"{provider}: the model list is not Anthropic's shape: {json.dumps(data)[:SNIPPET]!r}",
+            provider=provider,
+        )
+    return [
+        ModelInfo(
+            name=m["id"],
+            provider=provider,
+            details={k: v for k, v in m.items() if k not in ("id", "type")},
+        )
+        for m in data["data"]
+        if isinstance(m, dict) and m.get("id")
+    ]

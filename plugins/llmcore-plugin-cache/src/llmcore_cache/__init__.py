@@ -59,15 +59,23 @@ def answer(call: Any) -> Any:
     _HITS.add(id(call))
     if call.emit is not None:
         usage = hit.get("usage") or {}
-        call.emit(llmcore.MetricsEvent(
-            kind="cache_hit", provider=call.provider.name, plugin=call.provider.type_name,
-            model=hit.get("model") or call.request.model, operation=call.operation,
-            input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
-            message=f"answered from the {store.kind} cache"))
+        call.emit(
+            llmcore.MetricsEvent(
+                kind="cache_hit",
+                provider=call.provider.name,
+                plugin=call.provider.type_name,
+                model=hit.get("model") or call.request.model,
+                operation=call.operation,
+                input_tokens=usage.get("input_tokens"),
+                output_tokens=usage.get("output_tokens"),
+                message=f"answered from the {store.kind} cache",
+            )
+        )
     if call.operation == "stream":
         return replay_async(hit, call) if call.is_async else replay(hit, call)
     resp = response_of(hit, call)
     if call.is_async:
+
         async def ready() -> Any:
             return resp
 
@@ -91,6 +99,7 @@ def store(call: Any) -> Generator[None, Any, Any]:
             return stored_stream_async(result, lambda e: cache.put(key, e))
         return stored_stream(result, lambda e: cache.put(key, e))
     if call.is_async:
+
         async def stored() -> Any:
             resp = await result
             cache.put(key, entry_of(resp))

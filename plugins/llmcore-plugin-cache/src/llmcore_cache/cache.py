@@ -44,10 +44,10 @@ def check(opts: CacheOptions) -> None:
         raise llmcore.ConfigError(
             f"cache.backend: unknown backend {opts.backend!r}"
             + (f", did you mean {close[0]}?" if close else ""),
-            hint="one of: " + ", ".join(BACKENDS))
+            hint="one of: " + ", ".join(BACKENDS),
+        )
     if opts.ttl_seconds <= 0 or opts.max_entries < 1:
-        raise llmcore.ConfigError("cache: ttl_seconds must be positive and max_entries at "
-                                  "least 1")
+        raise llmcore.ConfigError("cache: ttl_seconds must be positive and max_entries at least 1")
 
 
 # -- which store, per configuration ------------------------------------------------------------
@@ -76,8 +76,11 @@ def cache_for(config: Any) -> tuple[CacheOptions, Any]:
         got = _STORES.get(spec)
         if got is None:
             check(opts)
-            got = _STORES[spec] = RedisStore(spec[1], opts) if spec[0] == "redis" \
+            got = _STORES[spec] = (
+                RedisStore(spec[1], opts)
+                if spec[0] == "redis"
                 else SqliteStore(Path(spec[1]), opts)
+            )
     return opts, got
 
 
@@ -86,12 +89,17 @@ def store_spec(opts: CacheOptions, config: Any) -> tuple[str, str, float, int]:
     url = opts.redis_url or (state if state.startswith(("redis://", "rediss://")) else None)
     if opts.backend == "redis" or (opts.backend == "auto" and url):
         if not url:
-            raise llmcore.ConfigError("cache.backend is redis but no Redis URL is known",
-                                      hint="set cache.redis_url or routing.state: redis://…")
+            raise llmcore.ConfigError(
+                "cache.backend is redis but no Redis URL is known",
+                hint="set cache.redis_url or routing.state: redis://…",
+            )
         return ("redis", url, opts.ttl_seconds, opts.max_entries)
-    return ("sqlite", str(default_path() if opts.path is None
-                          else Path(opts.path).expanduser()), opts.ttl_seconds,
-            opts.max_entries)
+    return (
+        "sqlite",
+        str(default_path() if opts.path is None else Path(opts.path).expanduser()),
+        opts.ttl_seconds,
+        opts.max_entries,
+    )
 
 
 def default_path() -> Path:
@@ -124,27 +132,43 @@ def key_of(call: Any, opts: CacheOptions) -> str:
 
 def entry_of(resp: Any) -> dict[str, Any]:
     """What is stored of a chat answer."""
-    return {"content": resp.content, "thinking": resp.thinking, "model": resp.model,
-            "finish_reason": resp.finish_reason, "tool_calls": resp.tool_calls,
-            "usage": resp.usage.to_dict() if resp.usage else None, "chunks": None}
+    return {
+        "content": resp.content,
+        "thinking": resp.thinking,
+        "model": resp.model,
+        "finish_reason": resp.finish_reason,
+        "tool_calls": resp.tool_calls,
+        "usage": resp.usage.to_dict() if resp.usage else None,
+        "chunks": None,
+    }
 
 
 def response_of(hit: dict[str, Any], call: Any) -> Any:
     """A stored answer as a chat response. Nothing was spent on it: usage and cost are 0
     (the tokens it saved are in the ``cache_hit`` event)."""
     return llmcore.ChatResponse(
-        content=hit.get("content") or "", model=hit.get("model") or call.request.model,
-        finish_reason=hit.get("finish_reason"), tool_calls=hit.get("tool_calls"),
-        thinking=hit.get("thinking"), usage=llmcore.Usage(), cost_usd=0.0)
+        content=hit.get("content") or "",
+        model=hit.get("model") or call.request.model,
+        finish_reason=hit.get("finish_reason"),
+        tool_calls=hit.get("tool_calls"),
+        thinking=hit.get("thinking"),
+        usage=llmcore.Usage(),
+        cost_usd=0.0,
+    )
 
 
 def _chunks(hit: dict[str, Any], call: Any) -> list[Any]:
     model = hit.get("model") or call.request.model
     pieces = hit.get("chunks") or [hit.get("content") or ""]
     out = [llmcore.StreamChunk(content=p, model=model) for p in pieces if p]
-    out.append(llmcore.StreamChunk(finish_reason=hit.get("finish_reason") or "stop",
-                                   tool_calls=hit.get("tool_calls"), usage=llmcore.Usage(),
-                                   model=model))
+    out.append(
+        llmcore.StreamChunk(
+            finish_reason=hit.get("finish_reason") or "stop",
+            tool_calls=hit.get("tool_calls"),
+            usage=llmcore.Usage(),
+            model=model,
+        )
+    )
     return out
 
 
@@ -177,11 +201,15 @@ class _Gathered:
         last = self.last
         if last is None or last.finish_reason is None:
             return None  # ended without saying so: not a whole answer
-        return {"content": "".join(self.pieces), "thinking": "".join(self.thinking) or None,
-                "model": last.model, "finish_reason": last.finish_reason,
-                "tool_calls": last.tool_calls,
-                "usage": last.usage.to_dict() if last.usage else None,
-                "chunks": self.pieces}
+        return {
+            "content": "".join(self.pieces),
+            "thinking": "".join(self.thinking) or None,
+            "model": last.model,
+            "finish_reason": last.finish_reason,
+            "tool_calls": last.tool_calls,
+            "usage": last.usage.to_dict() if last.usage else None,
+            "chunks": self.pieces,
+        }
 
 
 def stored_stream(result: Any, put: Callable[[dict[str, Any]], None]) -> Iterator[Any]:
@@ -195,8 +223,9 @@ def stored_stream(result: Any, put: Callable[[dict[str, Any]], None]) -> Iterato
         put(entry)
 
 
-async def stored_stream_async(result: Any,
-                              put: Callable[[dict[str, Any]], None]) -> AsyncIterator[Any]:
+async def stored_stream_async(
+    result: Any, put: Callable[[dict[str, Any]], None]
+) -> AsyncIterator[Any]:
     got = _Gathered()
     async for chunk in result:
         got.add(chunk)
@@ -229,9 +258,11 @@ class SqliteStore:
             conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None)
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
-                         "value TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, "
-                         "used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, "
+                "value TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, "
+                "used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0)"
+            )
             conn.execute("CREATE INDEX IF NOT EXISTS ix_entries_used ON entries(used)")
             self._local.conn = conn
         return conn
@@ -239,8 +270,9 @@ class SqliteStore:
     def get(self, key: str) -> dict[str, Any] | None:
         conn = self._conn()
         now = time.time()
-        row = conn.execute("SELECT value FROM entries WHERE key = ? AND expires > ?",
-                           (key, now)).fetchone()
+        row = conn.execute(
+            "SELECT value FROM entries WHERE key = ? AND expires > ?", (key, now)
+        ).fetchone()
         if row is None:
             return None
         conn.execute("UPDATE entries SET used = ?, hits = hits + 1 WHERE key = ?", (now, key))
@@ -250,23 +282,40 @@ class SqliteStore:
     def put(self, key: str, entry: dict[str, Any]) -> None:
         conn = self._conn()
         now = time.time()
-        conn.execute("INSERT OR REPLACE INTO entries (key, value, created, expires, used) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     (key, json.dumps(entry), now, now + self.ttl, now))
+        conn.execute(
+            "INSERT OR REPLACE INTO entries (key, value, created, expires, used) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, json.dumps(entry), now, now + self.ttl, now),
+        )
         conn.execute("DELETE FROM entries WHERE expires <= ?", (now,))
-        conn.execute("DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY "
-                     "used DESC LIMIT -1 OFFSET ?)", (self.max_entries,))
+        conn.execute(
+            "DELETE FROM entries WHERE key IN (SELECT key FROM entries ORDER BY "
+            "used DESC LIMIT -1 OFFSET ?)",
+            (self.max_entries,),
+        )
 
     def stats(self) -> dict[str, Any]:
         if not self.path.exists():
-            return {"backend": "sqlite", "location": str(self.path), "entries": 0,
-                    "hits": 0, "bytes": 0}
+            return {
+                "backend": "sqlite",
+                "location": str(self.path),
+                "entries": 0,
+                "hits": 0,
+                "bytes": 0,
+            }
         conn = self._conn()
         n, hits, size = conn.execute(
             "SELECT count(*), coalesce(sum(hits), 0), coalesce(sum(length(value)), 0) "
-            "FROM entries WHERE expires > ?", (time.time(),)).fetchone()
-        return {"backend": "sqlite", "location": str(self.path), "entries": n, "hits": hits,
-                "bytes": size}
+            "FROM entries WHERE expires > ?",
+            (time.time(),),
+        ).fetchone()
+        return {
+            "backend": "sqlite",
+            "location": str(self.path),
+            "entries": n,
+            "hits": hits,
+            "bytes": size,
+        }
 
     def clear(self) -> int:
         if not self.path.exists():
@@ -317,8 +366,13 @@ class RedisStore:
         keys = [k.decode() for k in self.r.zrange(self.PREFIX + "used", 0, -1)]
         alive = sum(1 for k in keys if self.r.exists(self.PREFIX + k))
         size = sum(int(self.r.strlen(self.PREFIX + k)) for k in keys)
-        return {"backend": "redis", "location": llmcore.redact(self.url), "entries": alive,
-                "hits": int(self.r.get(self.PREFIX + "hits") or 0), "bytes": size}
+        return {
+            "backend": "redis",
+            "location": llmcore.redact(self.url),
+            "entries": alive,
+            "hits": int(self.r.get(self.PREFIX + "hits") or 0),
+            "bytes": size,
+        }
 
     def clear(self) -> int:
         keys = [k.decode() for k in self.r.zrange(self.PREFIX + "used", 0, -1)]

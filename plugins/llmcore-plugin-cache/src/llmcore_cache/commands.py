@@ -20,8 +20,12 @@ def _store(ctx: click.Context, as_json: bool) -> Any:
     except llmcore.LLMCoreError as exc:
         _fail(as_json, exc.message, exc.hint, getattr(exc, "exit_code", 1))
     if store is None:
-        _fail(as_json, "the cache is off: llmcore.yaml has no cache: section, or it says "
-              "enabled: false", "add `cache: {}` to llmcore.yaml to turn it on", 1)
+        _fail(
+            as_json,
+            "the cache is off: llmcore.yaml has no cache: section, or it says enabled: false",
+            "add `cache: {}` to llmcore.yaml to turn it on",
+            1,
+        )
     return store
 
 
@@ -47,8 +51,10 @@ def register(cli: click.Group) -> None:
         if as_json:
             click.echo(json.dumps({"ok": True, **s}))
             return
-        click.echo(f"{s['backend']} cache at {s['location']}: {s['entries']} entries, "
-                   f"{s['hits']} hits, {s['bytes']:,} bytes of answers")
+        click.echo(
+            f"{s['backend']} cache at {s['location']}: {s['entries']} entries, "
+            f"{s['hits']} hits, {s['bytes']:,} bytes of answers"
+        )
 
     @cache.command()
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -52,10 +52,11 @@ class ClaudeCodeAgent(llmcore.Agent):
         mode = PERMISSION_MODES.get(task.mode)
         if mode is None:
             raise llmcore.AgentError(
-                f"{self.name}: unknown mode {task.mode!r}", agent=self.name,
-                hint="use one of: " + ", ".join(PERMISSION_MODES))
-        argv = [exe, "-p", "--output-format", "stream-json", "--verbose",
-                "--permission-mode", mode]
+                f"{self.name}: unknown mode {task.mode!r}",
+                agent=self.name,
+                hint="use one of: " + ", ".join(PERMISSION_MODES),
+            )
+        argv = [exe, "-p", "--output-format", "stream-json", "--verbose", "--permission-mode", mode]
         model = task.model or self.config.model
         if model:
             argv += ["--model", model]
@@ -89,7 +90,8 @@ class ClaudeCodeAgent(llmcore.Agent):
             env["ANTHROPIC_BASE_URL"] = llmcore.strip_url_suffix(self.config.base_url)
         if self.config.api_key_env:
             env["ANTHROPIC_API_KEY"] = self.require_api_key(
-                hint="or remove api_key_env to use Claude Code's own login")
+                hint="or remove api_key_env to use Claude Code's own login"
+            )
         return env
 
     # -- output ------------------------------------------------------------------------
@@ -98,37 +100,52 @@ class ClaudeCodeAgent(llmcore.Agent):
         if result is None:
             err = self.error_from_text(run.stderr_tail[-2000:], what="claude gave no result")
             raise err or llmcore.AgentFailedError(
-                f"{self.name}: {self.exit_error(run)} without a result", agent=self.name,
-                hint="run the same prompt with `claude -p` in that directory to see why")
+                f"{self.name}: {self.exit_error(run)} without a result",
+                agent=self.name,
+                hint="run the same prompt with `claude -p` in that directory to see why",
+            )
         text = str(result.get("result") or "")
         session = result.get("session_id")
         if result.get("is_error"):
             status = result.get("api_error_status")
-            err = self.error_from_text(f"{status or ''} {text}".strip(),
-                                       what="Claude Code's API call failed")
+            err = self.error_from_text(
+                f"{status or ''} {text}".strip(), what="Claude Code's API call failed"
+            )
             raise err or llmcore.AgentFailedError(
-                f"{self.name}: Claude Code reported an error: {text[:300]}", agent=self.name,
+                f"{self.name}: Claude Code reported an error: {text[:300]}",
+                agent=self.name,
                 hint="check that agents.NAME.base_url serves the Anthropic Messages API and "
-                     "that the model exists there")
+                "that the model exists there",
+            )
         usage = _usage(result.get("usage") or {})
         models = list((result.get("modelUsage") or {}).keys())
         subtype = str(result.get("subtype") or "")
         ok = subtype == "success" and run.exit_code == 0
         return llmcore.AgentResult(
-            agent=self.name, success=ok, output=text, files_modified=run.files_modified,
-            duration_s=run.duration_s, exit_code=run.exit_code, usage=usage,
-            cost_usd=_float(result.get("total_cost_usd")), session_id=session,
-            events=run.events_total, model=models[0] if models else task.model,
-            error=None if ok else f"claude stopped: {subtype or 'exit ' + str(run.exit_code)}")
+            agent=self.name,
+            success=ok,
+            output=text,
+            files_modified=run.files_modified,
+            duration_s=run.duration_s,
+            exit_code=run.exit_code,
+            usage=usage,
+            cost_usd=_float(result.get("total_cost_usd")),
+            session_id=session,
+            events=run.events_total,
+            model=models[0] if models else task.model,
+            error=None if ok else f"claude stopped: {subtype or 'exit ' + str(run.exit_code)}",
+        )
 
 
 def _usage(u: dict[str, Any]) -> llmcore.Usage:
     cached = int(u.get("cache_read_input_tokens") or 0)
     created = int(u.get("cache_creation_input_tokens") or 0)
     # Anthropic's input_tokens leaves out the cached part; llmcore counts all input.
-    return llmcore.Usage(input_tokens=int(u.get("input_tokens") or 0) + cached + created,
-                         output_tokens=int(u.get("output_tokens") or 0),
-                         cached_tokens=cached or None)
+    return llmcore.Usage(
+        input_tokens=int(u.get("input_tokens") or 0) + cached + created,
+        output_tokens=int(u.get("output_tokens") or 0),
+        cached_tokens=cached or None,
+    )
 
 
 def _float(value: Any) -> float | None:

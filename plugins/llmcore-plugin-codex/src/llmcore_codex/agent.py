@@ -71,8 +71,10 @@ class CodexAgent(llmcore.Agent):
         sandbox = SANDBOX_FLAGS.get(task.mode)
         if sandbox is None:
             raise llmcore.AgentError(
-                f"{self.name}: unknown mode {task.mode!r}", agent=self.name,
-                hint="use one of: " + ", ".join(SANDBOX_FLAGS))
+                f"{self.name}: unknown mode {task.mode!r}",
+                agent=self.name,
+                hint="use one of: " + ", ".join(SANDBOX_FLAGS),
+            )
         opts: Options = self.options
         exe = self.executable() or self.program
         argv = [exe, "exec", "--json", "--skip-git-repo-check", "-C", task.cwd, *sandbox]
@@ -80,8 +82,12 @@ class CodexAgent(llmcore.Agent):
         if model:
             argv += ["-m", model]
         env = {**self.config.env, **task.env}
-        overrides = {"analytics.enabled": "false", "check_for_update_on_startup": "false",
-                     **self._provider_overrides(env), **opts.config}
+        overrides = {
+            "analytics.enabled": "false",
+            "check_for_update_on_startup": "false",
+            **self._provider_overrides(env),
+            **opts.config,
+        }
         for key, value in overrides.items():
             argv += ["-c", f"{key}={value}"]
         argv += list(task.args)
@@ -108,15 +114,21 @@ class CodexAgent(llmcore.Agent):
         if opts.wire_api not in ("responses", "chat"):
             raise llmcore.AgentError(
                 f"{self.name}: options.wire_api must be 'responses' or 'chat', "
-                f"not {opts.wire_api!r}", agent=self.name)
+                f"not {opts.wire_api!r}",
+                agent=self.name,
+            )
         base = (cfg.base_url or "https://api.openai.com/v1").rstrip("/")
         if not base.endswith("/v1"):
             base += "/v1"  # Codex appends /responses to the provider's base URL
         p = f"model_providers.{PROVIDER_ID}"
-        out = {"model_provider": _toml(PROVIDER_ID), f"{p}.name": _toml("llmcore"),
-               f"{p}.base_url": _toml(base), f"{p}.wire_api": _toml(opts.wire_api),
-               f"{p}.request_max_retries": str(opts.max_retries),
-               f"{p}.stream_max_retries": str(opts.max_retries)}
+        out = {
+            "model_provider": _toml(PROVIDER_ID),
+            f"{p}.name": _toml("llmcore"),
+            f"{p}.base_url": _toml(base),
+            f"{p}.wire_api": _toml(opts.wire_api),
+            f"{p}.request_max_retries": str(opts.max_retries),
+            f"{p}.stream_max_retries": str(opts.max_retries),
+        }
         if cfg.api_key_env:
             key = self.require_api_key(env)
             # Codex reads the key itself from the variable named here; pass it explicitly so
@@ -126,8 +138,9 @@ class CodexAgent(llmcore.Agent):
         return out
 
     # -- running -----------------------------------------------------------------------
-    def run(self, task: llmcore.AgentTask, on_event: Any = None,
-            cancel: Any = None) -> llmcore.AgentResult:
+    def run(
+        self, task: llmcore.AgentTask, on_event: Any = None, cancel: Any = None
+    ) -> llmcore.AgentResult:
         """Run ``task``; stop it as a connection failure when Codex starts waiting for the
         network (it would wait until the timeout)."""
         watch = _OfflineWatch(cancel, self.options.offline_notices)
@@ -140,8 +153,10 @@ class CodexAgent(llmcore.Agent):
                 raise
             where = self.config.base_url or "its model endpoint"
             err = llmcore.AgentConnectionError(
-                f"{self.name}: Codex cannot reach {where}: {watch.offline}", agent=self.name,
-                hint=f"check that {where} is up and that agents.{self.name}.base_url is right")
+                f"{self.name}: Codex cannot reach {where}: {watch.offline}",
+                agent=self.name,
+                hint=f"check that {where} is up and that agents.{self.name}.base_url is right",
+            )
             err.result = exc.result
             raise err from None
         finally:
@@ -182,7 +197,8 @@ class CodexAgent(llmcore.Agent):
                     input_tokens=int(u.get("input_tokens") or 0),
                     output_tokens=int(u.get("output_tokens") or 0),
                     cached_tokens=u.get("cached_input_tokens") or None,
-                    reasoning_tokens=u.get("reasoning_output_tokens") or None)
+                    reasoning_tokens=u.get("reasoning_output_tokens") or None,
+                )
             elif kind == "turn.failed":
                 failure = str((e.get("error") or {}).get("message") or "turn failed")
             elif kind == "error" and not completed:
@@ -191,16 +207,25 @@ class CodexAgent(llmcore.Agent):
             text = failure or run.stderr_tail.strip()[-1000:] or self.exit_error(run)
             err = self.error_from_text(text, what="Codex did not complete the turn")
             raise err or llmcore.AgentFailedError(
-                f"{self.name}: Codex did not complete the turn: {text[:300]}", agent=self.name,
+                f"{self.name}: Codex did not complete the turn: {text[:300]}",
+                agent=self.name,
                 hint="check that agents.NAME.base_url serves the OpenAI Responses API "
-                     "(POST /v1/responses) and that the model exists there")
+                "(POST /v1/responses) and that the model exists there",
+            )
         ok = run.exit_code == 0
         return llmcore.AgentResult(
-            agent=self.name, success=ok, output=messages[-1] if messages else "",
-            files_modified=run.files_modified, duration_s=run.duration_s,
-            exit_code=run.exit_code, usage=usage, session_id=session,
-            events=run.events_total, model=task.model or self.config.model,
-            error=None if ok else f"codex exited with status {run.exit_code}")
+            agent=self.name,
+            success=ok,
+            output=messages[-1] if messages else "",
+            files_modified=run.files_modified,
+            duration_s=run.duration_s,
+            exit_code=run.exit_code,
+            usage=usage,
+            session_id=session,
+            events=run.events_total,
+            model=task.model or self.config.model,
+            error=None if ok else f"codex exited with status {run.exit_code}",
+        )
 
 
 class _OfflineWatch:

@@ -79,8 +79,10 @@ class GeminiAgent(llmcore.Agent):
         approval = APPROVAL_MODES.get(task.mode)
         if approval is None:
             raise llmcore.AgentError(
-                f"{self.name}: unknown mode {task.mode!r}", agent=self.name,
-                hint="use one of: " + ", ".join(APPROVAL_MODES))
+                f"{self.name}: unknown mode {task.mode!r}",
+                agent=self.name,
+                hint="use one of: " + ", ".join(APPROVAL_MODES),
+            )
         opts: Options = self.options
         exe = self.executable() or self.program
         model = task.model or self.config.model or opts.default_model
@@ -107,15 +109,15 @@ class GeminiAgent(llmcore.Agent):
         if self.config.base_url:
             # Gemini CLI appends /v1beta/models/…: a base URL that has it would double it.
             env["GOOGLE_GEMINI_BASE_URL"] = llmcore.strip_url_suffix(
-                self.config.base_url, ("/v1beta", "/v1"))
+                self.config.base_url, ("/v1beta", "/v1")
+            )
         if self.config.api_key_env:
             env["GEMINI_API_KEY"] = self.require_api_key(env)
         home = self.home_dir()
         if home is not None:
             _write_settings(home, opts.max_attempts)
             env.update(llmcore.home_env(home))
-        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin,
-                                  temp_files=temp)
+        return llmcore.Invocation(argv=argv, env=env, cwd=task.cwd, stdin=stdin, temp_files=temp)
 
     def _sandbox(self, argv: list[str]) -> dict[str, str]:
         """``--sandbox`` and ``GEMINI_SANDBOX`` for the configured runtime, after checking
@@ -129,15 +131,18 @@ class GeminiAgent(llmcore.Agent):
             raise llmcore.ConfigError(
                 f"unknown sandbox {self.options.sandbox!r}",
                 path=f"agents.{self.name}.options.sandbox",
-                hint="use one of: " + ", ".join(SANDBOXES) + ", or off")
+                hint="use one of: " + ", ".join(SANDBOXES) + ", or off",
+            )
         import shutil
 
         path = self.config.env.get("PATH") or os.environ.get("PATH")
         if shutil.which(choice, path=path) is None:
             raise llmcore.AgentError(
                 f"{self.name}: the {choice} sandbox was asked for (options.sandbox), but "
-                f"{choice!r} is not installed (not found on PATH)", agent=self.name,
-                hint=f"install {choice}, or set agents.{self.name}.options.sandbox: off")
+                f"{choice!r} is not installed (not found on PATH)",
+                agent=self.name,
+                hint=f"install {choice}, or set agents.{self.name}.options.sandbox: off",
+            )
         argv.append("--sandbox")
         return {"GEMINI_SANDBOX": choice}
 
@@ -147,13 +152,18 @@ class GeminiAgent(llmcore.Agent):
         for names, decision, priority in ((allowed, "allow", 900), (excluded, "deny", 950)):
             for spec in names:
                 tool, _, prefix = spec.partition("(")
-                rule = [f"toolName = {json.dumps(tool.strip())}",
-                        f'decision = "{decision}"', f"priority = {priority}"]
+                rule = [
+                    f"toolName = {json.dumps(tool.strip())}",
+                    f'decision = "{decision}"',
+                    f"priority = {priority}",
+                ]
                 if prefix.rstrip(")").strip():
                     rule.append(f"commandPrefix = {json.dumps(prefix.rstrip(')').strip())}")
                 if decision == "deny":
-                    rule.append('denyMessage = "excluded by llmcore '
-                                f'(agents.{self.name}.options.excluded_tools)"')
+                    rule.append(
+                        'denyMessage = "excluded by llmcore '
+                        f'(agents.{self.name}.options.excluded_tools)"'
+                    )
                 rules.append("[[rule]]\n" + "\n".join(rule))
         import tempfile
 
@@ -187,10 +197,17 @@ class GeminiAgent(llmcore.Agent):
         assert result is not None
         stats = result.get("stats") or {}
         return llmcore.AgentResult(
-            agent=self.name, success=True, output="".join(final).strip(),
-            files_modified=run.files_modified, duration_s=run.duration_s,
-            exit_code=run.exit_code, usage=_usage(stats), session_id=session,
-            events=run.events_total, model=model or task.model)
+            agent=self.name,
+            success=True,
+            output="".join(final).strip(),
+            files_modified=run.files_modified,
+            duration_s=run.duration_s,
+            exit_code=run.exit_code,
+            usage=_usage(stats),
+            session_id=session,
+            events=run.events_total,
+            model=model or task.model,
+        )
 
 
 def _raise_failure(agent: GeminiAgent, run: llmcore.RunOutput, failure: Any) -> None:
@@ -204,30 +221,38 @@ def _raise_failure(agent: GeminiAgent, run: llmcore.RunOutput, failure: Any) -> 
     if run.exit_code == EXIT_UNTRUSTED or ("trust" in text.lower() and "folder" in text.lower()):
         raise llmcore.AgentUntrustedError(
             f"{name}: Gemini CLI does not trust the working directory: {text[:300]}",
-            agent=name, hint=f"set agents.{name}.options.trust_workspace: true, or trust the "
-                             "folder once in an interactive `gemini` session")
+            agent=name,
+            hint=f"set agents.{name}.options.trust_workspace: true, or trust the "
+            "folder once in an interactive `gemini` session",
+        )
     if "sandbox" in text.lower() and agent.options.sandbox:
         raise llmcore.AgentError(
             f"{name}: Gemini CLI could not start its {agent.options.sandbox} sandbox: "
-            f"{' '.join(text.split())[:300]}", agent=name,
+            f"{' '.join(text.split())[:300]}",
+            agent=name,
             hint=f"check that {agent.options.sandbox} works and can pull Gemini's sandbox "
-                 f"image, or set agents.{name}.options.sandbox: off")
+            f"image, or set agents.{name}.options.sandbox: off",
+        )
     err = agent.error_from_text(text, what="Gemini CLI failed")
     if err is None and run.exit_code == EXIT_AUTH:
         err = agent.error_from_text("401 " + text, what="Gemini CLI could not authenticate")
     raise err or llmcore.AgentFailedError(
-        f"{name}: Gemini CLI failed (exit {run.exit_code}): {text[:300]}", agent=name,
+        f"{name}: Gemini CLI failed (exit {run.exit_code}): {text[:300]}",
+        agent=name,
         hint=f"check that agents.{name}.base_url serves the Gemini API (v1beta) and that the "
-             "model exists there; run the same prompt with `gemini -p` to see more")
+        "model exists there; run the same prompt with `gemini -p` to see more",
+    )
 
 
 def _usage(stats: dict[str, Any]) -> llmcore.Usage | None:
     if "input_tokens" not in stats and "output_tokens" not in stats:
         return None
     cached = int(stats.get("cached") or 0)
-    return llmcore.Usage(input_tokens=int(stats.get("input_tokens") or 0),
-                         output_tokens=int(stats.get("output_tokens") or 0),
-                         cached_tokens=cached or None)
+    return llmcore.Usage(
+        input_tokens=int(stats.get("input_tokens") or 0),
+        output_tokens=int(stats.get("output_tokens") or 0),
+        cached_tokens=cached or None,
+    )
 
 
 def _last_json_error(text: str) -> Any:
@@ -262,4 +287,3 @@ def _write_settings(home: Path, max_attempts: int) -> None:
     general["retryFetchErrors"] = max_attempts > 1
     if json.dumps(data, sort_keys=True) != before:
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-

@@ -89,10 +89,12 @@ def model_info(item: dict[str, Any], provider: str) -> llmcore.ModelInfo:
     ctx = item.get("loaded_context_length") or item.get("max_context_length")
     kind = item.get("type")
     return llmcore.ModelInfo(
-        name=item["id"], provider=provider,
+        name=item["id"],
+        provider=provider,
         context_length=int(ctx) if isinstance(ctx, (int, float)) else None,
         capabilities=list(CAPABILITIES.get(str(kind), [])),
-        quantization=item.get("quantization"), family=item.get("arch"),
+        quantization=item.get("quantization"),
+        family=item.get("arch"),
         loaded=item.get("state") == "loaded" if "state" in item else None,
         details={k: v for k, v in item.items() if k not in ("id", "object")},
     )

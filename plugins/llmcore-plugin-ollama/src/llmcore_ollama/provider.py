@@ -45,14 +45,41 @@ T = TypeVar("T")
 CLOUD_KEY_ENV = "OLLAMA_API_KEY"
 
 #: Ollama's model options (its Modelfile PARAMETERs and runtime settings).
-MODEL_OPTIONS = frozenset({
-    "numa", "num_ctx", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv",
-    "logits_all", "vocab_only", "use_mmap", "use_mlock", "embedding_only", "num_thread",
-    "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "tfs_z", "typical_p",
-    "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline",
-    "stop",
-})
+MODEL_OPTIONS = frozenset(
+    {
+        "numa",
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mmap",
+        "use_mlock",
+        "embedding_only",
+        "num_thread",
+        "num_keep",
+        "seed",
+        "num_predict",
+        "top_k",
+        "top_p",
+        "min_p",
+        "tfs_z",
+        "typical_p",
+        "repeat_last_n",
+        "temperature",
+        "repeat_penalty",
+        "presence_penalty",
+        "frequency_penalty",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+        "penalize_newline",
+        "stop",
+    }
+)
 
 
 class OllamaProvider(Provider):
@@ -62,8 +89,10 @@ class OllamaProvider(Provider):
     default_base_url: ClassVar[str | None] = "http://localhost:11434"
     default_api_key_env: ClassVar[str | None] = None
     local: ClassVar[bool] = True
-    start_hint: ClassVar[str] = ("start it with `ollama serve` (or open the Ollama app), "
-                                 "or point base_url at the machine where it runs")
+    start_hint: ClassVar[str] = (
+        "start it with `ollama serve` (or open the Ollama app), "
+        "or point base_url at the machine where it runs"
+    )
 
     @attrs.define
     class Options:
@@ -87,12 +116,12 @@ class OllamaProvider(Provider):
     def __init__(self, config: Any) -> None:
         super().__init__(_gather_model_options(config))
         keep = self.options.keep_alive
-        if keep is not None and (isinstance(keep, bool)
-                                 or not isinstance(keep, (str, int, float))):
-            raise ConfigError(f"keep_alive must be a duration like '5m' or a number of "
-                              f"seconds, not {keep!r}",
-                              path=f"providers.{self.name}.keep_alive",
-                              hint="e.g. keep_alive: 10m (or 0 to unload at once, -1 to keep)")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (str, int, float))):
+            raise ConfigError(
+                f"keep_alive must be a duration like '5m' or a number of seconds, not {keep!r}",
+                path=f"providers.{self.name}.keep_alive",
+                hint="e.g. keep_alive: 10m (or 0 to unload at once, -1 to keep)",
+            )
         #: Set by a front end (the CLI) to show pull progress; default: log lines.
         self.pull_progress: Progress | None = None
 
@@ -117,8 +146,11 @@ class OllamaProvider(Provider):
         return resolved
 
     def request_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json",
-                   "User-Agent": "llmcore-ollama/0.1"}
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": "llmcore-ollama/0.1",
+        }
         key = self.api_key
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -127,7 +159,8 @@ class OllamaProvider(Provider):
             raise AuthenticationError(
                 f"{self.name}: Ollama Cloud needs an API key and none is set",
                 provider=self.name,
-                hint=f"export {env}=<key> (create one at {errors.CLOUD_KEYS_URL})")
+                hint=f"export {env}=<key> (create one at {errors.CLOUD_KEYS_URL})",
+            )
         return headers
 
     def _model(self, request: Any) -> str:
@@ -142,16 +175,23 @@ class OllamaProvider(Provider):
 
     # -- failures in Ollama's words ------------------------------------------------------
     def error_for_status(self, response: HTTPResponse, request: HTTPRequest) -> ProviderError:
-        return errors.for_status(self.name, request.model, response.status, response.text(),
-                                 response.headers, cloud=self.cloud,
-                                 key_env=self.config.api_key_env
-                                 or (CLOUD_KEY_ENV if self.cloud else None),
-                                 retry_after_cap=self.limits.retry_after_cap)
+        return errors.for_status(
+            self.name,
+            request.model,
+            response.status,
+            response.text(),
+            response.headers,
+            cloud=self.cloud,
+            key_env=self.config.api_key_env or (CLOUD_KEY_ENV if self.cloud else None),
+            retry_after_cap=self.limits.retry_after_cap,
+        )
 
-    def unreachable_error(self, url: str, detail: str,
-                          refused: bool = False) -> ProviderConnectionError:
-        return errors.not_reachable(self.name, self.base_url or url, detail, cloud=self.cloud,
-                                    refused=refused)
+    def unreachable_error(
+        self, url: str, detail: str, refused: bool = False
+    ) -> ProviderConnectionError:
+        return errors.not_reachable(
+            self.name, self.base_url or url, detail, cloud=self.cloud, refused=refused
+        )
 
     def decode(self, response: HTTPResponse, request: HTTPRequest) -> Any:
         """Ollama answers JSON objects; an ``{"error": ...}`` one is raised, even in a 200."""
@@ -168,13 +208,19 @@ class OllamaProvider(Provider):
     # -- requests and answers (pure) ---------------------------------------------------
     def chat_request(self, request: ChatRequest, stream: bool) -> HTTPRequest:
         model = self._model(request)
-        return HTTPRequest("POST", "/api/chat", model=model, timeout=request.timeout,
-                           json=wire.chat_body(request, model, stream, **self._body_kw()))
+        return HTTPRequest(
+            "POST",
+            "/api/chat",
+            model=model,
+            timeout=request.timeout,
+            json=wire.chat_body(request, model, stream, **self._body_kw()),
+        )
 
     def parse_chat(self, data: Any, request: ChatRequest) -> ChatResponse:
         if not isinstance(data.get("message"), dict):
-            raise self.answer_error(data, "message (an Ollama chat answer)",
-                                    self.model_for(request))
+            raise self.answer_error(
+                data, "message (an Ollama chat answer)", self.model_for(request)
+            )
         return wire.chat_response(data, self.name, 0.0)
 
     def stream_decoder(self, request: ChatRequest) -> OllamaStream:
@@ -182,19 +228,26 @@ class OllamaProvider(Provider):
 
     def generate_request(self, request: ChatRequest) -> HTTPRequest:
         model = self._model(request)
-        return HTTPRequest("POST", "/api/generate", model=model, timeout=request.timeout,
-                           json=wire.generate_body(request, model, False, **self._body_kw()))
+        return HTTPRequest(
+            "POST",
+            "/api/generate",
+            model=model,
+            timeout=request.timeout,
+            json=wire.generate_body(request, model, False, **self._body_kw()),
+        )
 
     def parse_generate(self, data: Any, request: ChatRequest) -> ChatResponse:
         if not isinstance(data.get("response"), str):
-            raise self.answer_error(data, "response (an Ollama completion)",
-                                    self.model_for(request))
+            raise self.answer_error(
+                data, "response (an Ollama completion)", self.model_for(request)
+            )
         return wire.generate_response(data, self.name, 0.0)
 
     def embed_request(self, texts: list[str], model: str | None) -> HTTPRequest:
-        name = self.require_model(model=model or self.options.embed_model,
-                                  what="embedding model (pass model=, or set "
-                                       "options.embed_model)")
+        name = self.require_model(
+            model=model or self.options.embed_model,
+            what="embedding model (pass model=, or set options.embed_model)",
+        )
         body: dict[str, Any] = {"model": name, "input": list(texts)}
         if self.options.keep_alive is not None:
             body["keep_alive"] = self.options.keep_alive
@@ -207,9 +260,12 @@ class OllamaProvider(Provider):
         name = data.get("model") or model or self.options.embed_model or self.default_model
         if not isinstance(vectors, list):
             raise self.answer_error(data, "embeddings", name)
-        return EmbeddingResponse(vectors=vectors, model=name, provider=self.name,
-                                 usage=Usage(input_tokens=llmcore.token_count(
-                                     data.get("prompt_eval_count"))))
+        return EmbeddingResponse(
+            vectors=vectors,
+            model=name,
+            provider=self.name,
+            usage=Usage(input_tokens=llmcore.token_count(data.get("prompt_eval_count"))),
+        )
 
     # -- the calls: the base's, plus auto_pull -----------------------------------------
     def _pulling(self, model: str, call: Callable[[], T]) -> T:
@@ -238,7 +294,8 @@ class OllamaProvider(Provider):
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         result: ChatResponse = await self._apulling(
-            self._model(request), lambda: Provider.achat(self, request))
+            self._model(request), lambda: Provider.achat(self, request)
+        )
         return result
 
     def generate(self, request: ChatRequest) -> ChatResponse:
@@ -246,7 +303,8 @@ class OllamaProvider(Provider):
 
     async def agenerate(self, request: ChatRequest) -> ChatResponse:
         result: ChatResponse = await self._apulling(
-            self._model(request), lambda: Provider.agenerate(self, request))
+            self._model(request), lambda: Provider.agenerate(self, request)
+        )
         return result
 
     def embed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
@@ -256,7 +314,8 @@ class OllamaProvider(Provider):
     async def aembed(self, texts: list[str], model: str | None = None) -> EmbeddingResponse:
         name = self.embed_request(texts, model).model or ""
         result: EmbeddingResponse = await self._apulling(
-            name, lambda: Provider.aembed(self, texts, name))
+            name, lambda: Provider.aembed(self, texts, name)
+        )
         return result
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -322,8 +381,9 @@ class OllamaProvider(Provider):
 
     def show(self, model: str) -> dict[str, Any]:
         """Ollama's raw ``/api/show`` answer for ``model``."""
-        data: dict[str, Any] = self.call(HTTPRequest("POST", "/api/show", json={"model": model},
-                                                     model=model))
+        data: dict[str, Any] = self.call(
+            HTTPRequest("POST", "/api/show", json={"model": model}, model=model)
+        )
         return data
 
     def running(self) -> list[ModelInfo]:
@@ -331,8 +391,7 @@ class OllamaProvider(Provider):
         data = self.call(HTTPRequest("GET", "/api/ps"))
         out = []
         for m in data.get("models") or []:
-            info = wire.model_info(str(m.get("model") or m.get("name")), self.name, m, None,
-                                   True)
+            info = wire.model_info(str(m.get("model") or m.get("name")), self.name, m, None, True)
             info.context_length = m.get("context_length") or info.context_length
             info.details.update({k: m[k] for k in ("size_vram", "expires_at") if k in m})
             out.append(info)
@@ -347,8 +406,7 @@ class OllamaProvider(Provider):
     def pull(self, model: str, progress: Any = None) -> None:
         """Download ``model``; ``progress(status, completed, total)`` follows each step."""
         report: Progress = progress or _log_progress(model)
-        req = HTTPRequest("POST", "/api/pull", json={"model": model, "stream": True},
-                          model=model)
+        req = HTTPRequest("POST", "/api/pull", json={"model": model, "stream": True}, model=model)
         lines = llmcore.NDJSONDecoder(self.limits.max_line_bytes)
         status = ""
         pieces = self.open_stream(req)
@@ -370,11 +428,15 @@ class OllamaProvider(Provider):
         try:
             data = self.call(HTTPRequest("GET", "/api/version"))
         except ProviderError as exc:
-            return Health(ok=False, latency_s=time.monotonic() - t0, detail=exc.message,
-                          hint=exc.hint)
-        return Health(ok=True, latency_s=time.monotonic() - t0,
-                      version=str(data.get("version") or ""),
-                      detail=f"Ollama at {self.base_url}")
+            return Health(
+                ok=False, latency_s=time.monotonic() - t0, detail=exc.message, hint=exc.hint
+            )
+        return Health(
+            ok=True,
+            latency_s=time.monotonic() - t0,
+            version=str(data.get("version") or ""),
+            detail=f"Ollama at {self.base_url}",
+        )
 
 
 class OllamaStream(NDJSONChunks):
@@ -395,8 +457,9 @@ class OllamaStream(NDJSONChunks):
 
     def finish(self) -> list[StreamChunk]:
         if not self.done:
-            raise errors.cut(self.provider.name, self.model,
-                             "the stream ended before Ollama's final message")
+            raise errors.cut(
+                self.provider.name, self.model, "the stream ended before Ollama's final message"
+            )
         return []
 
 
@@ -418,7 +481,8 @@ def _gather_model_options(config: Any) -> Any:
                 f"unknown key {key!r} for an ollama provider",
                 path=f"providers.{config.name or 'ollama'}.{key}",
                 hint=f"plugin keys: {', '.join(sorted(known - {'options'}))}; Ollama model "
-                     "options (num_ctx, temperature, ...) go under options:")
+                "options (num_ctx, temperature, ...) go under options:",
+            )
     free["options"] = model_options
     return attrs.evolve(config, options=free)
 

@@ -21,8 +21,13 @@ from llmcore import (
 )
 
 #: ChatRequest fields that Ollama takes inside ``options`` (and their Ollama names).
-_OPTION_NAMES = {"temperature": "temperature", "top_p": "top_p", "seed": "seed",
-                 "stop": "stop", "max_tokens": "num_predict"}
+_OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "max_tokens": "num_predict",
+}
 
 
 def ollama_format(response_format: dict[str, Any] | None) -> Any:
@@ -79,8 +84,15 @@ def build_options(request: ChatRequest, defaults: dict[str, Any]) -> dict[str, A
     return options
 
 
-def common_body(request: ChatRequest, model: str, stream: bool, *, defaults: dict[str, Any],
-                keep_alive: Any, think: bool | None) -> dict[str, Any]:
+def common_body(
+    request: ChatRequest,
+    model: str,
+    stream: bool,
+    *,
+    defaults: dict[str, Any],
+    keep_alive: Any,
+    think: bool | None,
+) -> dict[str, Any]:
     """The fields /api/chat and /api/generate share."""
     body: dict[str, Any] = {"model": model, "stream": stream}
     options = build_options(request, defaults)
@@ -122,8 +134,10 @@ def generate_body(request: ChatRequest, model: str, stream: bool, **kw: Any) -> 
 def usage_of(data: dict[str, Any]) -> Usage:
     # token_count: a bogus count (1e999, "x") is 0, never an exception that throws away
     # a complete answer.
-    return Usage(input_tokens=token_count(data.get("prompt_eval_count")),
-                 output_tokens=token_count(data.get("eval_count")))
+    return Usage(
+        input_tokens=token_count(data.get("prompt_eval_count")),
+        output_tokens=token_count(data.get("eval_count")),
+    )
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -135,10 +149,16 @@ def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]] | None:
     for i, call in enumerate(calls):
         fn = call.get("function") or {}
         args = fn.get("arguments", {})
-        out.append({"id": call.get("id") or f"call_{i}", "type": "function",
-                    "function": {"name": fn.get("name", ""),
-                                 "arguments": args if isinstance(args, str)
-                                 else json.dumps(args)}})
+        out.append(
+            {
+                "id": call.get("id") or f"call_{i}",
+                "type": "function",
+                "function": {
+                    "name": fn.get("name", ""),
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+        )
     return out
 
 
@@ -151,17 +171,30 @@ def finish_reason_of(data: dict[str, Any], had_tool_calls: bool) -> str:
 def chat_response(data: dict[str, Any], provider: str, latency: float) -> ChatResponse:
     message = data.get("message") or {}
     calls = tool_calls_of(message)
-    return ChatResponse(content=message.get("content") or "", model=data.get("model"),
-                        provider=provider, usage=usage_of(data),
-                        finish_reason=finish_reason_of(data, bool(calls)), tool_calls=calls,
-                        thinking=message.get("thinking") or None, latency_s=latency, raw=data)
+    return ChatResponse(
+        content=message.get("content") or "",
+        model=data.get("model"),
+        provider=provider,
+        usage=usage_of(data),
+        finish_reason=finish_reason_of(data, bool(calls)),
+        tool_calls=calls,
+        thinking=message.get("thinking") or None,
+        latency_s=latency,
+        raw=data,
+    )
 
 
 def generate_response(data: dict[str, Any], provider: str, latency: float) -> ChatResponse:
-    return ChatResponse(content=data.get("response") or "", model=data.get("model"),
-                        provider=provider, usage=usage_of(data),
-                        finish_reason=finish_reason_of(data, False),
-                        thinking=data.get("thinking") or None, latency_s=latency, raw=data)
+    return ChatResponse(
+        content=data.get("response") or "",
+        model=data.get("model"),
+        provider=provider,
+        usage=usage_of(data),
+        finish_reason=finish_reason_of(data, False),
+        thinking=data.get("thinking") or None,
+        latency_s=latency,
+        raw=data,
+    )
 
 
 class StreamState:
@@ -176,9 +209,13 @@ class StreamState:
         message = data.get("message") or {}
         calls = tool_calls_of(message)
         self.had_tool_calls = self.had_tool_calls or bool(calls)
-        out = StreamChunk(content=message.get("content") or data.get("response") or "",
-                          thinking=message.get("thinking") or data.get("thinking") or "",
-                          tool_calls=calls, model=data.get("model"), provider=self.provider)
+        out = StreamChunk(
+            content=message.get("content") or data.get("response") or "",
+            thinking=message.get("thinking") or data.get("thinking") or "",
+            tool_calls=calls,
+            model=data.get("model"),
+            provider=self.provider,
+        )
         if data.get("done"):
             self.done = True
             out.finish_reason = finish_reason_of(data, self.had_tool_calls)
@@ -186,8 +223,13 @@ class StreamState:
         return out
 
 
-def model_info(name: str, provider: str, tag: dict[str, Any] | None,
-               show: dict[str, Any] | None, loaded: bool | None) -> ModelInfo:
+def model_info(
+    name: str,
+    provider: str,
+    tag: dict[str, Any] | None,
+    show: dict[str, Any] | None,
+    loaded: bool | None,
+) -> ModelInfo:
     """One ModelInfo from an /api/tags entry and (when it answered) /api/show."""
     details = dict((show or {}).get("details") or (tag or {}).get("details") or {})
     info = (show or {}).get("model_info") or {}
@@ -197,10 +239,13 @@ def model_info(name: str, provider: str, tag: dict[str, Any] | None,
         context = next((v for k, v in info.items() if k.endswith(".context_length")), None)
     extra = {k: v for k, v in (tag or {}).items() if k in ("size", "digest", "modified_at")}
     return ModelInfo(
-        name=name, provider=provider,
+        name=name,
+        provider=provider,
         context_length=token_count(context) or None,
         capabilities=list((show or {}).get("capabilities") or []),
         parameter_size=details.get("parameter_size") or None,
         quantization=details.get("quantization_level") or None,
-        family=details.get("family") or None, loaded=loaded, details=extra,
+        family=details.get("family") or None,
+        loaded=loaded,
+        details=extra,
     )

@@ -59,17 +59,26 @@ class OpenCodeAgent(llmcore.Agent):
         permission = self.mode_setting(PERMISSIONS, task.mode)
         argv = [self.executable() or self.program, "run", "--format", "json"]
         env = {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1"}
-        config: dict[str, Any] = {"permission": permission, "autoupdate": False,
-                                  "share": "disabled"}
+        config: dict[str, Any] = {
+            "permission": permission,
+            "autoupdate": False,
+            "share": "disabled",
+        }
         model = task.model
         if self.config.base_url:
             name = model or "default"
             env["LLMCORE_OPENCODE_KEY"] = self.api_key() or "none"
-            config["provider"] = {"llmcore": {
-                "npm": opts.provider_npm, "name": "llmcore",
-                "options": {"baseURL": self.config.base_url,
-                            "apiKey": "{env:LLMCORE_OPENCODE_KEY}"},
-                "models": {name: {}}}}
+            config["provider"] = {
+                "llmcore": {
+                    "npm": opts.provider_npm,
+                    "name": "llmcore",
+                    "options": {
+                        "baseURL": self.config.base_url,
+                        "apiKey": "{env:LLMCORE_OPENCODE_KEY}",
+                    },
+                    "models": {name: {}},
+                }
+            }
             config["model"] = config["small_model"] = f"llmcore/{name}"
             model = f"llmcore/{name}"
             env.update(llmcore.home_env(self.private_home(), xdg=True))
@@ -104,20 +113,21 @@ class OpenCodeAgent(llmcore.Agent):
                 raise llmcore.ConfigError(
                     f"attach must be a URL or auto, not {attach!r}",
                     path=f"agents.{self.name}.options.attach",
-                    hint="e.g. attach: http://127.0.0.1:4096, or attach: auto")
+                    hint="e.g. attach: http://127.0.0.1:4096, or attach: auto",
+                )
             return attach.rstrip("/")
         from .server import server_for
 
-        return server_for(self.name, self.executable() or self.program,
-                          self.environment(env), cwd)
+        return server_for(self.name, self.executable() or self.program, self.environment(env), cwd)
 
     def close(self) -> None:
         from .server import stop_servers
 
         stop_servers(self.name)
 
-    def _server_events(self, url: str, run: llmcore.RunOutput, since_ms: int,
-                       session: str | None) -> list[dict[str, Any]]:
+    def _server_events(
+        self, url: str, run: llmcore.RunOutput, since_ms: int, session: str | None
+    ) -> list[dict[str, Any]]:
         """The run's events read back from the server: ``opencode run --attach`` prints none
         of them (1.18), so the session's messages are fetched from the server's API and
         turned into the shapes ``run --format json`` prints."""
@@ -135,23 +145,30 @@ class OpenCodeAgent(llmcore.Agent):
 
         try:
             if session is None:
-                sessions = [s for s in get("/session") if isinstance(s, dict) and
-                            ((s.get("time") or {}).get("updated") or 0) >= since_ms - 1000]
+                sessions = [
+                    s
+                    for s in get("/session")
+                    if isinstance(s, dict)
+                    and ((s.get("time") or {}).get("updated") or 0) >= since_ms - 1000
+                ]
                 if not sessions:
                     return []
-                session = max(sessions, key=lambda s: (s.get("time") or {}).get("updated", 0))[
-                    "id"]
+                session = max(sessions, key=lambda s: (s.get("time") or {}).get("updated", 0))["id"]
             messages = get(f"/session/{urllib.parse.quote(str(session))}/message")
         except (OSError, ValueError, KeyError) as exc:
             raise llmcore.AgentConnectionError(
                 f"{self.name}: could not read the run back from the OpenCode server at "
-                f"{url}: {exc}", agent=self.name,
-                hint="check that the server is up (options.attach)") from None
+                f"{url}: {exc}",
+                agent=self.name,
+                hint="check that the server is up (options.attach)",
+            ) from None
         events: list[dict[str, Any]] = []
         for m in messages:
             info = m.get("info") or {}
-            if info.get("role") != "assistant" or \
-                    ((info.get("time") or {}).get("created") or 0) < since_ms - 1000:
+            if (
+                info.get("role") != "assistant"
+                or ((info.get("time") or {}).get("created") or 0) < since_ms - 1000
+            ):
                 continue
             if info.get("error"):
                 events.append({"type": "error", "error": info["error"], "sessionID": session})
@@ -165,8 +182,10 @@ class OpenCodeAgent(llmcore.Agent):
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
         meta = run.invocation.meta if run.invocation else {}
         if meta.get("attach") and not run.events and run.exit_code == 0:
-            run = attrs.evolve(run, events=self._server_events(
-                meta["attach"], run, int(meta["since_ms"]), task.resume))
+            run = attrs.evolve(
+                run,
+                events=self._server_events(meta["attach"], run, int(meta["since_ms"]), task.resume),
+            )
         session = None
         texts: list[str] = []
         usage = llmcore.Usage()
@@ -200,12 +219,18 @@ class OpenCodeAgent(llmcore.Agent):
             if mapped is not None:
                 raise mapped
         return llmcore.AgentResult(
-            agent=self.name, success=ok, output="".join(texts).strip(),
-            files_modified=run.files_modified, exit_code=run.exit_code,
+            agent=self.name,
+            success=ok,
+            output="".join(texts).strip(),
+            files_modified=run.files_modified,
+            exit_code=run.exit_code,
             usage=usage if usage.total_tokens else None,
-            cost_usd=cost if saw_cost else None, session_id=session,
-            events=run.events_total, model=task.model,
-            error=None if ok else self.exit_error(run))
+            cost_usd=cost if saw_cost else None,
+            session_id=session,
+            events=run.events_total,
+            model=task.model,
+            error=None if ok else self.exit_error(run),
+        )
 
     def _error(self, err: dict[str, Any], run: llmcore.RunOutput) -> llmcore.AgentError:
         data = err.get("data") or {}
@@ -215,8 +240,11 @@ class OpenCodeAgent(llmcore.Agent):
         mapped = self.error_from_text(text, what="the model call failed")
         if mapped is not None:
             return mapped
-        return llmcore.AgentFailedError(f"{self.name}: {text.strip()}", agent=self.name,
-                                        hint=f"see the full output in {run.log_path}")
+        return llmcore.AgentFailedError(
+            f"{self.name}: {text.strip()}",
+            agent=self.name,
+            hint=f"see the full output in {run.log_path}",
+        )
 
 
 @llmcore.hookimpl

@@ -35,13 +35,17 @@ class Server:
     def __init__(self, exe: str, env: dict[str, str], cwd: str) -> None:
         port = _free_port()
         self.proc = subprocess.Popen(
-            [exe, "serve", "--port", str(port), "--hostname", "127.0.0.1"], env=env, cwd=cwd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [exe, "serve", "--port", str(port), "--hostname", "127.0.0.1"],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.url = self._wait_listening(port)
         # Keep reading its output so a chatty server never blocks on a full pipe.
-        threading.Thread(target=self._drain, daemon=True,
-                         name="llmcore-opencode-serve").start()
+        threading.Thread(target=self._drain, daemon=True, name="llmcore-opencode-serve").start()
 
     def _wait_listening(self, port: int) -> str:
         assert self.proc.stdout is not None
@@ -65,7 +69,8 @@ class Server:
         tail = seen.decode("utf-8", "replace").strip()[-400:]
         raise llmcore.AgentError(
             f"opencode serve did not start on 127.0.0.1:{port}: {tail or 'no output'}",
-            hint="run `opencode serve` by hand to see why, or set options.attach: null")
+            hint="run `opencode serve` by hand to see why, or set options.attach: null",
+        )
 
     def _drain(self) -> None:
         stream = self.proc.stdout
@@ -100,8 +105,15 @@ def _free_port() -> int:
 
 def server_for(owner: str, exe: str, env: dict[str, str], cwd: str) -> str:
     """The URL of the server for this configuration, started when there is none yet."""
-    key = (owner, exe, *sorted(f"{k}={v}" for k, v in env.items() if k.startswith(
-        ("OPENCODE_", "LLMCORE_OPENCODE", "XDG_", "HOME"))))
+    key = (
+        owner,
+        exe,
+        *sorted(
+            f"{k}={v}"
+            for k, v in env.items()
+            if k.startswith(("OPENCODE_", "LLMCORE_OPENCODE", "XDG_", "HOME"))
+        ),
+    )
     with _lock:
         server = _servers.get(key)
         if server is not None and server.alive():

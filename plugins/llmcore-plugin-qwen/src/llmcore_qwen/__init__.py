@@ -17,8 +17,7 @@ import llmcore
 LLMCORE_HOOK_API = "1"
 
 #: llmcore's modes onto ``--approval-mode``. Headless ``default`` offers no write tools.
-MODES = {"read_only": "plan", "suggest": "default", "auto_edit": "auto-edit",
-         "full_auto": "yolo"}
+MODES = {"read_only": "plan", "suggest": "default", "auto_edit": "auto-edit", "full_auto": "yolo"}
 
 
 DASHSCOPE_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
@@ -54,8 +53,13 @@ class QwenAgent(llmcore.Agent):
 
     def build(self, task: llmcore.AgentTask) -> llmcore.Invocation:
         opts: QwenOptions = self.options
-        argv = [self.executable() or self.program, "--output-format", "stream-json",
-                "--approval-mode", self.mode_setting(MODES, task.mode)]
+        argv = [
+            self.executable() or self.program,
+            "--output-format",
+            "stream-json",
+            "--approval-mode",
+            self.mode_setting(MODES, task.mode),
+        ]
         env = {"QWEN_CODE_NO_RELAUNCH": "1", "QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"}
         if opts.bare:
             argv.append("--bare")
@@ -70,9 +74,10 @@ class QwenAgent(llmcore.Agent):
         elif auth == "api_key":
             argv += ["--auth-type", "openai"]
             env.update(llmcore.home_env(self.private_home()))
-            env.update(OPENAI_BASE_URL=self.config.base_url or opts.dashscope_url,
-                       OPENAI_API_KEY=self.require_api_key(
-                           hint="auth: api_key takes a DashScope key"))
+            env.update(
+                OPENAI_BASE_URL=self.config.base_url or opts.dashscope_url,
+                OPENAI_API_KEY=self.require_api_key(hint="auth: api_key takes a DashScope key"),
+            )
         elif self.config.base_url:
             argv += ["--auth-type", opts.auth_type]
             env.update(llmcore.home_env(self.private_home()))
@@ -101,18 +106,23 @@ class QwenAgent(llmcore.Agent):
                 return "openai"
             return "api_key" if self.config.api_key_env else None
         if auth not in AUTHS:
-            raise llmcore.ConfigError(f"unknown auth {auth!r}",
-                                      path=f"agents.{self.name}.options.auth",
-                                      hint="use one of: " + ", ".join(AUTHS))
+            raise llmcore.ConfigError(
+                f"unknown auth {auth!r}",
+                path=f"agents.{self.name}.options.auth",
+                hint="use one of: " + ", ".join(AUTHS),
+            )
         if auth == "api_key" and not self.config.api_key_env:
-            raise llmcore.ConfigError("auth: api_key needs api_key_env (the variable holding "
-                                      "the DashScope key)", path=f"agents.{self.name}.api_key_env",
-                                      hint="e.g. api_key_env: DASHSCOPE_API_KEY")
+            raise llmcore.ConfigError(
+                "auth: api_key needs api_key_env (the variable holding the DashScope key)",
+                path=f"agents.{self.name}.api_key_env",
+                hint="e.g. api_key_env: DASHSCOPE_API_KEY",
+            )
         if auth == "openai" and not self.config.base_url:
-            raise llmcore.ConfigError("auth: openai needs base_url",
-                                      path=f"agents.{self.name}.base_url",
-                                      hint="set the OpenAI-compatible endpoint, or use "
-                                           "auth: api_key for DashScope")
+            raise llmcore.ConfigError(
+                "auth: openai needs base_url",
+                path=f"agents.{self.name}.base_url",
+                hint="set the OpenAI-compatible endpoint, or use auth: api_key for DashScope",
+            )
         return auth
 
     def finish(self, task: llmcore.AgentTask, run: llmcore.RunOutput) -> llmcore.AgentResult:
@@ -132,29 +142,48 @@ class QwenAgent(llmcore.Agent):
             if err is not None and run.exit_code != 0:
                 raise err
             return llmcore.AgentResult(
-                agent=self.name, success=False, output="\n".join(texts).strip(),
-                exit_code=run.exit_code, session_id=session, events=run.events_total,
-                files_modified=run.files_modified, model=task.model,
-                error=self.exit_error(run) + " (no result event)")
+                agent=self.name,
+                success=False,
+                output="\n".join(texts).strip(),
+                exit_code=run.exit_code,
+                session_id=session,
+                events=run.events_total,
+                files_modified=run.files_modified,
+                model=task.model,
+                error=self.exit_error(run) + " (no result event)",
+            )
         usage_d = result.get("usage") or {}
-        usage = llmcore.Usage(input_tokens=int(usage_d.get("input_tokens") or 0),
-                              output_tokens=int(usage_d.get("output_tokens") or 0),
-                              cached_tokens=usage_d.get("cache_read_input_tokens"))
+        usage = llmcore.Usage(
+            input_tokens=int(usage_d.get("input_tokens") or 0),
+            output_tokens=int(usage_d.get("output_tokens") or 0),
+            cached_tokens=usage_d.get("cache_read_input_tokens"),
+        )
         is_error = bool(result.get("is_error")) or run.exit_code not in (0, None)
         error = None
         if is_error:
-            msg = str((result.get("error") or {}).get("message") or result.get("result") or
-                      result.get("subtype") or self.exit_error(run))
+            msg = str(
+                (result.get("error") or {}).get("message")
+                or result.get("result")
+                or result.get("subtype")
+                or self.exit_error(run)
+            )
             mapped = self.error_from_text(msg, what="the model call failed")
             if mapped is not None:
                 raise mapped
             error = msg
         return llmcore.AgentResult(
-            agent=self.name, success=not is_error,
+            agent=self.name,
+            success=not is_error,
             output=str(result.get("result") or "\n".join(texts)).strip(),
-            files_modified=run.files_modified, exit_code=run.exit_code, usage=usage,
-            cost_usd=result.get("total_cost_usd"), session_id=result.get("session_id") or session,
-            events=run.events_total, error=error, model=task.model)
+            files_modified=run.files_modified,
+            exit_code=run.exit_code,
+            usage=usage,
+            cost_usd=result.get("total_cost_usd"),
+            session_id=result.get("session_id") or session,
+            events=run.events_total,
+            error=error,
+            model=task.model,
+        )
 
 
 @llmcore.hookimpl

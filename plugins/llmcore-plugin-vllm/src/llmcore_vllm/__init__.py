@@ -80,14 +80,23 @@ class VLLMProvider(OpenAIProvider):
         version = None
         if ok:
             try:
-                version = self.call(llmcore.HTTPRequest("GET", "/version", root=True),
-                                    base=ok[0].url).get("version")
+                version = self.call(
+                    llmcore.HTTPRequest("GET", "/version", root=True), base=ok[0].url
+                ).get("version")
             except llmcore.ProviderError:
                 version = None
-        detail = f"{len(ok)}/{len(results)} replica(s) healthy" if len(results) > 1 else (
-            "healthy" if ok else results[0].last_error or "unhealthy")
-        return llmcore.Health(ok=bool(ok), latency_s=time.monotonic() - t0, version=version,
-                              detail=detail, hint=None if ok else self.start_hint)
+        detail = (
+            f"{len(ok)}/{len(results)} replica(s) healthy"
+            if len(results) > 1
+            else ("healthy" if ok else results[0].last_error or "unhealthy")
+        )
+        return llmcore.Health(
+            ok=bool(ok),
+            latency_s=time.monotonic() - t0,
+            version=version,
+            detail=detail,
+            hint=None if ok else self.start_hint,
+        )
 
     def load(self) -> float | None:
         """Requests running + waiting over every replica, from ``/metrics``."""
@@ -98,17 +107,21 @@ class VLLMProvider(OpenAIProvider):
     def tokenize(self, text: str, model: str | None = None) -> list[int]:
         """Token ids of ``text`` as the served model's tokenizer sees it (``/tokenize``)."""
         name = self.require_model(model=model)
-        data = self.call(llmcore.HTTPRequest("POST", "/tokenize", root=True, model=name,
-                                             json={"model": name, "prompt": text}),
-                         base=self.replicas.any_up().url)
+        data = self.call(
+            llmcore.HTTPRequest(
+                "POST", "/tokenize", root=True, model=name, json={"model": name, "prompt": text}
+            ),
+            base=self.replicas.any_up().url,
+        )
         try:
             return [int(t) for t in data["tokens"]]
         except (KeyError, TypeError, ValueError):
             raise self.answer_error(data, "tokens", name) from None
 
     # -- batches -----------------------------------------------------------------------
-    def batch_generate(self, prompts: list[str], model: str | None = None,
-                       **options: Any) -> list[llmcore.ChatResponse]:
+    def batch_generate(
+        self, prompts: list[str], model: str | None = None, **options: Any
+    ) -> list[llmcore.ChatResponse]:
         """Complete every prompt in ONE ``/v1/completions`` request (vLLM batches them).
 
         Returns one response per prompt (per prompt times ``n`` when ``n`` is given), in
@@ -120,16 +133,18 @@ class VLLMProvider(OpenAIProvider):
         data = self.call(self._batch_request(prompts, model, options))
         return self.parse_completion(data, time.monotonic() - t0)
 
-    async def abatch_generate(self, prompts: list[str], model: str | None = None,
-                              **options: Any) -> list[llmcore.ChatResponse]:
+    async def abatch_generate(
+        self, prompts: list[str], model: str | None = None, **options: Any
+    ) -> list[llmcore.ChatResponse]:
         import time
 
         t0 = time.monotonic()
         data = await self.acall(self._batch_request(prompts, model, options))
         return self.parse_completion(data, time.monotonic() - t0)
 
-    def _batch_request(self, prompts: list[str], model: str | None,
-                       options: dict[str, Any]) -> llmcore.HTTPRequest:
+    def _batch_request(
+        self, prompts: list[str], model: str | None, options: dict[str, Any]
+    ) -> llmcore.HTTPRequest:
         if isinstance(prompts, str) or not prompts:
             raise TypeError("batch_generate takes a non-empty list of prompt strings")
         name = self.require_model(model=model)
@@ -138,9 +153,13 @@ class VLLMProvider(OpenAIProvider):
         body.update(options)
         return llmcore.HTTPRequest("POST", "/completions", json=body, model=name)
 
-    def chat_batch(self, items: list[Any], model: str | None = None,
-                   concurrency: int | None = None, **options: Any
-                   ) -> list[llmcore.ChatResponse]:
+    def chat_batch(
+        self,
+        items: list[Any],
+        model: str | None = None,
+        concurrency: int | None = None,
+        **options: Any,
+    ) -> list[llmcore.ChatResponse]:
         """Send many chats at once, at most ``concurrency`` in flight (threads).
 
         ``items`` are prompts or message lists. Results come back in order; the first
@@ -155,9 +174,13 @@ class VLLMProvider(OpenAIProvider):
             futures = [pool.submit(self.chat, r) for r in requests]
         return [f.result() for f in futures]
 
-    async def achat_batch(self, items: list[Any], model: str | None = None,
-                          concurrency: int | None = None, **options: Any
-                          ) -> list[llmcore.ChatResponse]:
+    async def achat_batch(
+        self,
+        items: list[Any],
+        model: str | None = None,
+        concurrency: int | None = None,
+        **options: Any,
+    ) -> list[llmcore.ChatResponse]:
         """The async :meth:`chat_batch`: a semaphore keeps ``concurrency`` in flight."""
         import asyncio
 
@@ -179,8 +202,9 @@ def _request(item: Any, model: str | None, options: dict[str, Any]) -> llmcore.C
     elif isinstance(item, list):
         messages = [m if isinstance(m, llmcore.Message) else llmcore.Message(**m) for m in item]
     else:
-        raise TypeError(f"a batch item is a prompt or a list of messages, not "
-                        f"{type(item).__name__}")
+        raise TypeError(
+            f"a batch item is a prompt or a list of messages, not {type(item).__name__}"
+        )
     known = {k: v for k, v in options.items() if k in _REQUEST_KEYS}
     extra = {k: v for k, v in options.items() if k not in _REQUEST_KEYS}
     return llmcore.ChatRequest(messages=messages, model=model, extra=extra, **known)

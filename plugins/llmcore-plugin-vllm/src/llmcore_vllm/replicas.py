@@ -34,8 +34,12 @@ def parse_metrics(text: str) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     out: dict[str, float] = {}
-    names = {RUNNING: "running", WAITING: "waiting", KV_CACHE[0]: "kv_cache_usage",
-             KV_CACHE[1]: "kv_cache_usage"}
+    names = {
+        RUNNING: "running",
+        WAITING: "waiting",
+        KV_CACHE[0]: "kv_cache_usage",
+        KV_CACHE[1]: "kv_cache_usage",
+    }
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             key = names.get(sample.name)
@@ -159,8 +163,11 @@ class ReplicaSet(llmcore.Endpoint):
         now = time.monotonic()
         ttl = self._opts.metrics_ttl
         recheck = [r for r in self.all if r.down and now >= r.down_until]
-        stale = [r for r in self.all if not r.down
-                 and (force_metrics or (ttl and now - r.metrics_at > ttl))]
+        stale = [
+            r
+            for r in self.all
+            if not r.down and (force_metrics or (ttl and now - r.metrics_at > ttl))
+        ]
         return recheck, stale
 
     def refresh(self, transport: Any = None, force_metrics: bool = False) -> None:
@@ -180,9 +187,9 @@ class ReplicaSet(llmcore.Endpoint):
         probes = [self._aprobe(r.url, "/health") for r in recheck]
         probes += [self._aprobe(r.url, "/metrics", text=True) for r in stale]
         results = await asyncio.gather(*probes)
-        for r, res in zip(recheck, results[:len(recheck)], strict=True):
+        for r, res in zip(recheck, results[: len(recheck)], strict=True):
             self._set_health(r, res)
-        for r, res in zip(stale, results[len(recheck):], strict=True):
+        for r, res in zip(stale, results[len(recheck) :], strict=True):
             self._set_metrics(r, res)
 
     def check(self) -> list[Replica]:

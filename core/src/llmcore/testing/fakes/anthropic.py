@@ -62,8 +62,9 @@ class AnthropicFake(FakeServer):
     models = ["claude-fake-1"]
     scripted_paths = ("/v1/messages",)
 
-    def __init__(self, default: Reply | None = None, *, models: list[str] | None = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, default: Reply | None = None, *, models: list[str] | None = None, **kw: Any
+    ) -> None:
         super().__init__(default, **kw)
         self.models = list(models if models is not None else type(self).models)
 
@@ -99,8 +100,10 @@ class AnthropicFake(FakeServer):
             try:
                 body = req.json
             except ValueError:
-                return Reply(status=400, error="There was an issue with your request body: "
-                                               "it is not valid JSON")
+                return Reply(
+                    status=400,
+                    error="There was an issue with your request body: it is not valid JSON",
+                )
             if not isinstance(body, dict) or "max_tokens" not in body:
                 return Reply(status=400, error="max_tokens: Field required")
             if isinstance(body["max_tokens"], bool) or not isinstance(body["max_tokens"], int):
@@ -114,35 +117,62 @@ class AnthropicFake(FakeServer):
     def render_error(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         kind = ERROR_TYPES.get(reply.status, "api_error")
         headers = {"request-id": "req_" + uuid.uuid4().hex[:20], **reply.headers}
-        h.send_json(reply.status, {"type": "error", "error": {
-            "type": kind, "message": reply.error or f"error {reply.status}"}}, headers)
+        h.send_json(
+            reply.status,
+            {
+                "type": "error",
+                "error": {"type": kind, "message": reply.error or f"error {reply.status}"},
+            },
+            headers,
+        )
 
     # -- side routes -------------------------------------------------------------------
     def list_models(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        data = [{"type": "model", "id": m, "display_name": m,
-                 "created_at": "2025-01-01T00:00:00Z"} for m in self.models]
-        h.send_json(200, {"data": data, "has_more": False,
-                          "first_id": data[0]["id"] if data else None,
-                          "last_id": data[-1]["id"] if data else None})
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+            for m in self.models
+        ]
+        h.send_json(
+            200,
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
 
     def count_tokens(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
-        text = _text_of(body.get("system")) + " " + " ".join(
-            _text_of(m.get("content")) for m in body.get("messages", []))
+        text = (
+            _text_of(body.get("system"))
+            + " "
+            + " ".join(_text_of(m.get("content")) for m in body.get("messages", []))
+        )
         h.send_json(200, {"input_tokens": max(1, len(text.split()))})
 
     # -- messages ----------------------------------------------------------------------
     def _blocks(self, reply: Reply) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if reply.thinking:
-            blocks.append({"type": "thinking", "thinking": reply.thinking,
-                           "signature": "sig_" + uuid.uuid4().hex[:16]})
+            blocks.append(
+                {
+                    "type": "thinking",
+                    "thinking": reply.thinking,
+                    "signature": "sig_" + uuid.uuid4().hex[:16],
+                }
+            )
         if reply.text:
             blocks.append({"type": "text", "text": reply.text})
         for i, call in enumerate(reply.tool_calls or []):
-            blocks.append({"type": "tool_use",
-                           "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:20]}{i}",
-                           "name": call["name"], "input": call.get("arguments", {})})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:20]}{i}",
+                    "name": call["name"],
+                    "input": call.get("arguments", {}),
+                }
+            )
         return blocks
 
     def messages(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
@@ -150,67 +180,140 @@ class AnthropicFake(FakeServer):
         model = reply.model or body.get("model") or self.models[0]
         if model not in self.models:
             self.models.append(model)  # what it has answered for, it lists
-        prompt = _text_of(body.get("system")) + " " + " ".join(
-            _text_of(m.get("content")) for m in body.get("messages", []))
+        prompt = (
+            _text_of(body.get("system"))
+            + " "
+            + " ".join(_text_of(m.get("content")) for m in body.get("messages", []))
+        )
         pin, pout = reply.token_usage(prompt)
         blocks = self._blocks(reply)
         stop = reply.finish_reason or ("tool_use" if reply.tool_calls else "end_turn")
         stop = STOP_REASONS.get(stop, stop)
         msg_id = "msg_" + uuid.uuid4().hex[:24]
-        usage = {"input_tokens": pin, "output_tokens": pout,
-                 "cache_creation_input_tokens": int(reply.extra.get("cache_creation", 0)),
-                 "cache_read_input_tokens": int(reply.extra.get("cache_read", 0)),
-                 "server_tool_use": None, "service_tier": "standard"}
+        usage = {
+            "input_tokens": pin,
+            "output_tokens": pout,
+            "cache_creation_input_tokens": int(reply.extra.get("cache_creation", 0)),
+            "cache_read_input_tokens": int(reply.extra.get("cache_read", 0)),
+            "server_tool_use": None,
+            "service_tier": "standard",
+        }
         headers = {"request-id": "req_" + uuid.uuid4().hex[:20]}
         if not body.get("stream"):
-            h.send_json(200, {"id": msg_id, "type": "message", "role": "assistant",
-                              "model": model, "content": blocks, "stop_reason": stop,
-                              "stop_sequence": None, "usage": usage}, headers)
+            h.send_json(
+                200,
+                {
+                    "id": msg_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": blocks,
+                    "stop_reason": stop,
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+                headers,
+            )
             return
 
         def sse(kind: str, data: dict[str, Any]) -> bytes:
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
         def events() -> Iterator[bytes]:
-            yield sse("message_start", {"message": {
-                "id": msg_id, "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {**usage, "output_tokens": 1}}})
+            yield sse(
+                "message_start",
+                {
+                    "message": {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**usage, "output_tokens": 1},
+                    }
+                },
+            )
             yield sse("ping", {})
             for index, block in enumerate(blocks):
                 kind = block["type"]
                 if kind == "text":
-                    yield sse("content_block_start", {"index": index,
-                                                      "content_block": {"type": "text",
-                                                                        "text": ""}})
+                    yield sse(
+                        "content_block_start",
+                        {"index": index, "content_block": {"type": "text", "text": ""}},
+                    )
                     for n, piece in enumerate(reply.pieces()):
-                        yield sse("content_block_delta", {
-                            "index": index, "delta": {"type": "text_delta", "text": piece}})
+                        yield sse(
+                            "content_block_delta",
+                            {"index": index, "delta": {"type": "text_delta", "text": piece}},
+                        )
                         if n == 0 and reply.extra.get("stream_error"):
                             kind = str(reply.extra["stream_error"])
-                            yield sse("error", {"error": {
-                                "type": kind, "message": kind.replace("_error", "").title()}})
+                            yield sse(
+                                "error",
+                                {
+                                    "error": {
+                                        "type": kind,
+                                        "message": kind.replace("_error", "").title(),
+                                    }
+                                },
+                            )
                             return
                 elif kind == "thinking":
-                    yield sse("content_block_start", {"index": index, "content_block": {
-                        "type": "thinking", "thinking": "", "signature": ""}})
-                    yield sse("content_block_delta", {"index": index, "delta": {
-                        "type": "thinking_delta", "thinking": block["thinking"]}})
-                    yield sse("content_block_delta", {"index": index, "delta": {
-                        "type": "signature_delta", "signature": block["signature"]}})
+                    yield sse(
+                        "content_block_start",
+                        {
+                            "index": index,
+                            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                        },
+                    )
+                    yield sse(
+                        "content_block_delta",
+                        {
+                            "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": block["thinking"]},
+                        },
+                    )
+                    yield sse(
+                        "content_block_delta",
+                        {
+                            "index": index,
+                            "delta": {"type": "signature_delta", "signature": block["signature"]},
+                        },
+                    )
                 else:
-                    yield sse("content_block_start", {"index": index, "content_block": {
-                        "type": "tool_use", "id": block["id"], "name": block["name"],
-                        "input": {}}})
+                    yield sse(
+                        "content_block_start",
+                        {
+                            "index": index,
+                            "content_block": {
+                                "type": "tool_use",
+                                "id": block["id"],
+                                "name": block["name"],
+                                "input": {},
+                            },
+                        },
+                    )
                     raw = json.dumps(block["input"])
                     # Two pieces, so a client must join partial JSON as the real API needs.
                     cut = len(raw) // 2
                     for part in (raw[:cut], raw[cut:]):
-                        yield sse("content_block_delta", {"index": index, "delta": {
-                            "type": "input_json_delta", "partial_json": part}})
+                        yield sse(
+                            "content_block_delta",
+                            {
+                                "index": index,
+                                "delta": {"type": "input_json_delta", "partial_json": part},
+                            },
+                        )
                 yield sse("content_block_stop", {"index": index})
-            yield sse("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
-                                        "usage": {"output_tokens": pout}})
+            yield sse(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": pout},
+                },
+            )
             yield sse("message_stop", {})
 
         h.send_stream(events(), attrs.evolve(reply, headers={**headers, **reply.headers}))

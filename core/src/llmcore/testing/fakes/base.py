@@ -90,8 +90,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
-        req = RecordedRequest(self.command, path, query, dict(self.headers.items()), body,
-                              time.time())
+        req = RecordedRequest(
+            self.command, path, query, dict(self.headers.items()), body, time.time()
+        )
         route = fake.find_route(self.command, path)
         if route is None:
             fake.record(req)
@@ -124,8 +125,13 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     # -- writing ---------------------------------------------------------------------
-    def send_raw(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                 content_type: str = "application/json") -> None:
+    def send_raw(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         hdrs = {"Content-Type": content_type, **(headers or {})}
         for k, v in hdrs.items():
@@ -137,8 +143,9 @@ class Handler(BaseHTTPRequestHandler):
     def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self.send_raw(status, json.dumps(data).encode(), headers)
 
-    def send_stream(self, pieces: Iterable[bytes], reply: Reply,
-                    content_type: str = "text/event-stream") -> None:
+    def send_stream(
+        self, pieces: Iterable[bytes], reply: Reply, content_type: str = "text/event-stream"
+    ) -> None:
         """Send ``pieces`` with chunked encoding; honour ``chunk_delay`` and ``cut_after``."""
         self.send_response(200)
         self.send_header("Content-Type", content_type)
@@ -162,8 +169,9 @@ class Handler(BaseHTTPRequestHandler):
     def reset(self) -> None:
         """Drop the connection at once (RST where the platform allows)."""
         try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
         except OSError:
             pass
         self.close_connection = True
@@ -224,8 +232,9 @@ class FakeServer:
     Subclasses add routes with :meth:`route` and implement :meth:`render_error`.
     """
 
-    def __init__(self, default: Reply | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, default: Reply | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.default = default or Reply()
         self.script: collections.deque[Reply] = collections.deque()
         self.requests: list[RecordedRequest] = []
@@ -287,8 +296,9 @@ class FakeServer:
     def start(self: _Fake) -> _Fake:
         self._server = _Server((self._host, self._port), Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

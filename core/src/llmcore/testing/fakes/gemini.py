@@ -67,16 +67,34 @@ class GeminiFake(FakeServer):
         return [r for r in self.requests if "enerateContent" in r.path]
 
     def render_error(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        h.send_json(reply.status, {"error": {
-            "code": reply.status, "message": reply.error or f"error {reply.status}",
-            "status": ERROR_STATUS.get(reply.status, "UNKNOWN")}}, reply.headers)
+        h.send_json(
+            reply.status,
+            {
+                "error": {
+                    "code": reply.status,
+                    "message": reply.error or f"error {reply.status}",
+                    "status": ERROR_STATUS.get(reply.status, "UNKNOWN"),
+                }
+            },
+            reply.headers,
+        )
 
     def list_models(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        h.send_json(200, {"models": [
-            {"name": f"models/{m}", "displayName": m, "inputTokenLimit": 1048576,
-             "outputTokenLimit": 65536,
-             "supportedGenerationMethods": ["generateContent", "countTokens"]}
-            for m in self.models]})
+        h.send_json(
+            200,
+            {
+                "models": [
+                    {
+                        "name": f"models/{m}",
+                        "displayName": m,
+                        "inputTokenLimit": 1048576,
+                        "outputTokenLimit": 65536,
+                        "supportedGenerationMethods": ["generateContent", "countTokens"],
+                    }
+                    for m in self.models
+                ]
+            },
+        )
 
     def count_tokens(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         h.send_json(200, {"totalTokens": max(1, len(_contents_text(req.json or {}).split()))})
@@ -86,13 +104,23 @@ class GeminiFake(FakeServer):
     def _model(req: RecordedRequest) -> str:
         return req.path.split("/models/", 1)[1].split(":", 1)[0]
 
-    def _chunk(self, parts: list[dict[str, Any]], model: str, response_id: str,
-               finish: str | None, usage: dict[str, int]) -> dict[str, Any]:
+    def _chunk(
+        self,
+        parts: list[dict[str, Any]],
+        model: str,
+        response_id: str,
+        finish: str | None,
+        usage: dict[str, int],
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         if finish:
             candidate["finishReason"] = finish
-        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model,
-                "responseId": response_id}
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": response_id,
+        }
 
     def _parts(self, reply: Reply) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
@@ -109,13 +137,24 @@ class GeminiFake(FakeServer):
 
     def _usage(self, req: RecordedRequest, reply: Reply) -> dict[str, int]:
         pin, pout = reply.token_usage(_contents_text(req.json or {}))
-        return {"promptTokenCount": pin, "candidatesTokenCount": pout,
-                "totalTokenCount": pin + pout}
+        return {
+            "promptTokenCount": pin,
+            "candidatesTokenCount": pout,
+            "totalTokenCount": pin + pout,
+        }
 
     def generate(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         finish = reply.finish_reason or "STOP"
-        h.send_json(200, self._chunk(self._parts(reply), reply.model or self._model(req),
-                                     uuid.uuid4().hex[:20], finish, self._usage(req, reply)))
+        h.send_json(
+            200,
+            self._chunk(
+                self._parts(reply),
+                reply.model or self._model(req),
+                uuid.uuid4().hex[:20],
+                finish,
+                self._usage(req, reply),
+            ),
+        )
 
     def stream(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         model = reply.model or self._model(req)
@@ -125,12 +164,26 @@ class GeminiFake(FakeServer):
         calls = [p for p in self._parts(reply) if "functionCall" in p]
         chunks: list[dict[str, Any]] = []
         if reply.thinking:
-            chunks.append(self._chunk([{"text": reply.thinking, "thought": True}], model, rid,
-                                      None, {"promptTokenCount": usage["promptTokenCount"]}))
+            chunks.append(
+                self._chunk(
+                    [{"text": reply.thinking, "thought": True}],
+                    model,
+                    rid,
+                    None,
+                    {"promptTokenCount": usage["promptTokenCount"]},
+                )
+            )
         pieces = reply.pieces() if reply.text else []
         for piece in pieces[:-1]:
-            chunks.append(self._chunk([{"text": piece}], model, rid, None,
-                                      {"promptTokenCount": usage["promptTokenCount"]}))
+            chunks.append(
+                self._chunk(
+                    [{"text": piece}],
+                    model,
+                    rid,
+                    None,
+                    {"promptTokenCount": usage["promptTokenCount"]},
+                )
+            )
         # The last chunk carries the last text, the function calls, the finish reason and
         # the full usage, as Google's stream does.
         last = [{"text": pieces[-1]}] if pieces else []

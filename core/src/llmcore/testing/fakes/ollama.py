@@ -40,31 +40,46 @@ NDJSON = "application/x-ndjson"
 FAKE_VERSION = "0.12.6"
 
 
-def _model_entry(family: str, parameter_size: str, quantization: str, context_length: int,
-                 capabilities: list[str], size: int) -> dict[str, Any]:
-    return {"family": family, "parameter_size": parameter_size, "quantization": quantization,
-            "context_length": context_length, "capabilities": capabilities, "size": size}
+def _model_entry(
+    family: str,
+    parameter_size: str,
+    quantization: str,
+    context_length: int,
+    capabilities: list[str],
+    size: int,
+) -> dict[str, Any]:
+    return {
+        "family": family,
+        "parameter_size": parameter_size,
+        "quantization": quantization,
+        "context_length": context_length,
+        "capabilities": capabilities,
+        "size": size,
+    }
 
 
 def default_catalog() -> dict[str, dict[str, Any]]:
     """The models the fake has "pulled" when it starts."""
     return {
-        "llama3.2:latest": _model_entry("llama", "3.2B", "Q4_K_M", 131072,
-                                        ["completion", "tools"], 2019393189),
-        "qwen3:0.6b": _model_entry("qwen3", "751.63M", "Q4_K_M", 40960,
-                                   ["completion", "tools", "thinking"], 522653767),
-        "llava:latest": _model_entry("llama", "7B", "Q4_0", 32768,
-                                     ["completion", "vision"], 4733363377),
-        "nomic-embed-text:latest": _model_entry("nomic-bert", "137M", "F16", 2048,
-                                                ["embedding"], 274302450),
+        "llama3.2:latest": _model_entry(
+            "llama", "3.2B", "Q4_K_M", 131072, ["completion", "tools"], 2019393189
+        ),
+        "qwen3:0.6b": _model_entry(
+            "qwen3", "751.63M", "Q4_K_M", 40960, ["completion", "tools", "thinking"], 522653767
+        ),
+        "llava:latest": _model_entry(
+            "llama", "7B", "Q4_0", 32768, ["completion", "vision"], 4733363377
+        ),
+        "nomic-embed-text:latest": _model_entry(
+            "nomic-bert", "137M", "F16", 2048, ["embedding"], 274302450
+        ),
     }
 
 
 def default_registry() -> dict[str, dict[str, Any]]:
     """Models ``/api/pull`` can fetch (as if from registry.ollama.ai)."""
     return {
-        "gemma3:270m": _model_entry("gemma3", "268.10M", "Q8_0", 32768,
-                                    ["completion"], 291554930),
+        "gemma3:270m": _model_entry("gemma3", "268.10M", "Q8_0", 32768, ["completion"], 291554930),
     }
 
 
@@ -84,8 +99,14 @@ def _digest(name: str) -> str:
 class OllamaFake(FakeServer):
     """A scripted Ollama server. ``catalog``/``registry`` map model names to their facts."""
 
-    def __init__(self, default: Reply | None = None, host: str = "127.0.0.1",
-                 port: int = 0, *, require_key: str | None = None) -> None:
+    def __init__(
+        self,
+        default: Reply | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        require_key: str | None = None,
+    ) -> None:
         self.catalog: dict[str, dict[str, Any]] = default_catalog()
         self.registry: dict[str, dict[str, Any]] = default_registry()
         #: ``{name: expires_at}`` of models "loaded in memory" (what ``/api/ps`` shows).
@@ -107,8 +128,9 @@ class OllamaFake(FakeServer):
 
     # -- shared behaviour ----------------------------------------------------------------
     def render_error(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        h.send_json(reply.status, {"error": reply.error or _status_text(reply.status)},
-                    reply.headers)
+        h.send_json(
+            reply.status, {"error": reply.error or _status_text(reply.status)}, reply.headers
+        )
 
     def _guard(self, route: Any) -> Any:
         """Wrap a route with the cloud key check (only when ``require_key`` is set)."""
@@ -141,9 +163,14 @@ class OllamaFake(FakeServer):
 
     @staticmethod
     def _timings(pin: int, pout: int) -> dict[str, Any]:
-        return {"total_duration": 5_000_000 + 1_000_000 * pout, "load_duration": 1_000_000,
-                "prompt_eval_count": pin, "prompt_eval_duration": 100_000 * pin,
-                "eval_count": pout, "eval_duration": 1_000_000 * pout}
+        return {
+            "total_duration": 5_000_000 + 1_000_000 * pout,
+            "load_duration": 1_000_000,
+            "prompt_eval_count": pin,
+            "prompt_eval_duration": 100_000 * pin,
+            "eval_count": pout,
+            "eval_duration": 1_000_000 * pout,
+        }
 
     def _stream(self, h: Handler, reply: Reply, lines: Iterator[dict[str, Any]]) -> None:
         error = reply.extra.get("stream_error")
@@ -159,8 +186,10 @@ class OllamaFake(FakeServer):
         h.send_stream(encoded(), reply, content_type=NDJSON)
 
     def _tool_calls(self, reply: Reply) -> list[dict[str, Any]]:
-        return [{"function": {"name": t["name"], "arguments": t.get("arguments", {})}}
-                for t in reply.tool_calls or []]
+        return [
+            {"function": {"name": t["name"], "arguments": t.get("arguments", {})}}
+            for t in reply.tool_calls or []
+        ]
 
     # -- routes --------------------------------------------------------------------------
     def root(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
@@ -181,9 +210,14 @@ class OllamaFake(FakeServer):
         done_reason = reply.finish_reason or "stop"
         # Ollama only returns thinking when the request asked for it (think: true).
         thinking = reply.thinking if body.get("think") not in (None, False) else None
-        final = {"model": model, "created_at": _now(),
-                 "message": {"role": "assistant", "content": ""},
-                 "done_reason": done_reason, "done": True, **self._timings(pin, pout)}
+        final = {
+            "model": model,
+            "created_at": _now(),
+            "message": {"role": "assistant", "content": ""},
+            "done_reason": done_reason,
+            "done": True,
+            **self._timings(pin, pout),
+        }
         if not body.get("stream", True):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text}
             if thinking:
@@ -195,8 +229,12 @@ class OllamaFake(FakeServer):
 
         def lines() -> Iterator[dict[str, Any]]:
             def piece(**msg: Any) -> dict[str, Any]:
-                return {"model": model, "created_at": _now(),
-                        "message": {"role": "assistant", "content": "", **msg}, "done": False}
+                return {
+                    "model": model,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": "", **msg},
+                    "done": False,
+                }
 
             if thinking:
                 for t in Reply(text=thinking).pieces():
@@ -217,9 +255,15 @@ class OllamaFake(FakeServer):
         model = reply.model or body["model"]
         pin, pout = reply.token_usage(str(body.get("prompt", "")))
         thinking = reply.thinking if body.get("think") not in (None, False) else None
-        final = {"model": model, "created_at": _now(), "response": "", "done": True,
-                 "done_reason": reply.finish_reason or "stop",
-                 "context": list(range(1, pin + pout + 1)), **self._timings(pin, pout)}
+        final = {
+            "model": model,
+            "created_at": _now(),
+            "response": "",
+            "done": True,
+            "done_reason": reply.finish_reason or "stop",
+            "context": list(range(1, pin + pout + 1)),
+            **self._timings(pin, pout),
+        }
         if not body.get("stream", True):
             out = {**final, "response": reply.text}
             if thinking:
@@ -248,20 +292,44 @@ class OllamaFake(FakeServer):
         dims = int(body.get("dimensions") or reply.extra.get("dimensions", 8))
         vectors = [_vector(t, dims) for t in texts]
         tokens = sum(max(1, len(t.split())) for t in texts)
-        h.send_json(200, {"model": body["model"], "embeddings": vectors,
-                          "total_duration": 2_000_000, "load_duration": 500_000,
-                          "prompt_eval_count": tokens})
+        h.send_json(
+            200,
+            {
+                "model": body["model"],
+                "embeddings": vectors,
+                "total_duration": 2_000_000,
+                "load_duration": 500_000,
+                "prompt_eval_count": tokens,
+            },
+        )
 
     def _details(self, facts: dict[str, Any]) -> dict[str, Any]:
-        return {"parent_model": "", "format": "gguf", "family": facts["family"],
-                "families": [facts["family"]], "parameter_size": facts["parameter_size"],
-                "quantization_level": facts["quantization"]}
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": facts["family"],
+            "families": [facts["family"]],
+            "parameter_size": facts["parameter_size"],
+            "quantization_level": facts["quantization"],
+        }
 
     def tags(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        h.send_json(200, {"models": [
-            {"name": name, "model": name, "modified_at": "2025-06-01T10:00:00.000000000Z",
-             "size": facts["size"], "digest": _digest(name), "details": self._details(facts)}
-            for name, facts in self.catalog.items()]})
+        h.send_json(
+            200,
+            {
+                "models": [
+                    {
+                        "name": name,
+                        "model": name,
+                        "modified_at": "2025-06-01T10:00:00.000000000Z",
+                        "size": facts["size"],
+                        "digest": _digest(name),
+                        "details": self._details(facts),
+                    }
+                    for name, facts in self.catalog.items()
+                ]
+            },
+        )
 
     def show(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
@@ -271,28 +339,48 @@ class OllamaFake(FakeServer):
         facts = self.catalog[name]
         arch = facts["family"]
         info: dict[str, Any] = {
-            "general.architecture": arch, "general.basename": name.split(":")[0],
+            "general.architecture": arch,
+            "general.basename": name.split(":")[0],
             "general.parameter_count": _parameter_count(facts["parameter_size"]),
-            "general.quantization_version": 2, f"{arch}.context_length":
-            facts["context_length"], f"{arch}.embedding_length": 2048,
+            "general.quantization_version": 2,
+            f"{arch}.context_length": facts["context_length"],
+            f"{arch}.embedding_length": 2048,
             f"{arch}.block_count": 16,
         }
-        h.send_json(200, {
-            "license": "fake license", "modelfile": f"FROM {name}\n",
-            "parameters": "stop \"<|eot_id|>\"", "template": "{{ .Prompt }}",
-            "details": self._details(facts), "model_info": info,
-            "capabilities": facts["capabilities"],
-            "modified_at": "2025-06-01T10:00:00.000000000Z",
-        })
+        h.send_json(
+            200,
+            {
+                "license": "fake license",
+                "modelfile": f"FROM {name}\n",
+                "parameters": 'stop "<|eot_id|>"',
+                "template": "{{ .Prompt }}",
+                "details": self._details(facts),
+                "model_info": info,
+                "capabilities": facts["capabilities"],
+                "modified_at": "2025-06-01T10:00:00.000000000Z",
+            },
+        )
 
     def ps(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
-        h.send_json(200, {"models": [
-            {"name": name, "model": name, "size": self.catalog[name]["size"],
-             "digest": _digest(name), "details": self._details(self.catalog[name]),
-             "expires_at": "2099-01-01T00:00:00.000000000Z",
-             "size_vram": self.catalog[name]["size"],
-             "context_length": min(4096, self.catalog[name]["context_length"])}
-            for name in self.loaded if name in self.catalog]})
+        h.send_json(
+            200,
+            {
+                "models": [
+                    {
+                        "name": name,
+                        "model": name,
+                        "size": self.catalog[name]["size"],
+                        "digest": _digest(name),
+                        "details": self._details(self.catalog[name]),
+                        "expires_at": "2099-01-01T00:00:00.000000000Z",
+                        "size_vram": self.catalog[name]["size"],
+                        "context_length": min(4096, self.catalog[name]["context_length"]),
+                    }
+                    for name in self.loaded
+                    if name in self.catalog
+                ]
+            },
+        )
 
     def pull(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
@@ -303,9 +391,14 @@ class OllamaFake(FakeServer):
             # Real Ollama reports an unknown name inside the (200) stream or as 500.
             message = "pull model manifest: file does not exist"
             if body.get("stream", True):
-                h.send_stream([(json.dumps({"status": "pulling manifest"}) + "\n").encode(),
-                               (json.dumps({"error": message}) + "\n").encode()], reply,
-                              content_type=NDJSON)
+                h.send_stream(
+                    [
+                        (json.dumps({"status": "pulling manifest"}) + "\n").encode(),
+                        (json.dumps({"error": message}) + "\n").encode(),
+                    ],
+                    reply,
+                    content_type=NDJSON,
+                )
             else:
                 h.send_json(500, {"error": message})
             return
@@ -316,8 +409,12 @@ class OllamaFake(FakeServer):
         def lines() -> Iterator[dict[str, Any]]:
             yield {"status": "pulling manifest"}
             for i in range(steps + 1):
-                yield {"status": f"pulling {digest[7:19]}", "digest": digest,
-                       "total": total, "completed": total * i // steps}
+                yield {
+                    "status": f"pulling {digest[7:19]}",
+                    "digest": digest,
+                    "total": total,
+                    "completed": total * i // steps,
+                }
             yield {"status": "verifying sha256 digest"}
             yield {"status": "writing manifest"}
             self.catalog[key] = facts  # "installed" once the manifest is written
@@ -332,10 +429,16 @@ class OllamaFake(FakeServer):
 
 
 def _status_text(status: int) -> str:
-    return {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
-            429: "too many requests", 500: "internal server error",
-            502: "bad gateway", 503: "server busy, please try again. maximum pending "
-            "requests exceeded"}.get(status, f"error {status}")
+    return {
+        400: "bad request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not found",
+        429: "too many requests",
+        500: "internal server error",
+        502: "bad gateway",
+        503: "server busy, please try again. maximum pending requests exceeded",
+    }.get(status, f"error {status}")
 
 
 def _vector(text: str, dims: int) -> list[float]:

@@ -67,13 +67,25 @@ class OpenAIFake(FakeServer):
 
     def render_error(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         kind, code = {
-            400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
-            403: ("permission_denied", None), 404: ("invalid_request_error", "model_not_found"),
-            422: ("invalid_request_error", None), 429: ("requests", "rate_limit_exceeded"),
+            400: ("invalid_request_error", None),
+            401: ("invalid_request_error", "invalid_api_key"),
+            403: ("permission_denied", None),
+            404: ("invalid_request_error", "model_not_found"),
+            422: ("invalid_request_error", None),
+            429: ("requests", "rate_limit_exceeded"),
         }.get(reply.status, ("server_error", None))
-        h.send_json(reply.status, {"error": {"message": reply.error or f"error {reply.status}",
-                                             "type": kind, "param": None, "code": code}},
-                    reply.headers)
+        h.send_json(
+            reply.status,
+            {
+                "error": {
+                    "message": reply.error or f"error {reply.status}",
+                    "type": kind,
+                    "param": None,
+                    "code": code,
+                }
+            },
+            reply.headers,
+        )
 
     # -- models ------------------------------------------------------------------------
     def model_entry(self, name: str) -> dict[str, Any]:
@@ -91,34 +103,58 @@ class OpenAIFake(FakeServer):
         cid = "chatcmpl-" + uuid.uuid4().hex[:12]
         created = int(time.time())
         tool_calls = [
-            {"id": t.get("id", f"call_{i}"), "type": "function",
-             "function": {"name": t["name"], "arguments": json.dumps(t.get("arguments", {}))}}
+            {
+                "id": t.get("id", f"call_{i}"),
+                "type": "function",
+                "function": {"name": t["name"], "arguments": json.dumps(t.get("arguments", {}))},
+            }
             for i, t in enumerate(reply.tool_calls or [])
         ]
         finish = reply.finish_reason or ("tool_calls" if tool_calls else "stop")
         usage = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant",
-                                       "content": None if tool_calls and not reply.text
-                                       else reply.text}
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None if tool_calls and not reply.text else reply.text,
+            }
             if reply.thinking:
                 message["reasoning_content"] = reply.thinking
             if tool_calls:
                 message["tool_calls"] = tool_calls
-            h.send_json(200, {
-                "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                             "logprobs": None}],
-                "usage": usage,
-            }, reply.headers)
+            h.send_json(
+                200,
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                    ],
+                    "usage": usage,
+                },
+                reply.headers,
+            )
             return
         include_usage = (body.get("stream_options") or {}).get("include_usage", False)
 
         def event(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            return _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                         "model": model, "choices": [{"index": 0, "delta": delta,
-                                                      "finish_reason": finish_reason,
-                                                      "logprobs": None}]})
+            return _sse(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": delta,
+                            "finish_reason": finish_reason,
+                            "logprobs": None,
+                        }
+                    ],
+                }
+            )
 
         def pieces() -> Any:
             yield event({"role": "assistant", "content": ""})
@@ -128,16 +164,38 @@ class OpenAIFake(FakeServer):
                 yield event({"content": piece})
             for i, t in enumerate(tool_calls):
                 # Like OpenAI: the first delta names the call, the next carries arguments.
-                yield event({"tool_calls": [{"index": i, "id": t["id"], "type": "function",
-                                             "function": {"name": t["function"]["name"],
-                                                          "arguments": ""}}]})
-                yield event({"tool_calls": [{"index": i, "function": {
-                    "arguments": t["function"]["arguments"]}}]})
+                yield event(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": t["id"],
+                                "type": "function",
+                                "function": {"name": t["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+                yield event(
+                    {
+                        "tool_calls": [
+                            {"index": i, "function": {"arguments": t["function"]["arguments"]}}
+                        ]
+                    }
+                )
             if not reply.extra.get("no_finish"):
                 yield event({}, finish)
             if include_usage or reply.extra.get("usage_in_stream"):
-                yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                            "model": model, "choices": [], "usage": usage})
+                yield _sse(
+                    {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
             if not reply.extra.get("no_done"):
                 yield b"data: [DONE]\n\n"
 
@@ -164,20 +222,34 @@ class OpenAIFake(FakeServer):
         created = int(time.time())
         finish = reply.finish_reason or "stop"
         if not body.get("stream"):
-            h.send_json(200, {
-                "id": cid, "object": "text_completion", "created": created, "model": model,
-                "choices": [{"index": i, "text": t, "finish_reason": finish, "logprobs": None}
-                            for i, t in enumerate(outs)],
-                "usage": usage,
-            }, reply.headers)
+            h.send_json(
+                200,
+                {
+                    "id": cid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": i, "text": t, "finish_reason": finish, "logprobs": None}
+                        for i, t in enumerate(outs)
+                    ],
+                    "usage": usage,
+                },
+                reply.headers,
+            )
             return
         include_usage = (body.get("stream_options") or {}).get("include_usage", False)
 
         def chunk(i: int, text: str, fin: str | None) -> bytes:
-            return _sse({"id": cid, "object": "text_completion", "created": created,
-                         "model": model, "choices": [{"index": i, "text": text,
-                                                      "finish_reason": fin,
-                                                      "logprobs": None}]})
+            return _sse(
+                {
+                    "id": cid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": i, "text": text, "finish_reason": fin, "logprobs": None}],
+                }
+            )
 
         def pieces() -> Any:
             for i, text in enumerate(outs):
@@ -185,8 +257,16 @@ class OpenAIFake(FakeServer):
                     yield chunk(i, word, None)
                 yield chunk(i, "", finish)
             if include_usage:
-                yield _sse({"id": cid, "object": "text_completion", "created": created,
-                            "model": model, "choices": [], "usage": usage})
+                yield _sse(
+                    {
+                        "id": cid,
+                        "object": "text_completion",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
             yield b"data: [DONE]\n\n"
 
         h.send_stream(pieces(), reply)
@@ -201,13 +281,19 @@ class OpenAIFake(FakeServer):
         data = []
         for i, text in enumerate(inputs):
             vec = fake_vector(str(text), int(body.get("dimensions") or self.embedding_dim))
-            emb: Any = (base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
-                        if b64 else vec)
+            emb: Any = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode() if b64 else vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         tokens = sum(max(1, len(str(t).split())) for t in inputs)
-        h.send_json(200, {"object": "list", "data": data, "model": model,
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                    reply.headers)
+        h.send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            reply.headers,
+        )
 
 
 class VLLMFake(OpenAIFake):
@@ -220,8 +306,9 @@ class VLLMFake(OpenAIFake):
 
     max_model_len = 4096
     version = "0.6.3"
-    passive_paths = frozenset({"/health", "/version", "/metrics", "/tokenize", "/detokenize",
-                               "/v1/models"})
+    passive_paths = frozenset(
+        {"/health", "/version", "/metrics", "/tokenize", "/detokenize", "/v1/models"}
+    )
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -239,14 +326,31 @@ class VLLMFake(OpenAIFake):
         self.route("POST", "/detokenize", self.detokenize)
 
     def model_entry(self, name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": 1700000000, "owned_by": "vllm",
-                "root": name, "parent": None, "max_model_len": self.max_model_len,
-                "permission": [{"id": "modelperm-fake", "object": "model_permission",
-                                "created": 1700000000, "allow_create_engine": False,
-                                "allow_sampling": True, "allow_logprobs": True,
-                                "allow_search_indices": False, "allow_view": True,
-                                "allow_fine_tuning": False, "organization": "*",
-                                "group": None, "is_blocking": False}]}
+        return {
+            "id": name,
+            "object": "model",
+            "created": 1700000000,
+            "owned_by": "vllm",
+            "root": name,
+            "parent": None,
+            "max_model_len": self.max_model_len,
+            "permission": [
+                {
+                    "id": "modelperm-fake",
+                    "object": "model_permission",
+                    "created": 1700000000,
+                    "allow_create_engine": False,
+                    "allow_sampling": True,
+                    "allow_logprobs": True,
+                    "allow_search_indices": False,
+                    "allow_view": True,
+                    "allow_fine_tuning": False,
+                    "organization": "*",
+                    "group": None,
+                    "is_blocking": False,
+                }
+            ],
+        }
 
     def health(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         if self.healthy:
@@ -261,20 +365,40 @@ class VLLMFake(OpenAIFake):
         label = f'model_name="{self.models[0]}"'
         lines = []
         for name, kind, help_, value in (
-            ("vllm:num_requests_running", "gauge", "Number of requests in model execution "
-             "batches.", float(self.running)),
-            ("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be "
-             "processed.", float(self.waiting)),
-            ("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent "
-             "usage.", float(self.kv_cache_usage)),
+            (
+                "vllm:num_requests_running",
+                "gauge",
+                "Number of requests in model execution batches.",
+                float(self.running),
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "gauge",
+                "Number of requests waiting to be processed.",
+                float(self.waiting),
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "gauge",
+                "KV-cache usage. 1 means 100 percent usage.",
+                float(self.kv_cache_usage),
+            ),
         ):
-            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}",
-                      f"{name}{{{label}}} {value}"]
-        lines += ["# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
-                  "# TYPE vllm:prompt_tokens_total counter",
-                  f"vllm:prompt_tokens_total{{{label}}} 0.0"]
-        h.send_raw(200, ("\n".join(lines) + "\n").encode(),
-                   content_type="text/plain; version=0.0.4; charset=utf-8")
+            lines += [
+                f"# HELP {name} {help_}",
+                f"# TYPE {name} {kind}",
+                f"{name}{{{label}}} {value}",
+            ]
+        lines += [
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            f"vllm:prompt_tokens_total{{{label}}} 0.0",
+        ]
+        h.send_raw(
+            200,
+            ("\n".join(lines) + "\n").encode(),
+            content_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
     def tokenize(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
@@ -282,10 +406,13 @@ class VLLMFake(OpenAIFake):
         if text is None:
             text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         # One token per whitespace-separated word, its id derived from the word.
-        tokens = [int.from_bytes(hashlib.sha256(w.encode()).digest()[:2], "big")
-                  for w in str(text).split()]
-        h.send_json(200, {"count": len(tokens), "max_model_len": self.max_model_len,
-                          "tokens": tokens})
+        tokens = [
+            int.from_bytes(hashlib.sha256(w.encode()).digest()[:2], "big")
+            for w in str(text).split()
+        ]
+        h.send_json(
+            200, {"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens}
+        )
 
     def detokenize(self, h: Handler, req: RecordedRequest, reply: Reply) -> None:
         body = req.json or {}
@@ -301,16 +428,39 @@ class LMStudioFake(OpenAIFake):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.catalog: list[dict[str, Any]] = [
-            {"id": "qwen2.5-7b-instruct", "object": "model", "type": "llm",
-             "publisher": "lmstudio-community", "arch": "qwen2", "compatibility_type": "gguf",
-             "quantization": "Q4_K_M", "state": "loaded", "max_context_length": 32768},
-            {"id": "qwen2-vl-7b-instruct", "object": "model", "type": "vlm",
-             "publisher": "mlx-community", "arch": "qwen2_vl", "compatibility_type": "mlx",
-             "quantization": "4bit", "state": "not-loaded", "max_context_length": 32768},
-            {"id": "text-embedding-nomic-embed-text-v1.5", "object": "model",
-             "type": "embeddings", "publisher": "nomic-ai", "arch": "nomic-bert",
-             "compatibility_type": "gguf", "quantization": "Q4_0", "state": "not-loaded",
-             "max_context_length": 2048},
+            {
+                "id": "qwen2.5-7b-instruct",
+                "object": "model",
+                "type": "llm",
+                "publisher": "lmstudio-community",
+                "arch": "qwen2",
+                "compatibility_type": "gguf",
+                "quantization": "Q4_K_M",
+                "state": "loaded",
+                "max_context_length": 32768,
+            },
+            {
+                "id": "qwen2-vl-7b-instruct",
+                "object": "model",
+                "type": "vlm",
+                "publisher": "mlx-community",
+                "arch": "qwen2_vl",
+                "compatibility_type": "mlx",
+                "quantization": "4bit",
+                "state": "not-loaded",
+                "max_context_length": 32768,
+            },
+            {
+                "id": "text-embedding-nomic-embed-text-v1.5",
+                "object": "model",
+                "type": "embeddings",
+                "publisher": "nomic-ai",
+                "arch": "nomic-bert",
+                "compatibility_type": "gguf",
+                "quantization": "Q4_0",
+                "state": "not-loaded",
+                "max_context_length": 2048,
+            },
         ]
         self.models = [m["id"] for m in self.catalog]
 
