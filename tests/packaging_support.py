@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from workspace_plugins import PLUGINS
+
 ROOT = Path(__file__).resolve().parent.parent
 # The core's distribution name (the index's `llmcore` is another project).
 CORE = "llmcore-framework"
-PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if p.name.startswith("llmcore-"))
 CACHE = ROOT / ".ci-cache"
 # Read before the autouse fixture points XDG_CACHE_HOME at a temporary directory: uv keeps
 # its shared cache, so a fresh venv costs links, not downloads.

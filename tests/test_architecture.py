@@ -7,8 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from workspace_plugins import PLUGIN_DIRS
+
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_DIRS = sorted((ROOT / "plugins").glob("llmcore-plugin-*"))
 PLUGIN_MODULES = {next((d / "src").iterdir()).name for d in PLUGIN_DIRS}
 
 

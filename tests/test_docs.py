@@ -21,6 +21,7 @@ import click
 import pytest
 import yaml
 from packaging_support import CORE, ROOT, built_dists, make_venv, pip_install, run_in, wheel
+from workspace_plugins import PLUGINS
 
 DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "llmcore-plugin-openrouter"
@@ -146,9 +147,7 @@ def test_cli_reference_lists_every_command_and_option() -> None:
 def test_every_plugin_has_a_page_in_the_nav() -> None:
     hooks = _generator("mkdocs_hooks")
     pages = hooks.plugin_pages()
-    plugins = sorted(
-        p.name.removeprefix("llmcore-plugin-") for p in (ROOT / "plugins").glob("llmcore-plugin-*")
-    )
+    plugins = sorted(p.removeprefix("llmcore-plugin-") for p in PLUGINS)
     assert sorted(Path(p).stem for p in pages) == plugins
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for name in plugins:
