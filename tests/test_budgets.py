@@ -3,23 +3,33 @@ one (reason in the attempts and in ``doctor``); a spent global budget refuses re
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from llmcore import Client
-from llmcore.budgets import BudgetExceeded, period_starts
+from llmcore.budgets import BudgetExceeded, SpendSink, period_starts, spent
 from llmcore.config import parse_config
 from llmcore.errors import ConfigError
+from llmcore.metrics import MetricsEvent
 from llmcore.sinks.sqlite import connect, event_row, insert_rows
 from llmcore.testing.fakes import OpenAIFake, Reply
 
 
-def spend(db: Path, provider: str, usd: float, when: float | None = None) -> None:
+def spend(
+    db: Path,
+    provider: str,
+    usd: float,
+    when: float | None = None,
+    kind: str = "request",
+    request_id: str | None = None,
+) -> None:
     conn = connect(db)
     try:
         insert_rows(
@@ -27,8 +37,9 @@ def spend(db: Path, provider: str, usd: float, when: float | None = None) -> Non
             [
                 event_row(
                     {
-                        "kind": "request",
+                        "kind": kind,
                         "provider": provider,
+                        "request_id": request_id,
                         "outcome": "ok",
                         "cost_usd": usd,
                         "time": when or time.time(),
@@ -112,6 +123,36 @@ def test_a_spent_global_budget_refuses_requests(tmp_path: Path) -> None:
     assert err.resets_at == period_starts()["monthly"][1]
     assert "monthly budget of $2.00" in str(err) and "$2.5000" in str(err)
     assert "resets at" in str(err)
+
+
+def test_a_routed_agent_run_counts_once_toward_the_budget(tmp_path: Path) -> None:
+    # An agent answering a routed chat: the router's `request` event and the dispatcher's
+    # `agent_run` event carry the same cost and request id; the budget counts it once. A
+    # direct agent run (no request id) counts on its own.
+    db = tmp_path / "metrics.db"
+    spend(db, "coder", 1.0, request_id="r-1")
+    spend(db, "coder", 1.0, kind="agent_run", request_id="r-1")
+    spend(db, "coder", 0.5, kind="agent_run")
+    assert spent(db, 0) == pytest.approx(1.5)
+    assert spent(db, 0, provider="coder") == pytest.approx(1.5)
+    with OpenAIFake() as a, OpenAIFake() as b:
+        with Client(parse_config(config(a, b, db, glob="budget: {monthly_usd: 2.0}"))) as c:
+            a.push(Reply(text="under budget"))
+            assert c.chat("hi").content == "under budget"
+        spend(db, "coder", 0.75, kind="agent_run")  # a direct run: now over
+        over = parse_config(config(a, b, db, glob="budget: {monthly_usd: 2.0}"))
+        with Client(over) as c, pytest.raises(BudgetExceeded) as info:
+            c.chat("hi")
+    assert info.value.spent == pytest.approx(2.25)
+
+
+def test_the_redis_spend_sink_skips_routed_agent_runs() -> None:
+    sink = SpendSink.__new__(SpendSink)  # no thread, no Redis: emit's filter only
+    sink._pending = collections.deque()
+    sink._wake = threading.Event()
+    for kind, rid in [("request", "r-1"), ("agent_run", "r-1"), ("agent_run", None)]:
+        sink.emit(MetricsEvent(kind=kind, provider="coder", cost_usd=1.0, request_id=rid))
+    assert [(p, usd) for p, usd, _ in sink._pending] == [("coder", 1.0), ("coder", 1.0)]
 
 
 def test_a_negative_budget_is_a_config_error() -> None:

@@ -186,3 +186,60 @@ def test_usage_rejects_bad_since(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["usage", "--since", "yesterday-ish"])
     assert out.exit_code != 0
     assert "24h" in out.output and "yesterday-ish" in out.output
+
+
+def test_a_routed_agent_run_is_paid_once(make_client: Any, tmp_path: Path) -> None:
+    # An agent answering a chat (serve_prompts) makes the router's `request` event and the
+    # dispatcher's `agent_run` event, both with the agent's cost: usage and budgets count it
+    # once (the agent_run carries the request id; see llmcore.agent_dispatch).
+    from llmcore.budgets import spent
+    from llmcore.sinks.sqlite import connect
+
+    script = tmp_path / "fake-agent"
+    script.write_text(
+        f"#!{sys.executable}\nimport json\n"
+        "print(json.dumps({'type': 'result', 'input_tokens': 50, 'output_tokens': 7,"
+        " 'cost_usd': 0.25, 'session_id': 'sess-2'}))\n"
+    )
+    script.chmod(0o755)
+    db = tmp_path / "metrics.db"
+    text = f"""
+providers:
+  local: {{plugin: static, reply: "local", models: ["llama3.1:8b"]}}
+agents:
+  coder: {{plugin: reporter, command: {script}, serve_prompts: true}}
+routing: {{state: memory, prefer: cli}}
+metrics:
+  sinks: [sqlite]
+  sqlite: {{path: {db}}}
+"""
+    (tmp_path / "llmcore.yaml").write_text(text)
+    client = make_client(text, Plugin())
+    resp = client.chat("what is up")
+    assert resp.provider == "coder" and resp.cost_usd == pytest.approx(0.25)
+    direct = client.run_agent("coder", "fix the bug", cwd=tmp_path)  # not routed: counted
+    assert direct.cost_usd == pytest.approx(0.25)
+    client.close()
+
+    conn = connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT kind, request_id, cost_usd FROM events WHERE kind IN ('request', 'agent_run')"
+            " ORDER BY time"
+        ).fetchall()
+    finally:
+        conn.close()
+    kinds = sorted((k, rid is not None) for k, rid, _ in rows)
+    assert kinds == [("agent_run", False), ("agent_run", True), ("request", True)]
+    routed_rid = next(rid for k, rid, _ in rows if k == "request")
+    assert any(k == "agent_run" and rid == routed_rid for k, rid, _ in rows)
+    assert all(cost == pytest.approx(0.25) for _, _, cost in rows)
+
+    assert spent(db, 0) == pytest.approx(0.5)  # the routed run once, the direct run once
+    assert spent(db, 0, provider="coder") == pytest.approx(0.5)
+    cfg = tmp_path / "llmcore.yaml"
+    (coder,) = usage_json(cfg, "--by", "provider")["rows"]
+    assert (coder["provider"], coder["requests"]) == ("coder", 2)
+    assert coder["cost_usd"] == pytest.approx(0.5)
+    (by_agent,) = usage_json(cfg, "--by", "agent")["rows"]
+    assert (by_agent["agent"], by_agent["requests"]) == ("coder", 2)

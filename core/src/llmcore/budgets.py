@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LLMCoreError
-from .metrics import MetricsEvent, MetricsSink
+from .metrics import MetricsEvent, MetricsSink, counts_as_spend
 from .secrets import redact
 
 if TYPE_CHECKING:
@@ -79,7 +79,9 @@ def spent(path: str | Path, since: float, provider: str | None = None) -> float:
     try:
         sql = (
             "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE time >= ? AND "
-            "outcome = 'ok' AND kind IN ('request', 'agent_run')"
+            "outcome = 'ok' AND (kind = 'request' OR (kind = 'agent_run' AND "
+            # a routed agent run's cost is on its request's `request` event (agent_dispatch)
+            "coalesce(request_id, '') = ''))"
         )
         args: list[Any] = [since]
         if provider is not None:
@@ -157,7 +159,11 @@ class SpendSink(MetricsSink):
         self._thread.start()
 
     def emit(self, event: MetricsEvent) -> None:
-        if event.kind in ("request", "agent_run") and event.outcome == "ok" and event.cost_usd:
+        if (
+            counts_as_spend(event.kind, event.request_id)
+            and event.outcome == "ok"
+            and event.cost_usd
+        ):
             self._pending.append((event.provider, event.cost_usd, event.time))
             self._wake.set()
 

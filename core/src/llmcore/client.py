@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from .agent_dispatch import dispatch
 from .agents import Agent, EventCallback
 from .config import Config, load_config
 from .conversation import AsyncConversation, Conversation
 from .features import Features
-from .hooks import AgentCall
-from .metrics import MetricsEvent
 from .plugins import PluginManager
 from .provider import Provider
 from .router import Router
@@ -118,42 +116,9 @@ class _Base:
 
             agent = through_gateway(self.runtime, agent)
 
-        def proceed(t: AgentTask) -> AgentResult:
-            if cancel is None:
-                return agent.run(t, on_event)
-            return agent.run(t, on_event, cancel=cancel)
-
-        call = AgentCall(task=task, agent=agent, proceed=proceed)
-        t0 = time.monotonic()
-        outcome = "ok"
-        result: AgentResult | None = None
-        try:
-            result = self.runtime.hooks.run_agent(call)
-            assert result is not None
-            if not result.success:
-                outcome = "failed"
-            return result
-        except Exception as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            self.runtime.metrics.emit(
-                MetricsEvent(
-                    kind="agent_run",
-                    agent=agent.name,
-                    plugin=agent.type_name,
-                    provider=agent.name,
-                    model=task.model,
-                    outcome=outcome,
-                    duration_s=time.monotonic() - t0,
-                    latency_s=time.monotonic() - t0,
-                    input_tokens=result.usage.input_tokens if result and result.usage else None,
-                    output_tokens=result.usage.output_tokens if result and result.usage else None,
-                    cost_usd=result.cost_usd if result else None,
-                    files_changed=len(result.files_modified) if result else None,
-                    session_id=result.session_id if result else None,
-                )
-            )
+        return dispatch(
+            self.runtime.hooks, self.runtime.metrics.emit, agent, task, on_event, cancel
+        )
 
 
 class Client(_Base):

@@ -37,6 +37,12 @@ KINDS = (
 )
 
 
+def counts_as_spend(kind: str | None, request_id: str | None) -> bool:
+    """Is an event of ``kind`` one whose cost sums count? ``request`` events, and agent
+    runs started directly (a routed run's cost is on its request's ``request`` event)."""
+    return kind == "request" or (kind == "agent_run" and not request_id)
+
+
 @attrs.define
 class MetricsEvent:
     kind: str

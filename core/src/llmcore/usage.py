@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .metrics import counts_as_spend
 
 if TYPE_CHECKING:
     from .config import Config
@@ -102,6 +103,8 @@ def summarize(
             continue
         if kind == "attempt" and (by in ("agent", "day", "key") or e.get("outcome") == "ok"):
             continue
+        if kind == "agent_run" and by != "agent" and not counts_as_spend(kind, e.get("request_id")):
+            continue  # a routed agent run: its request's `request` event counts it once
         key = _key(e, by)
         if key is None:
             continue

@@ -8,16 +8,17 @@ the chat becomes one prompt, the agent runs read-only, and its result becomes a
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..agent_dispatch import dispatch
 from ..errors import ResponseError
-from ..hooks import AgentCall
 from ..types import AgentTask, ChatRequest, ChatResponse, Usage
 
 if TYPE_CHECKING:
     from ..agents import Agent
     from ..hooks import Hooks
+    from ..metrics import MetricsEvent
     from .candidates import Candidate
 
 
@@ -41,8 +42,19 @@ def serving_agents(
     return out
 
 
-def agent_call(hooks: Hooks, cand: Candidate, request: ChatRequest, is_async: bool) -> Any:
-    """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one."""
+def agent_call(
+    hooks: Hooks,
+    emit: Callable[[MetricsEvent], None],
+    cand: Candidate,
+    request: ChatRequest,
+    is_async: bool,
+    request_id: str | None = None,
+) -> Any:
+    """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one.
+
+    Dispatched like ``Client.run_agent`` (:func:`llmcore.agent_dispatch.dispatch`: hooks and
+    one ``agent_run`` event); the event carries ``request_id``, so the cost, also on the
+    router's ``request`` event, is counted once."""
     agent = cand.agent
     assert agent is not None
     extra = request.extra or {}
@@ -56,8 +68,7 @@ def agent_call(hooks: Hooks, cand: Candidate, request: ChatRequest, is_async: bo
     )
 
     def run() -> ChatResponse:
-        call = AgentCall(task=task, agent=agent, proceed=lambda t: agent.run(t))
-        result = hooks.run_agent(call)
+        result = dispatch(hooks, emit, agent, task, request_id=request_id)
         if not result.success:
             raise ResponseError(
                 f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",
