@@ -18,7 +18,7 @@ lint:
 	.venv/bin/ruff format --check core plugins tests bench docs
 	.venv/bin/ruff check core plugins tests bench docs
 
-## type: mypy, strict on the core
+## type: mypy, strict on the core and the plugins (warn_unused_ignores on)
 type:
 	.venv/bin/mypy
 

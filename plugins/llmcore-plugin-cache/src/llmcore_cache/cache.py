@@ -337,7 +337,9 @@ class RedisStore:
         self.url = url
         self.ttl = opts.ttl_seconds
         self.max_entries = opts.max_entries
-        self.r = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        # Any: redis-py types every reply as a union of sync and async answers, so each
+        # use would need a cast; the replies of this sync client are bytes and ints.
+        self.r: Any = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
 
     def get(self, key: str) -> dict[str, Any] | None:
         raw = self.r.get(self.PREFIX + key)

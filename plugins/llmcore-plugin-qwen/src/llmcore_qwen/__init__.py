@@ -100,7 +100,7 @@ class QwenAgent(llmcore.Agent):
 
     def auth(self) -> str | None:
         """The effective ``auth`` (see :class:`QwenOptions`), or ``None`` for Qwen's own."""
-        auth = self.options.auth
+        auth: str | None = self.options.auth  # options is Any on the Agent base
         if auth is None:
             if self.config.base_url:
                 return "openai"
