@@ -17,7 +17,7 @@ from llmcore.errors import ConfigError
 from llmcore.metrics import Metrics, MetricsEvent, MetricsSink
 from llmcore.sinks.jsonl import JsonlSink
 from llmcore.sinks.log import LogSink
-from llmcore.sinks.sqlite import SCHEMA_VERSION, SqliteSink, read_events
+from llmcore.sinks.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteSink, read_events
 from llmcore.testing import StaticProvider
 
 
@@ -44,26 +44,55 @@ def test_sqlite_schema_migrations_and_indexes(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [SCHEMA_VERSION]
-    indexes = {
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'"
-        )
-    }
-    assert {
+    assert versions == [v for v, _ in MIGRATIONS]
+    assert versions[-1] == SCHEMA_VERSION
+    # exactly the indexes some query uses (time, kind, provider): each extra one costs
+    # every insert a B-tree update
+    assert _event_indexes(conn) == {
         "ix_events_time",
         "ix_events_kind_time",
         "ix_events_provider_time",
-        "ix_events_model_time",
-    } <= indexes
+    }
     conn.close()
     # opening again applies nothing twice
     sink2 = SqliteSink({"path": str(db)})
     sink2.emit(ev(1))
     sink2.close()
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+    conn.close()
+
+
+def _event_indexes(conn: sqlite3.Connection) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'"
+        )
+    }
+
+
+def test_sqlite_migrates_a_version_1_database_keeping_its_events(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    for sql in MIGRATIONS[0][1]:
+        conn.execute(sql)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    conn.execute("INSERT INTO events (time, kind, model, agent) VALUES (1.0, 'request', 'm', NULL)")
+    conn.commit()
+    assert "ix_events_model_time" in _event_indexes(conn)
+    conn.close()
+    sink = SqliteSink({"path": str(db)})
+    sink.emit(ev(1))
+    sink.close()
+    conn = sqlite3.connect(db)
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1, 2]
+    assert "ix_events_model_time" not in _event_indexes(conn)
+    assert "ix_events_agent_time" not in _event_indexes(conn)
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
     conn.close()
 
@@ -126,7 +155,7 @@ def test_sqlite_two_processes_write_one_database(tmp_path: Path) -> None:
     assert {e["provider"] for e in events} == {"a", "b"}
     assert sorted(e["input_tokens"] for e in events if e["provider"] == "a") == list(range(400))
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
     conn.close()
 
 

@@ -14,7 +14,7 @@ Why it is built this way:
   background thread wakes every
   ``flush_interval`` and writes what gathered in one transaction, so a request never waits
   for the disk and the writer rarely competes with it for the CPU.
-* Large transactions: a commit rewrites every page it touched in the table and its five
+* Large transactions: a commit rewrites every page it touched in the table and its three
   indexes (and the WAL checkpoints copy them again), so the writer's CPU per event falls
   with the batch: measured on a growing database, 17 µs/event in batches of 500, 9 µs
   in 2000, 7 µs in 5000. At 4000 requests/s (8000 events) a batch of 500 filled every
@@ -109,6 +109,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX ix_events_provider_time ON events(provider, time)",
             "CREATE INDEX ix_events_model_time ON events(model, time)",
             "CREATE INDEX ix_events_agent_time ON events(agent, time)",
+        ],
+    ),
+    # No query in core or the plugins filters on model or agent (budgets, usage, the
+    # gateway's key spend and promptlog use time, kind and provider), and each index
+    # costs every insert a B-tree update: dropping these two takes an insert from about
+    # 7.2 to 2.7 µs/event on the writer thread.
+    (
+        2,
+        [
+            "DROP INDEX IF EXISTS ix_events_model_time",
+            "DROP INDEX IF EXISTS ix_events_agent_time",
         ],
     ),
 ]
