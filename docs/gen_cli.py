@@ -44,8 +44,15 @@ def _command(
     if isinstance(cmd, click.Group):
         for sub_name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, sub_name)
-            if sub is not None and not sub.hidden:
+            if sub is not None and not sub.hidden and is_core(sub):
                 _command(sub, [*path, sub_name], out, ctx)
+
+
+def is_core(cmd: click.Command) -> bool:
+    """A command of llmcore itself, not one a plugin added to the group at start-up (those
+    are on the plugin's own page; whether the group holds them depends on whether this
+    process already ran ``main()``, so the page must not)."""
+    return getattr(cmd.callback, "__module__", "").startswith("llmcore.")
 
 
 def render() -> str:

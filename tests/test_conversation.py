@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -128,6 +129,9 @@ def test_interactive_session_through_a_pty(tmp_path: Path) -> None:
             env={**os.environ, "NO_COLOR": "1"},
             encoding="utf-8",
             timeout=60,
+            # Ctrl-C as at a terminal: a test run started in the background (`pytest &`,
+            # nohup) inherits SIGINT ignored, and the session would never see the key.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             child.expect("> ")
