@@ -186,11 +186,9 @@ class Router:
         run = self._begin("stream", request, provider, fallback, require, min_context)
         return AsyncRoutedStream(astream(run), run.attempts)
 
-    def embed(
-        self, texts: list[str], model: str | None = None, provider: str | None = None
-    ) -> EmbeddingResponse:
-        """Embed ``texts`` with the first provider that supports embeddings."""
-        run = self._begin(
+    def _begin_embed(self, texts: list[str], model: str | None, provider: str | None) -> Any:
+        """The run of one embedding call (planned like a chat for ``model``), sync or async."""
+        return self._begin(
             "embed",
             texts,
             provider,
@@ -199,23 +197,19 @@ class Router:
             None,
             plan_request=ChatRequest(messages=[], model=model),
         )
-        resp: EmbeddingResponse = first_answer(run)
+
+    def embed(
+        self, texts: list[str], model: str | None = None, provider: str | None = None
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` with the first provider that supports embeddings."""
+        resp: EmbeddingResponse = first_answer(self._begin_embed(texts, model, provider))
         return resp
 
     async def aembed(
         self, texts: list[str], model: str | None = None, provider: str | None = None
     ) -> EmbeddingResponse:
         """The async :meth:`embed`."""
-        run = self._begin(
-            "embed",
-            texts,
-            provider,
-            None,
-            None,
-            None,
-            plan_request=ChatRequest(messages=[], model=model),
-        )
-        resp: EmbeddingResponse = await afirst_answer(run)
+        resp: EmbeddingResponse = await afirst_answer(self._begin_embed(texts, model, provider))
         return resp
 
     def models(self, provider: str | None = None, refresh: bool = False) -> list[ModelInfo]:
