@@ -295,15 +295,15 @@ def test_provider_works_from_several_event_loops(
 ) -> None:
     async def twice() -> tuple[Any, Any]:
         await provider.achat(req())
-        s1 = provider.atransport.session()
+        s1 = provider.atransport.pool()
         await provider.achat(req())
-        return s1, provider.atransport.session()
+        return s1, provider.atransport.pool()
 
     s1, s2 = asyncio.run(twice())
-    assert s1 is s2, "one session per loop, reused"
-    s3, _ = asyncio.run(twice())  # a new loop: a new session, the old one let go
+    assert s1 is s2, "one connection pool per loop, reused"
+    s3, _ = asyncio.run(twice())  # a new loop: a new pool, the old one let go
     assert s3 is not s1
-    assert len(provider.atransport._sessions) == 1
+    assert len(provider.atransport._pools) == 1
     provider.close()
 
 

@@ -1,101 +1,370 @@
-"""The async transport: aiohttp (it keeps its throughput at ~100 requests in flight, where
-``httpx.AsyncClient`` loses most of it: see ``bench/bench_async.py``).
+"""The async transport: HTTP/1.1 over asyncio's own sockets, one connection pool per
+provider and event loop.
 
-Same rules as :mod:`.sync`: no redirect followed, decompression here in bounded steps,
-``first_token`` / ``read`` / ``total`` deadlines. One ``ClientSession`` per provider and
-event loop (a session is bound to the loop it was made on).
+Why not aiohttp's client here: with 100 requests in flight, ``ClientSession.request``
+(request and response objects, cookie jar, tracing, timers, payload wrappers) cost ~130 µs
+of CPU per request on the benchmark machine; this transport costs a fraction of that
+(``bench/bench_async.py`` measures both in one run), and that difference is what lets the
+router, hooks and metrics fit in the budget. The protocol is the pure code in :mod:`.h1`;
+what is here only moves bytes and waits.
+
+Same rules as :mod:`.sync`: no redirect followed (an answer is returned as it is), the
+body decompressed in bounded steps and counted against ``max_response_bytes``, the wait for
+the head and the first body bytes bounded by ``first_token``, every later silence by
+``read``, and the whole call by ``total``. Reading stops (the socket is paused) while
+more than :data:`HIGH_WATER` bytes wait for the caller, so memory stays bounded whatever
+the server sends. Proxies are not used (as with aiohttp's default ``trust_env=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import collections
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from ..errors import ProviderError
 from .decoders import BadPayload, BodyDecoder, LimitExceeded
 from .failures import TransportFailures
+from .h1 import ProtocolError, ResponseParser, header_line, request_bytes
 from .limits import ERROR_BODY_BYTES, Limits
-from .messages import HTTPRequest, HTTPResponse
+from .messages import Headers, HTTPRequest, HTTPResponse
 from .tls import ssl_context
 
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _timeout
-else:  # aiohttp depends on async-timeout before 3.11
-    from async_timeout import timeout as _timeout  # type: ignore[import-not-found,no-redef,unused-ignore]
+#: Body bytes received but not yet taken by the caller before the socket is paused.
+HIGH_WATER = 256 * 1024
+#: How long an idle pooled connection is kept.
+KEEPALIVE_EXPIRY = 5.0
+
+
+class ConnectTimeout(Exception):
+    """Connecting took longer than ``timeout.connect``."""
+
+
+class PoolTimeout(Exception):
+    """No pooled connection was free within ``timeout.pool``."""
+
+
+class ReadTimeout(Exception):
+    """The server was silent longer than allowed."""
+
+
+class Disconnected(Exception):
+    """The connection closed or broke."""
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(ReadTimeout())
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection: feeds what arrives to the current answer's parser."""
+
+    def __init__(self, pool: Pool, origin: str) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.parser: ResponseParser | None = None
+        self.pieces: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None
+        self.closed = False
+        self.paused = False
+        self.got = False  # any byte of the current answer arrived
+        self.idle_since = 0.0
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None:  # bytes nobody asked for: this connection cannot be trusted
+            self.abort()
+            return
+        self.got = True
+        try:
+            pieces = parser.feed(data)
+        except ProtocolError as exc:
+            self.error = exc
+            self.abort()
+            self._wake()
+            return
+        if pieces:
+            for p in pieces:
+                self.pieces.append(p)
+                self.buffered += len(p)
+            if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        parser = self.parser
+        if parser is not None and not parser.done:
+            try:
+                parser.eof()
+            except ProtocolError as exc:
+                self.error = exc
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        parser = self.parser
+        if parser is not None and not parser.done and self.error is None:
+            self.error = exc or Disconnected("the server closed the connection")
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    # -- the caller's side ---------------------------------------------------------------
+    async def wait(self, until: float) -> None:
+        """Wait for more of the answer (or its end, or an error) until loop time ``until``."""
+        loop = self.pool.loop
+        fut = loop.create_future()
+        self.waiter = fut
+        timer = loop.call_at(until, _expire, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+    def take(self) -> bytes:
+        """The body bytes waiting, as one piece (resumes reading if it was paused)."""
+        pieces = self.pieces
+        data = pieces.popleft() if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+    def usable(self, now: float) -> bool:
+        t = self.transport
+        return (
+            not self.closed
+            and t is not None
+            and not t.is_closing()
+            and now - self.idle_since < KEEPALIVE_EXPIRY
+        )
+
+    def abort(self) -> None:
+        self.closed = True
+        t = self.transport
+        if t is not None:
+            try:
+                t.abort()
+            except RuntimeError:  # its loop is closed: the socket dies with it
+                pass
+
+
+class Pool:
+    """The connections of one transport on one event loop (at most ``max_connections``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, tls_url: str) -> None:
+        self.loop = loop
+        self.limits = limits
+        self.tls_url = tls_url
+        self.idle: dict[str, list[Connection]] = {}
+        self.open = 0
+        self.slots: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, origin: str, host: str, port: int, tls: bool, lim: Limits) -> Any:
+        """A connection to ``origin`` and whether it was reused."""
+        loop = self.loop
+        idle = self.idle.get(origin)
+        now = loop.time()
+        while idle:
+            conn = idle.pop()
+            if conn.usable(now):
+                return conn, True
+            conn.abort()
+            self.open -= 1
+        if self.open >= self.limits.max_connections:
+            await self._wait_slot(lim)
+            return await self.acquire(origin, host, port, tls, lim)
+        self.open += 1
+        try:
+            conn = await self._connect(origin, host, port, tls, lim)
+        except BaseException:
+            self.open -= 1
+            self._free_slot()
+            raise
+        return conn, False
+
+    async def _connect(self, origin: str, host: str, port: int, tls: bool, lim: Limits) -> Any:
+        loop = self.loop
+        fut = loop.create_task(
+            loop.create_connection(
+                lambda: Connection(self, origin),
+                host,
+                port,
+                ssl=ssl_context(self.tls_url) if tls else None,
+                server_hostname=host if tls else None,
+            )
+        )
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=lim.connect)
+        except BaseException:
+            fut.cancel()
+            raise
+        if not done:
+            fut.cancel()
+            raise ConnectTimeout(f"no connection within {lim.connect:g}s")
+        _, conn = fut.result()
+        return conn
+
+    async def _wait_slot(self, lim: Limits) -> None:
+        fut = self.loop.create_future()
+        self.slots.append(fut)
+        timer = self.loop.call_later(lim.pool, _expire, fut)
+        try:
+            await fut
+        except ReadTimeout:
+            raise PoolTimeout(f"no free connection within {lim.pool:g}s") from None
+        finally:
+            timer.cancel()
+            if fut in self.slots:
+                self.slots.remove(fut)
+
+    def _free_slot(self) -> None:
+        while self.slots:
+            fut = self.slots.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def release(self, conn: Connection, reuse: bool) -> None:
+        """The answer on ``conn`` is over: keep it for the next call, or close it."""
+        conn.parser = None
+        if reuse and not conn.closed:
+            conn.idle_since = self.loop.time()
+            self.idle.setdefault(conn.origin, []).append(conn)
+            self._free_slot()
+            return
+        conn.abort()
+        self.open -= 1
+        self._free_slot()
+
+    def close(self) -> None:
+        for conns in self.idle.values():
+            for c in conns:
+                c.abort()
+        self.idle.clear()
+        self.open = 0
+
+
+class _Target:
+    """What is derived once from a URL: where to connect, and the request's fixed bytes."""
+
+    __slots__ = ("head", "host", "origin", "path", "port", "tls")
+
+    def __init__(self, url: str, base_head: bytes) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        self.origin = f"{parts.scheme}://{self.host}:{self.port}"
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        netloc = parts.netloc.rpartition("@")[2]
+        self.head = b"Host: " + netloc.encode("idna") + b"\r\n" + base_head
 
 
 class AsyncAnswer:
-    """An answer whose headers are in and whose body is read on demand."""
+    """An answer whose head is in and whose body is read on demand."""
 
     def __init__(
-        self, transport: AsyncTransport, resp: Any, url: str, limits: Limits, started: float
+        self,
+        transport: AsyncTransport,
+        conn: Connection,
+        parser: ResponseParser,
+        url: str,
+        limits: Limits,
+        deadline: float,
     ) -> None:
         self._t = transport
-        self._resp = resp
+        self._conn = conn
+        self._parser = parser
         self.url = url
-        self.status: int = resp.status
-        # aiohttp's headers already look names up case-insensitively.
-        self.headers: Mapping[str, str] = resp.headers
+        self.status: int = parser.status
+        self.headers: Mapping[str, str] = Headers(parser.headers)
         self.limits = limits
-        self.deadline = started + limits.total
+        self.deadline = deadline  # on the event loop's clock
         self.got_bytes = False
+        self._released = False
+
+    async def _next(self) -> bytes:
+        """The next body bytes as they arrive; ``b""`` at the end."""
+        conn = self._conn
+        lim = self.limits
+        while True:
+            if conn.pieces:
+                self.got_bytes = True
+                return conn.take()
+            if conn.error is not None:
+                raise conn.error
+            if self._parser.done:
+                return b""
+            if conn.closed:
+                raise Disconnected("the server closed the connection mid-answer")
+            now = conn.pool.loop.time()
+            if now >= self.deadline:
+                raise self._t.fail.deadline(self.url, lim, "total", self.got_bytes)
+            gap = lim.read if self.got_bytes else lim.first_token
+            await conn.wait(min(now + gap, self.deadline))
 
     async def pieces(self) -> AsyncGenerator[bytes, None]:
-        import aiohttp
-
         lim = self.limits
-        content = self._resp.content
-        # aiohttp bounds each socket read by max(first_token, read) and the call by total;
-        # a read gets its own, tighter timer only when its limit is the smaller one (a
-        # timer per read costs ~5 µs, paid on every chunk of every stream otherwise).
-        sock_read = max(lim.first_token, lim.read)
         try:
             body = BodyDecoder(self.headers.get("content-encoding"), lim.max_response_bytes)
             while True:
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    raise self._t.fail.deadline(self.url, lim, "total", self.got_bytes)
-                gap = lim.read if self.got_bytes else lim.first_token
-                if gap < sock_read:
-                    async with _timeout(min(gap, left)):
-                        data = await content.readany()
-                else:
-                    data = await content.readany()
+                data = await self._next()
                 if not data:
                     break
-                self.got_bytes = True
                 for piece in body.feed(data):
                     yield piece
             for piece in body.close():
                 yield piece
-        except asyncio.TimeoutError as exc:
-            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes, self.deadline) from exc
-        except aiohttp.ClientError as exc:
+        except ReadTimeout as exc:
+            raise self._t.fail.timeout(self.url, lim, exc, self.got_bytes, self._mono()) from exc
+        except (ProtocolError, Disconnected, OSError) as exc:
             raise self._t.fail.cut(self.url, exc) from exc
         except LimitExceeded as exc:
             raise self._t.fail.too_large(self.url, exc) from None
         except BadPayload as exc:
             raise self._t.fail.bad_body(self.url, exc) from None
 
+    def _mono(self) -> float:
+        """The deadline on ``time.monotonic``'s clock (what the failure check reads)."""
+        return time.monotonic() + (self.deadline - self._conn.pool.loop.time())
+
     async def read(self) -> bytes:
-        lim = self.limits
-        size = self.headers.get("content-length")
+        conn = self._conn
         encoding = self.headers.get("content-encoding")
-        if (
-            size is not None
-            and size.isdigit()
-            and int(size) <= lim.max_response_bytes
-            and encoding in (None, "", "identity")
-            and lim.first_token == lim.read
-        ):
-            # The common answer: plain, of a known size within the limit. aiohttp reads
-            # exactly that many bytes under its socket-read and total timeouts, so the
-            # piecewise loop (an async generator, a few µs per answer) is not needed.
-            return await self._read_whole()
+        if self._parser.done and conn.error is None and encoding in (None, "", "identity"):
+            # The common answer: all of it arrived with the head, uncompressed.
+            data = conn.take() if conn.pieces else b""
+            if len(data) > self.limits.max_response_bytes:
+                raise self._t.fail.too_large(
+                    self.url, LimitExceeded("the answer", self.limits.max_response_bytes)
+                )
+            self.got_bytes = True
+            return data
         return b"".join([p async for p in self.pieces()])
 
     async def read_error(self) -> bytes:
@@ -116,24 +385,20 @@ class AsyncAnswer:
             await pieces.aclose()
         return b"".join(out)[:ERROR_BODY_BYTES]
 
-    async def _read_whole(self) -> bytes:
-        import aiohttp
-
-        try:
-            data: bytes = await self._resp.read()
-        except asyncio.TimeoutError as exc:
-            raise self._t.fail.timeout(self.url, self.limits, exc, True, self.deadline) from exc
-        except aiohttp.ClientError as exc:
-            raise self._t.fail.cut(self.url, exc) from exc
-        self.got_bytes = True
-        return data
-
     def close(self) -> None:
-        self._resp.release()
+        """Give the connection back (only when the whole answer was read and it may be
+        kept alive; otherwise it is closed, so no half-read answer is ever reused)."""
+        if self._released:
+            return
+        self._released = True
+        conn = self._conn
+        p = self._parser
+        reuse = p.done and p.keep_alive and not conn.pieces and conn.error is None
+        conn.pool.release(conn, reuse)
 
 
 class AsyncTransport:
-    """Sends :class:`HTTPRequest` values with aiohttp under a provider's :class:`Limits`."""
+    """Sends :class:`HTTPRequest` values under a provider's :class:`Limits`."""
 
     def __init__(
         self,
@@ -150,88 +415,105 @@ class AsyncTransport:
         self.headers = {**headers, "Accept-Encoding": "gzip, deflate"}
         self.tls_url = tls_url
         self.fail = TransportFailures(name, unreachable_hint, unreachable)
-        self._sessions: dict[Any, Any] = {}  # event loop -> aiohttp.ClientSession
+        self._pools: dict[Any, Pool] = {}  # event loop -> its pool
         self._lock = threading.Lock()
-        self._timeouts: dict[tuple[float, float], Any] = {}
+        self._targets: dict[str, _Target] = {}
+        self._base_head = b"".join(header_line(k, v) for k, v in self.headers.items())
 
-    def session(self) -> Any:
-        """The ``aiohttp.ClientSession`` of the running event loop; sessions of loops that
-        have since closed are dropped when a new one is made."""
+    def pool(self) -> Pool:
+        """The connection pool of the running event loop; pools of loops that have since
+        closed are dropped when a new one is made."""
         loop = asyncio.get_running_loop()
-        s = self._sessions.get(loop)
-        if s is not None and not s.closed:
-            return s
-        import aiohttp
-
+        p = self._pools.get(loop)
+        if p is not None:
+            return p
         with self._lock:
-            for old in [lp for lp in self._sessions if lp.is_closed()]:
-                _abandon(self._sessions.pop(old))
-            s = aiohttp.ClientSession(
-                headers=self.headers,
-                auto_decompress=False,
-                connector=aiohttp.TCPConnector(
-                    limit=self.limits.max_connections, ssl=ssl_context(self.tls_url)
-                ),
-            )
-            self._sessions[loop] = s
-        return s
+            for old in [lp for lp in self._pools if lp.is_closed()]:
+                self._pools.pop(old).close()
+            p = self._pools[loop] = Pool(loop, self.limits, self.tls_url)
+        return p
 
-    def _client_timeout(self, lim: Limits) -> Any:
-        """aiohttp's timeouts for one call: connect bounds, and ``total`` for the whole call
-        (reading the body included), and each socket read; the first-token and read
-        silences are bounded exactly per read of the body."""
-        key = (lim.total, max(lim.first_token, lim.read))
-        t = self._timeouts.get(key)
+    def _target(self, url: str) -> _Target:
+        t = self._targets.get(url)
         if t is None:
-            import aiohttp
-
-            # aiohttp has no write timeout; ``connect`` covers waiting for a pooled
-            # connection plus connecting, ``sock_connect`` the TCP connect alone.
-            t = aiohttp.ClientTimeout(
-                total=lim.total,
-                connect=lim.pool + lim.connect,
-                sock_connect=lim.connect,
-                sock_read=key[1],
-            )
-            if len(self._timeouts) < 16:
-                self._timeouts[key] = t
+            t = _Target(url, self._base_head)
+            if len(self._targets) < 256:  # a provider calls a handful of URLs
+                self._targets[url] = t
         return t
 
     async def open(self, req: HTTPRequest, url: str) -> AsyncAnswer:
-        import aiohttp
-
+        """Send ``req`` to ``url``; the answer's head is in, its body not yet read."""
         lim = self.limits.for_call(req.timeout)
-        started = time.monotonic()
-        session = self.session()
+        pool = self.pool()
+        started = pool.loop.time()
+        deadline = started + lim.total
         try:
-            if lim.first_token < lim.read:
-                # aiohttp's socket-read timeout is the larger of the two: hold the wait for
-                # the answer's head to first_token here.
-                async with _timeout(min(lim.first_token + lim.connect + lim.pool, lim.total)):
-                    resp = await session.request(
-                        req.method,
-                        url,
-                        data=req.body_bytes(),
-                        headers=req.headers,
-                        allow_redirects=False,
-                        timeout=self._client_timeout(lim),
-                    )
-            else:
-                resp = await session.request(
-                    req.method,
-                    url,
-                    data=req.body_bytes(),
-                    headers=req.headers,
-                    allow_redirects=False,
-                    timeout=self._client_timeout(lim),
-                )
-        except asyncio.TimeoutError as exc:
-            raise self.fail.timeout(url, lim, exc, False, started + lim.total) from exc
-        except aiohttp.ClientConnectorError as exc:
+            target = self._target(url)
+            data = request_bytes(
+                req.method,
+                target.path,
+                target.head,
+                req.headers.items() if req.headers else None,
+                req.body_bytes(),
+            )
+        except ValueError as exc:
             raise self.fail.unreachable(url, exc) from exc
-        except aiohttp.ClientError as exc:
-            raise self.fail.cut(url, exc, during="while answering") from exc
-        return AsyncAnswer(self, resp, url, lim, started)
+        for reused_before in (True, False):
+            try:
+                conn, reused = await pool.acquire(
+                    target.origin, target.host, target.port, target.tls, lim
+                )
+            except (ConnectTimeout, PoolTimeout) as exc:
+                raise self.fail.timeout(url, lim, exc, False, time.monotonic() + lim.total) from exc
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise self.fail.unreachable(url, exc) from exc
+            try:
+                return await self._exchange(conn, data, req, url, lim, deadline)
+            except Disconnected as exc:
+                # A kept-alive connection the server had closed meanwhile: nothing of the
+                # request was taken, so it is sent again once, on a new connection.
+                if not (reused and reused_before and not conn.got):
+                    raise self.fail.cut(url, exc, during="while answering") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(
+        self,
+        conn: Connection,
+        data: bytes,
+        req: HTTPRequest,
+        url: str,
+        lim: Limits,
+        deadline: float,
+    ) -> AsyncAnswer:
+        pool = conn.pool
+        parser = ResponseParser(no_body=req.method == "HEAD")
+        conn.parser = parser
+        conn.got = False
+        conn.error = None
+        ok = False
+        try:
+            if conn.closed or conn.transport is None:
+                raise Disconnected("the connection was closed")
+            conn.transport.write(data)
+            until = min(pool.loop.time() + lim.first_token, deadline)
+            while not parser.has_head:
+                if conn.error is not None:
+                    err = conn.error
+                    if isinstance(err, ProtocolError):
+                        raise self.fail.cut(url, err, during="while answering") from err
+                    raise Disconnected(str(err) or type(err).__name__) from err
+                if conn.closed:
+                    raise Disconnected("the server closed the connection")
+                await conn.wait(until)
+            ok = True
+        except ReadTimeout as exc:
+            raise self.fail.timeout(
+                url, lim, exc, False, time.monotonic() + (deadline - pool.loop.time())
+            ) from exc
+        finally:
+            if not ok:
+                pool.release(conn, False)
+        return AsyncAnswer(self, conn, parser, url, lim, deadline)
 
     async def send(self, req: HTTPRequest, url: str) -> HTTPResponse:
         answer = await self.open(req, url)
@@ -243,25 +525,9 @@ class AsyncTransport:
 
     def close(self) -> None:
         with self._lock:
-            for s in self._sessions.values():
-                _abandon(s)
-            self._sessions.clear()
+            for p in self._pools.values():
+                p.close()
+            self._pools.clear()
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            s = self._sessions.pop(loop, None)
-        if s is not None:
-            await s.close()
         self.close()
-
-
-def _abandon(session: Any) -> None:
-    """Release a session without awaiting (its loop may be gone): close its sockets."""
-    try:
-        connector = session.connector
-        if connector is not None and not connector.closed:
-            connector._close()  # sync part of close(); avoids an un-awaited coroutine
-        session.detach()
-    except Exception:  # closing is best effort; the sockets die with the loop anyway
-        pass

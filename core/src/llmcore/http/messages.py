@@ -9,7 +9,7 @@ provider, sync and async alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -61,3 +61,35 @@ class HTTPResponse:
 def lower_headers(items: Any) -> dict[str, str]:
     """Header pairs as a dict with lower-case names (the last value of a repeated one)."""
     return {str(k).lower(): str(v) for k, v in items}
+
+
+class Headers(Mapping[str, str]):
+    """An answer's headers: names looked up case-insensitively (the last value of a
+    repeated header wins, as for every header llmcore reads)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, lower: dict[str, str]) -> None:
+        self._d = lower  # names already lower-case
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[bytes, bytes]]) -> Headers:
+        return cls({k.decode("latin-1").lower(): v.decode("latin-1") for k, v in pairs})
+
+    def __getitem__(self, name: str) -> str:
+        return self._d[name.lower()]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._d.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._d
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._d!r})"
