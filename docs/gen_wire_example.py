@@ -26,7 +26,7 @@ FILES = [
     (
         "src/llmcore_acme/__init__.py",
         "The provider class only connects the wire module to `llmcore.Provider`, which sends "
-        "the requests (httpx sync, aiohttp async) under one set of limits and deadlines and "
+        "the requests (httpcore sync, asyncio async) under one set of limits and deadlines and "
         "maps transport failures and HTTP statuses onto llmcore's errors. Errors it raises "
         "itself are raised *from* the failure that caused them where there is one (`raise "
         "... from exc`), so `--debug` shows the transport's own error under llmcore's: the "

@@ -294,7 +294,7 @@ class Provider:
 
     @property
     def transport(self) -> Any:
-        """The sync transport (httpx), made on first use."""
+        """The sync transport (httpcore), made on first use."""
         if self._transport is None:
             headers = self.headers
             with self._io_lock:
@@ -313,7 +313,7 @@ class Provider:
 
     @property
     def atransport(self) -> Any:
-        """The async transport (aiohttp), made on first use."""
+        """The async transport (asyncio, HTTP/1.1), made on first use."""
         if self._atransport is None:
             headers = self.headers
             with self._io_lock:

@@ -1,7 +1,8 @@
 """The request path's wire layer: sans-IO values and decoders, and the two transports.
 
 Providers describe calls (:class:`HTTPRequest`) and read answers with pure code; the
-transports (:class:`SyncTransport` over httpx, :class:`AsyncTransport` over aiohttp) are
+transports (:class:`SyncTransport` over httpcore, :class:`AsyncTransport` over asyncio with the
+pure HTTP/1.1 code of :mod:`.h1`) are
 the only code in llmcore that does HTTP, and where the limits live: no redirect
 followed, bounded bodies and lines, first-token / read / total deadlines.
 """

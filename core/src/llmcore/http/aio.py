@@ -107,10 +107,13 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         parser = self.parser
         if parser is not None and not parser.done:
-            try:
-                parser.eof()
-            except ProtocolError as exc:
-                self.error = exc
+            if not self.got:  # closed before a byte of the answer: may be sent again
+                self.error = Disconnected("the server closed the connection before answering")
+            else:
+                try:
+                    parser.eof()
+                except ProtocolError as exc:
+                    self.error = exc
         self._wake()
         return False  # close the transport
 

@@ -164,9 +164,12 @@ class ResponseParser:
         else:
             out.append(data[: self._left])
             self._left = 0
-            self.extra = True
+            self.extra = True  # more than the message: the connection cannot be reused
+            self.keep_alive = False
         if not self._left:
             self._finish()
+            if self.extra:
+                self.keep_alive = False
         return out
 
     def _line(self) -> bytes | None:

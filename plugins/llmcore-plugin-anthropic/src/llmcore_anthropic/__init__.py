@@ -2,7 +2,7 @@
 
 The wire format (request bodies, answers, the SSE event stream, errors) lives in
 :mod:`llmcore_anthropic.wire`, which does no I/O. The provider class below only connects
-it to llmcore's sans-IO provider base, whose transports (httpx sync, aiohttp async) move
+it to llmcore's sans-IO provider base, whose transports (httpcore sync, asyncio async) move
 the bytes with one set of limits, deadlines and error rules for every provider.
 
 Config: ``plugin: anthropic``; ``base_url`` defaults to https://api.anthropic.com (the API
