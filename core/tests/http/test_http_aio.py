@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-
 from llmcore.errors import ProviderConnectionError, ProviderTimeoutError
 from llmcore.http.aio import HIGH_WATER, AsyncTransport
 from llmcore.http.limits import Limits
@@ -123,7 +122,7 @@ def test_the_pool_limit_waits_then_fails_with_the_pool_timeout() -> None:
         await asyncio.sleep(5)
 
     async def main() -> None:
-        server, url, st = await serve(slow)
+        server, url, _ = await serve(slow)
         t = AsyncTransport(
             "t", Limits(pool=0.2, first_token=3, max_connections=1), {"Content-Type": "x"}
         )
@@ -150,7 +149,7 @@ def test_an_unread_fast_body_is_buffered_up_to_the_high_water_mark_only() -> Non
             await w.drain()
 
     async def main() -> tuple[int, int]:
-        server, url, st = await serve(flood)
+        server, url, _ = await serve(flood)
         t = transport(max_response_bytes=size * 2)
         answer = await t.open(REQ, url)
         await asyncio.sleep(0.5)  # the server keeps sending; nobody reads
@@ -197,7 +196,7 @@ def test_refused_and_protocol_errors_are_connection_errors() -> None:
         await w.drain()
 
     async def main() -> None:
-        server, url, st = await serve(garbage)
+        server, url, _ = await serve(garbage)
         t = transport()
         with pytest.raises(ProviderConnectionError, match="status line"):
             await t.send(REQ, url)

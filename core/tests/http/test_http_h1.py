@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from llmcore.http.h1 import (
     MAX_CHUNK_LINE,
     MAX_HEAD,
