@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
 from .config import ProviderConfig, structure_options
-from .errors import ProviderConnectionError, ProviderError, ResponseError
+from .errors import BadRequestError, ProviderConnectionError, ProviderError, ResponseError
 from .http.decoders import BadPayload, LimitExceeded
 from .http.endpoints import Endpoint, server_root
 from .http.limits import Limits
@@ -154,8 +154,6 @@ class Provider:
         self, request: Any = None, model: str | None = None, what: str = "model"
     ) -> str:
         """The model for a call; a clear error when there is none (never ``null`` sent)."""
-        from .errors import BadRequestError
-
         name = (
             model
             or (self.model_for(request) if request is not None else None)
