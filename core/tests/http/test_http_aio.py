@@ -71,24 +71,44 @@ def test_connections_are_kept_alive_and_reused() -> None:
     assert asyncio.run(main()) == 1
 
 
-def test_a_kept_alive_connection_closed_by_the_server_is_replaced() -> None:
+def test_a_kept_alive_connection_closed_by_the_server_is_not_reused() -> None:
     async def answer_once(r: asyncio.StreamReader, w: asyncio.StreamWriter, st: Any) -> None:
         await read_request(r)
         w.write(OK)
-        await w.drain()
-        # the next request on this connection is read, then dropped unanswered
-        await read_request(r)
+        await w.drain()  # then the server closes the idle connection (its keep-alive ran out)
 
     async def main() -> int:
         server, url, st = await serve(answer_once)
         t = transport()
         for _ in range(3):
             assert (await t.send(REQ, url)).body == b"{}"
+            await asyncio.sleep(0.1)
         await t.aclose()
         server.close()
         return int(st["accepts"])
 
     assert asyncio.run(main()) == 3
+
+
+def test_a_connection_broken_before_the_answer_is_an_error_never_a_silent_resend() -> None:
+    async def drop_second(r: asyncio.StreamReader, w: asyncio.StreamWriter, st: Any) -> None:
+        await read_request(r)
+        w.write(OK)
+        await w.drain()
+        await read_request(r)  # took the request; closes without answering
+        st["dropped"] = st.get("dropped", 0) + 1
+
+    async def main() -> tuple[int, int]:
+        server, url, st = await serve(drop_second)
+        t = transport()
+        assert (await t.send(REQ, url)).body == b"{}"
+        with pytest.raises(ProviderConnectionError, match="closed the connection"):
+            await t.send(REQ, url)
+        await t.aclose()
+        server.close()
+        return int(st["accepts"]), int(st["dropped"])
+
+    assert asyncio.run(main()) == (1, 1)
 
 
 def test_a_half_read_answer_never_goes_back_to_the_pool() -> None:

@@ -107,7 +107,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         parser = self.parser
         if parser is not None and not parser.done:
-            if not self.got:  # closed before a byte of the answer: may be sent again
+            if not self.got:
                 self.error = Disconnected("the server closed the connection before answering")
             else:
                 try:
@@ -185,15 +185,17 @@ class Pool:
         self.open = 0
         self.slots: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def acquire(self, origin: str, host: str, port: int, tls: bool, lim: Limits) -> Any:
-        """A connection to ``origin`` and whether it was reused."""
+    async def acquire(
+        self, origin: str, host: str, port: int, tls: bool, lim: Limits
+    ) -> Connection:
+        """A connection to ``origin``: the most recently used idle one, or a new one."""
         loop = self.loop
         idle = self.idle.get(origin)
         now = loop.time()
         while idle:
             conn = idle.pop()
             if conn.usable(now):
-                return conn, True
+                return conn
             conn.abort()
             self.open -= 1
         if self.open >= self.limits.max_connections:
@@ -206,9 +208,11 @@ class Pool:
             self.open -= 1
             self._free_slot()
             raise
-        return conn, False
+        return conn
 
-    async def _connect(self, origin: str, host: str, port: int, tls: bool, lim: Limits) -> Any:
+    async def _connect(
+        self, origin: str, host: str, port: int, tls: bool, lim: Limits
+    ) -> Connection:
         loop = self.loop
         fut = loop.create_task(
             loop.create_connection(
@@ -227,7 +231,7 @@ class Pool:
         if not done:
             fut.cancel()
             raise ConnectTimeout(f"no connection within {lim.connect:g}s")
-        _, conn = fut.result()
+        conn: Connection = fut.result()[1]
         return conn
 
     async def _wait_slot(self, lim: Limits) -> None:
@@ -461,23 +465,19 @@ class AsyncTransport:
             )
         except ValueError as exc:
             raise self.fail.unreachable(url, exc) from exc
-        for reused_before in (True, False):
-            try:
-                conn, reused = await pool.acquire(
-                    target.origin, target.host, target.port, target.tls, lim
-                )
-            except (ConnectTimeout, PoolTimeout) as exc:
-                raise self.fail.timeout(url, lim, exc, False, time.monotonic() + lim.total) from exc
-            except (OSError, asyncio.TimeoutError) as exc:
-                raise self.fail.unreachable(url, exc) from exc
-            try:
-                return await self._exchange(conn, data, req, url, lim, deadline)
-            except Disconnected as exc:
-                # A kept-alive connection the server had closed meanwhile: nothing of the
-                # request was taken, so it is sent again once, on a new connection.
-                if not (reused and reused_before and not conn.got):
-                    raise self.fail.cut(url, exc, during="while answering") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            conn = await pool.acquire(target.origin, target.host, target.port, target.tls, lim)
+        except (ConnectTimeout, PoolTimeout) as exc:
+            raise self.fail.timeout(url, lim, exc, False, time.monotonic() + lim.total) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise self.fail.unreachable(url, exc) from exc
+        # No silent resend when a connection breaks before the answer (even a kept-alive
+        # one): the server may have taken the request; the router decides about a retry,
+        # and the attempt is on record.
+        try:
+            return await self._exchange(conn, data, req, url, lim, deadline)
+        except Disconnected as exc:
+            raise self.fail.cut(url, exc, during="while answering") from exc
 
     async def _exchange(
         self,
