@@ -6,6 +6,10 @@ A routed run's event carries the router's ``request_id``: that request's own ``r
 event already holds the answer's cost, so spend and usage sums count an ``agent_run``
 event only when it has no request id (:func:`llmcore.metrics.counts_as_spend`): nothing is
 paid twice.
+
+Options a run honours, whichever way it came: ``via_gateway`` (the agent's own model calls
+go through a local ``llmcore serve``), ``on_event`` (each event as the agent prints it) and
+``cancel`` (stops the agent and every process it started).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .metrics import MetricsEvent
 
 if TYPE_CHECKING:
     from .agents import Agent, EventCallback
+    from .config import Config
     from .hooks import Hooks
     from .types import AgentResult, AgentTask
 
@@ -31,9 +36,16 @@ def dispatch(
     on_event: EventCallback | None = None,
     cancel: Any = None,
     request_id: str | None = None,
+    *,
+    config: Config,
 ) -> AgentResult:
     """Run ``task`` on ``agent`` through the hooks and emit its ``agent_run`` event
-    (``request_id``: the routed request it answers, if any)."""
+    (``request_id``: the routed request it answers, if any; ``config``: the root config,
+    whose gateway a ``via_gateway`` agent is pointed at)."""
+    if agent.config.via_gateway:  # its endpoint becomes a local `llmcore serve`
+        from .serve.agents import through_gateway
+
+        agent = through_gateway(config, agent)
 
     def proceed(t: AgentTask) -> AgentResult:
         if cancel is None:
