@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from .types import AgentResult, AgentTask
 
 
+def takes_cancel(agent: Agent) -> bool:
+    """Does ``agent.run`` take ``cancel=``? The base class's does; a plugin that overrides
+    ``run(task, on_event)`` without it runs to its end (there is nothing to stop it with)."""
+    import inspect
+
+    try:
+        params = inspect.signature(agent.run).parameters
+    except (TypeError, ValueError):
+        return True
+    return "cancel" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def dispatch(
     hooks: Hooks,
     emit: Callable[[MetricsEvent], None],
@@ -48,7 +60,7 @@ def dispatch(
         agent = through_gateway(config, agent)
 
     def proceed(t: AgentTask) -> AgentResult:
-        if cancel is None:
+        if cancel is None or not takes_cancel(agent):
             return agent.run(t, on_event)
         return agent.run(t, on_event, cancel=cancel)
 
