@@ -5,6 +5,7 @@ processes (router/agents_as_providers.py, agent_dispatch.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import sys
 import textwrap
@@ -228,3 +229,28 @@ def test_without_via_gateway_the_agent_keeps_its_own_endpoint(
 ) -> None:
     client = make_client(config(script(tmp_path, ECHO_ENDPOINT)), Plugin())
     assert client.chat("fix it").content.strip() == "endpoint=none"
+
+
+WHO: contextvars.ContextVar[str | None] = contextvars.ContextVar("who", default=None)
+
+
+class SeesContext:
+    """An agent-run hook that notes the caller's context variable (the gateway tags a run's
+    events with the asking key this way)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    @hookimpl
+    def llmcore_run_agent(self, call: Any) -> None:
+        self.seen.append(WHO.get())
+
+
+async def test_an_async_routed_run_keeps_the_callers_context(
+    make_client: Any, tmp_path: Path
+) -> None:
+    hook = SeesContext()
+    client = make_client(config(script(tmp_path, 'print("ok")\n')), Plugin(), hook, async_=True)
+    WHO.set("key-1")
+    resp = await client.chat("fix it")
+    assert resp.provider == "coder" and hook.seen == ["key-1"]

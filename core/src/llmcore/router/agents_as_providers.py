@@ -104,6 +104,7 @@ async def _run_async(
     ``AsyncClient.run_agent`` does); a ``cancel=`` token given to the chat works too."""
     import asyncio
     import contextlib
+    import contextvars
     import threading
 
     stop = threading.Event()
@@ -112,7 +113,10 @@ async def _run_async(
         def is_set(self) -> bool:
             return stop.is_set() or (cancel is not None and cancel.is_set())
 
-    fut = asyncio.get_running_loop().run_in_executor(None, run, Either())
+    # The caller's context goes along (as asyncio.to_thread does): the gateway tags the
+    # run's events with the key that asked through a context variable.
+    ctx = contextvars.copy_context()
+    fut = asyncio.get_running_loop().run_in_executor(None, ctx.run, run, Either())
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
