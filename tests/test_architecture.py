@@ -220,6 +220,99 @@ def test_a_run_never_reaches_back_into_the_router() -> None:
         assert not bad, f"router/{name} reaches into the Router: {bad}"
 
 
+# -- `make unit` needs no setup script -----------------------------------------------------
+#: What the setup scripts install or start, as the tests reach it (tests/agent_env.py,
+#: tests/redis_server.py, tests/real_llama.py, tests/gateway_support.py).
+SETUP_PRODUCTS = frozenset(
+    {
+        "real_program",
+        "ensure_agents",
+        "real_agent_client",
+        "real_agent_yaml",
+        "check_cli_runs_agent",
+        "RealAgentChecks",
+        "ChatAgentChecks",
+        "RedisServer",
+        "llama_server",
+        "llama_gateway",
+    }
+)
+SETUP_MARKS = ("real_agent", "real_server", "redis")
+
+
+def unmarked_setup_users(path: Path) -> list[str]:
+    """Tests in ``path`` that reach a setup-script product, directly or through a helper
+    of the same file, without one of ``SETUP_MARKS`` (on the test, its class or the file)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def marked(nodes: list[ast.expr]) -> bool:
+        return any(f"mark.{m}" in ast.unparse(n) for n in nodes for m in SETUP_MARKS)
+
+    file_marked = any(
+        isinstance(n, ast.Assign)
+        and any(getattr(t, "id", None) == "pytestmark" for t in n.targets)
+        and marked([n.value])
+        for n in tree.body
+    )
+    defs = [
+        n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    uses = {
+        d.name: {n.id for n in ast.walk(d) if isinstance(n, ast.Name)}
+        | {n.arg for n in ast.walk(d) if isinstance(n, ast.arg)}
+        | {n.attr for n in ast.walk(d) if isinstance(n, ast.Attribute)}
+        for d in defs
+    }
+    reaching = set(SETUP_PRODUCTS)
+    grown = True
+    while grown:  # helpers (and fixtures) of this file that reach a product reach it too
+        grown = False
+        for d in defs:
+            if d.name not in reaching and uses[d.name] & reaching:
+                reaching.add(d.name)
+                grown = True
+    return [
+        d.name
+        for d in defs
+        if d.name.startswith(("test_", "Test"))
+        and d.name in reaching
+        and not file_marked
+        and not marked(d.decorator_list)
+    ]
+
+
+def test_the_unit_tests_need_no_setup_script() -> None:
+    """`make unit` (core/tests and plugins/*/tests, minus the marked tests) runs on a fresh
+    clone: a test there that needs a real agent, llama.cpp or redis-server says so with a
+    marker, which `make unit` deselects."""
+    found = [
+        f"{p.relative_to(ROOT)}::{name}"
+        for base in (ROOT / "core" / "tests", *(ROOT / "plugins").glob("*/tests"))
+        for p in sorted(base.rglob("test_*.py"))
+        for name in unmarked_setup_users(p)
+    ]
+    assert not found, "mark these (pytest.mark.real_agent / real_server / redis):\n" + "\n".join(
+        found
+    )
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert all(f"not {m}" in makefile for m in SETUP_MARKS)
+
+
+def test_the_setup_scan_sees_helpers_and_marks(tmp_path: Path) -> None:
+    sample = tmp_path / "test_sample.py"
+    sample.write_text(
+        "import pytest\n"
+        "def _agent():\n    return real_program('x')\n"
+        "def test_a():\n    _agent()\n"
+        "@pytest.mark.real_agent\ndef test_b():\n    _agent()\n"
+        "def test_c(llama_server):\n    pass\n"
+        "def test_d():\n    pass\n"
+    )
+    assert unmarked_setup_users(sample) == ["test_a", "test_c"]
+    sample.write_text(sample.read_text() + "pytestmark = pytest.mark.redis\n")
+    assert unmarked_setup_users(sample) == []
+
+
 def test_ruff_format_and_lint_are_clean() -> None:
     """The tree stays as `ruff format` writes it and `ruff check` passes (what `make lint`
     runs), so a style slip fails here, not in the next person's diff."""

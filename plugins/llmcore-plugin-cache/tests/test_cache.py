@@ -222,6 +222,7 @@ def test_its_section_is_checked_with_suggestions(tmp_path: Path) -> None:
     assert "did you mean sqlite?" in json.loads(out.stdout)["message"]
 
 
+@pytest.mark.redis
 def test_redis_when_routing_state_is_redis(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     with RedisServer(tmp_path / "redis") as server, OpenAIFake() as fake:
