@@ -10,9 +10,10 @@ test:
 	bash scripts/test.sh
 
 ## unit: the core's and the plugins' own tests, on fakes only (no setup scripts: the tests
-## that need a real agent, llama.cpp or redis-server are marked and left to `make test`)
+## that need a real agent, llama.cpp or redis-server, and the slow ones, are marked and left
+## to `make test`)
 unit:
-	.venv/bin/python -m pytest core/tests plugins -q -m "not real_agent and not real_server and not redis"
+	.venv/bin/python -m pytest core/tests plugins -q -m "not real_agent and not real_server and not redis and not slow"
 
 ## lint: ruff over everything (the format is checked too)
 lint:

@@ -133,6 +133,7 @@ def test_migrations_run_once_and_fts_is_used_when_available(tmp_path: Path) -> N
     assert ("responses_fts" in names) == has_fts5
 
 
+@pytest.mark.slow  # runs `python -m llmcore` thirteen times (~0.5 s of start-up each)
 def test_logs_command(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
         cfg = tmp_path / "llmcore.yaml"
