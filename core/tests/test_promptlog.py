@@ -169,3 +169,18 @@ def test_logs_command(tmp_path: Path) -> None:
         assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False
         missing = cli(cfg, "chat", "--cid", "no-such-id", "hi")
         assert missing.returncode == 1 and "no logged conversation" in missing.stderr
+
+
+def test_an_agent_runs_controls_are_not_logged_as_options() -> None:
+    import threading
+
+    from llmcore.promptlog import entry_of
+    from llmcore.types import ChatRequest, Message
+
+    request = ChatRequest(
+        messages=[Message("user", "fix it")],
+        temperature=0.0,
+        extra={"cwd": "/work", "on_event": print, "cancel": threading.Event()},
+    )
+    options = json.loads(entry_of(request)["options"])
+    assert options == {"temperature": 0.0, "cwd": "/work"}
