@@ -9,9 +9,11 @@ demo:
 test:
 	bash scripts/test.sh
 
-## unit: the core's and the plugins' own tests, on fakes only (no setup scripts)
+## unit: the core's and the plugins' own tests, on fakes only (no setup scripts: the tests
+## that need a real agent, llama.cpp or redis-server, and the slow ones, are marked and left
+## to `make test`)
 unit:
-	.venv/bin/python -m pytest core/tests plugins -q
+	.venv/bin/python -m pytest core/tests plugins -q -m "not real_agent and not real_server and not redis and not slow"
 
 ## lint: ruff over everything (the format is checked too)
 lint:

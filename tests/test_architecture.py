@@ -59,28 +59,6 @@ def test_the_core_never_imports_a_plugin() -> None:
 # -- import cycles between the core's modules ---------------------------------------------
 CORE = ROOT / "core" / "src" / "llmcore"
 
-#: The one cycle not untied yet, exactly as it stands (issue 12): loading a config asks the
-#: plugins for their config sections (config -> plugins), and the plugin manager registers
-#: the core's own plugin, whose provider and sinks read the config. Untying it means moving
-#: the config *loader* above the plugin manager. The test fails when this set changes, so
-#: it can only shrink: delete it once the cycle is gone.
-KNOWN_CYCLE = frozenset(
-    {
-        "llmcore.builtin",
-        "llmcore.config",
-        "llmcore.metrics",
-        "llmcore.openai_compat",
-        "llmcore.plugins",
-        "llmcore.provider",
-        "llmcore.providers.openai",
-        "llmcore.registry",
-        "llmcore.sinks.jsonl",
-        "llmcore.sinks.log",
-        "llmcore.sinks.prometheus",
-        "llmcore.sinks.sqlite",
-    }
-)
-
 
 def _core_modules() -> dict[str, tuple[Path, bool]]:
     out = {}
@@ -204,14 +182,29 @@ def test_the_import_graph_sees_function_level_imports() -> None:
 
 def test_no_import_cycle_between_core_modules() -> None:
     graph = import_graph()
-    found = [c for c in cycles(graph) if c != KNOWN_CYCLE]
+    found = cycles(graph)
     assert not found, (
         "import cycles in core/src/llmcore (move the shared piece where it "
         "belongs):\n" + "\n".join(" -> ".join(one_loop(graph, c)) for c in found)
     )
-    assert KNOWN_CYCLE in cycles(graph), (
-        "the config <-> plugins cycle changed or is gone: update or delete KNOWN_CYCLE"
-    )
+
+
+def test_reading_a_config_never_reaches_the_plugin_manager() -> None:
+    """The knot that was last untied: config learns plugin sections from plugin_loading
+    (entry points only), never from the manager that registers the providers and sinks
+    which themselves read config."""
+    graph = import_graph()
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for w in graph[todo.pop()] - seen:
+                seen.add(w)
+                todo.append(w)
+        return seen
+
+    assert "llmcore.plugin_loading" in graph["llmcore.config"]
+    assert not reach("llmcore.config") & {"llmcore.plugins", "llmcore.builtin", "llmcore.sinks"}
 
 
 def test_a_run_never_reaches_back_into_the_router() -> None:
@@ -225,6 +218,99 @@ def test_a_run_never_reaches_back_into_the_router() -> None:
             or (isinstance(n, ast.ImportFrom) and n.module == "api")
         ]
         assert not bad, f"router/{name} reaches into the Router: {bad}"
+
+
+# -- `make unit` needs no setup script -----------------------------------------------------
+#: What the setup scripts install or start, as the tests reach it (tests/agent_env.py,
+#: tests/redis_server.py, tests/real_llama.py, tests/gateway_support.py).
+SETUP_PRODUCTS = frozenset(
+    {
+        "real_program",
+        "ensure_agents",
+        "real_agent_client",
+        "real_agent_yaml",
+        "check_cli_runs_agent",
+        "RealAgentChecks",
+        "ChatAgentChecks",
+        "RedisServer",
+        "llama_server",
+        "llama_gateway",
+    }
+)
+SETUP_MARKS = ("real_agent", "real_server", "redis")
+
+
+def unmarked_setup_users(path: Path) -> list[str]:
+    """Tests in ``path`` that reach a setup-script product, directly or through a helper
+    of the same file, without one of ``SETUP_MARKS`` (on the test, its class or the file)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def marked(nodes: list[ast.expr]) -> bool:
+        return any(f"mark.{m}" in ast.unparse(n) for n in nodes for m in SETUP_MARKS)
+
+    file_marked = any(
+        isinstance(n, ast.Assign)
+        and any(getattr(t, "id", None) == "pytestmark" for t in n.targets)
+        and marked([n.value])
+        for n in tree.body
+    )
+    defs = [
+        n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    uses = {
+        d.name: {n.id for n in ast.walk(d) if isinstance(n, ast.Name)}
+        | {n.arg for n in ast.walk(d) if isinstance(n, ast.arg)}
+        | {n.attr for n in ast.walk(d) if isinstance(n, ast.Attribute)}
+        for d in defs
+    }
+    reaching = set(SETUP_PRODUCTS)
+    grown = True
+    while grown:  # helpers (and fixtures) of this file that reach a product reach it too
+        grown = False
+        for d in defs:
+            if d.name not in reaching and uses[d.name] & reaching:
+                reaching.add(d.name)
+                grown = True
+    return [
+        d.name
+        for d in defs
+        if d.name.startswith(("test_", "Test"))
+        and d.name in reaching
+        and not file_marked
+        and not marked(d.decorator_list)
+    ]
+
+
+def test_the_unit_tests_need_no_setup_script() -> None:
+    """`make unit` (core/tests and plugins/*/tests, minus the marked tests) runs on a fresh
+    clone: a test there that needs a real agent, llama.cpp or redis-server says so with a
+    marker, which `make unit` deselects."""
+    found = [
+        f"{p.relative_to(ROOT)}::{name}"
+        for base in (ROOT / "core" / "tests", *(ROOT / "plugins").glob("*/tests"))
+        for p in sorted(base.rglob("test_*.py"))
+        for name in unmarked_setup_users(p)
+    ]
+    assert not found, "mark these (pytest.mark.real_agent / real_server / redis):\n" + "\n".join(
+        found
+    )
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert all(f"not {m}" in makefile for m in SETUP_MARKS)
+
+
+def test_the_setup_scan_sees_helpers_and_marks(tmp_path: Path) -> None:
+    sample = tmp_path / "test_sample.py"
+    sample.write_text(
+        "import pytest\n"
+        "def _agent():\n    return real_program('x')\n"
+        "def test_a():\n    _agent()\n"
+        "@pytest.mark.real_agent\ndef test_b():\n    _agent()\n"
+        "def test_c(llama_server):\n    pass\n"
+        "def test_d():\n    pass\n"
+    )
+    assert unmarked_setup_users(sample) == ["test_a", "test_c"]
+    sample.write_text(sample.read_text() + "pytestmark = pytest.mark.redis\n")
+    assert unmarked_setup_users(sample) == []
 
 
 def test_ruff_format_and_lint_are_clean() -> None:

@@ -282,7 +282,7 @@ def test_a_running_gateway_is_reused_and_the_agent_left_untouched(
         agent = runtime.agent_types["codex"](
             AgentConfig(name="codex", plugin="codex", model="good/fake-model", via_gateway=True)
         )
-        routed = gateway_agents.through_gateway(runtime, agent)
+        routed = gateway_agents.through_gateway(runtime.config, agent)
         assert gateway_agents._started == {}  # reused, nothing started
         assert routed.config.base_url == gw.url + "/v1"
         assert routed.config.env[gateway_agents.KEY_VAR] == gateway_agents.PLACEHOLDER_KEY

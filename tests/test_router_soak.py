@@ -24,7 +24,7 @@ import pytest
 from llmcore.errors import AllProvidersFailed
 from llmcore.testing.fakes.base import RecordedRequest, Reply
 from llmcore.testing.fakes.openai import OpenAIFake
-from test_router_kit import Api, Events, chain
+from router_kit import Api, Events, chain
 
 N = 1000
 IN_FLIGHT = 50

@@ -8,7 +8,7 @@ import types
 
 import attrs
 import pytest
-from llmcore import hookimpl, plugins
+from llmcore import hookimpl, plugin_loading
 from llmcore.config import parse_config, section
 from llmcore.errors import ConfigError
 
@@ -31,8 +31,8 @@ def greeter_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     module.llmcore_config_sections = llmcore_config_sections  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, module.__name__, module)
     ep = md.EntryPoint(name="greeter", value=module.__name__, group="llmcore")
-    real = plugins._entry_points
-    monkeypatch.setattr(plugins, "_entry_points", lambda: [*real(), ep])
+    real = plugin_loading.entry_points
+    monkeypatch.setattr(plugin_loading, "entry_points", lambda: [*real(), ep])
 
 
 def test_a_declared_section_is_structured() -> None:

@@ -28,7 +28,7 @@ def test_hook_has_a_full_docstring(name: str) -> None:
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_is_tested(name: str) -> None:
     own = Path(__file__).name
-    texts = [p.read_text() for p in (ROOT / "core" / "tests").glob("test_*.py") if p.name != own]
+    texts = [p.read_text() for p in (ROOT / "core" / "tests").rglob("test_*.py") if p.name != own]
     texts += [p.read_text() for p in (ROOT / "tests").glob("test_*.py")]
     assert any(f"def {name}(" in t for t in texts), f"no test implements {name}"
 

@@ -6,6 +6,10 @@ A routed run's event carries the router's ``request_id``: that request's own ``r
 event already holds the answer's cost, so spend and usage sums count an ``agent_run``
 event only when it has no request id (:func:`llmcore.metrics.counts_as_spend`): nothing is
 paid twice.
+
+Options a run honours, whichever way it came: ``via_gateway`` (the agent's own model calls
+go through a local ``llmcore serve``), ``on_event`` (each event as the agent prints it) and
+``cancel`` (stops the agent and every process it started).
 """
 
 from __future__ import annotations
@@ -19,8 +23,21 @@ from .metrics import MetricsEvent
 
 if TYPE_CHECKING:
     from .agents import Agent, EventCallback
+    from .config import Config
     from .hooks import Hooks
     from .types import AgentResult, AgentTask
+
+
+def takes_cancel(agent: Agent) -> bool:
+    """Does ``agent.run`` take ``cancel=``? The base class's does; a plugin that overrides
+    ``run(task, on_event)`` without it runs to its end (there is nothing to stop it with)."""
+    import inspect
+
+    try:
+        params = inspect.signature(agent.run).parameters
+    except (TypeError, ValueError):
+        return True
+    return "cancel" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def dispatch(
@@ -31,12 +48,19 @@ def dispatch(
     on_event: EventCallback | None = None,
     cancel: Any = None,
     request_id: str | None = None,
+    *,
+    config: Config,
 ) -> AgentResult:
     """Run ``task`` on ``agent`` through the hooks and emit its ``agent_run`` event
-    (``request_id``: the routed request it answers, if any)."""
+    (``request_id``: the routed request it answers, if any; ``config``: the root config,
+    whose gateway a ``via_gateway`` agent is pointed at)."""
+    if agent.config.via_gateway:  # its endpoint becomes a local `llmcore serve`
+        from .serve.agents import through_gateway
+
+        agent = through_gateway(config, agent)
 
     def proceed(t: AgentTask) -> AgentResult:
-        if cancel is None:
+        if cancel is None or not takes_cancel(agent):
             return agent.run(t, on_event)
         return agent.run(t, on_event, cancel=cancel)
 

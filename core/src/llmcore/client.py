@@ -111,14 +111,8 @@ class _Base:
     def _agent_run(
         self, agent: Agent, task: AgentTask, on_event: EventCallback | None, cancel: Any = None
     ) -> AgentResult:
-        if agent.config.via_gateway:  # its endpoint becomes a local `llmcore serve`
-            from .serve.agents import through_gateway
-
-            agent = through_gateway(self.runtime, agent)
-
-        return dispatch(
-            self.runtime.hooks, self.runtime.metrics.emit, agent, task, on_event, cancel
-        )
+        rt = self.runtime
+        return dispatch(rt.hooks, rt.metrics.emit, agent, task, on_event, cancel, config=rt.config)
 
 
 class Client(_Base):

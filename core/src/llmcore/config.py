@@ -487,16 +487,14 @@ def _plugin_section_data(data: dict[str, Any], probe: Config) -> dict[str, Any]:
 
 
 def plugin_sections(disabled: list[str] | None = None) -> dict[str, type]:
-    """Section name → attrs class, from every installed plugin's ``llmcore_config_sections``."""
-    from .plugins import PluginManager
+    """Section name → attrs class, from every installed plugin's ``llmcore_config_sections``.
 
-    out: dict[str, type] = {}
-    for _plugin, item in PluginManager(disabled=disabled or []).call_discovery(
-        "llmcore_config_sections"
-    ):
-        if isinstance(item, tuple) and len(item) == 2 and attrs.has(item[1]):
-            out.setdefault(str(item[0]), item[1])
-    return out
+    Only the entry-point plugins are loaded for this (``plugin_loading``), never the core's
+    own providers and sinks: those read config, and config must not depend on them.
+    """
+    from .plugin_loading import config_sections
+
+    return config_sections(disabled or [])
 
 
 def section(config: Config, name: str, cls: type) -> Any:

@@ -71,6 +71,11 @@ class CoreHooks:
         return call.proceed()
 
 
+#: How ``llmcore_generate`` is called: pluggy's caller, or (caller None) the core's own
+#: implementation functions in calling order.
+_Route = tuple[Any, list[Callable[[Any], Any]]]
+
+
 class Hooks:
     """The typed façade over the plugin hooks: one method per hook.
 
@@ -83,6 +88,9 @@ class Hooks:
     def __init__(self, manager: PluginManager) -> None:
         self._manager = manager
         self._relay = manager.pm.hook
+        #: How ``llmcore_generate`` runs under one config, worked out on its first call:
+        #: id(config) -> (config, the impls it was worked out from, the route).
+        self._routes: dict[int, tuple[Any, list[Any], _Route]] = {}
 
     # -- discovery: per plugin, a failing plugin is recorded and skipped -----------------
     def register_providers(self) -> list[tuple[str, Any]]:
@@ -104,20 +112,55 @@ class Hooks:
 
     # -- around every call and run -----------------------------------------------------
     def generate(self, call: GenerationCall) -> Any:
-        """The result of one provider attempt, through every ``llmcore_generate`` impl."""
-        caller = self._relay.llmcore_generate
-        impls = caller.get_hookimpls()
-        for impl in impls:
-            if impl.plugin_name not in _CORE_PLUGINS or impl.hookwrapper or impl.wrapper:
-                return caller(call=call)
+        """The result of one provider attempt, through every ``llmcore_generate`` impl
+        of the plugins taking part under the call's config (``llmcore_plugin_active``)."""
+        impls = self._relay.llmcore_generate.get_hookimpls()
+        got = self._routes.get(id(call.config))
+        if got is None or got[0] is not call.config or got[1] != impls:
+            got = (call.config, impls, self._route(call.config, impls))
+            if len(self._routes) >= 64:  # a long-lived manager seeing many configs
+                self._routes.clear()
+            self._routes[id(call.config)] = got
+        caller, fast = got[2]
+        if caller is not None:
+            return caller(call=call)
         # Only llmcore's own implementations (plain ones, no plugin wraps calls): run them
         # as pluggy would, last registered first, the first non-None result wins, without
         # its multicall machinery, which was a tenth of llmcore's own time per request.
-        for impl in reversed(impls):
-            result = impl.function(call)
+        for function in fast:
+            result = function(call)
             if result is not None:
                 return result
         return None
+
+    def _route(self, config: Any, impls: list[Any]) -> _Route:
+        """pluggy's caller (without the plugins that are off), or, when only llmcore's own
+        plain implementations take part, their functions in calling order."""
+        off = self.plugins_off(config)
+        kept = [i for i in impls if i.plugin_name not in off]
+        if all(i.plugin_name in _CORE_PLUGINS and not (i.hookwrapper or i.wrapper) for i in kept):
+            return None, [i.function for i in reversed(kept)]
+        if not off:
+            return self._relay.llmcore_generate, []
+        pm = self._manager.pm
+        gone = [p for p in (pm.get_plugin(name) for name in off) if p is not None]
+        return pm.subset_hook_caller("llmcore_generate", remove_plugins=gone), []
+
+    def plugins_off(self, config: Any) -> set[str]:
+        """The plugins whose ``llmcore_plugin_active`` says they are off under ``config``
+        (a plugin whose implementation raises is marked failed and counted off)."""
+        if config is None:
+            return set()
+        off: set[str] = set()
+        for impl in self._relay.llmcore_plugin_active.get_hookimpls():
+            try:
+                active = impl.function(config)
+            except Exception as exc:
+                self._manager.mark_failed(impl.plugin_name, exc)
+                active = False
+            if active is False:
+                off.add(impl.plugin_name)
+        return off
 
     def run_agent(self, call: AgentCall) -> AgentResult:
         """The result of one agent run, through every ``llmcore_run_agent`` impl."""

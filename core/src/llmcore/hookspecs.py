@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     import click
 
     from .agents import Agent
+    from .config import Config
     from .hooks import AgentCall, GenerationCall
     from .metrics import MetricsEvent, MetricsSink
     from .provider import Provider
 
 PROJECT = "llmcore"
-#: The version of the plugin interface this core offers. Bumped on any breaking change.
-HOOK_API_VERSION = "1.0"
+#: The version of the plugin interface this core offers. The major number is bumped on any
+#: breaking change, the minor one when a hook is added (1.1: ``llmcore_plugin_active``).
+HOOK_API_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -178,6 +180,21 @@ def llmcore_config_sections() -> list[tuple[str, type]]:  # type: ignore[empty-b
     """
 
 
+@hookspec
+def llmcore_plugin_active(config: Config) -> bool | None:
+    """Say whether this plugin takes part in the model calls made under ``config``.
+
+    Called once per config (not per call), the first time a call is made under it, with
+    the :class:`llmcore.Config` in use. Return ``False`` when that config turns the plugin
+    off (the cache plugin without a ``cache:`` section): its ``llmcore_generate``
+    implementations are then left out of those calls entirely, so a plugin that is off
+    costs nothing per call (a wrapper that returns at once still costs pluggy's machinery,
+    a few microseconds). Return ``True`` or ``None`` (or do not implement the hook) to take
+    part. A plugin whose implementation raises is marked failed and left out.
+    Declare ``LLMCORE_HOOK_API = ">=1.1,<2"`` when you implement it.
+    """
+
+
 ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_register_providers,
     llmcore_register_agents,
@@ -188,4 +205,5 @@ ALL_HOOKS: tuple[Callable[..., Any], ...] = (
     llmcore_register_commands,
     llmcore_register_model_facts,
     llmcore_config_sections,
+    llmcore_plugin_active,
 )

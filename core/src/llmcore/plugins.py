@@ -1,16 +1,15 @@
-"""Finding, loading and reporting plugins.
+"""The plugin manager: the core's own types plus every installed plugin, and its report.
 
-Plugins come from the ``llmcore`` entry-point group. Each is loaded on its own: one that
-fails to import or to register is recorded with its error and the others keep working
-(``LLMCORE_STRICT_PLUGINS=1`` raises instead). ``LLMCORE_PLUGINS=a,b`` loads only those,
-and plugins disabled in config are never imported.
+Plugins come from the ``llmcore`` entry-point group (found and loaded by
+``plugin_loading``). Each is loaded on its own: one that fails to import or to register is
+recorded with its error and the others keep working (``LLMCORE_STRICT_PLUGINS=1`` raises
+instead). ``LLMCORE_PLUGINS=a,b`` loads only those, and plugins disabled in config are
+never imported.
 """
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
-import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -19,39 +18,42 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pluggy
 
-from . import hookspecs
 from .errors import PluginError
-from .hookspecs import HOOK_API_VERSION, PROJECT
+from .plugin_loading import (
+    CORE_DISTRIBUTION,
+    ENTRY_POINT_GROUP,
+    ONLY_ENV,
+    STRICT_ENV,
+    PluginRecord,
+    check_api_version,
+    hook_names,
+    hook_suggestion,
+    installed_distributions,
+    load_entry_points,
+    matches,
+    new_hook_manager,
+    short_name,
+    strict,
+)
 
 if TYPE_CHECKING:
     from .hooks import Hooks
 
-ENTRY_POINT_GROUP = "llmcore"
-# The core's name on the package index; the import package stays ``llmcore`` (the name
-# ``llmcore`` there belongs to an unrelated project: docs/plugins/publishing.md).
-CORE_DISTRIBUTION = "llmcore-framework"
-STRICT_ENV = "LLMCORE_STRICT_PLUGINS"
-ONLY_ENV = "LLMCORE_PLUGINS"
-
-
-@attrs.define
-class PluginRecord:
-    """What ``llmcore plugins`` shows for one plugin."""
-
-    name: str
-    version: str | None
-    status: str  # loaded | disabled | failed
-    error: str | None = None
-    hooks: list[str] = attrs.field(factory=list)
-    entry_point: str | None = None
-    module: str | None = None
-    #: Why a disabled plugin is disabled: ``plugins.disabled`` or ``LLMCORE_PLUGINS``.
-    disabled_by: str | None = None
-    #: Type names this plugin offers that another plugin offers too (see TypeConflict).
-    conflicts: list[str] = attrs.field(factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+# Re-exported: these lived here before plugin_loading held them, and callers import them here.
+__all__ = [
+    "BUILTIN",
+    "CORE_DISTRIBUTION",
+    "ENTRY_POINT_GROUP",
+    "ONLY_ENV",
+    "STRICT_ENV",
+    "PluginManager",
+    "PluginRecord",
+    "TypeConflict",
+    "check_api_version",
+    "hook_names",
+    "installed_distributions",
+    "short_name",
+]
 
 
 #: The registration name of the core's own types (the ``openai`` provider, the sinks).
@@ -86,44 +88,11 @@ def _shown(plugin: str) -> str:
     return "llmcore itself" if plugin == BUILTIN else plugin
 
 
-def short_name(dist_name: str) -> str:
-    """``llmcore-plugin-claude-code`` → ``claude-code``."""
-    return re.sub(r"^llmcore[-_]plugin[-_]", "", dist_name.lower()).replace("_", "-")
-
-
-def _matches(names: Iterable[str], dist: str, ep_name: str) -> bool:
-    wanted = {n.strip().lower().replace("_", "-") for n in names if n.strip()}
-    return bool(wanted & {dist.lower(), short_name(dist), ep_name.lower().replace("_", "-")})
-
-
-def check_api_version(spec: str, offered: str = HOOK_API_VERSION) -> bool:
-    """Does the plugin's ``LLMCORE_HOOK_API`` spec (``"1"``, ``">=1,<2"``) admit ``offered``?"""
-    major = int(offered.split(".")[0])
-    spec = spec.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", spec):
-        return int(spec.split(".")[0]) == major
-    version = tuple(int(p) for p in offered.split("."))
-    for clause in spec.split(","):
-        m = re.fullmatch(r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*", clause)
-        if not m:
-            raise ValueError(f"cannot read hook API spec {spec!r}")
-        op, raw = m.groups()
-        other = tuple(int(p) for p in raw.split("."))
-        width = max(len(version), len(other))
-        a = version + (0,) * (width - len(version))
-        b = other + (0,) * (width - len(other))
-        ok = {">=": a >= b, "<=": a <= b, "==": a == b, "!=": a != b, ">": a > b, "<": a < b}[op]
-        if not ok:
-            return False
-    return True
-
-
 class PluginManager:
     """A pluggy manager plus the record of every plugin it found."""
 
     def __init__(self, *, disabled: Iterable[str] = (), load_entry_points: bool = True) -> None:
-        self.pm = pluggy.PluginManager(PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm = new_hook_manager()
         self.records: list[PluginRecord] = []
         self.conflicts: list[TypeConflict] = []
         self._disabled = list(disabled)
@@ -147,40 +116,7 @@ class PluginManager:
         return self._hooks
 
     def load_entry_points(self) -> None:
-        strict = os.environ.get(STRICT_ENV, "") not in ("", "0", "false")
-        only_raw = os.environ.get(ONLY_ENV)
-        only = None if only_raw is None else [n for n in only_raw.split(",") if n.strip()]
-        for ep in _entry_points():
-            dist = ep.dist.name if ep.dist else ep.name
-            version = ep.dist.version if ep.dist else None
-            record = PluginRecord(
-                name=dist, version=version, status="loaded", entry_point=ep.name, module=ep.value
-            )
-            self.records.append(record)
-            if only is not None and not _matches(only, dist, ep.name):
-                record.status, record.disabled_by = "disabled", ONLY_ENV
-                continue
-            if _matches(self._disabled, dist, ep.name):
-                record.status, record.disabled_by = "disabled", "plugins.disabled"
-                continue
-            module: Any = None
-            try:
-                module = ep.load()
-                _check_declared_api(module, dist)
-                self.pm.register(module, name=dist)
-                self.pm.check_pending()
-            except Exception as exc:
-                if module is not None and self.pm.is_registered(module):
-                    self.pm.unregister(module)
-                record.status = "failed"
-                record.error = f"{type(exc).__name__}: {exc}{_hook_suggestion(exc)}"
-                if strict:
-                    raise PluginError(
-                        f"plugin {dist} failed to load: {record.error}",
-                        hint="unset LLMCORE_STRICT_PLUGINS to keep going without it",
-                    ) from exc
-                continue
-            record.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+        self.records.extend(load_entry_points(self.pm, self._disabled))
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register an in-process plugin object (tests, embedding applications)."""
@@ -196,7 +132,7 @@ class PluginManager:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            raise PluginError(f"{exc}{_hook_suggestion(exc)}") from exc
+            raise PluginError(f"{exc}{hook_suggestion(exc)}") from exc
         self.records.append(
             PluginRecord(
                 name=name or repr(plugin),
@@ -212,7 +148,7 @@ class PluginManager:
         Returns ``(plugin_name, offered_class)`` pairs. A plugin that raises is marked
         failed and skipped; the rest are still asked.
         """
-        strict = os.environ.get(STRICT_ENV, "") not in ("", "0", "false")
+        is_strict = strict()
         out: list[tuple[str, Any]] = []
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
@@ -220,7 +156,7 @@ class PluginManager:
                 offered = impl.function()
             except Exception as exc:
                 self.mark_failed(impl.plugin_name, exc)
-                if strict:
+                if is_strict:
                     raise
                 continue
             for cls in offered or []:
@@ -264,7 +200,7 @@ class PluginManager:
         """The disabled plugin that would offer ``type_name``, judged by its names (a
         disabled plugin is never imported, so the types it offers are not known)."""
         for record in self.records:
-            if record.status == "disabled" and _matches(
+            if record.status == "disabled" and matches(
                 [type_name], record.name, record.entry_point or ""
             ):
                 return record
@@ -277,54 +213,3 @@ class PluginManager:
                 record.error = f"{type(exc).__name__}: {exc}"
         if os.environ.get("LLMCORE_DEBUG"):
             traceback.print_exception(exc, file=sys.stderr)
-
-
-def hook_names() -> list[str]:
-    """Every hook name a plugin may implement."""
-    return sorted(
-        n for n in dir(hookspecs) if n.startswith(PROJECT + "_") and callable(getattr(hookspecs, n))
-    )
-
-
-def _hook_suggestion(exc: BaseException) -> str:
-    """``; did you mean llmcore_generate?`` for pluggy's "unknown hook" error."""
-    m = re.search(r"unknown hook '([^']+)'", str(exc))
-    if not m:
-        return ""
-    import difflib
-
-    close = difflib.get_close_matches(m.group(1), hook_names(), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else f"; hooks are: {', '.join(hook_names())}"
-
-
-def installed_distributions() -> list[tuple[str, str]]:
-    """(name, version) of every distribution offering an ``llmcore`` entry point; no import."""
-    seen: dict[str, str] = {}
-    for ep in _entry_points():
-        if ep.dist is not None:
-            seen.setdefault(ep.dist.name, ep.dist.version)
-    return sorted(seen.items())
-
-
-def _check_declared_api(module: Any, dist: str) -> None:
-    spec = getattr(module, "LLMCORE_HOOK_API", None)
-    if spec is None:
-        return
-    if not check_api_version(str(spec)):
-        raise PluginError(
-            f"{dist} needs llmcore hook API {spec}, but this llmcore offers {HOOK_API_VERSION}",
-            hint=f"install a version of {dist} made for hook API {HOOK_API_VERSION}, "
-            "or a matching llmcore",
-        )
-
-
-def _entry_points() -> list[md.EntryPoint]:
-    eps = md.entry_points(group=ENTRY_POINT_GROUP)
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for ep in eps:
-        key = (ep.name, ep.value)
-        if key not in seen:  # the same dist on sys.path twice shows up twice
-            seen.add(key)
-            out.append(ep)
-    return sorted(out, key=lambda e: e.name)

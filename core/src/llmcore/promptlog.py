@@ -213,7 +213,9 @@ def entry_of(
         if getattr(request, k) is not None
     }
     if request.extra:
-        opts.update({k: v for k, v in request.extra.items() if k != "prompt"})
+        # on_event / cancel are an agent run's callback and token: not options, not JSON
+        skip = ("prompt", "on_event", "cancel")
+        opts.update({k: v for k, v in request.extra.items() if k not in skip})
     resp_attempts = (
         getattr(response, "attempts", None) or attempts or getattr(error, "attempts", None) or []
     )

@@ -222,6 +222,7 @@ def test_its_section_is_checked_with_suggestions(tmp_path: Path) -> None:
     assert "did you mean sqlite?" in json.loads(out.stdout)["message"]
 
 
+@pytest.mark.redis
 def test_redis_when_routing_state_is_redis(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     with RedisServer(tmp_path / "redis") as server, OpenAIFake() as fake:
@@ -262,3 +263,42 @@ def test_off_without_a_cache_section(tmp_path: Path) -> None:
         with Client(parse_config(text)) as c:
             fake.push(Reply(text="c"), Reply(text="d"))
             assert [c.chat("q").content, c.chat("q").content] == ["c", "d"]
+
+
+@pytest.mark.parametrize("section", ["", "cache: {enabled: false}\n"])
+def test_an_unused_cache_is_never_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str
+) -> None:
+    """Off (no section, or enabled: false): the plugin's generate hooks are left out of the
+    call, not called to return at once, so no pluggy wrapper runs around the provider."""
+    import llmcore_cache
+
+    asked: list[object] = []
+    real = llmcore_cache.cache_for
+    monkeypatch.setattr(llmcore_cache, "cache_for", lambda cfg: asked.append(cfg) or real(cfg))
+    with OpenAIFake() as fake:
+        text = config(fake, tmp_path).replace("cache: {}\n", section)
+        with Client(parse_config(text)) as c:
+            fake.push(Reply(text="a"))
+            fake.push(Reply(text="b"))
+            assert c.chat("hi").content == "a"
+            assert c.chat("hi").content == "b"  # not cached, and the cache never asked
+            assert c.runtime.hooks.plugins_off(c.runtime.config) == {"llmcore-plugin-cache"}
+    assert asked == []
+
+
+def test_a_cache_section_turns_the_hooks_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmcore_cache
+
+    asked: list[object] = []
+    real = llmcore_cache.cache_for
+    monkeypatch.setattr(llmcore_cache, "cache_for", lambda cfg: asked.append(cfg) or real(cfg))
+    with OpenAIFake() as fake:
+        with Client(parse_config(config(fake, tmp_path, cache_path(tmp_path)))) as c:
+            fake.push(Reply(text="once"))
+            assert c.chat("hi").content == c.chat("hi").content == "once"
+            assert c.runtime.hooks.plugins_off(c.runtime.config) == set()
+        assert len(fake.requests) == 1
+    assert asked  # answer and store consulted the cache

@@ -60,6 +60,7 @@ def test_missing_key_variable_is_a_clear_error(
     assert "NOPE_KEY" in str(info.value) and "export NOPE_KEY" in (info.value.hint or "")
 
 
+@pytest.mark.real_agent
 def test_version_and_availability(tmp_path: Path) -> None:
     exe, _ = real_program("claude")
     agent = _agent(command=exe)

@@ -66,6 +66,7 @@ def test_bad_wire_api_and_mode_are_refused(tmp_path: Path) -> None:
         _agent().build(_task(tmp_path, mode="plan"))
 
 
+@pytest.mark.real_agent
 def test_version_and_availability(tmp_path: Path) -> None:
     exe, _ = real_program("codex")
     assert _agent(command=exe).version() == "0.169.0"

@@ -50,6 +50,7 @@ def test_without_endpoint_the_users_home_is_kept(tmp_path: Path) -> None:
     assert "HOME" not in _agent().build(_task(tmp_path)).env
 
 
+@pytest.mark.real_agent
 def test_version_without_starting_node(tmp_path: Path) -> None:
     exe, _ = real_program("gemini")
     assert _agent(command=exe).version() == "0.61.0"

@@ -57,6 +57,7 @@ def test_api_key_auth_sends_the_dashscope_key_without_a_base_url(
     assert fake.tool_requests()[-1]["model"] == "qwen-plus"
 
 
+@pytest.mark.real_agent
 def test_auth_choices_build_the_right_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,10 @@
 Only agents configured with ``serve_prompts: true`` whose program is installed take part;
 the chat becomes one prompt, the agent runs read-only, and its result becomes a
 :class:`ChatResponse` (with the agent's own usage and cost when it reports them).
+
+A routed run honours what a direct ``run_agent`` does: ``via_gateway`` (through the one
+dispatcher), ``on_event=`` and ``cancel=`` given to ``chat`` (routing hints, never sent to a
+server), and cancelling the awaiting task of an async chat stops the agent's processes.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..agent_dispatch import dispatch
-from ..errors import ResponseError
+from ..errors import BadRequestError, ResponseError
 from ..types import AgentTask, ChatRequest, ChatResponse, Usage
 
 if TYPE_CHECKING:
-    from ..agents import Agent
+    from ..agents import Agent, CancelToken, EventCallback
+    from ..config import Config
     from ..hooks import Hooks
     from ..metrics import MetricsEvent
     from .candidates import Candidate
@@ -48,16 +53,18 @@ def agent_call(
     cand: Candidate,
     request: ChatRequest,
     is_async: bool,
-    request_id: str | None = None,
+    request_id: str | None,
+    config: Config,
 ) -> Any:
     """Run the agent on the request's prompt: a ChatResponse, or an awaitable of one.
 
-    Dispatched like ``Client.run_agent`` (:func:`llmcore.agent_dispatch.dispatch`: hooks and
-    one ``agent_run`` event); the event carries ``request_id``, so the cost, also on the
-    router's ``request`` event, is counted once."""
+    Dispatched like ``Client.run_agent`` (:func:`llmcore.agent_dispatch.dispatch`: hooks,
+    ``via_gateway`` and one ``agent_run`` event); the event carries ``request_id``, so the
+    cost, also on the router's ``request`` event, is counted once."""
     agent = cand.agent
     assert agent is not None
     extra = request.extra or {}
+    on_event, cancel = run_controls(extra)
     task = AgentTask(
         prompt=prompt_text(request.messages),
         cwd=os.fspath(extra.get("cwd") or os.getcwd()),
@@ -67,8 +74,8 @@ def agent_call(
         args=list(agent.config.args),
     )
 
-    def run() -> ChatResponse:
-        result = dispatch(hooks, emit, agent, task, request_id=request_id)
+    def run(stop: CancelToken | None) -> ChatResponse:
+        result = dispatch(hooks, emit, agent, task, on_event, stop, request_id, config=config)
         if not result.success:
             raise ResponseError(
                 f"{agent.name}: {result.error or f'exited with {result.exit_code}'}",
@@ -85,10 +92,56 @@ def agent_call(
         )
 
     if is_async:
-        import asyncio
+        return _run_async(run, cancel)
+    return run(cancel)
 
-        return asyncio.to_thread(run)  # an agent run blocks on a subprocess
-    return run()
+
+async def _run_async(
+    run: Callable[[CancelToken | None], ChatResponse], cancel: CancelToken | None
+) -> ChatResponse:
+    """``run`` on a thread (an agent run blocks on a subprocess). Cancelling the awaiting
+    task stops the agent and waits for it, so no process outlives the cancelled chat (as
+    ``AsyncClient.run_agent`` does); a ``cancel=`` token given to the chat works too."""
+    import asyncio
+    import contextlib
+    import contextvars
+    import threading
+
+    stop = threading.Event()
+
+    class Either:  # the caller's token or our own, whichever is set first
+        def is_set(self) -> bool:
+            return stop.is_set() or (cancel is not None and cancel.is_set())
+
+    # The caller's context goes along (as asyncio.to_thread does): the gateway tags the
+    # run's events with the key that asked through a context variable.
+    ctx = contextvars.copy_context()
+    fut = asyncio.get_running_loop().run_in_executor(None, ctx.run, run, Either())
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await fut
+        raise
+
+
+def run_controls(extra: Mapping[str, Any]) -> tuple[EventCallback | None, CancelToken | None]:
+    """The ``on_event`` callback and ``cancel`` token a chat gave for an agent's run,
+    checked (a gateway's JSON body cannot smuggle a string in as either)."""
+    on_event = extra.get("on_event")
+    cancel = extra.get("cancel")
+    if on_event is not None and not callable(on_event):
+        raise BadRequestError(
+            f"on_event must be a callable that takes one event dict, got {type(on_event).__name__}",
+            hint="pass on_event=lambda ev: ... to chat(), or leave it out",
+        )
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise BadRequestError(
+            f"cancel must have is_set() (a threading.Event), got {type(cancel).__name__}",
+            hint="pass cancel=threading.Event() to chat() and set() it to stop the agent",
+        )
+    return on_event, cancel
 
 
 def cannot_carry(request: Any) -> list[str]:

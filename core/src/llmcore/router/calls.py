@@ -30,7 +30,7 @@ def invoke(run: Run, cand: Candidate, req: Any, is_async: bool) -> Any:
     run.tries += 1
     crew = run.crew
     if cand.kind == "cli":
-        return agent_call(crew.hooks, crew.emit, cand, req, is_async, run.rid)
+        return agent_call(crew.hooks, crew.emit, cand, req, is_async, run.rid, crew.config)
     p = cand.provider
     assert p is not None
     if cand.model is None and run.op != "embed":

@@ -251,8 +251,9 @@ class Planner:
         return serving_agents(self.runtime.agents, self._available, implied)
 
 
-#: ``extra`` keys that are routing hints, never sent to a server.
-ROUTING_KEYS = ("cwd", "edit")
+#: ``extra`` keys that are routing hints, never sent to a server: where an agent works and
+#: whether it may edit, and the ``on_event`` / ``cancel`` of an agent's run.
+ROUTING_KEYS = ("cwd", "edit", "on_event", "cancel")
 
 
 def wants_an_agent(request: Any) -> bool:

@@ -8,6 +8,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from ..errors import (
+    AgentCancelledError,
     AgentError,
     AuthenticationError,
     LLMCoreError,
@@ -42,6 +43,8 @@ def as_provider_error(cand: Candidate, exc: BaseException) -> ProviderError | No
         return exc
     if isinstance(exc, NotImplementedError):
         raise Unsupported(str(exc)) from exc
+    if isinstance(exc, AgentCancelledError):
+        return None  # the caller stopped it: the chat ends here, nothing fails over
     if isinstance(exc, AgentError):
         return ResponseError(exc.message, provider=cand.name, model=cand.model, hint=exc.hint)
     if isinstance(exc, LLMCoreError) or not isinstance(exc, Exception):

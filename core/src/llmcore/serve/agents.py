@@ -34,7 +34,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..agents import Agent
-    from ..runtime import Runtime
+    from ..config import Config
 
 KEY_VAR = "LLMCORE_GATEWAY_KEY"
 PLACEHOLDER_KEY = "llmcore-local-gateway"
@@ -52,9 +52,8 @@ def _is_gateway(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def gateway_url(runtime: Runtime) -> str:
-    """The base URL (no ``/v1``) of a gateway serving ``runtime``'s config."""
-    cfg = runtime.config
+def gateway_url(cfg: Config) -> str:
+    """The base URL (no ``/v1``) of a gateway serving ``cfg``."""
     host = cfg.serve.host if cfg.serve.host not in ("0.0.0.0", "::") else "127.0.0.1"
     configured = f"http://{host}:{cfg.serve.port}"
     if _is_gateway(configured):
@@ -128,9 +127,9 @@ def stop_started() -> None:
         _started.clear()
 
 
-def through_gateway(runtime: Runtime, agent: Agent) -> Agent:
+def through_gateway(config: Config, agent: Agent) -> Agent:
     """A copy of ``agent`` whose endpoint is the gateway (the original is untouched)."""
-    url = gateway_url(runtime) + "/v1"
+    url = gateway_url(config) + "/v1"
     cfg = agent.config
     env = dict(cfg.env)
     key_env = cfg.api_key_env

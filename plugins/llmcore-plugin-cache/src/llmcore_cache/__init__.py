@@ -5,6 +5,9 @@
   what the provider answered. A stream is stored piece by piece and replayed as a stream; a
   chat can be answered from a stored stream and the other way round.
 * ``llmcore_config_sections`` declares the ``cache:`` section of ``llmcore.yaml``.
+* ``llmcore_plugin_active`` says the plugin is off under a config without that section (or
+  with ``enabled: false``): its ``llmcore_generate`` implementations are then not called,
+  nor wrapped around the provider call, so an installed but unused cache costs nothing.
 * ``llmcore_register_commands`` adds ``llmcore cache stats|clear``.
 
 The cache is on when ``llmcore.yaml`` has a ``cache:`` section (``cache: {}`` takes every
@@ -27,6 +30,7 @@ from .cache import (
     cacheable,
     entry_of,
     key_of,
+    options_of,
     replay,
     replay_async,
     response_of,
@@ -34,7 +38,7 @@ from .cache import (
     stored_stream_async,
 )
 
-LLMCORE_HOOK_API = ">=1,<2"
+LLMCORE_HOOK_API = ">=1.1,<2"  # llmcore_plugin_active came in 1.1
 hookimpl = llmcore.hookimpl
 __all__ = ["CacheOptions"]
 
@@ -45,6 +49,12 @@ _HITS: set[int] = set()
 @hookimpl
 def llmcore_config_sections() -> list[tuple[str, type]]:
     return [("cache", CacheOptions)]
+
+
+@hookimpl
+def llmcore_plugin_active(config: Any) -> bool:
+    """On only with a ``cache:`` section that is not ``enabled: false``."""
+    return options_of(config).enabled
 
 
 @hookimpl(tryfirst=True, specname="llmcore_generate")

@@ -21,14 +21,7 @@ from llmcore.errors import (
 from llmcore.router import parameter_count
 from llmcore.testing import StaticProvider
 from llmcore.types import AgentResult, AgentTask, ChatRequest, Message
-from test_router_kit import Api, Events
-
-
-class RemoteProvider(StaticProvider):
-    """A static provider that is not local: its cost comes from config or the registry."""
-
-    type_name: ClassVar[str] = "remote"
-    local: ClassVar[bool] = False
+from router_kit import Api, Events, RemoteProvider
 
 
 class Busy(StaticProvider):

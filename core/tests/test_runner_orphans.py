@@ -144,6 +144,7 @@ def test_detached_grandchild_with_an_empty_environment_is_stopped(
     _no_run_process_alive(_pids(pids_file, 2))
 
 
+@pytest.mark.slow  # waits out the timeout and the SIGTERM grace period before the SIGKILL
 def test_program_and_child_that_ignore_sigterm_are_killed_at_timeout(
     tmp_path: Path, pids_file: Path
 ) -> None:

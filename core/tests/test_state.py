@@ -1,21 +1,20 @@
 """Cooldown stores: memory, file (shared by processes, survives restarts, recovers from a
-corrupt file) and Redis (against a real redis-server)."""
+corrupt file) and an unreachable Redis. Against a real redis-server: tests/test_state_redis.py."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from llmcore.errors import ConfigError
 from llmcore.state import Cooldown, FileStore, MemoryStore, RedisStore, open_store
-from redis_server import RedisServer, free_port
 
 
 def test_memory_store_keeps_the_later_cooldown_and_forgets_ended_ones() -> None:
@@ -139,43 +138,14 @@ def test_two_processes_hammering_the_file_store_leave_it_valid(tmp_path: Path) -
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-# -- Redis ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
+# -- Redis, unreachable (no server needed) -------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
 
 
-@pytest.mark.redis
-def test_redis_store_shares_cooldowns_with_ttl(redis_url: str) -> None:
-    import redis
-
-    prefix = f"test:{time.monotonic_ns()}:"
-    host_a = RedisStore(redis_url, prefix=prefix, recheck=0.0)
-    host_b = RedisStore(redis_url, prefix=prefix, recheck=0.0)
-    host_a.put(Cooldown("openai/gpt-4o", time.time() + 30, "rate limited"))
-    host_a.put(Cooldown("openai/gpt-4o", time.time() + 5, "shorter"))  # kept: the longer one
-    host_a.put(Cooldown("vllm", time.time() + 0.3, "3 failures in a row"))
-    assert "vllm" in host_a.active()  # at once in the writer's own snapshot
-    assert host_a.sync() and host_b.sync()  # writes and reads happen in the background
-    seen = host_b.active()
-    assert seen["openai/gpt-4o"].reason == "rate limited"
-    assert seen["vllm"].reason == "3 failures in a row"
-    raw = redis.Redis.from_url(redis_url)
-    ttl = raw.pttl(prefix + "openai/gpt-4o")
-    assert 25_000 < ttl <= 30_000  # Redis itself forgets the cooldown when it ends
-    time.sleep(0.4)
-    assert host_b.sync()
-    assert "vllm" not in host_b.active() and raw.get(prefix + "vllm") is None
-    host_b.clear("openai/gpt-4o")
-    assert host_b.sync() and host_a.sync()
-    assert dict(host_a.active()) == {}
-    host_a.close()
-    host_b.close()
-    raw.close()
-
-
-@pytest.mark.redis
 def test_unreachable_redis_is_reported_once_and_never_raises(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -243,28 +213,3 @@ def test_a_429_cooldown_survives_a_restart(tmp_path: Path) -> None:
         assert resp.attempts[0].skipped and resp.attempts[0].cooldown_until is not None
         assert resp.attempts[0].cooldown_until > time.time() + 590
         client.close()
-
-
-@pytest.mark.redis
-def test_two_hosts_share_a_cooldown_through_redis(redis_url: str) -> None:
-    from llmcore.client import Client
-    from llmcore.config import parse_config
-    from llmcore.testing.fakes.base import Reply
-    from llmcore.testing.fakes.openai import OpenAIFake
-
-    with (
-        OpenAIFake(default=Reply(status=429, headers={"Retry-After": "30"})) as a,
-        OpenAIFake() as b,
-    ):
-        text = _two_fakes_config(a.base_url, b.base_url, redis_url)
-        host1, host2 = Client(parse_config(text)), Client(parse_config(text))
-        host2.router.store.clear()
-        assert host2.router.store.sync()
-        assert host1.chat("hi").provider == "b" and len(a.requests) == 1
-        # Redis is reached in the background: within `recheck` (0.25 s) the other host knows.
-        assert host1.router.store.sync() and host2.router.store.sync()
-        resp = host2.chat("hi")  # another "host": it learns of a's cooldown from Redis
-        assert resp.provider == "b" and resp.attempts[0].skipped and len(a.requests) == 1
-        host1.router.clear_cooldowns()
-        host1.close()
-        host2.close()

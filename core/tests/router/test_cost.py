@@ -11,7 +11,7 @@ import attrs
 import pytest
 from llmcore.testing.fakes.base import Reply
 from llmcore.testing.fakes.openai import OpenAIFake
-from test_router_kit import Api, Events, chain
+from router_kit import Api, Events, chain
 
 MODES = [pytest.param(False, id="sync"), pytest.param(True, id="async")]
 TOKENS = (1000, 200)

@@ -133,6 +133,7 @@ def test_migrations_run_once_and_fts_is_used_when_available(tmp_path: Path) -> N
     assert ("responses_fts" in names) == has_fts5
 
 
+@pytest.mark.slow  # runs `python -m llmcore` thirteen times (~0.5 s of start-up each)
 def test_logs_command(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
         cfg = tmp_path / "llmcore.yaml"
@@ -168,3 +169,18 @@ def test_logs_command(tmp_path: Path) -> None:
         assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False
         missing = cli(cfg, "chat", "--cid", "no-such-id", "hi")
         assert missing.returncode == 1 and "no logged conversation" in missing.stderr
+
+
+def test_an_agent_runs_controls_are_not_logged_as_options() -> None:
+    import threading
+
+    from llmcore.promptlog import entry_of
+    from llmcore.types import ChatRequest, Message
+
+    request = ChatRequest(
+        messages=[Message("user", "fix it")],
+        temperature=0.0,
+        extra={"cwd": "/work", "on_event": print, "cancel": threading.Event()},
+    )
+    options = json.loads(entry_of(request)["options"])
+    assert options == {"temperature": 0.0, "cwd": "/work"}

@@ -1,18 +1,26 @@
 """Shared pieces of the router tests (no tests here): chains of OpenAI fakes, an event
-recorder, and one way to call a client sync or async."""
+recorder, a provider that is not local, and one way to call a client sync or async."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from llmcore import hookimpl
 from llmcore.errors import LLMCoreError
 from llmcore.metrics import MetricsEvent
+from llmcore.testing import StaticProvider
 from llmcore.types import ChatResponse, StreamChunk
 
-#: Set as every provider's key; it must never show up anywhere (see test_router_secrets).
+#: Set as every provider's key; it must never show up anywhere (see router/test_secrets.py).
 CANARY = "cnry-7f3a9c1e5b2d4e6f8a0b"  # not key-shaped: only registration can hide it
+
+
+class RemoteProvider(StaticProvider):
+    """A static provider that is not local: its cost comes from config or the registry."""
+
+    type_name: ClassVar[str] = "remote"
+    local: ClassVar[bool] = False
 
 
 class Events:

@@ -23,7 +23,7 @@ from llmcore.errors import (
 )
 from llmcore.testing import StaticProvider
 from llmcore.types import AgentResult, AgentTask, ChatRequest, Message
-from test_router_strategies import RemoteProvider
+from router_kit import RemoteProvider
 
 _ERRORS = {
     "auth": AgentAuthError,

@@ -19,7 +19,7 @@ from llmcore.errors import AllProvidersFailed, StreamInterrupted
 from llmcore.testing.contract import dead_url
 from llmcore.testing.fakes.base import Reply
 from llmcore.testing.fakes.openai import OpenAIFake
-from test_router_kit import Api, Events, chain
+from router_kit import Api, Events, chain
 
 TEXT = "alpha beta gamma delta"
 

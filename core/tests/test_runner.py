@@ -192,6 +192,7 @@ SPAWNER = """
 """
 
 
+@pytest.mark.slow  # waits out the timeout and the SIGTERM grace period before the SIGKILL
 def test_timeout_kills_the_whole_group_including_a_term_ignoring_grandchild(tmp_path: Path) -> None:
     script = write_script(tmp_path, SPAWNER)
     agent: Any = script_agent(script)
@@ -210,6 +211,7 @@ def test_timeout_kills_the_whole_group_including_a_term_ignoring_grandchild(tmp_
     assert "timeout" in str(info.value) and info.value.hint
 
 
+@pytest.mark.slow  # lets the grandchild start, cancels, then waits for the grace period
 def test_cancelling_async_run_agent_stops_the_process_group(tmp_path: Path) -> None:
     script = write_script(tmp_path, SPAWNER)
     agent: Any = script_agent(script)

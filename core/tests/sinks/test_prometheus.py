@@ -18,7 +18,7 @@ from llmcore.sinks.prometheus import PrometheusSink
 from llmcore.testing import StaticProvider
 from prometheus_client.parser import text_string_to_metric_families
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
 
 
 def families(text: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from llmcore.errors import LLMCoreError
 from llmcore.testing.contract import dead_url
 from llmcore.testing.fakes.base import RecordedRequest, Reply
 from llmcore.testing.fakes.openai import OpenAIFake
-from test_router_kit import CANARY, Api, Events, chain
+from router_kit import CANARY, Api, Events, chain
 
 ENV_CANARY = "envcnry-93b1d7f2a6c4e8"
 

@@ -77,6 +77,7 @@ def test_chat_json(served: tuple[OpenAIFake, Path]) -> None:
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
 
 
+@pytest.mark.slow  # the fake waits 1.5 s between chunks: the first must show before
 def test_chat_output_really_streams(tmp_path: Path) -> None:
     with OpenAIFake() as fake:
         cfg = write_config(
