@@ -43,6 +43,7 @@ import asyncio, sys
 from aiohttp import ClientSession, TCPConnector, web
 
 UPSTREAM = sys.argv[1]
+PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # a second worker joins the first's port
 
 async def chat(request):
     body = await request.read()
@@ -66,7 +67,7 @@ async def main():
     app.router.add_post("/v1/chat/completions", chat)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+    site = web.TCPSite(runner, "127.0.0.1", PORT, backlog=2048, reuse_port=True)
     await site.start()
     print(site._server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
@@ -95,6 +96,8 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 120) -> 
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
+    for other in getattr(proc, "extra", []):
+        _stop(other)
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -147,16 +150,24 @@ def start_gateway(stub: str, workers: int, tmp: Path) -> tuple[subprocess.Popen[
     return proc, url
 
 
-def start_pass_through(stub: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PASS_THROUGH, stub],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    port = proc.stdout.readline().strip()
-    return proc, f"http://127.0.0.1:{port}"
+def start_pass_through(stub: str, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
+    """The bare pass-through; with 2 workers, two processes share one port (SO_REUSEPORT,
+    as ``llmcore serve --workers 2`` does), so both gateways are compared per worker."""
+    procs: list[subprocess.Popen[str]] = []
+    port = "0"
+    for _ in range(workers):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PASS_THROUGH, stub, port],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        procs.append(proc)
+    first = procs[0]
+    first.extra = procs[1:]  # type: ignore[attr-defined]  # stopped with it
+    return first, f"http://127.0.0.1:{port}"
 
 
 def litellm_python() -> Path | None:
@@ -274,6 +285,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             servers["llmcore serve, 1 worker"] = start_gateway(stub, 1, tmp)
             servers["llmcore serve, 2 workers"] = start_gateway(stub, 2, tmp)
             servers["bare aiohttp pass-through"] = start_pass_through(stub)
+            servers["bare aiohttp pass-through, 2 workers"] = start_pass_through(stub, 2)
             servers["LiteLLM proxy, 1 worker"] = start_litellm(stub, tmp)
             keys = {"llmcore serve, 1 worker": KEY, "llmcore serve, 2 workers": KEY}
             med: dict[str, float] = {}
@@ -333,6 +345,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         for (name, s), r in rates.items():
             if s != stream:
                 continue
+            # Per worker: against the pass-through with as many workers (on this machine
+            # the stub and the load generator hold a core each, so neither scales by 2).
+            two = "2 workers" in name
+            same = rates.get(("bare aiohttp pass-through" + (", 2 workers" if two else ""), stream))
             row = {
                 "group": "gateway",
                 "name": f"{name}, {kind}, {IN_FLIGHT} clients",
@@ -340,9 +356,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 "unit": "req/s",
                 "ratio": r / base if base else None,
             }
-            if name.startswith("llmcore") and base:
-                workers = 2 if "2 workers" in name else 1
-                row.update(budget=">= 0.6x pass-through per worker", met=r / workers / base >= 0.6)
+            if name.startswith("llmcore") and same:
+                row.update(
+                    budget=">= 0.6x pass-through, same workers",
+                    met=r / same >= 0.6,
+                    note=f"{r / same:.2f}x the pass-through with {2 if two else 1} worker(s)",
+                )
             rows.append(row)
     return rows
 

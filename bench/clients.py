@@ -42,7 +42,7 @@ CLIENTS: dict[str, tuple[str, str]] = {
     "openai_sdk": ("openai", "openai SDK"),
     "litellm": ("openai", "LiteLLM completion()"),
     "ollama_raw_httpx": ("ollama", "raw httpx.Client on /api/chat"),
-    "llmcore_ollama": ("ollama", "llmcore Client (ollama plugin)"),
+    "llmcore_ollama": ("ollama", "llmcore Client (ollama plugin) + metrics on"),
     "ollama_client": ("ollama", "ollama Python client"),
 }
 
@@ -302,7 +302,7 @@ def make(name: str, url: str) -> tuple[Plain, Stream]:
         "openai_sdk": lambda: make_openai_sdk(url),
         "litellm": lambda: make_litellm(url),
         "ollama_raw_httpx": lambda: make_ollama_raw_httpx(url),
-        "llmcore_ollama": lambda: make_llmcore(url, plugin="ollama"),
+        "llmcore_ollama": lambda: make_llmcore(url, plugin="ollama", metrics=True),
         "ollama_client": lambda: make_ollama_client(url),
     }
     return factories[name]()
