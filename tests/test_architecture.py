@@ -46,6 +46,36 @@ def test_plugins_use_only_the_public_api_and_no_other_plugin() -> None:
     assert bad == []
 
 
+HTTP_CLIENTS = ("httpx", "httpcore", "aiohttp", "h11", "requests", "urllib3")
+
+
+def test_only_the_transport_layer_speaks_http() -> None:
+    """Every HTTP call goes through ``llmcore/http`` (limits, deadlines, no redirects);
+    the gateway's server side may use ``aiohttp.web``, never its client."""
+    bad = []
+    sources = [*(ROOT / "core" / "src").rglob("*.py")]
+    for d in PLUGIN_DIRS:
+        sources += (d / "src").rglob("*.py")
+    for path in sources:
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("core/src/llmcore/http/"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module + "." + a.name for a in node.names]
+            for name in names:
+                if name.split(".")[0] not in HTTP_CLIENTS:
+                    continue
+                server = rel.startswith("core/src/llmcore/serve/") and name == "aiohttp.web"
+                if not server:
+                    bad.append(f"{rel}:{node.lineno}: {name}")
+    assert not bad, "HTTP client code outside llmcore/http:\n" + "\n".join(bad)
+
+
 def test_the_core_never_imports_a_plugin() -> None:
     bad = [
         f"{p.relative_to(ROOT)}: {n}"

@@ -185,3 +185,49 @@ def test_anthropic_gets_image_blocks(images: dict[str, Path], web: str) -> None:
     }
     for body in bodies:
         check_request(body)
+
+
+def test_a_url_is_downloaded_through_the_transport_following_a_few_redirects(
+    tmp_path: Path,
+) -> None:
+    """Redirects are followed (a bounded number); a body over the limit is refused while
+    it arrives, gzip or not."""
+    import gzip
+
+    big = gzip.compress(b"\x00" * (5 * 1024 * 1024))
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/hop"):
+                n = int(self.path[4:])
+                self.send_response(302)
+                self.send_header("Location", f"/hop{n + 1}" if n < 9 else "/pic")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/pic":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(JPEG)))
+                self.end_headers()
+                self.wfile.write(JPEG)
+            else:  # a small gzip body that inflates to 5 MB
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(big)))
+                self.end_headers()
+                self.wfile.write(big)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert load(f"{base}/hop7").data == JPEG  # three redirects
+        with pytest.raises(AttachmentError, match="redirects more than 5 times"):
+            load(f"{base}/hop0")
+        with pytest.raises(AttachmentError, match="over the limit"):
+            load(f"{base}/bomb", max_bytes=1024 * 1024)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import LLMCoreError
+from .errors import LLMCoreError, ProviderError, ResponseError
+from .http.limits import Limits
+from .http.messages import HTTPRequest
+from .http.sync import SyncTransport
 
 if TYPE_CHECKING:
     from .types import ChatRequest, Message
@@ -88,29 +91,58 @@ def load(
     return _checked(str(path), path.read_bytes(), mimetypes.guess_type(path.name)[0], max_bytes)
 
 
-def _download(url: str, max_bytes: int) -> Attachment:
-    import httpx
+#: Redirects an attachment URL may take (image hosts and CDNs redirect; loops end here).
+MAX_REDIRECTS = 5
+_DOWNLOAD_LIMITS = Limits(connect=10.0, read=30.0, first_token=30.0, total=60.0)
 
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=30.0) as r:
-            if r.status_code >= 400:
+
+def _download(url: str, max_bytes: int) -> Attachment:
+    """GET an image through llmcore's transport (bounded body, deadlines); redirects are
+    followed here, a few hops at most: the URL is the user's, and nothing secret is sent."""
+    import urllib.parse
+
+    limits = attrs.evolve(_DOWNLOAD_LIMITS, max_response_bytes=max_bytes)
+    target = url
+    for _ in range(MAX_REDIRECTS + 1):
+        transport = SyncTransport("attachment", limits, {"User-Agent": "llmcore"}, tls_url=target)
+        try:
+            resp = transport.send(HTTPRequest("GET", ""), target)
+        except ResponseError as exc:
+            if "larger than" in exc.message:
                 raise AttachmentError(
-                    f"attachment {url}: the server answered {r.status_code}", hint="check the URL"
+                    f"attachment {url} is over the limit of {max_bytes} bytes",
+                    hint="use a smaller image",
+                ) from None
+            raise AttachmentError(
+                f"attachment {url} could not be downloaded: {exc.message}",
+                hint="check the URL and the network",
+            ) from None
+        except ProviderError as exc:
+            raise AttachmentError(
+                f"attachment {url} could not be downloaded: {exc.message}",
+                hint="check the URL and the network",
+            ) from None
+        finally:
+            transport.close()
+        location = resp.headers.get("location")
+        if 300 <= resp.status < 400 and location:
+            target = urllib.parse.urljoin(target, location)
+            if not target.startswith(("http://", "https://")):
+                raise AttachmentError(
+                    f"attachment {url} redirects to {target!r}, not an http(s) URL",
+                    hint="give the image's final http(s) URL",
                 )
-            buf = bytearray()
-            for piece in r.iter_bytes():
-                buf += piece
-                if len(buf) > max_bytes:
-                    raise AttachmentError(
-                        f"attachment {url} is over the limit of {max_bytes} bytes",
-                        hint="use a smaller image",
-                    )
-            ctype = r.headers.get("content-type", "").split(";")[0].strip() or None
-    except httpx.HTTPError as exc:
-        raise AttachmentError(
-            f"attachment {url} could not be downloaded: {exc}", hint="check the URL and the network"
-        ) from None
-    return _checked(url, bytes(buf), ctype, max_bytes)
+            continue
+        if resp.status >= 300:
+            raise AttachmentError(
+                f"attachment {url}: the server answered {resp.status}", hint="check the URL"
+            )
+        ctype = resp.headers.get("content-type", "").split(";")[0].strip() or None
+        return _checked(url, resp.body, ctype, max_bytes)
+    raise AttachmentError(
+        f"attachment {url} redirects more than {MAX_REDIRECTS} times",
+        hint="give the image's final URL",
+    )
 
 
 def _checked(source: str, data: bytes, declared: str | None, max_bytes: int) -> Attachment:
