@@ -29,9 +29,17 @@ class GatewayMetrics:
             ("endpoint", "key", "provider", "status"),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str, int], Any] = {}
 
     def request(self, endpoint: str, key: str | None, provider: str, status: int) -> None:
-        self.requests.labels(endpoint, key or "", provider, str(status)).inc()
+        # the child remembered: labels() validates and locks on every call
+        k = (endpoint, key or "", provider, status)
+        child = self._children.get(k)
+        if child is None:
+            child = self.requests.labels(endpoint, key or "", provider, str(status))
+            if len(self._children) < 10_000:
+                self._children[k] = child
+        child.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -109,6 +109,18 @@ class PrometheusMetrics:
         self.files_changed = Counter(
             "llmcore_agent_files_changed", "Files agents changed.", ("agent",), registry=r
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus_client validates the labels
+        and takes a lock on every ``labels()`` call, several times per request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(self._children) < 10_000:  # label sets are few; never grow without end
+                self._children[key] = child
+        return child
 
     def observe(self, e: MetricsEvent | dict[str, Any]) -> None:
         # to_dict, not attrs.asdict: the same flat values at a fraction of the cost (this
@@ -119,41 +131,41 @@ class PrometheusMetrics:
         model = d.get("model") or ""
         outcome = d.get("outcome") or "ok"
         if kind == "request":
-            self.requests.labels(provider, model, outcome).inc()
+            self._child(self.requests, provider, model, outcome).inc()
             if d.get("latency_s") is not None:
-                self.latency.labels(provider, model, outcome).observe(d["latency_s"])
+                self._child(self.latency, provider, model, outcome).observe(d["latency_s"])
             if d.get("ttft_s") is not None:
-                self.ttft.labels(provider, model, outcome).observe(d["ttft_s"])
+                self._child(self.ttft, provider, model, outcome).observe(d["ttft_s"])
             self._spend(d, provider, model)
         elif kind == "attempt":
-            self.attempts.labels(provider, model, outcome).inc()
+            self._child(self.attempts, provider, model, outcome).inc()
             if outcome != "ok":
-                self.errors.labels(provider, model, outcome).inc()
+                self._child(self.errors, provider, model, outcome).inc()
         elif kind == "retry":
-            self.retries.labels(provider, model).inc()
+            self._child(self.retries, provider, model).inc()
         elif kind == "failover":
-            self.failovers.labels(provider, model).inc()
+            self._child(self.failovers, provider, model).inc()
         elif kind == "cooldown":
-            self.cooldown.labels(provider).set(d.get("cooldown_until") or 0.0)
+            self._child(self.cooldown, provider).set(d.get("cooldown_until") or 0.0)
         elif kind == "stream" and d.get("ttft_s") is not None:
-            self.ttft.labels(provider, model, outcome).observe(d["ttft_s"])
+            self._child(self.ttft, provider, model, outcome).observe(d["ttft_s"])
         elif kind == "agent_run":
             agent = d.get("agent") or provider
-            self.agent_runs.labels(agent, outcome).inc()
+            self._child(self.agent_runs, agent, outcome).inc()
             if outcome != "ok":
-                self.errors.labels(agent, model, outcome).inc()
+                self._child(self.errors, agent, model, outcome).inc()
             duration = d.get("duration_s") or d.get("latency_s")
             if duration is not None:
-                self.agent_duration.labels(agent, outcome).observe(duration)
+                self._child(self.agent_duration, agent, outcome).observe(duration)
             if d.get("files_changed"):
-                self.files_changed.labels(agent).inc(d["files_changed"])
+                self._child(self.files_changed, agent).inc(d["files_changed"])
             self._spend(d, agent, model)
 
     def _spend(self, d: dict[str, Any], who: str, model: str) -> None:
         for direction in ("input", "output"):
             n = d.get(f"{direction}_tokens")
             if n:
-                self.tokens.labels(who, model, direction).inc(n)
+                self._child(self.tokens, who, model, direction).inc(n)
         cost = d.get("cost_usd")
         if cost is None and self.pricer is not None:
             registry = self.pricer()
@@ -162,7 +174,7 @@ class PrometheusMetrics:
 
                 cost = price_event(registry, d)
         if cost:
-            self.cost.labels(who, model).inc(cost)
+            self._child(self.cost, who, model).inc(cost)
 
     def text(self) -> str:
         from prometheus_client import generate_latest
