@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ..hookspecs import hookimpl
 from . import anthropic_wire, openai_wire, responses_wire, routes
+from .batching import batches
 from .keys import KeyRing
 from .wire import WireError, from_error
 
@@ -356,8 +357,9 @@ class Gateway:
             if out:
                 await resp.write(out)
             try:
-                async for chunk in it:
-                    data = enc.chunk(chunk)
+                # one socket write per batch of events that arrived together
+                async for group in batches(it):
+                    data = b"".join([enc.chunk(chunk) for chunk in group])
                     if data:
                         await resp.write(data)
             except (ConnectionResetError, asyncio.CancelledError):
