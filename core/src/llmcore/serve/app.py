@@ -367,7 +367,7 @@ class Gateway:
             except Exception as exc:  # after the first byte: the protocol's error event
                 await resp.write(enc.error(from_error(exc, model)))
                 return resp
-            await resp.write(enc.end())
+            await resp.write_eof(enc.end())  # the last event and the stream's end in one write
         except ConnectionResetError:  # the client went away: nothing left to tell it
             return resp
         finally:
