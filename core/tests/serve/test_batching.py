@@ -87,3 +87,20 @@ def test_cancelling_the_consumer_while_it_waits_unwinds_the_source() -> None:
         return log
 
     assert asyncio.run(main()) == ["closed"]
+
+
+def test_items_already_taken_lead_the_first_batch_and_never_wait() -> None:
+    async def main() -> list[list[int]]:
+        log: list[str] = []
+        return [b async for b in batches(source(log), [0])]
+
+    assert asyncio.run(main()) == [[0, 1, 2, 3], [4, 5], [6]]
+
+    async def waits_first() -> list[list[int]]:
+        async def late() -> AsyncIterator[int]:
+            await asyncio.sleep(0.01)
+            yield 1
+
+        return [b async for b in batches(late(), [0])]
+
+    assert asyncio.run(waits_first()) == [[0], [1]]

@@ -353,15 +353,17 @@ class Gateway:
         )
         await resp.prepare(request)
         try:
-            out = head + (enc.chunk(first) if first is not None else b"")
-            if out:
-                await resp.write(out)
+            out = head
             try:
-                # one socket write per batch of events that arrived together
-                async for group in batches(it):
-                    data = b"".join([enc.chunk(chunk) for chunk in group])
+                # one socket write per batch of events that arrived together (the first
+                # chunk leads; it goes out alone when the next one is not there yet)
+                async for group in batches(it, [first] if first is not None else None):
+                    data = out + b"".join([enc.chunk(chunk) for chunk in group])
+                    out = b""
                     if data:
                         await resp.write(data)
+                if out:
+                    await resp.write(out)
             except (ConnectionResetError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # after the first byte: the protocol's error event

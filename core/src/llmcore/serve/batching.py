@@ -55,12 +55,14 @@ class _Resume(Awaitable[T]):
                     return done.value  # type: ignore[no-any-return]
 
 
-async def batches(it: AsyncIterator[T]) -> AsyncIterator[list[T]]:
-    """``it``'s items in order, as lists of the items that were ready together.
+async def batches(it: AsyncIterator[T], first: list[T] | None = None) -> AsyncIterator[list[T]]:
+    """``it``'s items in order, as lists of the items that were ready together; ``first``
+    (items already taken from ``it``) lead the first batch, and go out at once if the next
+    item must be waited for.
 
     An error from ``it`` comes after the items before it were handed over.
     """
-    batch: list[T] = []
+    batch: list[T] = list(first) if first else []
     while True:
         step = it.__anext__()
         try:
