@@ -299,7 +299,11 @@ def test_cli_test_suites_pass_against_the_wheels(installed: Path) -> None:
         env=_env(),
     ).stdout
     assert "site-packages" in where and str(ROOT / "core") not in where, where
-    suites = ["core/tests/test_cli.py", "core/tests/test_plugins.py", "core/tests/cli/test_chat_cmds.py"]
+    suites = [
+        "core/tests/test_cli.py",
+        "core/tests/test_plugins.py",
+        "core/tests/cli/test_chat_cmds.py",
+    ]
     out = subprocess.run(
         [str(installed), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *suites],
         capture_output=True,
