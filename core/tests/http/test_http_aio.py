@@ -227,3 +227,21 @@ def test_refused_and_protocol_errors_are_connection_errors() -> None:
         await t.aclose()
 
     asyncio.run(main())
+
+
+def test_at_the_limit_an_idle_connection_to_another_server_makes_room() -> None:
+    """Replicas share one pool: a connection left idle to one must not block the next."""
+
+    async def main() -> None:
+        a, url_a, _ = await serve(keep_answering)
+        b, url_b, _ = await serve(keep_answering)
+        t = AsyncTransport("t", Limits(pool=0.5, max_connections=1), {"Content-Type": "x"})
+        assert (await t.send(REQ, url_a)).status == 200  # one connection, now idle
+        assert (await t.send(REQ, url_b)).status == 200  # no wait for timeout.pool
+        assert (await t.send(REQ, url_a)).status == 200
+        assert t.pool().open == 1
+        await t.aclose()
+        a.close()
+        b.close()
+
+    asyncio.run(main())

@@ -198,7 +198,7 @@ class Pool:
                 return conn
             conn.abort()
             self.open -= 1
-        if self.open >= self.limits.max_connections:
+        if self.open >= self.limits.max_connections and not self._evict_idle():
             await self._wait_slot(lim)
             return await self.acquire(origin, host, port, tls, lim)
         self.open += 1
@@ -209,6 +209,19 @@ class Pool:
             self._free_slot()
             raise
         return conn
+
+    def _evict_idle(self) -> bool:
+        """At the limit, close the longest-idle connection to another server (several
+        replicas share one pool): a slot held by an idle connection is free to take."""
+        oldest: list[Connection] | None = None
+        for conns in self.idle.values():
+            if conns and (oldest is None or conns[0].idle_since < oldest[0].idle_since):
+                oldest = conns
+        if oldest is None:
+            return False
+        oldest.pop(0).abort()
+        self.open -= 1
+        return True
 
     async def _connect(
         self, origin: str, host: str, port: int, tls: bool, lim: Limits
