@@ -6,29 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from core_support import budget_config as config
 from llmcore import Client
 from llmcore.budgets import BudgetExceeded
 from llmcore.config import parse_config
 from llmcore.testing.fakes import OpenAIFake, Reply
-
-
-def config(a: OpenAIFake, b: OpenAIFake, db: Path, budget: str = "", glob: str = "") -> str:
-    return f"""
-providers:
-  pricey:
-    plugin: openai
-    base_url: {a.base_url}
-    models: [m]
-    {budget}
-  cheap:
-    plugin: openai
-    base_url: {b.base_url}
-    models: [m]
-routing:
-  state: memory
-  {glob}
-metrics: {{sqlite: {{path: {db}}}}}
-"""
 
 
 @pytest.mark.redis

@@ -7,6 +7,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmcore.testing.fakes import OpenAIFake
 
 
 def make_dist(site: Path, dist: str, module: str, code: str, ep_name: str | None = None) -> None:
@@ -33,3 +37,24 @@ def run_cli(
         cwd=cwd,
         timeout=120,
     )
+
+
+def budget_config(a: OpenAIFake, b: OpenAIFake, db: Path, budget: str = "", glob: str = "") -> str:
+    """Two providers (``pricey`` first, ``cheap`` second) with a budget on the first
+    (``budget``) or on the whole routing (``glob``), metrics in the sqlite ``db``."""
+    return f"""
+providers:
+  pricey:
+    plugin: openai
+    base_url: {a.base_url}
+    models: [m]
+    {budget}
+  cheap:
+    plugin: openai
+    base_url: {b.base_url}
+    models: [m]
+routing:
+  state: memory
+  {glob}
+metrics: {{sqlite: {{path: {db}}}}}
+"""

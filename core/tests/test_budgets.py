@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from core_support import budget_config as config
 from llmcore import Client
 from llmcore.budgets import BudgetExceeded, SpendSink, period_starts, spent
 from llmcore.config import parse_config
@@ -49,25 +50,6 @@ def spend(
         )
     finally:
         conn.close()
-
-
-def config(a: OpenAIFake, b: OpenAIFake, db: Path, budget: str = "", glob: str = "") -> str:
-    return f"""
-providers:
-  pricey:
-    plugin: openai
-    base_url: {a.base_url}
-    models: [m]
-    {budget}
-  cheap:
-    plugin: openai
-    base_url: {b.base_url}
-    models: [m]
-routing:
-  state: memory
-  {glob}
-metrics: {{sqlite: {{path: {db}}}}}
-"""
 
 
 def test_a_provider_over_budget_is_skipped(tmp_path: Path) -> None:

@@ -108,6 +108,17 @@ class _Base:
             args=[*cfg.args, *(args or [])],
         )
 
+    def _plain(
+        self, attachments: Any, conversation_id: str | None, log: bool | None, schema: Any = None
+    ) -> bool:
+        """No attachment, conversation, prompt log or schema: the router answers directly."""
+        return (
+            schema is None
+            and not attachments
+            and conversation_id is None
+            and not self.features.logging(log)
+        )
+
     def _agent_run(
         self, agent: Agent, task: AgentTask, on_event: EventCallback | None, cancel: Any = None
     ) -> AgentResult:
@@ -147,12 +158,7 @@ class Client(_Base):
         route: dict[str, Any] = dict(
             provider=provider, fallback=fallback, require=require, min_context=min_context
         )
-        if (
-            schema is None
-            and not attachments
-            and _conversation_id is None
-            and not self.features.logging(log)
-        ):
+        if self._plain(attachments, _conversation_id, log, schema):
             return self.router.chat(request, **route)
         return self.features.chat(
             request,
@@ -185,7 +191,7 @@ class Client(_Base):
         route: dict[str, Any] = dict(
             provider=provider, fallback=fallback, require=require, min_context=min_context
         )
-        if not attachments and _conversation_id is None and not self.features.logging(log):
+        if self._plain(attachments, _conversation_id, log):
             return self.router.stream(request, **route)
         return self.features.stream(
             request,
@@ -318,12 +324,7 @@ class AsyncClient(_Base):
         route: dict[str, Any] = dict(
             provider=provider, fallback=fallback, require=require, min_context=min_context
         )
-        if (
-            schema is None
-            and not attachments
-            and _conversation_id is None
-            and not self.features.logging(log)
-        ):
+        if self._plain(attachments, _conversation_id, log, schema):
             return await self.router.achat(request, **route)
         return await self.features.achat(
             request,
@@ -355,7 +356,7 @@ class AsyncClient(_Base):
         route: dict[str, Any] = dict(
             provider=provider, fallback=fallback, require=require, min_context=min_context
         )
-        if not attachments and _conversation_id is None and not self.features.logging(log):
+        if self._plain(attachments, _conversation_id, log):
             return self.router.astream(request, **route)
         return self.features.astream(
             request,

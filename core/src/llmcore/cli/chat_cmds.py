@@ -88,106 +88,70 @@ def chat(
     # With --json every failure is one JSON object on stdout, a config error included
     # (the config is first read here, by state.config / state.client).
     with json_errors(as_json):
-        _chat(
-            state,
-            prompt,
-            provider,
-            model,
-            system,
-            temperature,
-            max_tokens,
-            no_stream,
-            as_json,
-            attach,
-            schema,
-            log,
-            cont,
-            cid,
-            interactive,
-        )
+        opts: dict[str, Any] = {}
+        if temperature is not None:
+            opts["temperature"] = temperature
+        if max_tokens is not None:
+            opts["max_tokens"] = max_tokens
+        # Logs, conversations, attachments, schemas and sessions: llmcore.cli.chat_extras.
+        if (
+            interactive
+            or attach
+            or schema
+            or cont
+            or cid
+            or log
+            or (log is None and state.config.logs.enabled)
+        ):
+            from .chat_extras import extended_chat
 
-
-def _chat(
-    state: State,
-    prompt: tuple[str, ...],
-    provider: str | None,
-    model: str | None,
-    system: str | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    no_stream: bool,
-    as_json: bool,
-    attach: tuple[str, ...],
-    schema: str | None,
-    log: bool | None,
-    cont: bool,
-    cid: str | None,
-    interactive: bool,
-) -> None:
-    opts: dict[str, Any] = {}
-    if temperature is not None:
-        opts["temperature"] = temperature
-    if max_tokens is not None:
-        opts["max_tokens"] = max_tokens
-    # Logs, conversations, attachments, schemas and sessions: llmcore.cli.chat_extras.
-    if (
-        interactive
-        or attach
-        or schema
-        or cont
-        or cid
-        or log
-        or (log is None and state.config.logs.enabled)
-    ):
-        from .chat_extras import extended_chat
-
-        extended_chat(
-            state,
-            prompt,
-            provider=provider,
-            model=model,
-            system=system,
-            opts=opts,
-            stream=not (no_stream or as_json),
-            as_json=as_json,
-            attach=list(attach),
-            schema=schema,
-            log=log,
-            cont=cont,
-            cid=cid,
-            interactive=interactive,
-        )
-        return
-    text = prompt_text(prompt)
-    if as_json:
-        resp = state.client.chat(text, model=model, provider=provider, system=system, **opts)
-        echo_json(resp.to_dict())
-        return
-    client = state.client
-    if no_stream:
-        resp = client.chat(text, model=model, provider=provider, system=system, **opts)
-        if resp.thinking:
-            click.secho(resp.thinking, err=True, dim=True)
-        click.echo(resp.content)
-        chat_footer(resp.provider, resp.model, resp.usage, resp.latency_s)
-        return
-    t0 = time.monotonic()
-    last: Any = None
-    in_thinking = False
-    for chunk in client.stream(text, model=model, provider=provider, system=system, **opts):
-        if chunk.thinking:
-            click.secho(chunk.thinking, err=True, dim=True, nl=False)
-            in_thinking = True
-        if chunk.content:
-            if in_thinking:
-                click.echo("", err=True)
-                in_thinking = False
-            click.echo(chunk.content, nl=False)
-            sys.stdout.flush()
-        last = chunk
-    click.echo("")
-    if last is not None:
-        chat_footer(last.provider, last.model, last.usage, time.monotonic() - t0)
+            extended_chat(
+                state,
+                prompt,
+                provider=provider,
+                model=model,
+                system=system,
+                opts=opts,
+                stream=not (no_stream or as_json),
+                as_json=as_json,
+                attach=list(attach),
+                schema=schema,
+                log=log,
+                cont=cont,
+                cid=cid,
+                interactive=interactive,
+            )
+            return
+        text = prompt_text(prompt)
+        if as_json:
+            resp = state.client.chat(text, model=model, provider=provider, system=system, **opts)
+            echo_json(resp.to_dict())
+            return
+        client = state.client
+        if no_stream:
+            resp = client.chat(text, model=model, provider=provider, system=system, **opts)
+            if resp.thinking:
+                click.secho(resp.thinking, err=True, dim=True)
+            click.echo(resp.content)
+            chat_footer(resp.provider, resp.model, resp.usage, resp.latency_s)
+            return
+        t0 = time.monotonic()
+        last: Any = None
+        in_thinking = False
+        for chunk in client.stream(text, model=model, provider=provider, system=system, **opts):
+            if chunk.thinking:
+                click.secho(chunk.thinking, err=True, dim=True, nl=False)
+                in_thinking = True
+            if chunk.content:
+                if in_thinking:
+                    click.echo("", err=True)
+                    in_thinking = False
+                click.echo(chunk.content, nl=False)
+                sys.stdout.flush()
+            last = chunk
+        click.echo("")
+        if last is not None:
+            chat_footer(last.provider, last.model, last.usage, time.monotonic() - t0)
 
 
 @cli.command()

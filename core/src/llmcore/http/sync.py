@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -263,6 +262,8 @@ class SyncTransport:
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY``/
     ``ALL_PROXY``, unless ``NO_PROXY`` excludes its host), as httpx's client honoured."""
+    import urllib.request  # only when a pool is made: it pulls in http.client and email
+
     parts = urllib.parse.urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")

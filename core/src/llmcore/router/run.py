@@ -255,38 +255,26 @@ class Run:
     def retrying(self, cand: Candidate, wait: float) -> None:
         """Note that ``cand`` is called again after ``wait`` seconds."""
         last = self.attempts[-1] if self.attempts else None
-        self.crew.emit(
-            MetricsEvent(
-                kind="retry",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=cand.model,
-                operation=self.op,
-                outcome=last.error_type or "error" if last else "error",
-                status=last.status if last else None,
-                attempt=self.tries + 1,
-                duration_s=wait,
-                request_id=self.rid,
-                message=f"retrying in {wait:.3f}s",
-            )
+        self._emit(
+            "retry",
+            cand,
+            outcome=last.error_type or "error" if last else "error",
+            status=last.status if last else None,
+            attempt=self.tries + 1,
+            duration_s=wait,
+            message=f"retrying in {wait:.3f}s",
         )
 
     def give_up(self, cand: Candidate, exc: ProviderError) -> None:
         """The candidate is done for this request (cooled in :meth:`failed_try` if due):
         note the failover."""
         if self.has_next():
-            self.crew.emit(
-                MetricsEvent(
-                    kind="failover",
-                    provider=cand.name,
-                    plugin=cand.type_name,
-                    model=cand.model,
-                    operation=self.op,
-                    outcome=type(exc).__name__,
-                    status=exc.status,
-                    request_id=self.rid,
-                    message=f"to {self.plan[self.index + 1].name}",
-                )
+            self._emit(
+                "failover",
+                cand,
+                outcome=type(exc).__name__,
+                status=exc.status,
+                message=f"to {self.plan[self.index + 1].name}",
             )
 
     def _cool(self, cand: Candidate, key: str, seconds: float, reason: str, a: Attempt) -> None:
@@ -295,20 +283,14 @@ class Run:
         self.crew.policy.put(key, until, reason)
         self.cooled.add(key)
         a.cooldown_until = until
-        self.crew.emit(
-            MetricsEvent(
-                kind="cooldown",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=cand.model,
-                operation=self.op,
-                outcome=reason,
-                status=a.status,
-                cooldown_until=until,
-                duration_s=seconds,
-                request_id=self.rid,
-                message=f"{key} until {clock(until)}",
-            )
+        self._emit(
+            "cooldown",
+            cand,
+            outcome=reason,
+            status=a.status,
+            cooldown_until=until,
+            duration_s=seconds,
+            message=f"{key} until {clock(until)}",
         )
 
     def interrupted(
@@ -319,18 +301,12 @@ class Run:
         if err is None:
             raise exc
         self.failed_try(cand, err, t0, mid_stream=True)
-        self.crew.emit(
-            MetricsEvent(
-                kind="request",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=cand.model,
-                operation=self.op,
-                outcome="StreamInterrupted",
-                attempts=len(self.attempts),
-                latency_s=time.monotonic() - self.start,
-                request_id=self.rid,
-            )
+        self._emit(
+            "request",
+            cand,
+            outcome="StreamInterrupted",
+            attempts=len(self.attempts),
+            latency_s=time.monotonic() - self.start,
         )
         out = StreamInterrupted(
             f"stream from {cand.name} broke after {len(parts)} chunk(s): {err.message}",
@@ -347,15 +323,12 @@ class Run:
         """The error when no candidate answered (raise it)."""
         if not self.attempts and self.op == "embed":
             return AllProvidersFailed([], message="no enabled provider supports embeddings")
-        self.crew.emit(
-            MetricsEvent(
-                kind="request",
-                outcome="AllProvidersFailed",
-                operation=self.op,
-                latency_s=time.monotonic() - self.start,
-                attempts=len(self.attempts),
-                request_id=self.rid,
-            )
+        self._emit(
+            "request",
+            None,
+            outcome="AllProvidersFailed",
+            latency_s=time.monotonic() - self.start,
+            attempts=len(self.attempts),
         )
         if not self.attempts:
             return AllProvidersFailed([], message=self._nobody_serves())
@@ -408,21 +381,16 @@ class Run:
         if not self.crew.listening():
             return resp
         u = resp.usage or Usage()
-        self.crew.emit(
-            MetricsEvent(
-                kind="request",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=resp.model,
-                operation=self.op,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                cost_usd=resp.cost_usd,
-                latency_s=resp.latency_s,
-                ttft_s=resp.ttft_s,
-                attempts=len(self.attempts),
-                request_id=self.rid,
-            )
+        self._emit(
+            "request",
+            cand,
+            model=resp.model,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cost_usd=resp.cost_usd,
+            latency_s=resp.latency_s,
+            ttft_s=resp.ttft_s,
+            attempts=len(self.attempts),
         )
         return resp
 
@@ -431,19 +399,15 @@ class Run:
         resp.provider = resp.provider or cand.name
         if not self.crew.listening():
             return resp
-        self.crew.emit(
-            MetricsEvent(
-                kind="request",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=resp.model,
-                operation="embed",
-                input_tokens=resp.usage.input_tokens,
-                cost_usd=self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage),
-                latency_s=time.monotonic() - self.start,
-                attempts=len(self.attempts),
-                request_id=self.rid,
-            )
+        self._emit(
+            "request",
+            cand,
+            model=resp.model,
+            operation="embed",
+            input_tokens=resp.usage.input_tokens,
+            cost_usd=self.crew.pricing.cost(cand, resp.model or cand.model, resp.usage),
+            latency_s=time.monotonic() - self.start,
+            attempts=len(self.attempts),
         )
         return resp
 
@@ -455,44 +419,46 @@ class Run:
         u = last.usage if last and last.usage else None
         latency = time.monotonic() - self.start
         out = u.output_tokens if u else None
-        self.crew.emit(
-            MetricsEvent(
-                kind="request",
-                provider=cand.name,
-                plugin=cand.type_name,
-                model=a.model,
-                operation="stream",
-                latency_s=latency,
-                ttft_s=ttft,
-                input_tokens=u.input_tokens if u else None,
-                output_tokens=out,
-                cost_usd=self.crew.pricing.cost(cand, a.model, u),
-                tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
-                attempts=len(self.attempts),
-                request_id=self.rid,
-            )
+        self._emit(
+            "request",
+            cand,
+            model=a.model,
+            operation="stream",
+            latency_s=latency,
+            ttft_s=ttft,
+            input_tokens=u.input_tokens if u else None,
+            output_tokens=out,
+            cost_usd=self.crew.pricing.cost(cand, a.model, u),
+            tokens_per_s=out / (latency - ttft) if out and latency > ttft else None,
+            attempts=len(self.attempts),
         )
 
     def _record(self, a: Attempt, cand: Candidate) -> None:
         self.attempts.append(a)
         if not self.crew.listening():
             return
-        self.crew.emit(
-            MetricsEvent(
-                kind="attempt",
-                provider=a.provider,
-                plugin=cand.type_name,
-                model=a.model,
-                operation=self.op,
-                outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),
-                status=a.status,
-                latency_s=a.duration_s,
-                attempt=len(self.attempts),
-                request_id=self.rid,
-                message=a.message or None,
-                cooldown_until=a.cooldown_until,
-            )
+        self._emit(
+            "attempt",
+            cand,
+            provider=a.provider,
+            model=a.model,
+            outcome="ok" if a.ok else ("skipped" if a.skipped else (a.error_type or "error")),
+            status=a.status,
+            latency_s=a.duration_s,
+            attempt=len(self.attempts),
+            message=a.message or None,
+            cooldown_until=a.cooldown_until,
         )
+
+    def _emit(self, kind: str, cand: Candidate | None, **fields: Any) -> None:
+        """One event of this run: about ``cand`` (its provider, plugin and model), for the
+        run's operation and request id; ``fields`` add to or override those."""
+        if cand is not None:
+            fields.setdefault("provider", cand.name)
+            fields.setdefault("plugin", cand.type_name)
+            fields.setdefault("model", cand.model)
+        fields.setdefault("operation", self.op)
+        self.crew.emit(MetricsEvent(kind=kind, request_id=self.rid, **fields))
 
 
 def all_failed_error(attempts: list[Attempt], errors: list[ProviderError]) -> AllProvidersFailed:
