@@ -217,6 +217,55 @@ def test_failure_after_first_byte_ends_stream_with_error(
     assert "interrupted" in str(info.value).lower() or "stream" in str(info.value).lower()
 
 
+def test_streams_are_relayed_as_the_upstream_sent_them(
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
+    # An OpenAI-compatible upstream's events reach an OpenAI client as they came (its id,
+    # its model name); the usage event only when the client asked for it, though the
+    # gateway always asks the upstream (for the metrics).
+    fake = upstreams["tools"]
+    for asked in (False, True):
+        fake.push(Reply(text="one two three", model="fake-model-0613"))
+        extra: dict[str, object] = {"stream_options": {"include_usage": True}} if asked else {}
+        chunks = list(
+            sdk(gateway).chat.completions.create(
+                model="tools/fake-model",
+                messages=ASK,
+                stream=True,
+                **extra,  # type: ignore[arg-type]
+            )
+        )
+        assert fake.requests[-1].json["stream_options"] == {"include_usage": True}
+        assert {c.model for c in chunks} == {"fake-model-0613"}
+        assert len({c.id for c in chunks}) == 1
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
+            "one two three"
+        )
+        usage = [c.usage for c in chunks if c.usage is not None]
+        assert len(usage) == (1 if asked else 0)
+        if asked:
+            assert usage[0].completion_tokens == 3
+
+
+def test_an_event_that_is_not_json_ends_a_relayed_stream_with_an_error(
+    gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
+) -> None:
+    # the broken event arrives after the first byte (its own read): the client gets the
+    # text before it, then an error event, never the broken line and never [DONE]
+    upstreams["tools"].push(
+        Reply(text="one two three four", chunk_delay=0.05, extra={"junk_after": 2})
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        for c in sdk(gateway).chat.completions.create(
+            model="tools/fake-model", messages=ASK, stream=True
+        ):
+            if c.choices:
+                seen.append(c.choices[0].delta.content or "")
+    assert "".join(seen) == "one two "
+    assert "not valid JSON" in str(info.value)
+
+
 def test_completions_models_and_errors(
     gateway: GatewayProcess, upstreams: dict[str, OpenAIFake]
 ) -> None:

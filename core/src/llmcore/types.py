@@ -107,9 +107,17 @@ class ChatRequest:
     timeout: float | None = None
     #: Keys passed to the server's body untouched.
     extra: dict[str, Any] = attrs.field(factory=dict)
+    #: Set by a gateway that relays a stream to a client of the same API (``llmcore
+    #: serve``: OpenAI chat to an OpenAI-compatible server). A provider that speaks that
+    #: API puts each event's own lines on the chunks (``StreamChunk.raw``) and may give
+    #: the events of one read as one chunk; any other provider ignores it (the gateway
+    #: renders its chunks). Not part of the question: not in ``to_dict()``.
+    relay: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        d = _to_dict(self)
+        d.pop("relay", None)
+        return d
 
 
 @attrs.define
@@ -186,9 +194,16 @@ class StreamChunk:
     model: str | None = None
     #: The configured provider name that answers.
     provider: str | None = None
+    #: Only when the request asked to relay (``ChatRequest.relay``): the server's own
+    #: events this chunk was read from, as SSE (``data: …`` and a blank line each), ready
+    #: to forward; ``b""`` on the closing chunk (the server's events already said it).
+    #: ``None`` otherwise. Not in ``to_dict()``.
+    raw: bytes | None = attrs.field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        d = _to_dict(self)
+        d.pop("raw", None)
+        return d
 
 
 @attrs.define

@@ -13,6 +13,8 @@ from llmcore.http import (
     LineDecoder,
     NDJSONDecoder,
     SSEDecoder,
+    SSEEvent,
+    SSERun,
 )
 
 
@@ -123,3 +125,66 @@ def test_bodies_decode_whole(encoding: str | None, pack: object) -> None:
 def test_an_encoding_not_asked_for_is_refused() -> None:
     with pytest.raises(BadPayload, match="did not ask for"):
         BodyDecoder("br", limit=10)
+
+
+def _flat(items: list[SSEEvent | SSERun]) -> list[tuple[str, str, object]]:
+    out: list[tuple[str, str, object]] = []
+    for it in items:
+        if isinstance(it, SSERun):
+            out += [
+                ("message", ln[6:].decode(), v) for ln, v in zip(it.lines, it.values, strict=True)
+            ]
+        else:
+            try:
+                value = it.json()
+            except ValueError:
+                value = None
+            out.append((it.event, it.data, value))
+    return out
+
+
+SSE_CASES = [
+    b'data: {"a": 1}\n\ndata: {"b": [2]}\n\n: ping\n\ndata: [DONE]\n\n',
+    b'data: {"a": 1}\r\n\r\ndata: {"b": 2}\r\n\r\n',  # CRLF
+    b'event: delta\ndata: {"a": 1}\n\ndata: {"b": 2}\n\n',  # a named event
+    b'data: {"a":\ndata:  1}\n\ndata: {"b": 2}\n\n',  # one value over two lines
+    b'data: {"a": 1}\ndata: {"b": 2}\n\n',  # eager: two events, no blank line between
+    b'data: {"a": 1},{"b": 2}\n\ndata: {"c": 3}\n\n',  # not one value
+    b'data: {oops\n\ndata: {"c": 3}\n\n',  # not JSON, then a good one
+    b'id: 7\ndata: {"a": 1}\n\nerror: {"message": "x"}\n\n',
+]
+
+
+@pytest.mark.parametrize("raw", SSE_CASES)
+@pytest.mark.parametrize("step", [1, 5, 1000])
+def test_sse_runs_read_exactly_as_eager_events(raw: bytes, step: int) -> None:
+    # feed_runs takes a shortcut for runs of one-line events; whatever the input and
+    # however it is cut, what it reads must be what the general rules read
+    fields = ("error",)
+    eager, runs = (
+        SSEDecoder(4096, eager=True, fields=fields),
+        SSEDecoder(4096, eager=True, fields=fields),
+    )
+    a: list[SSEEvent] = []
+    b: list[SSEEvent | SSERun] = []
+    for i in range(0, len(raw), step):
+        a += eager.feed(raw[i : i + step])
+        b += runs.feed_runs(raw[i : i + step])
+    a += eager.close()
+    b += runs.close()
+    assert _flat(b) == _flat(list(a))
+
+
+def test_sse_runs_take_a_read_of_one_line_events_together() -> None:
+    dec = SSEDecoder(4096, eager=True)
+    got = dec.feed_runs(b'data: {"a": 1}\n\ndata: {"b": 2}\n\ndata: [DONE]\n\n')
+    assert isinstance(got[0], SSERun)
+    assert got[0].lines == [b'data: {"a": 1}', b'data: {"b": 2}']
+    assert got[0].values == [{"a": 1}, {"b": 2}]
+    assert isinstance(got[1], SSEEvent) and got[1].data == "[DONE]"
+
+
+def test_sse_runs_refuse_an_event_over_the_limit() -> None:
+    dec = SSEDecoder(100, eager=True)
+    with pytest.raises(LimitExceeded):
+        dec.feed_runs(b'data: {"a": "' + b"x" * 200 + b'"}\n\n')

@@ -90,6 +90,29 @@ def test_bare_lf_heads_are_read() -> None:
     assert p.status == 201
 
 
+def test_a_stream_of_many_chunks_in_every_split() -> None:
+    # an SSE answer as servers send it: one event per chunk, the whole of it in one read
+    # or cut anywhere (a size line, a chunk's data or its CRLF split between two reads)
+    events = [b'data: {"n": %d}\n\n' % i for i in range(12)]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+    raw = HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + body
+    for step in (1, 2, 5, 13, 64, len(raw)):
+        p = ResponseParser()
+        assert feed_all(p, raw, step) == b"".join(events), step
+        assert p.done and p.keep_alive and not p.extra
+    for cut in range(len(HEAD) + 30, len(raw)):
+        p = ResponseParser()
+        got = b"".join(p.feed(raw[:cut])) + b"".join(p.feed(raw[cut:]))
+        assert got == b"".join(events) and p.done, cut
+
+
+@pytest.mark.parametrize("step", [1, 4, 10_000])
+def test_a_chunk_longer_than_its_size_is_refused(step: int) -> None:
+    raw = HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"3\r\nhello\r\n0\r\n\r\n"
+    with pytest.raises(ProtocolError, match="longer than its size"):
+        feed_all(ResponseParser(), raw, step)
+
+
 def test_a_cut_answer_is_an_error() -> None:
     p = ResponseParser()
     p.feed(HEAD + b"Content-Length: 10\r\n\r\nabc")
@@ -125,11 +148,12 @@ def test_an_endless_head_is_refused_at_the_limit_in_linear_time() -> None:
             p.feed(b"X-A: " + b"a" * 995 + b"\r\n")
 
 
-def test_an_endless_chunk_size_line_is_refused() -> None:
+@pytest.mark.parametrize("step", [1, 1000, MAX_CHUNK_LINE + 10])
+def test_an_endless_chunk_size_line_is_refused(step: int) -> None:
     p = ResponseParser()
-    p.feed(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    p.feed(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"2\r\nok\r\n")
     with pytest.raises(ProtocolError, match="chunk-size line"):
-        p.feed(b"1" * (MAX_CHUNK_LINE + 10))
+        feed_all(p, b"1" * (MAX_CHUNK_LINE + 10), step)
 
 
 def test_a_large_body_in_many_pieces_is_passed_through_not_kept() -> None:

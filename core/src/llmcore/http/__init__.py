@@ -17,6 +17,7 @@ from .decoders import (
     NDJSONDecoder,
     SSEDecoder,
     SSEEvent,
+    SSERun,
 )
 from .endpoints import Endpoint, server_root
 from .limits import Limits
@@ -46,6 +47,7 @@ __all__ = [
     "SSEChunks",
     "SSEDecoder",
     "SSEEvent",
+    "SSERun",
     "StreamDecoder",
     "answer_error",
     "error_message",

@@ -7,7 +7,8 @@ does only what a client of an LLM server needs (status line, headers, a body fra
 ``Content-Length``, chunked, or the end of the connection; 1xx answers skipped), and is
 strict where leniency would be unsafe: a head larger than :data:`MAX_HEAD`, a chunk-size
 line longer than :data:`MAX_CHUNK_LINE`, or a malformed framing header is a
-:class:`ProtocolError`, never a guess. Every byte is examined once (linear in the input).
+:class:`ProtocolError`, never a guess. Linear in the input: a byte is examined once, or
+twice when a chunk-size line is split between two reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4 * 1024
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
+_CHUNKED = (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END)
 
 
 class ProtocolError(Exception):
@@ -105,6 +107,11 @@ class ResponseParser:
             if data:
                 out.append(data)
             return out
+        if self._state in _CHUNKED and not self._buf:  # the common case of a stream
+            pos = self._chunks(data, 0, out)
+            if pos == len(data):
+                return out
+            data = data[pos:]
         buf = self._buf
         buf += data
         while buf and self._state != _DONE:
@@ -138,6 +145,12 @@ class ResponseParser:
                     self._state = _CHUNK_SIZE
                 elif not line:  # end of the trailers: the message is complete
                     self._finish()
+                if self._state in _CHUNKED and buf:  # the line was completed: on as above
+                    rest = bytes(buf)
+                    buf.clear()
+                    pos = self._chunks(rest, 0, out)
+                    if pos < len(rest):
+                        buf += rest[pos:]
         if self._state == _DONE and buf:
             self.extra = True
             self.keep_alive = False
@@ -171,6 +184,43 @@ class ResponseParser:
             if self.extra:
                 self.keep_alive = False
         return out
+
+    def _chunks(self, data: bytes, pos: int, out: list[bytes]) -> int:
+        """Chunk sizes, data and the CRLF after each, read from ``data`` at ``pos`` without
+        copying it into the buffer; returns where it stopped: the end of ``data``, a line
+        not yet complete (the caller buffers the rest), or the trailers."""
+        n = len(data)
+        while pos < n:
+            state = self._state
+            if state == _CHUNK_DATA:
+                take = min(self._left, n - pos)
+                out.append(data[pos : pos + take])
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self._state = _CHUNK_END
+                continue
+            if state != _CHUNK_SIZE and state != _CHUNK_END:
+                return pos  # the trailers: the general rules
+            # a line is searched for at most as far as it may be long (+ its CRLF)
+            end = data.find(b"\n", pos, pos + MAX_CHUNK_LINE + 2)
+            if end < 0:
+                if n - pos > MAX_CHUNK_LINE + 1:
+                    raise ProtocolError(f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes")
+                return pos
+            line = data[pos:end]
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            pos = end + 1
+            if state == _CHUNK_SIZE:
+                if len(line) > MAX_CHUNK_LINE:
+                    raise ProtocolError(f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes")
+                self._chunk_size(line)
+            elif line:
+                raise ProtocolError("a chunk of the body is longer than its size says")
+            else:
+                self._state = _CHUNK_SIZE
+        return pos
 
     def _line(self) -> bytes | None:
         buf = self._buf

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NoReturn
 import attrs
 
 from ..errors import BadRequestError, ResponseError
-from ..http.decoders import SSEEvent
+from ..http.decoders import SSEEvent, SSERun
 from ..http.messages import HTTPRequest
 from ..http.status import SNIPPET, status_error, token_count
 from ..http.streams import SSEChunks
@@ -263,6 +263,10 @@ class OpenAIProvider(Provider):
         return True
 
 
+#: What :meth:`OpenAIStream._value` returns at ``data: [DONE]``.
+_DONE: Any = object()
+
+
 class OpenAIStream(SSEChunks):
     """Turns the SSE events of a chat stream into ``StreamChunk``s and checks it ended
     properly.
@@ -283,8 +287,109 @@ class OpenAIStream(SSEChunks):
         self.model: str | None = None
         self.pieces = 0
         self.tools: dict[int, dict[str, Any]] = {}
+        self.relay = request.relay
+
+    # -- relay (ChatRequest.relay): every rule above, plus the events' own bytes ----------
+    def feed(self, data: bytes) -> list[StreamChunk]:
+        if not self.relay:
+            return super().feed(data)
+        return self._relayed(self.sse.feed_runs(data))
+
+    def close(self) -> list[StreamChunk]:
+        if not self.relay:
+            return super().close()
+        out = [] if self.done else self._relayed(list(self.sse.close()))
+        for chunk in self.finish():
+            chunk.raw = b""  # the server's own events already carried the end
+            out.append(chunk)
+        return out
+
+    def _relayed(self, items: list[SSEEvent | SSERun]) -> list[StreamChunk]:
+        """The events of one read as one chunk: their text joined, their lines kept.
+
+        Every event is parsed and checked as without relay (errors, usage, finish, tool
+        calls), only not one by one: a run of one-line events is parsed in one call, and
+        no chunk is made per event. A usage event with no choices comes as a chunk of its
+        own (with ``usage``): a gateway forwards it only to a client that asked for usage.
+        """
+        out: list[StreamChunk] = []
+        raw: list[bytes] = []
+        text: list[str] = []
+        thinking: list[str] = []
+
+        def take(value: dict[str, Any], line: bytes) -> None:
+            nonlocal raw, text, thinking
+            self.events += 1
+            got = self._take(value)
+            if value.get("usage") and not value.get("choices"):
+                if raw:
+                    out.append(self._merged(raw, text, thinking))
+                    raw, text, thinking = [], [], []
+                out.append(
+                    StreamChunk(
+                        usage=self.usage, model=self.model, provider=self.provider, raw=line
+                    )
+                )
+                return
+            raw.append(line)
+            for content, think in got:
+                text.append(content)
+                thinking.append(think)
+
+        for item in items:
+            if isinstance(item, SSERun):
+                for line, value in zip(item.lines, item.values, strict=True):
+                    # The usual event (one choice, a text or reasoning delta, no error,
+                    # usage or tool call) read inline: the same reading as _take's.
+                    choices = value.get("choices")
+                    if (
+                        type(choices) is list
+                        and len(choices) == 1
+                        and type(choice := choices[0]) is dict
+                        and type(delta := choice.get("delta")) is dict
+                        and not delta.get("tool_calls")
+                        and not value.get("error")
+                        and not value.get("usage")
+                    ):
+                        self.events += 1
+                        self.model = value.get("model") or self.model
+                        if choice.get("finish_reason"):
+                            self.finish_reason = choice["finish_reason"]
+                        content = delta.get("content") or ""
+                        think = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                        if content or think:
+                            self.pieces += 1
+                            text.append(content)
+                            thinking.append(think)
+                        raw.append(line)
+                        raw.append(b"\n\n")
+                    else:
+                        take(value, line + b"\n\n")
+                continue
+            value = self._value(item)
+            if value is _DONE:
+                break
+            if isinstance(value, dict):  # else not a chunk (nor without relay)
+                take(value, b"data: " + item.data.replace("\n", "\ndata: ").encode() + b"\n\n")
+        if raw:
+            out.append(self._merged(raw, text, thinking))
+        return out
+
+    def _merged(self, raw: list[bytes], text: list[str], thinking: list[str]) -> StreamChunk:
+        return StreamChunk(
+            content="".join(text),
+            thinking="".join(thinking),
+            model=self.model,
+            provider=self.provider,
+            raw=b"".join(raw),
+        )
 
     def event(self, ev: SSEEvent) -> list[StreamChunk]:
+        value = self._value(ev)
+        return [] if value is _DONE else self.payload(value)
+
+    def _value(self, ev: SSEEvent) -> Any:
+        """The event's JSON value, or ``_DONE`` at ``[DONE]``; raises on an error event."""
         if ev.event == "error":
             try:
                 data = json.loads(ev.data)
@@ -292,20 +397,29 @@ class OpenAIStream(SSEChunks):
                 data = {"error": {"message": ev.data.strip()}}
             if not isinstance(data, dict) or "error" not in data:
                 data = {"error": data}
-            return self.payload(data)
+            self._take(data)  # raises
         if ev.data.strip() == "[DONE]":
             self.done = True
-            return []
+            return _DONE
         try:
-            data = ev.json()
+            return ev.json()
         except ValueError:
             raise ResponseError(
                 f"{self.provider}: a stream event is not valid JSON: {ev.data[:SNIPPET]!r}",
                 provider=self.provider,
             ) from None
-        return self.payload(data)
 
     def payload(self, event: Any) -> list[StreamChunk]:
+        return [
+            StreamChunk(
+                content=content, thinking=thinking, model=self.model, provider=self.provider
+            )
+            for content, thinking in self._take(event)
+        ]
+
+    def _take(self, event: Any) -> list[tuple[str, str]]:
+        """Read one event: raise on an error object, note the model, usage, tool-call
+        pieces and finish reason; the text and reasoning of each choice that has some."""
         if not isinstance(event, dict):
             return []
         if event.get("error"):
@@ -320,7 +434,7 @@ class OpenAIStream(SSEChunks):
         self.model = event.get("model") or self.model
         if event.get("usage"):
             self.usage = parse_usage(event["usage"])
-        out: list[StreamChunk] = []
+        out: list[tuple[str, str]] = []
         for choice in event.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -333,11 +447,7 @@ class OpenAIStream(SSEChunks):
                 self.finish_reason = choice["finish_reason"]
             if content or thinking:
                 self.pieces += 1
-                out.append(
-                    StreamChunk(
-                        content=content, thinking=thinking, model=self.model, provider=self.provider
-                    )
-                )
+                out.append((content, thinking))
         return out
 
     def _tool_delta(self, tc: dict[str, Any]) -> None:

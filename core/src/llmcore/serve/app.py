@@ -43,6 +43,15 @@ _SSE_HEADERS = {
 READY_TTL_S = 5.0
 
 
+class _EventStream(web.StreamResponse):
+    """An SSE answer whose headers go out with its first bytes, not in a write of their
+    own: the gateway prepares it only once the upstream's first chunk is in hand, so
+    nothing is gained by sending them earlier (aiohttp's own ``Response`` does the same;
+    on a version without this switch the headers simply go first)."""
+
+    _send_headers_immediately = False
+
+
 class KeyTagger:
     """Puts the gateway key's name on every metrics event of the request (router events
     included), through the public metrics hook: it runs before the sinks. A chain entry
@@ -245,6 +254,9 @@ class Gateway:
         if not call.stream:
             resp = await self._call(routes.achat(self.router, call.request, targets), model)
             return self._json(openai_wire.render_chat(resp, model), resp.provider)
+        # An OpenAI-compatible upstream's events go to this OpenAI client as they came
+        # (checked, not re-encoded); other providers' chunks are rendered.
+        call.request.relay = True
         enc = openai_wire.ChatStream(model, call.include_usage)
         return await self._stream(request, call.request, targets, model, b"", enc)
 
@@ -348,28 +360,30 @@ class Gateway:
         # are ordinary error answers.
         first, it = await self._call(routes.aopen_stream(self.router, req, targets), model)
         provider = first.provider if first is not None else None
-        resp = web.StreamResponse(
+        resp = _EventStream(
             status=200, headers={**_SSE_HEADERS, **self._headers(provider, dropped)}
         )
         await resp.prepare(request)
         try:
             out = head
             try:
-                # one socket write per batch of events that arrived together (the first
-                # chunk leads; it goes out alone when the next one is not there yet)
-                async for group in batches(it, [first] if first is not None else None):
+                # One socket write per batch of events that arrived together (the first
+                # chunk leads; it goes out alone when the next one is not there yet). The
+                # headers go with the first batch, the stream's end with the last when it
+                # was there too: a short answer read at once is one write.
+                async for group, last in batches(it, [first] if first is not None else None):
                     data = out + b"".join([enc.chunk(chunk) for chunk in group])
                     out = b""
-                    if data:
+                    if last:
+                        out = data
+                    elif data:
                         await resp.write(data)
-                if out:
-                    await resp.write(out)
             except (ConnectionResetError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # after the first byte: the protocol's error event
-                await resp.write(enc.error(from_error(exc, model)))
+                await resp.write(out + enc.error(from_error(exc, model)))
                 return resp
-            await resp.write_eof(enc.end())  # the last event and the stream's end in one write
+            await resp.write_eof(out + enc.end())
         except ConnectionResetError:  # the client went away: nothing left to tell it
             return resp
         finally:

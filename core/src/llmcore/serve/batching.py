@@ -55,10 +55,13 @@ class _Resume(Awaitable[T]):
                     return done.value  # type: ignore[no-any-return]
 
 
-async def batches(it: AsyncIterator[T], first: list[T] | None = None) -> AsyncIterator[list[T]]:
-    """``it``'s items in order, as lists of the items that were ready together; ``first``
-    (items already taken from ``it``) lead the first batch, and go out at once if the next
-    item must be waited for.
+async def batches(
+    it: AsyncIterator[T], first: list[T] | None = None
+) -> AsyncIterator[tuple[list[T], bool]]:
+    """``it``'s items in order, as lists of the items that were ready together, each with
+    ``last``: True when ``it`` ended right after them without a wait (so a writer can send
+    its closing bytes in the same write). ``first`` (items already taken from ``it``) lead
+    the first batch, and go out at once if the next item must be waited for.
 
     An error from ``it`` comes after the items before it were handed over.
     """
@@ -74,11 +77,11 @@ async def batches(it: AsyncIterator[T], first: list[T] | None = None) -> AsyncIt
             break
         except BaseException:
             if batch:
-                yield batch
+                yield batch, False
             raise
         if batch:  # the next item must wait for the network: hand these over first
             try:
-                yield batch
+                yield batch, False
             except BaseException as exc:
                 # The consumer stopped (closed, cancelled) while the next item was being
                 # waited for: end that wait the way a cancelled task would, so the source
@@ -90,7 +93,7 @@ async def batches(it: AsyncIterator[T], first: list[T] | None = None) -> AsyncIt
         try:
             item: T = await _Resume(step, waiting)
         except StopAsyncIteration:
-            break
+            return  # the end had to be waited for: every batch is out
         batch.append(item)
     if batch:
-        yield batch
+        yield batch, True

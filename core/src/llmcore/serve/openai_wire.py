@@ -8,6 +8,7 @@ into ``chat.completion.chunk`` events.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -38,6 +39,9 @@ _HANDLED = frozenset(
     }
 )
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+#: A relayed stream's ``id`` and ``model`` (top-level string fields of its first event).
+_ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 
 ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -363,6 +367,7 @@ class ChatStream:
         self.started = False
         self.finished = False
         self.usage: Usage | None = None
+        self.usage_sent = False  # a relayed stream forwarded the upstream's usage event
 
     def _event(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return self._line(
@@ -382,6 +387,8 @@ class ChatStream:
         return b"data: " + dumps(data).encode() + b"\n\n"
 
     def chunk(self, c: StreamChunk) -> bytes:
+        if c.raw is not None:
+            return self._relayed(c, c.raw)
         out = b""
         if not self.started:
             self.started = True
@@ -402,13 +409,33 @@ class ChatStream:
             out += self._event({}, finish_reason(c.finish_reason, c.tool_calls))
         return out
 
+    def _relayed(self, c: StreamChunk, raw: bytes) -> bytes:
+        """A chunk the provider relays (``ChatRequest.relay``): the upstream's own events,
+        role header and finish included, go out as they came. Its usage event goes only to
+        a client that asked for usage; the closing chunk (``raw == b""``) adds nothing."""
+        if not self.started and raw:
+            self.started = self.finished = True
+            # the events this encoder still writes (a usage chunk) carry the upstream's
+            # id and model, so that every chunk of the stream agrees
+            first = raw[: raw.find(b"\n\n")]
+            for pattern, attr in ((_ID, "id"), (_MODEL, "model")):
+                got = pattern.search(first)
+                if got is not None:
+                    setattr(self, attr, got[1].decode("utf-8", "replace"))
+        if c.usage is not None:
+            self.usage = c.usage
+            if raw:  # the upstream's usage event
+                self.usage_sent = True
+                return raw if self.include_usage else b""
+        return raw
+
     def end(self) -> bytes:
         out = b""
         if not self.started:
             out += self._event({"role": "assistant", "content": ""})
         if not self.finished:
             out += self._event({}, "stop")
-        if self.include_usage:
+        if self.include_usage and not self.usage_sent:
             out += self._line(
                 {
                     "id": self.id,

@@ -39,7 +39,8 @@ class OpenAIFake(FakeServer):
 
     Besides the common :class:`Reply` fields, these ``Reply.extra`` keys shape streams:
     ``usage_in_stream`` (send the usage chunk even when not asked), ``no_finish`` (no
-    chunk with a ``finish_reason``), ``no_done`` (no ``data: [DONE]``); and for
+    chunk with a ``finish_reason``), ``no_done`` (no ``data: [DONE]``), ``junk_after``
+    (after that many text pieces, an event that is not JSON); and for
     ``/v1/completions``, ``texts`` (one text per choice, for batches).
     """
 
@@ -160,7 +161,9 @@ class OpenAIFake(FakeServer):
             yield event({"role": "assistant", "content": ""})
             if reply.thinking:
                 yield event({"reasoning_content": reply.thinking})
-            for piece in reply.pieces() if reply.text else []:
+            for n, piece in enumerate(reply.pieces() if reply.text else []):
+                if n == reply.extra.get("junk_after"):
+                    yield b'data: {"choices": [{"index": 0, "delta": \n\n'
                 yield event({"content": piece})
             for i, t in enumerate(tool_calls):
                 # Like OpenAI: the first delta names the call, the next carries arguments.
