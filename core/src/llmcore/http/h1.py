@@ -22,6 +22,7 @@ MAX_CHUNK_LINE = 4 * 1024
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
 _CHUNKED = (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END)
+_HEX = b"0123456789abcdefABCDEF"
 
 
 class ProtocolError(Exception):
@@ -188,39 +189,60 @@ class ResponseParser:
     def _chunks(self, data: bytes, pos: int, out: list[bytes]) -> int:
         """Chunk sizes, data and the CRLF after each, read from ``data`` at ``pos`` without
         copying it into the buffer; returns where it stopped: the end of ``data``, a line
-        not yet complete (the caller buffers the rest), or the trailers."""
+        not yet complete (the caller buffers the rest), or the trailers.
+
+        A server sends one chunk per event it streams, so this runs per event: the state
+        is kept in locals, the CRLF after a chunk is taken when it is right there, and a
+        size of bare hex digits is read without the general rule (extensions, spaces)."""
         n = len(data)
-        while pos < n:
-            state = self._state
-            if state == _CHUNK_DATA:
-                take = min(self._left, n - pos)
-                out.append(data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._state = _CHUNK_END
-                continue
-            if state != _CHUNK_SIZE and state != _CHUNK_END:
-                return pos  # the trailers: the general rules
-            # a line is searched for at most as far as it may be long (+ its CRLF)
-            end = data.find(b"\n", pos, pos + MAX_CHUNK_LINE + 2)
-            if end < 0:
-                if n - pos > MAX_CHUNK_LINE + 1:
-                    raise ProtocolError(f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes")
-                return pos
-            line = data[pos:end]
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            pos = end + 1
-            if state == _CHUNK_SIZE:
+        state = self._state
+        left = self._left
+        try:
+            while pos < n:
+                if state == _CHUNK_DATA:
+                    take = left if left < n - pos else n - pos
+                    out.append(data[pos : pos + take])
+                    pos += take
+                    left -= take
+                    if not left:
+                        if data[pos : pos + 2] == b"\r\n":
+                            pos += 2
+                            state = _CHUNK_SIZE
+                        else:
+                            state = _CHUNK_END
+                    continue
+                if state != _CHUNK_SIZE and state != _CHUNK_END:
+                    return pos  # the trailers: the general rules
+                # a line is searched for at most as far as it may be long (+ its CRLF)
+                end = data.find(b"\n", pos, pos + MAX_CHUNK_LINE + 2)
+                if end < 0:
+                    if n - pos > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(
+                            f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes"
+                        )
+                    return pos
+                line = data[pos:end]
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                pos = end + 1
+                if state == _CHUNK_END:
+                    if line:
+                        raise ProtocolError("a chunk of the body is longer than its size says")
+                    state = _CHUNK_SIZE
+                    continue
+                if 0 < len(line) <= 8 and not line.strip(_HEX):
+                    left = int(line, 16)
+                    state = _CHUNK_DATA if left else _TRAILER
+                    continue
                 if len(line) > MAX_CHUNK_LINE:
                     raise ProtocolError(f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes")
+                self._state, self._left = state, left
                 self._chunk_size(line)
-            elif line:
-                raise ProtocolError("a chunk of the body is longer than its size says")
-            else:
-                self._state = _CHUNK_SIZE
-        return pos
+                state, left = self._state, self._left
+            return pos
+        finally:
+            self._state = state
+            self._left = left
 
     def _line(self) -> bytes | None:
         buf = self._buf
@@ -239,7 +261,7 @@ class ResponseParser:
 
     def _chunk_size(self, line: bytes) -> None:
         size = line.split(b";", 1)[0].strip()
-        if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+        if not size or len(size) > 16 or size.strip(_HEX):
             raise ProtocolError(f"invalid chunk size {bytes(line[:40])!r}")
         self._left = int(size, 16)
         self._state = _CHUNK_DATA if self._left else _TRAILER
