@@ -212,6 +212,41 @@ def test_events_without_cost_are_priced_from_the_registry() -> None:
         value(fams, "llmcore_cost_usd_total", provider="box")
 
 
+def test_a_model_with_no_price_is_looked_up_once() -> None:
+    import time
+
+    sink = PrometheusSink({"serve": False})
+    deadline = time.monotonic() + 10
+    while sink._registry is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    registry = sink._registry
+    looked: list[object] = []
+    real = registry.price
+
+    def price(model: object, plugin: str) -> object:
+        looked.append(model)
+        return real(model, plugin)
+
+    registry.price = price  # type: ignore[method-assign]
+
+    def request(model: str) -> MetricsEvent:
+        return MetricsEvent(
+            kind="request", provider="api", plugin="openai", model=model,
+            input_tokens=1000, output_tokens=100,
+        )  # fmt: skip
+
+    for _ in range(5):
+        sink.emit(request("my-finetune-nobody-priced"))
+        sink.emit(request("gpt-4o"))
+    assert looked.count("my-finetune-nobody-priced") <= 2  # the first event, not every one
+    fams = families(sink.metrics.text())
+    assert value(fams, "llmcore_cost_usd_total", provider="api", model="gpt-4o") == pytest.approx(
+        5 * (1000 * 2.5 + 100 * 10) / 1e6
+    )  # a priced model is still priced on every event
+    assert value(fams, "llmcore_tokens_total", model="my-finetune-nobody-priced",
+                 direction="input") == 5000  # fmt: skip
+
+
 def test_grafana_dashboard_queries_only_documented_metrics() -> None:
     import json
 

@@ -110,6 +110,7 @@ class PrometheusMetrics:
             "llmcore_agent_files_changed", "Files agents changed.", ("agent",), registry=r
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._unpriced: set[tuple[Any, str]] = set()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: prometheus_client validates the labels
@@ -169,10 +170,17 @@ class PrometheusMetrics:
         cost = d.get("cost_usd")
         if cost is None and self.pricer is not None:
             registry = self.pricer()
-            if registry is not None:
+            key = (d.get("model"), d.get("plugin") or "")
+            # A model the registry has no price for (a local one under its own name, a
+            # benchmark's stub) stays unpriced whatever its tokens: looked up once.
+            if registry is not None and key not in self._unpriced:
                 from ..pricing import price_event
 
                 cost = price_event(registry, d)
+                if cost is None and _no_price(registry, key):
+                    if len(self._unpriced) >= 1024:  # many models: stay small
+                        self._unpriced.clear()
+                    self._unpriced.add(key)
         if cost:
             self._child(self.cost, who, model).inc(cost)
 
@@ -180,6 +188,13 @@ class PrometheusMetrics:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry).decode()
+
+
+def _no_price(registry: Any, key: tuple[Any, str]) -> bool:
+    try:
+        return registry.price(key[0], key[1]) is None
+    except Exception:
+        return False
 
 
 class PrometheusSink(MetricsSink):
