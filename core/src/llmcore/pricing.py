@@ -41,6 +41,35 @@ def cost_usd(
     return (input_tokens * pin + output_tokens * pout) / 1e6
 
 
+class Unpriced:
+    """The ``(model, plugin)`` pairs a registry has no price for, as a metrics sink meets
+    them while it prices events that carry tokens but no cost.
+
+    Whether a price is known does not depend on an event's tokens, so a sink asks once
+    per model: a model nobody priced (a local one served under its own name, a test stub)
+    is the common case, and its lookup was a third of a sink's time per event. Kept for as
+    long as the sink uses one registry; cleared when full, so many models keep it small.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._keys: set[tuple[Any, str]] = set()
+
+    def __contains__(self, key: tuple[Any, Any]) -> bool:
+        return (key[0], key[1] or "") in self._keys
+
+    def note(self, registry: Any, model: Any, plugin: Any) -> None:
+        """An event of ``model`` got no cost: remember it if the registry has no price."""
+        try:
+            if registry.price(model, plugin or "") is not None:
+                return  # priced (the event lacked tokens, or the plugin is local)
+        except Exception:
+            return
+        if len(self._keys) >= self.limit:
+            self._keys.clear()
+        self._keys.add((model, plugin or ""))
+
+
 def price_event(registry: Any, d: Any) -> float | None:
     """The cost of a request or agent run that carries tokens but no cost of its own
     (``d``: the event as a dict, or a ``MetricsEvent``, read with ``.get``)."""

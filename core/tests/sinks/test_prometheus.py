@@ -166,13 +166,19 @@ def test_unreachable_pushgateway_reported_once(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err.count("metrics sink prometheus could not push") == 1
 
 
-def test_events_without_cost_are_priced_from_the_registry() -> None:
+def priced_sink() -> PrometheusSink:
+    """A sink whose model registry (loaded off the request path) is there."""
     import time
 
     sink = PrometheusSink({"serve": False})
     deadline = time.monotonic() + 10
     while sink._registry is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    return sink
+
+
+def test_events_without_cost_are_priced_from_the_registry() -> None:
+    sink = priced_sink()
     sink.emit(
         MetricsEvent(
             kind="request",
@@ -213,12 +219,7 @@ def test_events_without_cost_are_priced_from_the_registry() -> None:
 
 
 def test_a_model_with_no_price_is_looked_up_once() -> None:
-    import time
-
-    sink = PrometheusSink({"serve": False})
-    deadline = time.monotonic() + 10
-    while sink._registry is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    sink = priced_sink()
     registry = sink._registry
     looked: list[object] = []
     real = registry.price

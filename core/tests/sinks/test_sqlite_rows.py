@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from llmcore.metrics import FIELDS, MetricsEvent
+from llmcore.pricing import Unpriced
 from llmcore.sinks import sqlite as sqlite_sink
 from llmcore.sinks.sqlite import SqliteSink, read_events
 
@@ -267,7 +268,7 @@ def test_writer_remembers_unpriced_models_without_losing_prices() -> None:
             )
         )
 
-    unpriced: set[tuple[Any, Any]] = set()
+    unpriced = Unpriced()
     first = sqlite_sink.rows_of([req("no-such-model-xyz", "openai", 5)], 1, reg, unpriced)
     assert first[0][sqlite_sink.COLUMNS.index("cost_usd")] is None
     assert ("no-such-model-xyz", "openai") in unpriced

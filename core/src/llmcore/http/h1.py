@@ -127,31 +127,28 @@ class ResponseParser:
             elif state == _UNTIL_CLOSE:
                 out.append(bytes(buf))
                 buf.clear()
-            elif state == _CHUNK_DATA:
-                n = min(self._left, len(buf))
-                out.append(bytes(buf[:n]))
-                del buf[:n]
-                self._left -= n
-                if not self._left:
-                    self._state = _CHUNK_END
-            else:  # a line: chunk size, the CRLF after a chunk, or a trailer
+            elif state in _CHUNKED:
+                # Left over from a read: a chunk-size line (or the CRLF after a chunk) cut
+                # short. Once its end is in, the buffer is read as a whole read is.
+                if state != _CHUNK_DATA and buf.find(b"\n", self._scan) < 0:
+                    self._scan = len(buf)
+                    if len(buf) > MAX_CHUNK_LINE + 1:
+                        raise ProtocolError(
+                            f"a chunk-size line is longer than {MAX_CHUNK_LINE} bytes"
+                        )
+                    break
+                rest = bytes(buf)
+                buf.clear()
+                self._scan = 0
+                pos = self._chunks(rest, 0, out)
+                if pos < len(rest):
+                    buf += rest[pos:]
+            else:  # a trailer line
                 line = self._line()
                 if line is None:
                     break
-                if state == _CHUNK_SIZE:
-                    self._chunk_size(line)
-                elif state == _CHUNK_END:
-                    if line:
-                        raise ProtocolError("a chunk of the body is longer than its size says")
-                    self._state = _CHUNK_SIZE
-                elif not line:  # end of the trailers: the message is complete
+                if not line:  # end of the trailers: the message is complete
                     self._finish()
-                if self._state in _CHUNKED and buf:  # the line was completed: on as above
-                    rest = bytes(buf)
-                    buf.clear()
-                    pos = self._chunks(rest, 0, out)
-                    if pos < len(rest):
-                        buf += rest[pos:]
         if self._state == _DONE and buf:
             self.extra = True
             self.keep_alive = False

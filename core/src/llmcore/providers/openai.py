@@ -9,7 +9,7 @@ and SSE events in; :class:`llmcore.Provider` does the I/O. The ``base_url`` of t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, ClassVar, NoReturn
 
 import attrs
@@ -298,13 +298,13 @@ class OpenAIStream(SSEChunks):
     def close(self) -> list[StreamChunk]:
         if not self.relay:
             return super().close()
-        out = [] if self.done else self._relayed(list(self.sse.close()))
+        out = [] if self.done else self._relayed(self.sse.close())
         for chunk in self.finish():
             chunk.raw = b""  # the server's own events already carried the end
             out.append(chunk)
         return out
 
-    def _relayed(self, items: list[SSEEvent | SSERun]) -> list[StreamChunk]:
+    def _relayed(self, items: Sequence[SSEEvent | SSERun]) -> list[StreamChunk]:
         """The events of one read as one chunk: their text joined, their lines kept.
 
         Every event is parsed and checked as without relay (errors, usage, finish, tool
@@ -318,13 +318,13 @@ class OpenAIStream(SSEChunks):
         thinking: list[str] = []
 
         def take(value: dict[str, Any], line: bytes) -> None:
-            nonlocal raw, text, thinking
             self.events += 1
             got = self._take(value)
             if value.get("usage") and not value.get("choices"):
                 if raw:
                     out.append(self._merged(raw, text, thinking))
-                    raw, text, thinking = [], [], []
+                    for pending in (raw, text, thinking):
+                        pending.clear()
                 out.append(
                     StreamChunk(
                         usage=self.usage, model=self.model, provider=self.provider, raw=line

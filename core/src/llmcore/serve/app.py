@@ -182,7 +182,7 @@ class Gateway:
                 )
             finally:
                 self.in_flight -= 1
-            if not resp.prepared:  # a stream has it already (see _headers)
+            if not resp.prepared:  # a stream has it already (see _stream)
                 resp.headers["X-Llmcore-Worker"] = self.pid
             return self._count(endpoint, key_name, resp)
 
@@ -329,10 +329,9 @@ class Gateway:
             err.routed = True  # the router already recorded this request's events
             raise err from None
 
-    def _headers(self, provider: str | None, dropped: list[str] | None) -> dict[str, str]:
-        headers = {"X-Llmcore-Worker": self.pid}
-        if provider:
-            headers["X-Llmcore-Provider"] = provider
+    @staticmethod
+    def _headers(provider: str | None, dropped: list[str] | None) -> dict[str, str]:
+        headers = {"X-Llmcore-Provider": provider} if provider else {}
         if dropped:
             headers["X-Llmcore-Dropped-Tools"] = ", ".join(dropped)
         return headers
@@ -343,7 +342,7 @@ class Gateway:
         return web.Response(
             text=_dumps(data),
             content_type="application/json",
-            headers=self._headers(provider, dropped),
+            headers=self._headers(provider, dropped) or None,
         )
 
     async def _stream(
@@ -361,7 +360,12 @@ class Gateway:
         first, it = await self._call(routes.aopen_stream(self.router, req, targets), model)
         provider = first.provider if first is not None else None
         resp = _EventStream(
-            status=200, headers={**_SSE_HEADERS, **self._headers(provider, dropped)}
+            status=200,
+            headers={
+                **_SSE_HEADERS,
+                **self._headers(provider, dropped),
+                "X-Llmcore-Worker": self.pid,  # sent at prepare, before _wrap sees it
+            },
         )
         await resp.prepare(request)
         try:

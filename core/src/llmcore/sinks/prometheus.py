@@ -22,6 +22,7 @@ import attrs
 
 from ..errors import ConfigError
 from ..metrics import MetricsEvent, MetricsSink
+from ..pricing import Unpriced, price_event
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -110,7 +111,7 @@ class PrometheusMetrics:
             "llmcore_agent_files_changed", "Files agents changed.", ("agent",), registry=r
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._unpriced: set[tuple[Any, str]] = set()
+        self._unpriced = Unpriced()  # models the registry has no price for: asked once
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: prometheus_client validates the labels
@@ -170,17 +171,11 @@ class PrometheusMetrics:
         cost = d.get("cost_usd")
         if cost is None and self.pricer is not None:
             registry = self.pricer()
-            key = (d.get("model"), d.get("plugin") or "")
-            # A model the registry has no price for (a local one under its own name, a
-            # benchmark's stub) stays unpriced whatever its tokens: looked up once.
+            key = (d.get("model"), d.get("plugin"))
             if registry is not None and key not in self._unpriced:
-                from ..pricing import price_event
-
                 cost = price_event(registry, d)
-                if cost is None and _no_price(registry, key):
-                    if len(self._unpriced) >= 1024:  # many models: stay small
-                        self._unpriced.clear()
-                    self._unpriced.add(key)
+                if cost is None:
+                    self._unpriced.note(registry, *key)
         if cost:
             self._child(self.cost, who, model).inc(cost)
 
@@ -188,13 +183,6 @@ class PrometheusMetrics:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry).decode()
-
-
-def _no_price(registry: Any, key: tuple[Any, str]) -> bool:
-    try:
-        return registry.price(key[0], key[1]) is None
-    except Exception:
-        return False
 
 
 class PrometheusSink(MetricsSink):

@@ -47,7 +47,7 @@ import attrs
 
 from ..errors import ConfigError, LLMCoreError
 from ..metrics import FIELDS, MetricsEvent, MetricsSink
-from ..pricing import price_event
+from ..pricing import Unpriced, price_event
 from ..secrets import redact
 from . import data_dir
 
@@ -137,8 +137,6 @@ _KIND, _MESSAGE, _COST, _MODEL, _PLUGIN = (
     COLUMNS.index(c) for c in ("kind", "message", "cost_usd", "model", "plugin")
 )
 _PRICED_KINDS = ("request", "agent_run")
-#: ``(model, plugin)`` pairs without a price remembered by one writer, at most.
-_UNPRICED_MAX = 1024
 #: Rows per INSERT statement at most. A multi-row ``INSERT ... VALUES (..), (..)`` is one
 #: ``sqlite3_step`` for many rows: ``executemany`` steps once per row and releases and
 #: retakes the GIL around each step, and every retake can make the request thread wait.
@@ -257,7 +255,7 @@ def rows_of(
     values: list[tuple[Any, ...]],
     pid: int,
     registry: Any,
-    unpriced: set[tuple[Any, Any]] | None = None,
+    unpriced: Unpriced | None = None,
 ) -> list[tuple[Any, ...]]:
     """The ``events`` rows of events given as :data:`values_of` tuples: messages redacted,
     and (with a ``registry``) requests and agent runs that carry tokens but no cost priced.
@@ -265,10 +263,7 @@ def rows_of(
     fraction of the cost.
 
     ``unpriced`` (kept by the caller for as long as it uses this ``registry``) collects
-    the ``(model, plugin)`` pairs the registry has no price for: whether a price is known
-    does not depend on the tokens, so those events skip the lookup (a model nobody
-    priced, e.g. a local one served under its own name, is the common case, and the
-    lookup was a third of the writer's time per event)."""
+    the models the registry has no price for; their events skip the lookup."""
     rows = []
     n = len(COLUMNS)
     for vals in values:
@@ -289,10 +284,8 @@ def rows_of(
                 and (unpriced is None or (v[_MODEL], v[_PLUGIN]) not in unpriced)
             ):
                 v[_COST] = price_event(registry, dict(zip(COLUMNS, v, strict=True)))
-                if v[_COST] is None and unpriced is not None and _no_price(registry, v):
-                    if len(unpriced) >= _UNPRICED_MAX:  # many models: stay small
-                        unpriced.clear()
-                    unpriced.add((v[_MODEL], v[_PLUGIN]))
+                if v[_COST] is None and unpriced is not None:
+                    unpriced.note(registry, v[_MODEL], v[_PLUGIN])
             r = tuple(v)
         extra = None
         if _EXTRA_FIELDS:
@@ -300,14 +293,6 @@ def rows_of(
             extra = json.dumps(more) if more else None
         rows.append((*r, pid, extra))
     return rows
-
-
-def _no_price(registry: Any, v: list[Any]) -> bool:
-    """Does the registry know no price for this event's model (whatever its tokens)?"""
-    try:
-        return registry.price(v[_MODEL], v[_PLUGIN] or "") is None
-    except Exception:
-        return False
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -526,7 +511,7 @@ class SqliteSink(MetricsSink):
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         registry: Any = None
-        unpriced: set[tuple[Any, Any]] = set()  # lives as long as ``registry``
+        unpriced = Unpriced()  # lives as long as ``registry``
         pending = self._pending
         pid = os.getpid()  # a syscall on modern glibc: once per writer, not per row
         while True:
