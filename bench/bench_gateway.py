@@ -9,6 +9,17 @@ Everything talks to the same stub (bench/stub.py, pinned to core 0) with the sam
 * throughput at 100 concurrent clients, plain and streaming (SSE), for the gateway with 1
   and 2 workers, the bare pass-through and LiteLLM's proxy (1 worker each).
 
+Where a one-worker gateway runs: the issue measured "one worker on one core", and that is
+what the goals are about. With two cores here, each one-worker gateway (llmcore, the
+pass-through, LiteLLM alike) is pinned, every process and thread of it, to the stub's core
+while it is measured. The stub costs 8-23 µs of CPU per request, so the gateway has that
+core nearly to itself and the client keeps the other: the gateway is the one at its limit,
+and its rate is its own. In a sequential exchange the stub and the gateway never work at
+the same time. Each one-worker gateway is also measured floating (rows "…, floating"): the
+kernel then moves it between the two cores on almost every request (``perf stat``: 1.7
+migrations per request, measured), it shares a core with a busy client, and the figures
+measure the scheduler as much as the gateway. Two workers need both cores, so they float.
+
 The llmcore gateway runs as users run it: a route (``bench: [stub/bench-model]``), one
 client key checked on every request, and the default metrics (the sqlite sink, in a
 temporary directory, plus the prometheus sink the gateway always serves). LiteLLM
@@ -93,6 +104,36 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 120) -> 
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not start listening")
+
+
+def _group(proc: subprocess.Popen[Any]) -> list[int]:
+    """Every process of a server started in its own session (its workers included)."""
+    leaders = [proc.pid, *(p.pid for p in getattr(proc, "extra", []))]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[3]) in leaders:  # its session
+            pids.append(int(entry))
+    return pids
+
+
+def _set_cpus(proc: subprocess.Popen[Any], cpus: set[int]) -> None:
+    """Pin every thread of every process of a server to ``cpus``."""
+    for pid in _group(proc):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -270,6 +311,16 @@ async def rate(url: str, total: int, stream: bool, key: str | None) -> float:
         return per * IN_FLIGHT / (time.perf_counter() - t0)
 
 
+PASS = "bare aiohttp pass-through"
+
+
+def _floor(name: str) -> str:
+    """The pass-through a row is compared with: as many workers, placed the same way."""
+    if "2 workers" in name:
+        return f"{PASS}, 2 workers"
+    return f"{PASS}, floating" if name.endswith("floating") else PASS
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     from bench import stub as bench_stub
 
@@ -279,17 +330,28 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="llmcore-bench-gw-"))
     with bench_stub.running(cpu=0) as stub:
+        every_core = os.sched_getaffinity(0)
+        stub_core = {min(every_core)}  # where bench_stub.pin puts core 0
         bench_stub.pin_client()
         servers: dict[str, tuple[subprocess.Popen[str], str] | None] = {}
         try:
             servers["llmcore serve, 1 worker"] = start_gateway(stub, 1, tmp)
             servers["llmcore serve, 2 workers"] = start_gateway(stub, 2, tmp)
-            servers["bare aiohttp pass-through"] = start_pass_through(stub)
-            servers["bare aiohttp pass-through, 2 workers"] = start_pass_through(stub, 2)
+            servers[PASS] = start_pass_through(stub)
+            servers[f"{PASS}, 2 workers"] = start_pass_through(stub, 2)
             servers["LiteLLM proxy, 1 worker"] = start_litellm(stub, tmp)
             keys = {"llmcore serve, 1 worker": KEY, "llmcore serve, 2 workers": KEY}
             med: dict[str, float] = {}
             rates: dict[tuple[str, bool], float] = {}
+
+            def measure(name: str, url: str, key: str | None, latency: bool) -> None:
+                if latency:
+                    m = asyncio.run(median_ms(url, n_seq, key))
+                    med[name] = min(med.get(name, 1e9), m)
+                for stream in (False, True):
+                    r = asyncio.run(rate(url, total, stream, key))
+                    rates[(name, stream)] = max(rates.get((name, stream), 0.0), r)
+
             for _ in range(rounds):  # interleaved rounds; each case keeps its best
                 med["direct"] = min(
                     med.get("direct", 1e9), asyncio.run(median_ms(stub, n_seq, None))
@@ -298,11 +360,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     if got is None:
                         continue
                     url, key = got[1], keys.get(name)
-                    if "2 workers" not in name:
-                        med[name] = min(med.get(name, 1e9), asyncio.run(median_ms(url, n_seq, key)))
-                    for stream in (False, True):
-                        r = asyncio.run(rate(url, total, stream, key))
-                        rates[(name, stream)] = max(rates.get((name, stream), 0.0), r)
+                    if "2 workers" in name:  # two workers need both cores: they float
+                        measure(name, url, key, latency=False)
+                        continue
+                    if not name.startswith("LiteLLM"):  # (its floating rate: as slow)
+                        measure(f"{name}, floating", url, key, latency=True)
+                    else:
+                        m = asyncio.run(median_ms(url, n_seq, key))
+                        med[f"{name}, floating"] = min(med.get(f"{name}, floating", 1e9), m)
+                    _set_cpus(got[0], stub_core)
+                    try:
+                        measure(name, url, key, latency=True)
+                    finally:
+                        _set_cpus(got[0], every_core)
         finally:
             for got in servers.values():
                 if got is not None:
@@ -336,32 +406,35 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "value": added,
             "unit": "ms",
         }
-        if name.startswith("llmcore"):
-            row.update(budget="<= 0.5 ms", met=added <= 0.5)
+        if name.endswith("floating"):
+            row["note"] = "not pinned: the kernel moves it between the cores"
+        elif name.startswith("llmcore"):
+            row.update(budget="<= 0.5 ms", met=added <= 0.5, note="pinned to the stub's core")
         rows.append(row)
     for stream in (False, True):
-        base = rates.get(("bare aiohttp pass-through", stream))
         kind = "streaming" if stream else "plain"
         for (name, s), r in rates.items():
             if s != stream:
                 continue
-            # Per worker: against the pass-through with as many workers (on this machine
-            # the stub and the load generator hold a core each, so neither scales by 2).
-            two = "2 workers" in name
-            same = rates.get(("bare aiohttp pass-through" + (", 2 workers" if two else ""), stream))
+            floor = rates.get((_floor(name), stream))
             row = {
                 "group": "gateway",
                 "name": f"{name}, {kind}, {IN_FLIGHT} clients",
                 "value": r,
                 "unit": "req/s",
-                "ratio": r / base if base else None,
+                "ratio": r / floor if floor else None,
             }
-            if name.startswith("llmcore") and same:
-                row.update(
-                    budget=">= 0.6x pass-through, same workers",
-                    met=r / same >= 0.6,
-                    note=f"{r / same:.2f}x the pass-through with {2 if two else 1} worker(s)",
-                )
+            if name.startswith("llmcore") and floor:
+                workers = 2 if "2 workers" in name else 1
+                note = f"{r / floor:.2f}x the pass-through with {workers} worker(s)"
+                if name.endswith("floating"):
+                    row["note"] = note + ", both floating"
+                else:
+                    row.update(
+                        budget=">= 0.6x pass-through, same workers",
+                        met=r / floor >= 0.6,
+                        note=note + ("" if workers == 2 else ", both pinned to the stub's core"),
+                    )
             rows.append(row)
     return rows
 

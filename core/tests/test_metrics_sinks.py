@@ -212,6 +212,60 @@ def test_failing_sink_reported_once_by_dispatcher(
     assert err.count("metrics sink broken failed") == 1 and "No space left" in err
 
 
+def test_deliver_later_hands_events_over_after_the_emitting_callback(
+    plugin_manager: Any,
+) -> None:
+    """The gateway's mode: an event emitted on the loop reaches the hook and the sinks
+    once the callback that emitted it is over (after its answer is written), in the
+    emitting request's context; from another thread it is delivered at once."""
+    import asyncio
+    import contextvars
+    import threading
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="-")
+    got: list[tuple[str, str]] = []
+
+    class Tagger:
+        @hookimpl
+        def llmcore_metrics_event(self, event: MetricsEvent) -> None:
+            event.key_name = who.get()
+
+    class Fine(MetricsSink):
+        type_name = "fine"
+
+        def emit(self, event: MetricsEvent) -> None:
+            got.append((event.kind, event.key_name or ""))
+
+    plugin_manager.register(Tagger())
+    m = Metrics(plugin_manager.hooks, [Fine()])
+
+    async def request(name: str) -> list[tuple[str, str]]:
+        who.set(name)
+        m.emit(MetricsEvent(kind="request"))
+        seen = list(got)  # still in the emitting callback: nothing delivered yet
+        await asyncio.sleep(0)
+        return seen
+
+    async def main() -> None:
+        m.deliver_later(asyncio.get_running_loop())
+        seen = await asyncio.gather(request("a"), request("b"))
+        assert seen == [[], []]
+        await asyncio.sleep(0)
+        # each event carried its own request's context, not the loop's
+        assert sorted(got) == [("request", "a"), ("request", "b")]
+        got.clear()
+        thread = threading.Thread(target=m.emit, args=(MetricsEvent(kind="attempt"),))
+        thread.start()
+        thread.join()
+        assert got == [("attempt", "-")]  # another thread: delivered at once
+        got.clear()
+        m.deliver_later(None)
+        m.emit(MetricsEvent(kind="request"))
+        assert got == [("request", "-")]
+
+    asyncio.run(main())
+
+
 def test_sink_options_are_checked() -> None:
     with pytest.raises(
         ConfigError,

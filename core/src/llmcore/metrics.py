@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from asyncio import AbstractEventLoop, _get_running_loop
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -152,6 +153,7 @@ class Metrics:
         self.sinks = sinks
         self._reported: set[str] = set()
         self._has_hook_impls = hooks.has_metrics_listeners()
+        self._later: AbstractEventLoop | None = None
 
     @property
     def listening(self) -> bool:
@@ -162,7 +164,27 @@ class Metrics:
         """
         return bool(self.sinks) or self._has_hook_impls
 
+    def deliver_later(self, loop: AbstractEventLoop | None) -> None:
+        """Deliver the events emitted on ``loop`` (in its thread) once the callback that
+        emitted them is over, not inside it; ``None`` goes back to delivering at once.
+
+        For a server whose answer is written at the end of that callback (the gateway):
+        the sinks and hooks then run after the answer is on its way, not between the
+        upstream's reply and the client. Each event keeps the context it was emitted in
+        (``call_soon`` copies it), so a hook reading a context variable sees the emitting
+        request's. Events emitted from other threads are still delivered at once.
+        """
+        self._later = loop
+
     def emit(self, event: MetricsEvent) -> None:
+        loop = self._later
+        if loop is not None and _get_running_loop() is loop:
+            loop.call_soon(self.deliver, event)
+            return
+        self.deliver(event)
+
+    def deliver(self, event: MetricsEvent) -> None:
+        """Hand ``event`` to the hook and every sink now."""
         if self._has_hook_impls:
             try:
                 self._hooks.metrics_event(event)

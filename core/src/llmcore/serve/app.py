@@ -207,9 +207,13 @@ class Gateway:
     def _count(
         self, endpoint: str, key: str | None, resp: web.StreamResponse
     ) -> web.StreamResponse:
-        if self.prometheus is not None:
-            self.prometheus.request(
-                endpoint, key, resp.headers.get("X-Llmcore-Provider", ""), resp.status
+        if self.prometheus is not None:  # counted once the answer is written (see above)
+            asyncio.get_running_loop().call_soon(
+                self.prometheus.request,
+                endpoint,
+                key,
+                resp.headers.get("X-Llmcore-Provider", ""),
+                resp.status,
             )
         return resp
 

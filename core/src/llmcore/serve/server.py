@@ -151,6 +151,8 @@ async def worker_main(sock: socket.socket, config: Config, counters: SharedCount
     from aiohttp import web
 
     gateway = build_gateway(config, counters)
+    # Metrics events reach the sinks after the answer is written, not before it.
+    gateway.client.runtime.metrics.deliver_later(asyncio.get_running_loop())
     app = gateway.app(config.serve.max_body_bytes)
     runner = web.AppRunner(
         app,
