@@ -87,3 +87,29 @@ def test_every_compared_client_returns_the_stub_answer(
     timings = clients.measure(plain, stream, n=2, warmup=1)
     assert all(len(v) == 2 and all(t > 0 for t in v) for v in timings.values())
     assert all(f <= t for f, t in zip(timings["ttfc"], timings["total"], strict=True))
+
+
+def test_gateway_bench_pins_every_process_and_thread_of_a_server(stub_url: str) -> None:
+    """The gateway benchmark pins a one-worker gateway to the stub's core while it
+    measures it, and lets it float again after: every process of the server (two
+    pass-through workers here) and every thread, not only the one it started."""
+    import os
+
+    from bench import bench_gateway
+
+    every = os.sched_getaffinity(0)
+    one = {min(every)}
+
+    def allowed(pid: int) -> list[set[int]]:
+        return [os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")]
+
+    proc, _ = bench_gateway.start_pass_through(stub_url, 2)
+    try:
+        pids = bench_gateway._group(proc)
+        assert len(pids) == 2 and proc.pid in pids
+        bench_gateway._set_cpus(proc, one)
+        assert all(a == one for pid in pids for a in allowed(pid))
+        bench_gateway._set_cpus(proc, every)
+        assert all(a == every for pid in pids for a in allowed(pid))
+    finally:
+        bench_gateway._stop(proc)
