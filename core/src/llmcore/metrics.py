@@ -178,6 +178,7 @@ class Metrics:
 
     def emit(self, event: MetricsEvent) -> None:
         loop = self._later
+        # _get_running_loop: None outside a loop (get_running_loop raises), on every event
         if loop is not None and _get_running_loop() is loop:
             loop.call_soon(self.deliver, event)
             return

@@ -207,7 +207,7 @@ class Gateway:
     def _count(
         self, endpoint: str, key: str | None, resp: web.StreamResponse
     ) -> web.StreamResponse:
-        if self.prometheus is not None:  # counted once the answer is written (see above)
+        if self.prometheus is not None:  # counted after the answer is written, as events are
             asyncio.get_running_loop().call_soon(
                 self.prometheus.request,
                 endpoint,
