@@ -108,18 +108,10 @@ def _wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 120) -> 
 
 def _group(proc: subprocess.Popen[Any]) -> list[int]:
     """Every process of a server started in its own session (its workers included)."""
-    leaders = [proc.pid, *(p.pid for p in getattr(proc, "extra", []))]
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[3]) in leaders:  # its session
-            pids.append(int(entry))
-    return pids
+    from llmcore.agent_procs import proc_table
+
+    leaders = {proc.pid, *(p.pid for p in getattr(proc, "extra", []))}
+    return [pid for pid, (_ppid, pgid, _state, _start) in proc_table().items() if pgid in leaders]
 
 
 def _set_cpus(proc: subprocess.Popen[Any], cpus: set[int]) -> None:
@@ -344,11 +336,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             med: dict[str, float] = {}
             rates: dict[tuple[str, bool], float] = {}
 
-            def measure(name: str, url: str, key: str | None, latency: bool) -> None:
+            def measure(
+                name: str, url: str, key: str | None, latency: bool = True, rated: bool = True
+            ) -> None:
                 if latency:
                     m = asyncio.run(median_ms(url, n_seq, key))
                     med[name] = min(med.get(name, 1e9), m)
-                for stream in (False, True):
+                for stream in (False, True) if rated else ():
                     r = asyncio.run(rate(url, total, stream, key))
                     rates[(name, stream)] = max(rates.get((name, stream), 0.0), r)
 
@@ -363,14 +357,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     if "2 workers" in name:  # two workers need both cores: they float
                         measure(name, url, key, latency=False)
                         continue
-                    if not name.startswith("LiteLLM"):  # (its floating rate: as slow)
-                        measure(f"{name}, floating", url, key, latency=True)
-                    else:
-                        m = asyncio.run(median_ms(url, n_seq, key))
-                        med[f"{name}, floating"] = min(med.get(f"{name}, floating", 1e9), m)
+                    # (LiteLLM's floating rate is not measured: it is as slow either way)
+                    measure(f"{name}, floating", url, key, rated=not name.startswith("LiteLLM"))
                     _set_cpus(got[0], stub_core)
                     try:
-                        measure(name, url, key, latency=True)
+                        measure(name, url, key)
                     finally:
                         _set_cpus(got[0], every_core)
         finally:
