@@ -324,14 +324,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     with bench_stub.running(cpu=0) as stub:
         every_core = os.sched_getaffinity(0)
         stub_core = {min(every_core)}  # where bench_stub.pin puts core 0
-        bench_stub.pin_client()
         servers: dict[str, tuple[subprocess.Popen[str], str] | None] = {}
         try:
+            # Started before the client is pinned: a child inherits its parent's CPUs, and
+            # a server started after pin_client() would share the client's one core.
             servers["llmcore serve, 1 worker"] = start_gateway(stub, 1, tmp)
             servers["llmcore serve, 2 workers"] = start_gateway(stub, 2, tmp)
             servers[PASS] = start_pass_through(stub)
             servers[f"{PASS}, 2 workers"] = start_pass_through(stub, 2)
             servers["LiteLLM proxy, 1 worker"] = start_litellm(stub, tmp)
+            bench_stub.pin_client()
             keys = {"llmcore serve, 1 worker": KEY, "llmcore serve, 2 workers": KEY}
             med: dict[str, float] = {}
             rates: dict[tuple[str, bool], float] = {}
@@ -354,6 +356,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     if got is None:
                         continue
                     url, key = got[1], keys.get(name)
+                    # Each measurement sets where the server runs, whatever ran before it.
+                    _set_cpus(got[0], every_core)
                     if "2 workers" in name:  # two workers need both cores: they float
                         measure(name, url, key, latency=False)
                         continue
