@@ -92,24 +92,35 @@ def test_every_compared_client_returns_the_stub_answer(
 def test_gateway_bench_pins_every_process_and_thread_of_a_server(stub_url: str) -> None:
     """The gateway benchmark pins a one-worker gateway to the stub's core while it
     measures it, and lets it float again after: every process of the server (two
-    pass-through workers here) and every thread, not only the one it started."""
+    pass-through workers here) and every thread, not only the one it started.
+
+    A server started by a process pinned to one core (the load generator, after
+    ``pin_client``) inherits that core; setting its CPUs frees it again, which is why
+    every measurement sets where its server runs."""
     import os
 
     from bench import bench_gateway
 
     every = os.sched_getaffinity(0)
+    if len(every) < 2:
+        pytest.fail("this test needs two cores, as the benchmark does")
     one = {min(every)}
 
     def allowed(pid: int) -> list[set[int]]:
         return [os.sched_getaffinity(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")]
 
-    proc, _ = bench_gateway.start_pass_through(stub_url, 2)
+    os.sched_setaffinity(0, one)  # as pin_client() leaves the benchmark's process
+    try:
+        proc, _ = bench_gateway.start_pass_through(stub_url, 2)
+    finally:
+        os.sched_setaffinity(0, every)
     try:
         pids = bench_gateway._group(proc)
         assert len(pids) == 2 and proc.pid in pids
-        bench_gateway._set_cpus(proc, one)
-        assert all(a == one for pid in pids for a in allowed(pid))
+        assert all(a == one for pid in pids for a in allowed(pid))  # inherited
         bench_gateway._set_cpus(proc, every)
         assert all(a == every for pid in pids for a in allowed(pid))
+        bench_gateway._set_cpus(proc, one)
+        assert all(a == one for pid in pids for a in allowed(pid))
     finally:
         bench_gateway._stop(proc)
