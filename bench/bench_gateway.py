@@ -323,7 +323,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="llmcore-bench-gw-"))
     with bench_stub.running(cpu=0) as stub:
         every_core = os.sched_getaffinity(0)
-        stub_core = {min(every_core)}  # where bench_stub.pin puts core 0
+        stub_core = {bench_stub.core(0, every_core)}
         servers: dict[str, tuple[subprocess.Popen[str], str] | None] = {}
         try:
             # Started before the client is pinned: a child inherits its parent's CPUs, and
@@ -364,10 +364,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     # (LiteLLM's floating rate is not measured: it is as slow either way)
                     measure(f"{name}, floating", url, key, rated=not name.startswith("LiteLLM"))
                     _set_cpus(got[0], stub_core)
-                    try:
-                        measure(name, url, key)
-                    finally:
-                        _set_cpus(got[0], every_core)
+                    measure(name, url, key)
         finally:
             for got in servers.values():
                 if got is not None:

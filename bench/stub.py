@@ -251,12 +251,18 @@ async def serve(port: int) -> None:
         await server.serve_forever()
 
 
+def core(cpu: int, cpus: set[int] | None = None) -> int:
+    """The core :func:`pin` means by ``cpu``: the ``cpu``-th of ``cpus`` (default: the
+    cores this process may use), counted round."""
+    ordered = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+    return ordered[cpu % len(ordered)]
+
+
 def pin(cpu: int) -> None:
     """Pin this process to one core (no-op where the OS or core count does not allow it)."""
     try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) > 1:
-            os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+        if len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(0, {core(cpu)})
     except (AttributeError, OSError):
         pass
 
